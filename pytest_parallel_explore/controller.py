@@ -1,0 +1,106 @@
+"""The controller side of a run: live progress, then ``results.json``, ``summary.md`` and the table.
+
+Registered in the process that reports (the xdist controller, or the main
+process without xdist).  Progress is read from the trials' progress files,
+which every process writes anyway, so the display works the same with and
+without xdist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from . import __version__
+from .record import TrialRecord, load, write_json
+from .results import format_table, load_records, write_report
+from .settings import Settings
+
+#: How often the progress files are polled for changes.
+POLL_SECONDS = 0.5
+
+
+def experiment_info(settings: Settings) -> dict[str, Any]:
+    """What ``experiment.json`` says about a run: enough to rebuild its report later."""
+    return {
+        "experiment": settings.experiment,
+        "task": settings.spec.task,
+        "source": settings.spec.source,
+        "base": settings.base,
+        "base_commit": settings.base_commit,
+        "variants": [t.name for t in settings.trials],
+        "score_command": settings.score_command,
+        "plugin_version": __version__,
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+class ExploreController:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.info = experiment_info(settings)
+        self.results: dict[str, Any] | None = None
+        self._seen: dict[str, tuple[Any, ...]] = {}
+        self._started = time.time()
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="explore-progress", daemon=True)
+
+    # -- live progress -----------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        write_json(self.settings.paths.experiment_json, self.info)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            self.poll()
+
+    def poll(self) -> None:
+        """Print one line for each trial whose step changed since the last poll."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for trial in self.settings.trials:
+            path = self.settings.paths.trial_file(trial.name, "_progress.json")
+            try:
+                if path.stat().st_mtime < self._started:
+                    continue  # left by an earlier run
+            except FileNotFoundError:
+                continue
+            record = load(path)
+            if record is None:
+                continue
+            state = (record.status, record.from_checkpoint, record.agent.turns)
+            if self._seen.get(trial.name) != state:
+                self._seen[trial.name] = state
+                if reporter is not None:
+                    reporter.write_line(self._progress_line(record))
+
+    def _progress_line(self, record: TrialRecord) -> str:
+        step = record.status.value + (" (from checkpoint)" if record.from_checkpoint else "")
+        extra = f", {record.agent.turns} turns" if record.agent.turns else ""
+        return f"explore {self.settings.experiment}[{record.name}]: {step} {record.elapsed:.1f}s{extra}"
+
+    # -- the report --------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._stop.set()
+        if self._watcher.is_alive():
+            self._watcher.join()
+        self.poll()
+        records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
+        self.results = write_report(self.settings.paths, self.info, records)
+        self.config.hook.pytest_explore_summary(config=self.config, results=self.results)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.results:
+            return
+        terminalreporter.section(f"explore {self.settings.experiment}: ranking")
+        for line in format_table(self.results["trials"]):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line("")
+        terminalreporter.write_line(f"summary: {self.settings.paths.summary_md}")

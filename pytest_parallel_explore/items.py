@@ -1,0 +1,95 @@
+"""Collection: one pytest item per trial, and nothing else.
+
+Registered only where trials run (an xdist worker, or the main process
+without xdist).  The project's own tests are not collected, and neither is
+anything under the data directory, whose worktrees hold copies of them.
+Positional arguments select trials by node id (``explore::NAME[trial]``),
+``-k`` and ``-m`` work as usual.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .results import node_id
+from .settings import SETTINGS_KEY, Settings, Trial
+from .trial import TrialRunner
+
+
+class TrialFailed(Exception):
+    """A trial that ran but did not succeed; its reason is the whole failure report."""
+
+
+class TrialItem(pytest.Item):
+    """Runs one trial; passes when the trial was run and scored."""
+
+    def __init__(self, *, trial: Trial, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trial = trial
+        self.settings = settings
+        # pytest-timeout guards the whole item a little above the agent's and the suite's limits.
+        self.add_marker(pytest.mark.timeout(trial.timeout + settings.score_timeout + 120))
+
+    def runtest(self) -> None:
+        record = TrialRunner(self.config, self.settings, self.trial).run()
+        self.user_properties.append(("explore_status", record.status.value))
+        self.user_properties.append(("explore_score", record.score))
+        if not record.ok:
+            raise TrialFailed(f"{record.status.value}: {record.reason or 'no reason recorded'}")
+        minimum = self.settings.min_score
+        if minimum is not None and (record.score or 0.0) < minimum:
+            raise TrialFailed(f"score {record.score:.3f} is below --explore-min-score {minimum:g}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, TrialFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.nodeid
+
+
+def collect_trials(session: pytest.Session) -> list[pytest.Item]:
+    """The trial items, filtered by node-id arguments and then by ``-k``/``-m``."""
+    config = session.config
+    settings = config.stash[SETTINGS_KEY]
+    items: list[pytest.Item] = [
+        TrialItem.from_parent(
+            session,
+            name=f"{settings.experiment}[{trial.name}]",
+            nodeid=node_id(settings.experiment, trial.name),
+            trial=trial,
+            settings=settings,
+        )
+        for trial in settings.trials
+    ]
+    wanted = _selected_ids(config, {item.nodeid for item in items})
+    if wanted is not None:
+        items = [item for item in items if item.nodeid in wanted]
+    config.hook.pytest_collection_modifyitems(session=session, config=config, items=items)
+    return items
+
+
+def _selected_ids(config: pytest.Config, known: set[str]) -> set[str] | None:
+    """Node ids given on the command line, or None when none were given."""
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        return None
+    ids = [arg for arg in config.args if "::" in arg or "[" in arg]
+    unknown = [arg for arg in ids if arg not in known]
+    if unknown:
+        raise pytest.UsageError(
+            f"not a trial of this experiment: {', '.join(unknown)}; expected one of {', '.join(sorted(known))}"
+        )
+    return set(ids) or None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> bool:
+    items = collect_trials(session)
+    session.items = items
+    session.testscollected = len(items)
+    session.config.hook.pytest_collection_finish(session=session)
+    return True

@@ -1,0 +1,148 @@
+"""Owned subprocesses: every command the plugin starts goes through :func:`run_owned`.
+
+Each command runs in its own process group with a timeout; on timeout, on
+Ctrl-C or on any exception in the waiting thread, the whole group is killed,
+so an agent's children never outlive the trial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+#: How long a process group gets between SIGTERM and SIGKILL.
+KILL_GRACE_SECONDS = 3.0
+
+#: Environment variables of the outer pytest run that must not leak into the
+#: commands we start (an inner pytest would think it is an xdist worker).
+_PYTEST_RUN_VARIABLES = (
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+    "PYTEST_XDIST_TESTRUNUID",
+    "PYTEST_CURRENT_TEST",
+    "PYTEST_ADDOPTS",
+    "PYTEST_PLUGINS",
+)
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+def expand(template: str, values: Mapping[str, str]) -> str:
+    """Replace ``{name}`` in a shell command by the shell-quoted value of ``values[name]``.
+
+    Braces that name no value are left alone, so ``${VAR}`` or awk programs keep working.
+    """
+    return _PLACEHOLDER.sub(
+        lambda m: shlex.quote(values[m.group(1)]) if m.group(1) in values else m.group(0), template
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    returncode: int | None
+    timed_out: bool
+    seconds: float
+    stdout: str = ""
+
+
+def clean_env(extra: Mapping[str, str] = (), *, drop_secrets: bool = False) -> dict[str, str]:
+    """The current environment without the outer pytest run's variables.
+
+    With ``drop_secrets`` API keys, tokens and passwords are removed too: the
+    scored test suite and the built-in agent's commands never need them.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in _PYTEST_RUN_VARIABLES}
+    if drop_secrets:
+        env = {k: v for k, v in env.items() if not is_secret_name(k)}
+    env.update(extra)
+    return env
+
+
+def is_secret_name(name: str) -> bool:
+    upper = name.upper()
+    return upper.endswith(("_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_AUTH_TOKEN")) or upper in {
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+        "GITHUB_TOKEN",
+    }
+
+
+def run_owned(
+    command: str | Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    stdin: str | None = None,
+    output: Path | None = None,
+    capture: bool = False,
+) -> Finished:
+    """Run ``command`` (a shell string or an argv) in its own process group.
+
+    Output goes to ``output`` (appended, stderr merged), or is captured and
+    returned when ``capture`` is set, or is discarded.  Whatever happens, no
+    process of the group is left running when this returns or raises.
+    """
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    log: IO[bytes] | None = output.open("ab") if output is not None else None
+    stdout: int | IO[bytes] = subprocess.PIPE if capture else (log or subprocess.DEVNULL)
+    started = time.monotonic()
+    try:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=subprocess.STDOUT if not capture else (log or subprocess.DEVNULL),
+                start_new_session=True,
+            )
+        except OSError as exc:  # the executable itself is missing or not runnable
+            if log is not None:
+                log.write(f"could not start {argv[0]!r}: {exc}\n".encode())
+            return Finished(returncode=127, timed_out=False, seconds=0.0)
+        try:
+            out, _ = proc.communicate(
+                stdin.encode() if stdin is not None else None, timeout=max(timeout, 0.001)
+            )
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            return Finished(None, True, time.monotonic() - started)
+        except BaseException:
+            kill_group(proc)
+            raise
+        # The leader is gone; children it left in the background go with it.
+        _signal_group(proc.pid, signal.SIGKILL)
+        text = out.decode(errors="replace") if out else ""
+        return Finished(proc.returncode, False, time.monotonic() - started, text)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after a grace period."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=KILL_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

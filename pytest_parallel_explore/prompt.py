@@ -1,0 +1,32 @@
+"""The plugin's own ``pytest_explore_prompt``: task + approach + methodology, from a template.
+
+The default template (``templates/prompt.md.j2``) carries the "ultrathink"
+methodology: understand, plan, implement, run the tests, iterate.  A
+``prompt_template`` file in the variants file replaces it, with the same
+variables: ``task``, ``variant``, ``description``, ``experiment``,
+``worktree`` and ``score_command``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .settings import SETTINGS_KEY
+from .spec import VariantSpec
+from .templating import render, render_file
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_explore_prompt(config: pytest.Config, variant: VariantSpec, task: str) -> str:
+    settings = config.stash[SETTINGS_KEY]
+    context = {
+        "task": task,
+        "variant": variant.name,
+        "description": variant.description,
+        "experiment": settings.experiment,
+        "worktree": str(settings.paths.worktree(variant.name)),
+        "score_command": settings.score_command.replace("{python}", "python"),
+    }
+    if settings.spec.prompt_template is not None:
+        return render_file(settings.spec.prompt_template, **context)
+    return render("prompt.md.j2", **context)

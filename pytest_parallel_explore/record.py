@@ -1,0 +1,207 @@
+"""The trial record: the state of one trial, saved after every step.
+
+A record is plain data with an explicit ``to_json``/``from_json`` and a schema
+version, so progress files written by one version stay readable by the next.
+Files are always replaced atomically (temp file in the same folder, then
+``os.replace``) so a crash or Ctrl-C never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, TypeVar
+
+SCHEMA = 1
+
+
+class Status(str, enum.Enum):
+    """Where a trial is: the steps in order, then the ways it can end."""
+
+    PENDING = "pending"
+    WORKTREE = "worktree"
+    AGENT = "agent"
+    SCORE = "score"
+    DONE = "done"
+    AGENT_FAILED = "agent_failed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.ERROR})
+
+
+@dataclasses.dataclass
+class AgentStats:
+    """What the agent did and what it cost; filled in by the agent backend."""
+
+    backend: str = ""
+    model: str | None = None
+    exit_code: int | None = None
+    seconds: float = 0.0
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    stop_reason: str | None = None
+    session_id: str | None = None
+    per_turn: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class DiffStats:
+    files_changed: int = 0
+    insertions: int = 0
+    deletions: int = 0
+    files: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class TestStats:
+    """The project's test suite as run in the worktree.
+
+    ``cases`` maps each test's node id to ``{"outcome", "duration"}`` so that
+    variants can be compared test by test.  ``problem`` is set when the suite
+    could not be judged (no tests collected, did not start): the score is 0.
+    """
+
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    exit_code: int | None = None
+    problem: str | None = None
+    cases: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.errors
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.total if self.total and not self.problem else 0.0
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """One trial: identity, state, and everything measured so far."""
+
+    experiment: str
+    name: str
+    variant: str
+    description: str = ""
+    spec_hash: str = ""
+    status: Status = Status.PENDING
+    reason: str | None = None
+    branch: str = ""
+    base_commit: str = ""
+    commit: str | None = None
+    worktree: str = ""
+    agent: AgentStats = dataclasses.field(default_factory=AgentStats)
+    diff: DiffStats = dataclasses.field(default_factory=DiffStats)
+    tests: TestStats = dataclasses.field(default_factory=TestStats)
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    score: float | None = None
+    rank: int | None = None
+    flags: list[str] = dataclasses.field(default_factory=list)
+    steps: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    started_at: float | None = None
+    finished_at: float | None = None
+    from_checkpoint: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["status"] = self.status.value
+        data["tests"]["total"] = self.tests.total
+        data["tests"]["pass_rate"] = self.tests.pass_rate
+        return {"schema": SCHEMA, **data}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialRecord:
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"unsupported record schema {data.get('schema')!r}")
+        fields = _known_fields(cls, data)
+        fields["status"] = Status(fields.get("status", "pending"))
+        fields["agent"] = _from_dict(AgentStats, data.get("agent", {}))
+        fields["diff"] = _from_dict(DiffStats, data.get("diff", {}))
+        fields["tests"] = _from_dict(TestStats, data.get("tests", {}))
+        return cls(**fields)
+
+    @property
+    def ok(self) -> bool:
+        """True when the trial ran and was scored on a judgeable test run."""
+        return self.status is Status.DONE and not self.tests.problem
+
+    @property
+    def elapsed(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at or time.time()) - self.started_at
+
+
+_T = TypeVar("_T")
+
+
+def _known_fields(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def _from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
+    # Unknown keys are dropped so that newer files load in older code.
+    return cls(**_known_fields(cls, data))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document at ``path``, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def save(record: TrialRecord, path: Path) -> None:
+    write_json(path, record.to_json())
+
+
+def load(path: Path) -> TrialRecord | None:
+    """The record saved at ``path``, or None when there is none or it is unreadable."""
+    try:
+        return TrialRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None

@@ -1,0 +1,123 @@
+"""The comparison: ranking trials, ``results.json``, ``summary.md`` and the terminal table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .record import SCHEMA, Status, TrialRecord, load, write_atomic, write_json
+from .settings import ExperimentPaths
+from .templating import render
+
+
+def load_records(paths: ExperimentPaths, trials: Iterable[str] | None = None) -> list[TrialRecord]:
+    """The saved records of ``trials`` (default: every trial with a progress file)."""
+    if trials is None:
+        trials = sorted(p.name[: -len("_progress.json")] for p in paths.results.glob("*_progress.json"))
+    records = []
+    for name in trials:
+        record = load(paths.trial_file(name, "_progress.json"))
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def rank(records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """Order records best first and number the scored ones.
+
+    Scored trials rank by score, then tests passed, then lower cost and
+    agent time; trials without a score come last, unranked.
+    """
+
+    def key(r: TrialRecord) -> tuple[Any, ...]:
+        scored = r.score is not None
+        return (not scored, -(r.score or 0.0), -r.tests.passed, r.agent.cost_usd, r.agent.seconds, r.name)
+
+    ordered = sorted(records, key=key)
+    for position, record in enumerate(ordered, 1):
+        record.rank = position if record.score is not None else None
+    return ordered
+
+
+def build_results(experiment: dict[str, Any], records: Sequence[TrialRecord]) -> dict[str, Any]:
+    ordered = rank(records)
+    best = next((r.name for r in ordered if r.rank == 1), None)
+    return {
+        "schema": SCHEMA,
+        **experiment,
+        "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "best": best,
+        "status_counts": _status_counts(ordered),
+        "trials": [r.to_json() for r in ordered],
+    }
+
+
+def _status_counts(records: Iterable[TrialRecord]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.status.value] = counts.get(record.status.value, 0) + 1
+    return counts
+
+
+def write_report(paths: ExperimentPaths, experiment: dict[str, Any], records: Sequence[TrialRecord]) -> dict[str, Any]:
+    """Write ``results.json`` and ``summary.md``; return the results."""
+    results = build_results(experiment, records)
+    write_json(paths.results_json, results)
+    write_atomic(paths.summary_md, render_summary(results))
+    return results
+
+
+def render_summary(results: dict[str, Any]) -> str:
+    failed = [t for t in results["trials"] if t["status"] != Status.DONE.value or t["tests"].get("problem")]
+    return render(
+        "summary.md.j2",
+        results=results,
+        trials=results["trials"],
+        failed=failed,
+        table=table_rows(results["trials"]),
+        retry_command=retry_command(results, [t["name"] for t in failed]),
+    )
+
+
+def retry_command(results: dict[str, Any], names: Sequence[str]) -> str:
+    """The command that reruns just ``names`` (unfinished trials are rerun, finished ones reused)."""
+    ids = " ".join(f"'{node_id(results['experiment'], n)}'" for n in names)
+    return f"pytest --explore {results['experiment']} --variants {results.get('source', 'VARIANTS')} {ids}".rstrip()
+
+
+def node_id(experiment: str, trial: str) -> str:
+    return f"explore::{experiment}[{trial}]"
+
+
+TABLE_HEADER = ("rank", "variant", "status", "score", "tests", "diff", "agent", "tokens", "cost")
+
+
+def table_rows(trials: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """One row of display strings per trial record (as JSON), in the order given."""
+    rows = []
+    for t in trials:
+        tests, agent, diff = t["tests"], t["agent"], t["diff"]
+        status = t["status"] + (" (checkpoint)" if t.get("from_checkpoint") else "")
+        tokens = agent["input_tokens"] + agent["output_tokens"]
+        rows.append(
+            (
+                str(t["rank"]) if t["rank"] is not None else "-",
+                t["name"],
+                status,
+                f"{t['score']:.3f}" if t["score"] is not None else "-",
+                f"{tests['passed']}/{tests['total']}" if t["score"] is not None else "-",
+                f"+{diff['insertions']}/-{diff['deletions']} ({diff['files_changed']} files)",
+                f"{agent['seconds']:.1f}s",
+                f"{tokens:,}" if tokens else "-",
+                f"${agent['cost_usd']:.2f}" if agent["cost_usd"] else "-",
+            )
+        )
+    return rows
+
+
+def format_table(trials: Sequence[dict[str, Any]]) -> list[str]:
+    """The ranked table as aligned text lines, for the terminal."""
+    rows = [TABLE_HEADER, *table_rows(trials)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_HEADER))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

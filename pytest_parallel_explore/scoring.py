@@ -1,0 +1,190 @@
+"""The plugin's own ``pytest_explore_score``: the project's test suite and the YAML metrics.
+
+The suite runs inside the worktree with the worktree first on ``PYTHONPATH``
+(``src/`` too when the project has one), so the code scored is the
+worktree's, never the main checkout's or an installed copy.  A pytest command
+gets ``--junitxml`` appended and each test's outcome is kept by node id.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from .procs import clean_env, expand, run_owned
+from .record import TestStats, TrialRecord
+from .settings import SETTINGS_KEY, Settings
+from .spec import VariantSpec
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_PYTEST_COMMAND = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)(\s|$)|-m\s+pytest\b")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_explore_score(config: pytest.Config, variant: VariantSpec, worktree: Path, trial: TrialRecord) -> dict[str, float]:
+    settings = config.stash[SETTINGS_KEY]
+    trial.tests = run_test_suite(settings, worktree, trial.name)
+    metrics = {
+        "tests_pass_rate": trial.tests.pass_rate,
+        "tests_passed": float(trial.tests.passed),
+        "tests_failed": float(trial.tests.failed),
+        "tests_errors": float(trial.tests.errors),
+        "tests_skipped": float(trial.tests.skipped),
+    }
+    for name, metric in settings.spec.score.metrics.items():
+        value = run_metric(settings, worktree, trial.name, metric.command)
+        if value is None:
+            trial.flags.append(f"metric {name!r} printed no number")
+        else:
+            metrics[name] = value
+    return metrics
+
+
+def command_values(settings: Settings, worktree: Path, trial: str) -> dict[str, str]:
+    """Values for ``{python}``, ``{worktree}`` ... in score, setup and metric commands."""
+    return {
+        "python": sys.executable,
+        "worktree": str(worktree),
+        "trial": trial,
+        "experiment": settings.experiment,
+    }
+
+
+def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str]:
+    """The environment of scoring commands: no API keys, the worktree's code first."""
+    repo = str(settings.workspace.repo_root)
+    inherited = [
+        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if p and not (p == repo or p.startswith(repo + os.sep))
+    ]
+    first = [str(worktree / "src")] if (worktree / "src").is_dir() else []
+    pythonpath = os.pathsep.join([*first, str(worktree), *inherited])
+    return clean_env(
+        {
+            "PYTHONPATH": pythonpath,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "EXPLORE_EXPERIMENT": settings.experiment,
+            "EXPLORE_TRIAL": trial,
+            "EXPLORE_WORKTREE": str(worktree),
+        },
+        drop_secrets=True,
+    )
+
+
+def run_test_suite(settings: Settings, worktree: Path, trial: str) -> TestStats:
+    """Run ``score.command`` in the worktree and read its outcome, test by test."""
+    paths = settings.paths
+    junit = paths.trial_file(trial, "_junit.xml")
+    log = paths.trial_file(trial, "_tests.log")
+    junit.unlink(missing_ok=True)
+    log.unlink(missing_ok=True)
+    command = expand(settings.score_command, command_values(settings, worktree, trial))
+    if _PYTEST_COMMAND.search(command):
+        command += f" --junitxml={shlex.quote(str(junit))} -o junit_family=xunit1"
+        report: Path | None = junit
+    elif settings.spec.score.junit:
+        report = worktree / settings.spec.score.junit
+    else:
+        report = None
+    log.write_text(f"$ {command}\n")
+    finished = run_owned(
+        command,
+        cwd=worktree,
+        env=scoring_env(settings, worktree, trial),
+        timeout=settings.score_timeout,
+        output=log,
+    )
+    if report is not None and report.is_file():
+        stats = parse_junit(report)
+    elif report is None and finished.returncode is not None:
+        # Not pytest and no junit file: the exit code is the only verdict.
+        stats = TestStats(passed=int(finished.returncode == 0), failed=int(finished.returncode != 0))
+    else:
+        stats = TestStats()
+    stats.exit_code = finished.returncode
+    stats.seconds = round(finished.seconds, 3)
+    stats.problem = _problem(finished.returncode, finished.timed_out, stats, settings, log)
+    return stats
+
+
+def _problem(returncode: int | None, timed_out: bool, stats: TestStats, settings: Settings, log: Path) -> str | None:
+    """Why this run cannot be judged, or None when it can."""
+    if timed_out:
+        return f"the test suite timed out after {settings.score_timeout:g}s (see {log})"
+    if returncode == 5 or (returncode == 0 and stats.total == 0):
+        return "the test suite collected no tests"
+    if stats.total == 0:
+        return f"the test suite did not start (exit {returncode}; see {log})"
+    return None
+
+
+def parse_junit(path: Path) -> TestStats:
+    """Counts and per-test outcomes from a junit XML report (pytest's xunit1 or xunit2)."""
+    stats = TestStats()
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError:
+        return stats
+    for case in root.iter("testcase"):
+        tags = {child.tag for child in case}
+        if "failure" in tags:
+            outcome = "failed"
+            stats.failed += 1
+        elif "error" in tags:
+            outcome = "error"
+            stats.errors += 1
+        elif "skipped" in tags:
+            outcome = "skipped"
+            stats.skipped += 1
+        else:
+            outcome = "passed"
+            stats.passed += 1
+        stats.cases[_node_id(case.attrib)] = {"outcome": outcome, "duration": float(case.get("time") or 0)}
+    return stats
+
+
+def _node_id(attrib: Mapping[str, str]) -> str:
+    """pytest's node id, rebuilt from a testcase's ``file``, ``classname`` and ``name``."""
+    name = attrib.get("name", "")
+    classname = attrib.get("classname", "")
+    file = attrib.get("file")
+    if not file:
+        return f"{classname}::{name}" if classname else name
+    module = file[: -len(".py")].replace("/", ".") if file.endswith(".py") else file
+    classes = classname[len(module) + 1 :] if classname.startswith(module + ".") else ""
+    parts = [file, *(classes.split(".") if classes else []), name]
+    return "::".join(part for part in parts if part)
+
+
+def run_metric(settings: Settings, worktree: Path, trial: str, command: str) -> float | None:
+    """The last number a ``score.metrics`` command prints, or None."""
+    finished = run_owned(
+        expand(command, command_values(settings, worktree, trial)),
+        cwd=worktree,
+        env=scoring_env(settings, worktree, trial),
+        timeout=settings.score_timeout,
+        capture=True,
+    )
+    numbers = _NUMBER.findall(finished.stdout)
+    return float(numbers[-1]) if numbers and not finished.timed_out else None
+
+
+def weighted_score(settings: Settings, metrics: Mapping[str, float], tests: TestStats) -> float:
+    """The trial's score: the weighted sum of its metrics (default: the test pass rate).
+
+    A test run that cannot be judged scores 0, whatever the other metrics say.
+    """
+    if tests.problem:
+        return 0.0
+    weights = dict(settings.spec.score.weights) or {"tests_pass_rate": 1.0}
+    for name, metric in settings.spec.score.metrics.items():
+        if metric.weight and name not in settings.spec.score.weights:
+            weights[name] = metric.weight
+    return round(sum(weight * metrics.get(name, 0.0) for name, weight in weights.items()), 6)

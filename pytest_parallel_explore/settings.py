@@ -1,0 +1,229 @@
+"""Resolving options, ini keys and the variants file into one frozen :class:`Settings`.
+
+Precedence, for every setting: command line > ``variants.yaml`` > ini
+(``[tool.pytest.ini_options]``) > built-in default.  This module is the only
+place that reads the plugin's options from ``config``; everything downstream
+gets the resolved settings from ``config.stash``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .spec import ExperimentSpec, SpecError, VariantSpec, is_safe_name, load_spec, parse_duration, variant_hash
+
+DEFAULT_DIR = ".data/parallel_explorer"
+DEFAULT_TIMEOUT = 1800.0
+DEFAULT_SCORE_TIMEOUT = 600.0
+DEFAULT_MAX_CONCURRENT = 3
+DEFAULT_SCORE_COMMAND = "{python} -m pytest -q"
+
+DIR_HELP = f"where experiments live, relative to the repository root (default: {DEFAULT_DIR})"
+TIMEOUT_HELP = "per-trial time limit for the agent, e.g. 1800, 90s, 20m, 1h (default: 30m)"
+MAX_CONCURRENT_HELP = f"upper bound on trials run at once, whatever -n says (default: {DEFAULT_MAX_CONCURRENT})"
+SCORE_COMMAND_HELP = f"the project's test suite, run in each worktree (default: {DEFAULT_SCORE_COMMAND})"
+AGENT_HELP = "default agent backend (default: anthropic when ANTHROPIC_API_KEY is set)"
+
+SETTINGS_KEY = pytest.StashKey["Settings"]()
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentPaths:
+    """Where one experiment's files live (see DESIGN.md, "Files")."""
+
+    root: Path
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def worktrees(self) -> Path:
+        return self.root / "worktrees"
+
+    @property
+    def experiment_json(self) -> Path:
+        return self.root / "experiment.json"
+
+    @property
+    def results_json(self) -> Path:
+        return self.results / "results.json"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.results / "summary.md"
+
+    def worktree(self, trial: str) -> Path:
+        return self.worktrees / trial
+
+    def trial_file(self, trial: str, suffix: str) -> Path:
+        """``results/<trial><suffix>``: ``_progress.json``, ``_agent.log``, ``.patch``, ..."""
+        return self.results / f"{trial}{suffix}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    """The repository and its data directory: all that the non-run commands need."""
+
+    repo_root: Path
+    explore_dir: Path
+
+    def experiment(self, name: str) -> ExperimentPaths:
+        return ExperimentPaths(self.explore_dir / name)
+
+    def branch(self, experiment: str, trial: str) -> str:
+        return f"explore/{experiment}/{trial}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One run of one variant, as it will be executed."""
+
+    name: str
+    variant: VariantSpec
+    spec_hash: str
+    timeout: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    experiment: str
+    spec: ExperimentSpec
+    workspace: Workspace
+    base: str
+    base_commit: str
+    timeout: float
+    score_timeout: float
+    max_concurrent: int
+    score_command: str
+    min_score: float | None
+    rerun: bool
+    trials: tuple[Trial, ...]
+
+    @property
+    def paths(self) -> ExperimentPaths:
+        return self.workspace.experiment(self.experiment)
+
+    def trial(self, name: str) -> Trial:
+        return next(t for t in self.trials if t.name == name)
+
+
+def resolve_workspace(config: pytest.Config) -> Workspace:
+    """The repository around the invocation directory and its explore dir."""
+    from . import gitops  # here, not at the top: without --explore the plugin imports no git
+
+    try:
+        root = gitops.repo_root(config.invocation_params.dir)
+    except gitops.GitProblem as exc:
+        raise pytest.UsageError(f"--explore: {exc}") from None
+    raw = config.getoption("explore_dir") or config.getini("explore_dir") or DEFAULT_DIR
+    return Workspace(root, (root / raw).resolve())
+
+
+def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> Settings:
+    """Load the variants file and resolve every setting, or raise ``pytest.UsageError``.
+
+    ``base_commit`` is given on xdist workers (the controller resolved it), so
+    every worker branches from the very same commit.
+    """
+    name: str = config.getoption("explore")
+    _check_experiment_name(name)
+    variants_arg = config.getoption("explore_variants")
+    if variants_arg is None:
+        raise pytest.UsageError(
+            f"--explore {name}: which variants? add --variants FILE (YAML or JSON), inline JSON, or a number"
+        )
+    workspace = resolve_workspace(config)
+    ini_backend = config.getini("explore_agent") or None
+    default_backend = ini_backend or ("anthropic" if os.environ.get("ANTHROPIC_API_KEY") else None)
+    try:
+        spec = load_spec(
+            variants_arg,
+            task=config.getoption("explore_task"),
+            invocation_dir=config.invocation_params.dir,
+            default_backend=default_backend,
+        )
+    except SpecError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+    base = spec.base or "HEAD"
+    if base_commit is None:
+        from . import gitops
+
+        try:
+            base_commit = gitops.resolve_commit(workspace.repo_root, base)
+        except gitops.GitProblem as exc:
+            raise pytest.UsageError(f"{spec.source}: base: {exc}") from None
+    timeout = _first_duration(
+        ("--explore-timeout", config.getoption("explore_timeout")),
+        (f"{spec.source}: timeout", spec.timeout),
+        ("ini explore_timeout", config.getini("explore_timeout") or None),
+    ) or DEFAULT_TIMEOUT
+    max_concurrent = spec.max_concurrent or _ini_int(config, "explore_max_concurrent") or DEFAULT_MAX_CONCURRENT
+    score_command = spec.score.command or config.getini("explore_score_command") or DEFAULT_SCORE_COMMAND
+    score_timeout = spec.score.timeout or DEFAULT_SCORE_TIMEOUT
+    fingerprint = {"base_commit": base_commit, "score_command": score_command}
+    trials = tuple(
+        Trial(
+            name=variant.name,
+            variant=variant,
+            spec_hash=variant_hash(spec, variant, {**fingerprint, "timeout": variant.timeout or timeout}),
+            timeout=variant.timeout or timeout,
+        )
+        for variant in spec.variants
+    )
+    return Settings(
+        experiment=name,
+        spec=spec,
+        workspace=workspace,
+        base=base,
+        base_commit=base_commit,
+        timeout=timeout,
+        score_timeout=score_timeout,
+        max_concurrent=max_concurrent,
+        score_command=score_command,
+        min_score=config.getoption("explore_min_score"),
+        rerun=bool(config.getoption("explore_rerun")),
+        trials=trials,
+    )
+
+
+def _check_experiment_name(name: str) -> None:
+    if not is_safe_name(name):
+        raise pytest.UsageError(
+            f"--explore: unsafe experiment name {name!r}; it is used in paths and git refs: "
+            "letters, digits, '.', '_' and '-'"
+        )
+
+
+def _first_duration(*candidates: tuple[str, Any]) -> float | None:
+    for where, value in candidates:
+        if value is None:
+            continue
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise pytest.UsageError(
+                f"{where}: expected a duration such as 90, '90s', '20m' or '1h', got {value!r}"
+            ) from None
+    return None
+
+
+def _ini_int(config: pytest.Config, key: str) -> int | None:
+    raw = config.getini(key)
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise pytest.UsageError(f"ini {key}: expected a whole number >= 1, got {raw!r}")
+    return value

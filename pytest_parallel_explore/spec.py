@@ -1,0 +1,420 @@
+"""Loading and validating an experiment's variants (``--variants``).
+
+``--variants`` is a YAML or JSON file, inline JSON (``{"name": "description"}``
+or a whole spec), or an integer N (N variants with the same task).  Everything
+is checked before anything is created; all problems are reported together as
+one :class:`pytest.UsageError` naming the file, the key path and what was
+expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+#: Names become paths and git refs: keep them to a safe alphabet.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hms]?)")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
+
+TOP_KEYS = frozenset(
+    {"task", "base", "timeout", "max_concurrent", "agent", "score", "variants", "prompt_template"}
+)
+SCORE_KEYS = frozenset({"command", "setup", "holdout", "junit", "metrics", "weights", "timeout"})
+METRIC_KEYS = frozenset({"command", "weight"})
+VARIANT_KEYS = frozenset({"description", "agent", "timeout"})
+#: Keys every backend understands; a backend adds its own through ``validate_settings``.
+COMMON_AGENT_KEYS = frozenset({"backend", "model"})
+COMMAND_AGENT_KEYS = COMMON_AGENT_KEYS | {"run"}
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricSpec:
+    command: str
+    weight: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreSpec:
+    command: str | None = None  # None: the ini / built-in default applies
+    setup: str | None = None
+    holdout: tuple[str, ...] = ()
+    junit: str | None = None
+    timeout: float | None = None
+    metrics: Mapping[str, MetricSpec] = dataclasses.field(default_factory=dict)
+    weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    description: str
+    agent: Mapping[str, Any]  # defaults merged with the variant's overrides
+    timeout: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSpec:
+    """A validated ``variants.yaml``; values the file leaves out are None."""
+
+    source: str  # file path, or a description of where the spec came from
+    task: str | None
+    variants: tuple[VariantSpec, ...]
+    base: str | None = None
+    timeout: float | None = None
+    max_concurrent: int | None = None
+    score: ScoreSpec = ScoreSpec()
+    prompt_template: Path | None = None
+
+    def variant(self, name: str) -> VariantSpec:
+        return next(v for v in self.variants if v.name == name)
+
+
+class SpecError(Exception):
+    """Problems found in a spec; becomes a UsageError at the plugin's edge."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+def is_safe_name(name: str) -> bool:
+    """Whether ``name`` can be used as a path component and a git ref component."""
+    return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name and not name.endswith((".lock", "."))
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"20m"``, ``"1h30m"``; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ValueError(value)
+        return float(value)
+    text = str(value).strip().lower()
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip() or (len(parts) > 1 and "" in [u for _, u in parts]):
+        raise ValueError(value)
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(value)
+    return seconds
+
+
+def load_spec(
+    value: str, *, task: str | None = None, invocation_dir: Path, default_backend: str | None = None
+) -> ExperimentSpec:
+    """Read ``--variants`` (file, inline JSON or an integer) into a validated spec.
+
+    ``task`` (``--explore-task``) takes precedence over the file's ``task``;
+    ``default_backend`` (ini ``explore_agent``, or ``anthropic`` when a key is
+    set) applies to variants whose agent names none.  Raises
+    :class:`SpecError` with every problem found.
+    """
+    text = value.strip()
+    if re.fullmatch(r"\d+", text):
+        count = int(text)
+        source = f"--variants {text}"
+        if count < 1:
+            raise SpecError(source, ["variants: expected at least 1 variant, got 0"])
+        data: Any = {"variants": {f"run-{i}": "" for i in range(1, count + 1)}}
+        base_dir = invocation_dir
+    elif text.startswith("{"):
+        source = "--variants (inline JSON)"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(source, [f"not valid JSON: {exc}"]) from None
+        if isinstance(data, dict) and "variants" not in data:
+            data = {"variants": data}  # the seed's form: name -> description
+        base_dir = invocation_dir
+    else:
+        path = (invocation_dir / value).resolve()
+        source = value
+        if not path.is_file():
+            raise SpecError(source, ["no such file (expected a YAML or JSON variants file, inline JSON or a number)"])
+        data = _read_file(path, source)
+        base_dir = path.parent
+    if task is not None:
+        if not isinstance(data, dict):
+            data = {}
+        data = {**data, "task": task}
+    return validate(data, source=source, base_dir=base_dir, default_backend=default_backend)
+
+
+def _read_file(path: Path, source: str) -> Any:
+    import yaml  # imported here: only an experiment run pays for it
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(source, [f"cannot be parsed: {exc}"]) from None
+
+
+def validate(
+    data: Any, *, source: str, base_dir: Path, default_backend: str | None = None
+) -> ExperimentSpec:
+    """Turn parsed data into an :class:`ExperimentSpec`, or raise :class:`SpecError`."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise SpecError(source, [f"expected a mapping with 'task' and 'variants', got {_kind(data)}"])
+    _check_keys(data, TOP_KEYS, "", problems)
+
+    task = data.get("task")
+    if task is None or (isinstance(task, str) and not task.strip()):
+        problems.append("task: missing; say what every variant must do (or pass --explore-task)")
+        task = None
+    elif not isinstance(task, str):
+        problems.append(f"task: expected text, got {_kind(task)}")
+        task = None
+
+    base = _optional(data, "base", str, "a commit-ish such as HEAD or main", "", problems)
+    timeout = _duration(data, "timeout", "", problems)
+    max_concurrent = _optional(data, "max_concurrent", int, "a whole number >= 1", "", problems)
+    if max_concurrent is not None and max_concurrent < 1:
+        problems.append(f"max_concurrent: expected a whole number >= 1, got {max_concurrent}")
+    defaults = data.get("agent", {})
+    if not isinstance(defaults, dict):
+        problems.append(f"agent: expected a mapping of agent settings, got {_kind(defaults)}")
+        defaults = {}
+    score = _score(data.get("score", {}), problems)
+    template = _optional(data, "prompt_template", str, "a path to a jinja2 template", "", problems)
+    template_path = (base_dir / template).resolve() if template else None
+    if template_path is not None and not template_path.is_file():
+        problems.append(f"prompt_template: no such file: {template_path}")
+
+    if default_backend is not None:
+        defaults = {"backend": default_backend, **defaults}
+    variants = _variants(data.get("variants"), defaults, problems)
+    if problems:
+        raise SpecError(source, problems)
+    return ExperimentSpec(
+        source=source,
+        task=task,
+        variants=tuple(variants),
+        base=base,
+        timeout=timeout,
+        max_concurrent=max_concurrent,
+        score=score,
+        prompt_template=template_path,
+    )
+
+
+def _variants(raw: Any, defaults: dict[str, Any], problems: list[str]) -> list[VariantSpec]:
+    if raw is None or raw == {} or raw == []:
+        problems.append("variants: empty; expected at least one variant (name: description)")
+        return []
+    if isinstance(raw, list):
+        # A list of names is accepted as "name: no extra description".
+        if not all(isinstance(n, str) for n in raw):
+            problems.append("variants: expected a mapping of name -> description or settings")
+            return []
+        seen = [n for i, n in enumerate(raw) if n in raw[:i]]
+        for name in seen:
+            problems.append(f"variants.{name}: duplicate variant name")
+        raw = {n: "" for n in raw}
+    if not isinstance(raw, dict):
+        problems.append(f"variants: expected a mapping of name -> description or settings, got {_kind(raw)}")
+        return []
+    variants = []
+    lowered: dict[str, str] = {}
+    for name, body in raw.items():
+        where = f"variants.{name}"
+        name = str(name)
+        if not is_safe_name(name):
+            problems.append(
+                f"{where}: unsafe name {name!r}; names are used in paths and git refs: "
+                "letters, digits, '.', '_' and '-', not starting with '.' or '-', no '..'"
+            )
+            continue
+        if name.lower() in lowered:
+            problems.append(f"{where}: duplicate of variant {lowered[name.lower()]!r} (names must differ in more than case)")
+            continue
+        lowered[name.lower()] = name
+        if body is None:
+            body = ""
+        if isinstance(body, str):
+            body = {"description": body}
+        if not isinstance(body, dict):
+            problems.append(f"{where}: expected a description or a mapping with 'description', got {_kind(body)}")
+            continue
+        _check_keys(body, VARIANT_KEYS, where + ".", problems)
+        description = body.get("description", "")
+        if not isinstance(description, str):
+            problems.append(f"{where}.description: expected text, got {_kind(description)}")
+            description = ""
+        override = body.get("agent", {})
+        if not isinstance(override, dict):
+            problems.append(f"{where}.agent: expected a mapping of agent settings, got {_kind(override)}")
+            override = {}
+        agent = {**defaults, **override}
+        _check_agent(agent, where + ".agent", problems)
+        variants.append(
+            VariantSpec(
+                name=name,
+                description=description,
+                agent=agent,
+                timeout=_duration(body, "timeout", where + ".", problems),
+            )
+        )
+    return variants
+
+
+def _check_agent(agent: dict[str, Any], where: str, problems: list[str]) -> None:
+    """Check the settings the built-in backends know; plugin backends check their own."""
+    backend = agent.get("backend")
+    if backend is None:
+        problems.append(
+            f"{where}.backend: no agent chosen; set agent.backend in the variants file "
+            "('command' with a 'run' command, or 'anthropic'), the ini key explore_agent, "
+            "or ANTHROPIC_API_KEY for the built-in agent"
+        )
+        return
+    if not isinstance(backend, str):
+        problems.append(f"{where}.backend: expected a backend name such as 'anthropic' or 'command', got {_kind(backend)}")
+        return
+    if backend == "command":
+        _check_keys(agent, COMMAND_AGENT_KEYS, where + ".", problems)
+        run = agent.get("run")
+        if not isinstance(run, str) or not run.strip():
+            problems.append(f"{where}.run: expected the agent's shell command (e.g. \"claude -p {{prompt}}\"), got {_kind(run)}")
+    elif backend in BACKEND_VALIDATORS:
+        problems.extend(BACKEND_VALIDATORS[backend](agent, where))
+    if "model" in agent and not isinstance(agent["model"], str):
+        problems.append(f"{where}.model: expected a model name, got {_kind(agent['model'])}")
+
+
+def _anthropic_problems(agent: Mapping[str, Any], where: str) -> list[str]:
+    from .anthropic_agent import validate_settings
+
+    return validate_settings(agent, where)
+
+
+def _claude_code_problems(agent: Mapping[str, Any], where: str) -> list[str]:
+    from .claude_code_agent import validate_settings
+
+    return validate_settings(agent, where)
+
+
+BACKEND_VALIDATORS = {"anthropic": _anthropic_problems, "claude-code": _claude_code_problems}
+
+
+def _score(raw: Any, problems: list[str]) -> ScoreSpec:
+    if not isinstance(raw, dict):
+        problems.append(f"score: expected a mapping (command, setup, holdout, metrics, weights), got {_kind(raw)}")
+        return ScoreSpec()
+    _check_keys(raw, SCORE_KEYS, "score.", problems)
+    command = _optional(raw, "command", str, "a shell command", "score.", problems)
+    setup = _optional(raw, "setup", str, "a shell command", "score.", problems)
+    junit = _optional(raw, "junit", str, "a path to a junit XML file", "score.", problems)
+    holdout = raw.get("holdout") or ()
+    if isinstance(holdout, str):
+        holdout = (holdout,)
+    if not isinstance(holdout, (list, tuple)) or not all(isinstance(h, str) for h in holdout):
+        problems.append(f"score.holdout: expected a path or a list of paths, got {_kind(holdout)}")
+        holdout = ()
+    for path in holdout:
+        if Path(path).is_absolute() or ".." in Path(path).parts:
+            problems.append(f"score.holdout: expected a path inside the repository, got {path!r}")
+    metrics: dict[str, MetricSpec] = {}
+    raw_metrics = raw.get("metrics") or {}
+    if not isinstance(raw_metrics, dict):
+        problems.append(f"score.metrics: expected a mapping of name -> {{command, weight}}, got {_kind(raw_metrics)}")
+        raw_metrics = {}
+    for name, body in raw_metrics.items():
+        where = f"score.metrics.{name}"
+        if isinstance(body, str):
+            body = {"command": body}
+        if not isinstance(body, dict) or not isinstance(body.get("command"), str):
+            problems.append(f"{where}: expected {{command: \"...\", weight: 0.5}} or a command, got {_kind(body)}")
+            continue
+        _check_keys(body, METRIC_KEYS, where + ".", problems)
+        weight = body.get("weight", 0.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            problems.append(f"{where}.weight: expected a number, got {_kind(weight)}")
+            weight = 0.0
+        metrics[str(name)] = MetricSpec(body["command"], float(weight))
+    weights: dict[str, float] = {}
+    raw_weights = raw.get("weights") or {}
+    if not isinstance(raw_weights, dict):
+        problems.append(f"score.weights: expected a mapping of metric -> weight, got {_kind(raw_weights)}")
+        raw_weights = {}
+    for name, weight in raw_weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            problems.append(f"score.weights.{name}: expected a number, got {_kind(weight)}")
+        else:
+            weights[str(name)] = float(weight)
+    return ScoreSpec(
+        command=command,
+        setup=setup,
+        holdout=tuple(holdout),
+        junit=junit,
+        timeout=_duration(raw, "timeout", "score.", problems),
+        metrics=metrics,
+        weights=weights,
+    )
+
+
+def _check_keys(data: dict[str, Any], known: frozenset[str], prefix: str, problems: list[str]) -> None:
+    for key in data:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; expected one of {', '.join(sorted(known))}"
+            problems.append(f"{prefix}{key}: unknown key{hint}")
+
+
+def _optional(data: dict[str, Any], key: str, kind: type, expected: str, prefix: str, problems: list[str]) -> Any:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):
+        problems.append(f"{prefix}{key}: expected {expected}, got {_kind(value)}")
+        return None
+    return value
+
+
+def _duration(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> float | None:
+    if data.get(key) is None:
+        return None
+    try:
+        return parse_duration(data[key])
+    except ValueError:
+        problems.append(f"{prefix}{key}: expected a duration such as 90, '90s', '20m' or '1h', got {data[key]!r}")
+        return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (bool, int, float)):
+        return f"{type(value).__name__} {value!r}"
+    return type(value).__name__
+
+
+def variant_hash(spec: ExperimentSpec, variant: VariantSpec, extra: Mapping[str, Any]) -> str:
+    """A stable fingerprint of everything that decides a variant's result.
+
+    ``extra`` carries the resolved settings (base commit, score command, ...)
+    so that a change to any of them invalidates the saved result.
+    """
+    payload = {
+        "task": spec.task,
+        "variant": dataclasses.asdict(variant),
+        "score": dataclasses.asdict(spec.score),
+        "template": spec.prompt_template.read_text() if spec.prompt_template else None,
+        **extra,
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
