@@ -77,6 +77,8 @@ class ExploreController:
             if self._seen.get(trial.name) != state:
                 self._seen[trial.name] = state
                 if reporter is not None:
+                    if self.config.get_terminal_writer().width_of_current_line:
+                        reporter.write_line("")  # finish pytest's line of progress dots first
                     reporter.write_line(self._progress_line(record))
 
     def _progress_line(self, record: TrialRecord) -> str:

@@ -91,5 +91,7 @@ def pytest_collection(session: pytest.Session) -> bool:
     items = collect_trials(session)
     session.items = items
     session.testscollected = len(items)
+    report = pytest.CollectReport(session.nodeid, "passed", None, list(items))
+    session.config.hook.pytest_collectreport(report=report)
     session.config.hook.pytest_collection_finish(session=session)
     return True

@@ -26,13 +26,21 @@ def load_records(paths: ExperimentPaths, trials: Iterable[str] | None = None) ->
 def rank(records: Sequence[TrialRecord]) -> list[TrialRecord]:
     """Order records best first and number the scored ones.
 
-    Scored trials rank by score, then tests passed, then lower cost and
-    agent time; trials without a score come last, unranked.
+    Scored trials rank by score, then finished before failed, then tests
+    passed, then lower cost and agent time; trials without a score come
+    last, unranked.
     """
 
     def key(r: TrialRecord) -> tuple[Any, ...]:
-        scored = r.score is not None
-        return (not scored, -(r.score or 0.0), -r.tests.passed, r.agent.cost_usd, r.agent.seconds, r.name)
+        return (
+            r.score is None,
+            -(r.score or 0.0),
+            r.status is not Status.DONE,
+            -r.tests.passed,
+            r.agent.cost_usd,
+            r.agent.seconds,
+            r.name,
+        )
 
     ordered = sorted(records, key=key)
     for position, record in enumerate(ordered, 1):

@@ -153,12 +153,39 @@ def _read_file(path: Path, source: str) -> Any:
     import yaml  # imported here: only an experiment run pays for it
 
     text = path.read_text(encoding="utf-8")
+    duplicates: list[str] = []
+
+    def no_duplicates(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                duplicates.append(f"duplicate key {key!r}")
+            seen[key] = value
+        return seen
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader that reports duplicate keys (with their line) instead of keeping the last."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            self.flatten_mapping(node)
+            seen: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    duplicates.append(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+                seen[key] = self.construct_object(value_node, deep=deep)
+            return seen
+
     try:
         if path.suffix == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
+            data = json.loads(text, object_pairs_hook=no_duplicates)
+        else:
+            data = yaml.load(text, Loader=Loader)  # noqa: S506 -- a SafeLoader subclass
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise SpecError(source, [f"cannot be parsed: {exc}"]) from None
+    if duplicates:
+        raise SpecError(source, [f"{d} (each variant and setting may appear once)" for d in duplicates])
+    return data
 
 
 def validate(
