@@ -40,9 +40,10 @@ def experiment_info(settings: Settings) -> dict[str, Any]:
 
 
 class ExploreController:
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, notices: list[str]) -> None:
         self.config = config
         self.settings = settings
+        self.notices = notices
         self.info = experiment_info(settings)
         self.results: dict[str, Any] | None = None
         self._seen: dict[str, tuple[Any, ...]] = {}
@@ -54,6 +55,10 @@ class ExploreController:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         write_json(self.settings.paths.experiment_json, self.info)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for notice in self.notices:
+            if reporter is not None:
+                reporter.write_line(f"explore {self.settings.experiment}: {notice}", yellow=True, bold=True)
         self._watcher.start()
 
     def _watch(self) -> None:

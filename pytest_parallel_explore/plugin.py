@@ -95,10 +95,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.pluginmanager.register(items, "explore-items")
     if workerinput is None:
-        _prepare_run(config, settings)
+        notices = _prepare_run(config, settings)
         from .controller import ExploreController
 
-        config.pluginmanager.register(ExploreController(config, settings), "explore-controller")
+        config.pluginmanager.register(ExploreController(config, settings, notices), "explore-controller")
         if controller_of_workers:
             config.pluginmanager.register(_WorkerSetup(settings.base_commit), "explore-worker-setup")
 
@@ -113,10 +113,11 @@ def _distributed(config: pytest.Config) -> bool:
     )
 
 
-def _prepare_run(config: pytest.Config, settings: Any) -> None:
-    """Checks and set-up done once, in the controller, before any worktree is made."""
-    import warnings
+def _prepare_run(config: pytest.Config, settings: Any) -> list[str]:
+    """Checks and set-up done once, in the controller, before any worktree is made.
 
+    Returns the notices to show the user when the session starts.
+    """
     from . import gitops
     from .agents import AgentUnavailable
 
@@ -133,13 +134,12 @@ def _prepare_run(config: pytest.Config, settings: Any) -> None:
             agent.preflight()
         except AgentUnavailable as exc:
             raise pytest.UsageError(f"{where}: {exc}") from None
+    notices = []
     if gitops.is_dirty(root):
-        warnings.warn(
-            pytest.PytestWarning(
-                f"explore: the working tree of {root} has uncommitted changes; variants start from the "
-                f"last commit ({settings.base} = {settings.base_commit[:12]}), without them"
-            ),
-            stacklevel=1,
+        # Said on the terminal, not with `warnings`: a project's filterwarnings=error would make it a crash.
+        notices.append(
+            f"warning: {root} has uncommitted changes; the variants start from the last commit "
+            f"({settings.base} = {settings.base_commit[:12]}), without them"
         )
     try:
         relative = str(settings.workspace.explore_dir.relative_to(root))
@@ -149,6 +149,7 @@ def _prepare_run(config: pytest.Config, settings: Any) -> None:
         gitops.exclude_path(root, relative)
     settings.paths.results.mkdir(parents=True, exist_ok=True)
     _schedule_workers(config, settings.max_concurrent)
+    return notices
 
 
 def _schedule_workers(config: pytest.Config, limit: int) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BAD_AGENT, GOOD_AGENT, Project
+from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
