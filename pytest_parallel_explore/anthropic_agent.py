@@ -17,7 +17,10 @@ inside the worktree.  Choices worth knowing about:
   cached too.  The system prompt names no path, so concurrent trials of one
   model share the cached prefix.
 * **Thinking.** ``adaptive`` (the default) where the model supports it, else a
-  token budget; see :func:`thinking_config`.
+  token budget; see :meth:`AnthropicAgent.thinking_budget`.
+* **Confinement** covers the file tools: paths are resolved (symlinks
+  followed) and refused unless they stay inside the worktree.  ``run_command``
+  is a shell in the worktree, not a sandbox; it only lacks API keys.
 * **Lazy SDK import.** ``anthropic`` takes most of a second to import, so it is
   imported only where a request is made; validating settings stays cheap.
 """
@@ -57,8 +60,6 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_TURNS = 60
 DEFAULT_COMMAND_TIMEOUT = 120.0
-#: Thinking budget for models that predate adaptive thinking.
-DEFAULT_THINKING_BUDGET = 16_000
 #: Output tokens per response; raised when a thinking budget needs more room.
 DEFAULT_MAX_TOKENS = 32_000
 
@@ -78,7 +79,7 @@ _BUDGET_ONLY_MODELS = (
 )
 
 # Bounds on what one tool call sends back to the model.
-_OUTPUT_LIMIT = 30_000  # characters of a file or command output
+_OUTPUT_LIMIT = 30_000  # characters of a file, bytes of a command's output
 _LIST_LIMIT = 1_000  # directory entries
 _SEARCH_LIMIT = 200  # matching lines
 _SEARCH_MAX_FILE_BYTES = 2_000_000
@@ -444,7 +445,7 @@ class _WorktreeTools:
         with tempfile.TemporaryDirectory(prefix="explore-command-") as scratch:
             output = Path(scratch, "output")
             finished = run_owned(command, cwd=self.root, env=self.env, timeout=timeout, output=output)
-            text = _bounded(output.read_bytes().decode(errors="replace") if output.exists() else "")
+            text = _read_bounded(output)
         if finished.timed_out:
             raise ToolError(f"command timed out after {timeout:g}s and was killed; output so far:\n{text}")
         return f"exit code {finished.returncode}\n{text}"
@@ -471,12 +472,18 @@ def _is_text(file: Path) -> bool:
         return False
 
 
-def _bounded(text: str) -> str:
-    """``text``, or its head and tail when longer than the output limit."""
-    if len(text) <= _OUTPUT_LIMIT:
-        return text
+def _read_bounded(path: Path) -> str:
+    """The text of ``path``, or only its head and tail when it is over the output limit."""
     half = _OUTPUT_LIMIT // 2
-    return f"{text[:half]}\n[... {len(text) - 2 * half} characters not shown ...]\n{text[-half:]}"
+    with path.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(0)
+        if size <= _OUTPUT_LIMIT:
+            return f.read().decode(errors="replace")
+        head = f.read(half).decode(errors="replace")
+        f.seek(-half, os.SEEK_END)
+        tail = f.read().decode(errors="replace")
+    return f"{head}\n[... {size - 2 * half} bytes not shown ...]\n{tail}"
 
 
 # -- the agent ----------------------------------------------------------------
@@ -518,11 +525,11 @@ class AnthropicAgent:
     def thinking_budget(self) -> int | None:
         """Thinking tokens per response: None for adaptive thinking, 0 for none.
 
-        ``adaptive`` falls back to a budget on models that predate it, so one
-        ``thinking: adaptive`` default serves variants on old and new models.
+        ``adaptive`` falls back to half of ``max_tokens`` on models that predate
+        it, so one ``thinking: adaptive`` default serves variants on old and new models.
         """
         if self.thinking == "adaptive":
-            return None if supports_adaptive_thinking(self.model) else DEFAULT_THINKING_BUDGET
+            return None if supports_adaptive_thinking(self.model) else (self.max_tokens or DEFAULT_MAX_TOKENS) // 2
         return int(self.thinking)
 
     def thinking_config(self) -> ThinkingConfigParam:
@@ -700,7 +707,7 @@ class _Session:
             if delay is None:
                 delay = min(_BACKOFF_MAX_SECONDS, 2.0**attempt) * random.uniform(0.5, 1.0)
             if delay >= self.time_left():
-                raise _Stop("timeout", f"the API kept failing ({error}) and asked for {delay:g}s more")
+                raise _Stop("timeout", f"no time left for retry {attempt + 1} after {error}")
             self.transcript.write("retry", attempt=attempt + 1, error=error, delay=round(delay, 3))
             time.sleep(delay)
             attempt += 1

@@ -1,9 +1,9 @@
 """The controller side of a run: live progress, then ``results.json``, ``summary.md`` and the table.
 
 Registered in the process that reports (the xdist controller, or the main
-process without xdist).  Progress is read from the trials' progress files,
-which every process writes anyway, so the display works the same with and
-without xdist.
+process without xdist).  Without xdist, trials run here and report each saved
+step through ``pytest_explore_trial_progress``; with xdist they run in workers,
+and a thread polls the progress files that they write anyway.
 """
 
 from __future__ import annotations
@@ -40,10 +40,11 @@ def experiment_info(settings: Settings) -> dict[str, Any]:
 
 
 class ExploreController:
-    def __init__(self, config: pytest.Config, settings: Settings, notices: list[str]) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, notices: list[str], distributed: bool) -> None:
         self.config = config
         self.settings = settings
         self.notices = notices
+        self.distributed = distributed
         self.info = experiment_info(settings)
         self.results: dict[str, Any] | None = None
         self._seen: dict[str, tuple[Any, ...]] = {}
@@ -59,15 +60,23 @@ class ExploreController:
         for notice in self.notices:
             if reporter is not None:
                 reporter.write_line(f"explore {self.settings.experiment}: {notice}", yellow=True, bold=True)
-        self._watcher.start()
+        if self.distributed:
+            self._watcher.start()
 
     def _watch(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
             self.poll()
 
+    def pytest_explore_trial_progress(self, trial: TrialRecord) -> None:
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if capture is None:
+            self._show(trial)
+            return
+        with capture.global_and_fixture_disabled():  # the trial runs inside a captured test item
+            self._show(trial)
+
     def poll(self) -> None:
-        """Print one line for each trial whose step changed since the last poll."""
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        """Show each trial whose step changed since the last poll (trials in xdist workers)."""
         for trial in self.settings.trials:
             path = self.settings.paths.trial_file(trial.name, "_progress.json")
             try:
@@ -76,15 +85,19 @@ class ExploreController:
             except FileNotFoundError:
                 continue
             record = load(path)
-            if record is None:
-                continue
-            state = (record.status, record.from_checkpoint, record.agent.turns)
-            if self._seen.get(trial.name) != state:
-                self._seen[trial.name] = state
-                if reporter is not None:
-                    if self.config.get_terminal_writer().width_of_current_line:
-                        reporter.write_line("")  # finish pytest's line of progress dots first
-                    reporter.write_line(self._progress_line(record))
+            if record is not None:
+                self._show(record)
+
+    def _show(self, record: TrialRecord) -> None:
+        """One line when the trial's step (or its agent's turn count) changed."""
+        state = (record.status, record.from_checkpoint, record.agent.turns)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self._seen.get(record.name) == state or reporter is None:
+            return
+        self._seen[record.name] = state
+        if self.config.get_terminal_writer().width_of_current_line:
+            reporter.write_line("")  # finish pytest's line of progress dots first
+        reporter.write_line(self._progress_line(record))
 
     def _progress_line(self, record: TrialRecord) -> str:
         step = record.status.value + (" (from checkpoint)" if record.from_checkpoint else "")
@@ -95,10 +108,11 @@ class ExploreController:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self._stop.set()
-        if self._watcher.is_alive():
-            self._watcher.join()
-        self.poll()
+        if self.distributed:
+            self._stop.set()
+            if self._watcher.is_alive():
+                self._watcher.join()
+            self.poll()
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
         self.results = write_report(self.settings.paths, self.info, records)
         self.config.hook.pytest_explore_summary(config=self.config, results=self.results)

@@ -55,6 +55,11 @@ def pytest_explore_score(
 
 
 @pytest.hookspec
+def pytest_explore_trial_progress(config: pytest.Config, trial: TrialRecord) -> None:
+    """Called in the trial's process each time ``trial``'s record is saved (a step, an agent turn)."""
+
+
+@pytest.hookspec
 def pytest_explore_trial_finished(config: pytest.Config, trial: TrialRecord) -> None:
     """Called in the trial's process after ``trial`` reached its final state and was saved."""
 

@@ -98,7 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
         notices = _prepare_run(config, settings)
         from .controller import ExploreController
 
-        config.pluginmanager.register(ExploreController(config, settings, notices), "explore-controller")
+        config.pluginmanager.register(ExploreController(config, settings, notices, controller_of_workers), "explore-controller")
         if controller_of_workers:
             config.pluginmanager.register(_WorkerSetup(settings.base_commit), "explore-worker-setup")
 

@@ -26,25 +26,21 @@ def load_records(paths: ExperimentPaths, trials: Iterable[str] | None = None) ->
 def rank(records: Sequence[TrialRecord]) -> list[TrialRecord]:
     """Order records best first and number the scored ones.
 
-    Scored trials rank by score, then finished before failed, then tests
-    passed, then lower cost and agent time; trials without a score come
-    last, unranked.
+    Scored trials rank by score, finished before failed; equal ones share a
+    rank ("1, 1, 3") and are listed by tests passed, then lower cost and agent
+    time.  Trials without a score come last, unranked.
     """
 
-    def key(r: TrialRecord) -> tuple[Any, ...]:
-        return (
-            r.score is None,
-            -(r.score or 0.0),
-            r.status is not Status.DONE,
-            -r.tests.passed,
-            r.agent.cost_usd,
-            r.agent.seconds,
-            r.name,
-        )
+    def standing(r: TrialRecord) -> tuple[Any, ...]:
+        return (r.score is None, -(r.score or 0.0), r.status is not Status.DONE)
 
-    ordered = sorted(records, key=key)
+    ordered = sorted(
+        records, key=lambda r: (*standing(r), -r.tests.passed, r.agent.cost_usd, r.agent.seconds, r.name)
+    )
     for position, record in enumerate(ordered, 1):
-        record.rank = position if record.score is not None else None
+        previous = ordered[position - 2] if position > 1 else None
+        tied = previous is not None and standing(previous) == standing(record)
+        record.rank = None if record.score is None else (previous.rank if tied and previous else position)
     return ordered
 
 

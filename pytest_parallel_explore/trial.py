@@ -110,6 +110,7 @@ class TrialRunner:
 
     def _save(self, record: TrialRecord) -> None:
         save(record, self.progress)
+        self.config.hook.pytest_explore_trial_progress(config=self.config, trial=record)
 
     # -- the steps ---------------------------------------------------------
 

@@ -1,0 +1,160 @@
+"""The other commands (results, list, cleanup), the Python API, resume, concurrency and progress."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
+
+
+@pytest.fixture
+def explored(calc_project: Project) -> Project:
+    """The calc project after one run of a good and a bad variant."""
+    spec = calc_project.variants(calc_project.calc_spec(good=GOOD_AGENT, bad=BAD_AGENT))
+    assert calc_project.explore("--variants", spec).ret == 0
+    return calc_project
+
+
+def test_results_prints_the_saved_summary(explored: Project) -> None:
+    (explored.experiment_dir() / "results" / "summary.md").unlink()
+    result = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-results")
+
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["# Experiment `calc`", "*| 1 | good | done | 1.000 | 3/3 |*", "1 *good *done *1.000*"])
+    assert (explored.experiment_dir() / "results" / "summary.md").is_file()
+
+
+def test_results_of_an_unknown_experiment_is_a_usage_error(explored: Project) -> None:
+    result = explored.pytester.runpytest_subprocess("--explore", "nope", "--explore-results")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--explore nope: no such experiment in *parallel_explorer*"])
+
+
+def test_list_shows_each_experiment(explored: Project) -> None:
+    spec = explored.variants(explored.calc_spec(other=BAD_AGENT), "variants-other.yaml")
+    assert explored.explore("--variants", spec, experiment="second").ret == 0
+    result = explored.pytester.runpytest_subprocess("--explore-list")
+
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "calc: 2 variants; 2 done; best good (1.000); 20*",
+            "second: 1 variants; 1 done; best other (0.333); 20*",
+        ]
+    )
+
+
+def test_cleanup_removes_worktrees_and_keeps_branches_and_results(explored: Project) -> None:
+    worktrees = explored.experiment_dir() / "worktrees"
+    shutil.rmtree(worktrees / "bad")  # one deleted by hand already
+    result = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-cleanup")
+
+    assert result.ret == 0, result.stderr.str()
+    assert not (worktrees / "good").exists()
+    assert "calc/good" not in explored.git("worktree", "list") and "calc/bad" not in explored.git("worktree", "list")
+    assert explored.git("branch", "--list", "explore/*").split() == ["explore/calc/bad", "explore/calc/good"]
+    assert (explored.experiment_dir() / "results" / "good.patch").is_file()
+
+    result = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-cleanup", "--explore-delete-branches")
+    assert result.ret == 0
+    assert explored.git("branch", "--list", "explore/*") == ""
+
+
+def test_a_finished_trial_is_reused_and_a_changed_one_rerun(explored: Project, tmp_path: Path) -> None:
+    spec = explored.calc_spec(good=GOOD_AGENT, bad=BAD_AGENT)
+    spec["variants"]["bad"]["description"] = "now described differently"
+    result = explored.explore("--variants", explored.variants(spec))
+
+    assert result.ret == 0
+    trials = explored.trials()
+    assert trials["good"]["from_checkpoint"] is True
+    assert trials["bad"]["from_checkpoint"] is False
+    result.stdout.fnmatch_lines(["*explore calc?good?: done (from checkpoint)*"])
+    result.stdout.fnmatch_lines(["*good *done (checkpoint)*"])
+
+    result = explored.explore("--variants", explored.variants(spec), "--explore-rerun")
+    assert result.ret == 0
+    assert not any(t["from_checkpoint"] for t in explored.trials().values())
+
+
+def test_python_api(calc_project: Project) -> None:
+    from pytest_parallel_explore import cleanup_experiment, list_experiments, run_parallel_experiment_sync
+
+    spec = calc_project.calc_spec(good=GOOD_AGENT, bad=BAD_AGENT)
+    results = run_parallel_experiment_sync("api", spec, cwd=calc_project.path)
+
+    assert results["best"] == "good"
+    assert [t["name"] for t in results["trials"]] == ["good", "bad"]
+    assert [e["name"] for e in list_experiments(calc_project.path)] == ["api"]
+    removed = cleanup_experiment("api", calc_project.path, delete_branches=True)
+    assert "explore/api/good" in removed
+    assert calc_project.git("branch", "--list", "explore/*") == ""
+
+
+def test_never_more_than_max_concurrent_trials_at_once(calc_project: Project) -> None:
+    # Each agent logs when it starts and ends; a slow agent keeps the overlap visible.
+    log = calc_project.path / "intervals.log"
+    agent = f"echo start $(date +%s.%N) >> {log}; sleep 0.6; echo end $(date +%s.%N) >> {log}; {GOOD_AGENT}"
+    spec = calc_project.calc_spec(**{f"v{i}": agent for i in range(4)})
+    spec["max_concurrent"] = 2
+    result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "4")
+
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*2 workers [[]4 items[]]*"])
+    events = sorted((float(t), kind) for kind, t in (line.split() for line in log.read_text().splitlines()))
+    running = peak = 0
+    for _, kind in events:
+        running += 1 if kind == "start" else -1
+        peak = max(peak, running)
+    assert peak == 2
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
+def test_progress_shows_each_step_with_elapsed_time(calc_project: Project, workers: list[str]) -> None:
+    spec = calc_project.calc_spec(slow=f"sleep 1.2; {GOOD_AGENT}")
+    result = calc_project.explore("--variants", calc_project.variants(spec), *workers)
+
+    assert result.ret == 0
+    result.stdout.re_match_lines(
+        [
+            r"explore calc\[slow\]: agent \d+\.\ds",
+            r"explore calc\[slow\]: done \d+\.\ds",
+        ]
+    )
+
+
+def test_trial_finished_and_summary_hooks_are_called(calc_project: Project) -> None:
+    calc_project.write(
+        {
+            "conftest.py": textwrap.dedent(
+                """
+                import json, pathlib
+
+                def pytest_explore_trial_finished(trial):
+                    pathlib.Path(f"finished-{trial.name}.txt").write_text(trial.status.value)
+
+                def pytest_explore_summary(results):
+                    pathlib.Path("summary-hook.json").write_text(json.dumps(results["best"]))
+                """
+            )
+        }
+    )
+    calc_project.commit("hooks")
+    spec = calc_project.variants(calc_project.calc_spec(good=GOOD_AGENT, bad=BAD_AGENT))
+    assert calc_project.explore("--variants", spec, "-n", "2").ret == 0
+    assert (calc_project.path / "finished-good.txt").read_text() == "done"
+    assert (calc_project.path / "finished-bad.txt").read_text() == "done"
+    assert json.loads((calc_project.path / "summary-hook.json").read_text()) == "good"
+
+
+def test_min_score_fails_low_scoring_variants(explored: Project) -> None:
+    spec = explored.variants(explored.calc_spec(good=GOOD_AGENT, bad=BAD_AGENT))
+    result = explored.explore("--variants", spec, "--explore-min-score", "0.5")
+    assert result.ret == 1
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*score 0.333 is below --explore-min-score 0.5*"])
