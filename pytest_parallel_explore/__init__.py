@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "cleanup_experiment", "list_experiments", "run_parallel_experiment_sync"]
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str) -> object:
     # The API is imported lazily so that `import pytest_parallel_explore` (done by
     # pytest for every run, explore or not) costs nothing.
     if name in {"cleanup_experiment", "list_experiments", "run_parallel_experiment_sync"}:

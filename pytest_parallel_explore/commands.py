@@ -22,7 +22,7 @@ Write = Callable[[str], None]
 
 def list_experiments(workspace: Workspace) -> list[dict[str, Any]]:
     """One entry per experiment in the data directory: name, variants, status counts, best, date."""
-    entries = []
+    entries: list[dict[str, Any]] = []
     if not workspace.explore_dir.is_dir():
         return entries
     for folder in sorted(p for p in workspace.explore_dir.iterdir() if p.is_dir()):

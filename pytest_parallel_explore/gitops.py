@@ -35,7 +35,9 @@ def open_repo(path: Path) -> git.Repo:
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise GitProblem(f"{path} is not inside a git repository; run `git init` and commit the project first") from None
+        raise GitProblem(
+            f"{path} is not inside a git repository; run `git init` and commit the project first"
+        ) from None
     if repo.bare or repo.working_tree_dir is None:
         raise GitProblem(f"{path} is a bare git repository; run from a checkout")
     return repo
@@ -53,11 +55,15 @@ def resolve_commit(root: Path, base: str) -> str:
     try:
         repo.head.commit  # noqa: B018 -- raises ValueError on an unborn branch
     except ValueError:
-        raise GitProblem(f"the repository at {root} has no commits yet; commit the project first (variants branch from a commit)") from None
+        raise GitProblem(
+            f"the repository at {root} has no commits yet; commit the project first (variants branch from a commit)"
+        ) from None
     try:
         return str(repo.git.rev_parse("--verify", "--quiet", f"{base}^{{commit}}"))
     except git.GitCommandError:
-        raise GitProblem(f"base {base!r} is not a commit in {root}; expected a branch, tag or sha (see `git log`)") from None
+        raise GitProblem(
+            f"base {base!r} is not a commit in {root}; expected a branch, tag or sha (see `git log`)"
+        ) from None
 
 
 def is_dirty(root: Path) -> bool:

@@ -26,7 +26,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE|JSON|N",
         help="the variants: a YAML/JSON file, inline JSON {name: description}, or a number of identical variants",
     )
-    group.addoption("--explore-task", dest="explore_task", metavar="TEXT", help="the task, instead of the file's 'task'")
+    group.addoption(
+        "--explore-task", dest="explore_task", metavar="TEXT", help="the task, instead of the file's 'task'"
+    )
     group.addoption("--explore-dir", dest="explore_dir", metavar="DIR", help=DIR_HELP)
     group.addoption("--explore-timeout", dest="explore_timeout", metavar="DURATION", help=TIMEOUT_HELP)
     group.addoption(
@@ -36,10 +38,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="X",
         help="fail a variant's item when its score is below X",
     )
-    group.addoption("--explore-rerun", dest="explore_rerun", action="store_true", help="ignore saved progress and run every variant again")
-    group.addoption("--explore-results", dest="explore_results", action="store_true", help="print the experiment's summary (finished or partial)")
-    group.addoption("--explore-list", dest="explore_list", action="store_true", help="list the experiments in the data directory")
-    group.addoption("--explore-cleanup", dest="explore_cleanup", action="store_true", help="remove the experiment's worktrees (branches and results stay)")
+    group.addoption(
+        "--explore-rerun",
+        dest="explore_rerun",
+        action="store_true",
+        help="ignore saved progress and run every variant again",
+    )
+    group.addoption(
+        "--explore-results",
+        dest="explore_results",
+        action="store_true",
+        help="print the experiment's summary (finished or partial)",
+    )
+    group.addoption(
+        "--explore-list", dest="explore_list", action="store_true", help="list the experiments in the data directory"
+    )
+    group.addoption(
+        "--explore-cleanup",
+        dest="explore_cleanup",
+        action="store_true",
+        help="remove the experiment's worktrees (branches and results stay)",
+    )
     group.addoption(
         "--explore-delete-branches",
         dest="explore_delete_branches",
@@ -98,7 +117,9 @@ def pytest_configure(config: pytest.Config) -> None:
         notices = _prepare_run(config, settings)
         from .controller import ExploreController
 
-        config.pluginmanager.register(ExploreController(config, settings, notices, controller_of_workers), "explore-controller")
+        config.pluginmanager.register(
+            ExploreController(config, settings, notices, controller_of_workers), "explore-controller"
+        )
         if controller_of_workers:
             config.pluginmanager.register(_WorkerSetup(settings.base_commit), "explore-worker-setup")
 

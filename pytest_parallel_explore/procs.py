@@ -7,6 +7,7 @@ so an agent's children never outlive the trial.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -41,9 +42,7 @@ def expand(template: str, values: Mapping[str, str]) -> str:
 
     Braces that name no value are left alone, so ``${VAR}`` or awk programs keep working.
     """
-    return _PLACEHOLDER.sub(
-        lambda m: shlex.quote(values[m.group(1)]) if m.group(1) in values else m.group(0), template
-    )
+    return _PLACEHOLDER.sub(lambda m: shlex.quote(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +53,7 @@ class Finished:
     stdout: str = ""
 
 
-def clean_env(extra: Mapping[str, str] = (), *, drop_secrets: bool = False) -> dict[str, str]:
+def clean_env(extra: Mapping[str, str] | None = None, *, drop_secrets: bool = False) -> dict[str, str]:
     """The current environment without the outer pytest run's variables.
 
     With ``drop_secrets`` API keys, tokens and passwords are removed too: the
@@ -63,7 +62,7 @@ def clean_env(extra: Mapping[str, str] = (), *, drop_secrets: bool = False) -> d
     env = {k: v for k, v in os.environ.items() if k not in _PYTEST_RUN_VARIABLES}
     if drop_secrets:
         env = {k: v for k, v in env.items() if not is_secret_name(k)}
-    env.update(extra)
+    env.update(extra or {})
     return env
 
 
@@ -112,9 +111,7 @@ def run_owned(
                 log.write(f"could not start {argv[0]!r}: {exc}\n".encode())
             return Finished(returncode=127, timed_out=False, seconds=0.0)
         try:
-            out, _ = proc.communicate(
-                stdin.encode() if stdin is not None else None, timeout=max(timeout, 0.001)
-            )
+            out, _ = proc.communicate(stdin.encode() if stdin is not None else None, timeout=max(timeout, 0.001))
         except subprocess.TimeoutExpired:
             kill_group(proc)
             return Finished(None, True, time.monotonic() - started)
@@ -133,16 +130,12 @@ def run_owned(
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process group, then SIGKILL whatever is left after a grace period."""
     _signal_group(proc.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=KILL_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        pass
     _signal_group(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -34,9 +34,7 @@ def rank(records: Sequence[TrialRecord]) -> list[TrialRecord]:
     def standing(r: TrialRecord) -> tuple[Any, ...]:
         return (r.score is None, -(r.score or 0.0), r.status is not Status.DONE)
 
-    ordered = sorted(
-        records, key=lambda r: (*standing(r), -r.tests.passed, r.agent.cost_usd, r.agent.seconds, r.name)
-    )
+    ordered = sorted(records, key=lambda r: (*standing(r), -r.tests.passed, r.agent.cost_usd, r.agent.seconds, r.name))
     for position, record in enumerate(ordered, 1):
         previous = ordered[position - 2] if position > 1 else None
         tied = previous is not None and standing(previous) == standing(record)
@@ -99,7 +97,7 @@ TABLE_HEADER = ("rank", "variant", "status", "score", "tests", "diff", "agent", 
 
 def table_rows(trials: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     """One row of display strings per trial record (as JSON), in the order given."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for t in trials:
         tests, agent, diff = t["tests"], t["agent"], t["diff"]
         status = t["status"] + (" (checkpoint)" if t.get("from_checkpoint") else "")
@@ -124,4 +122,4 @@ def format_table(trials: Sequence[dict[str, Any]]) -> list[str]:
     """The ranked table as aligned text lines, for the terminal."""
     rows = [TABLE_HEADER, *table_rows(trials)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_HEADER))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]

@@ -28,7 +28,9 @@ _PYTEST_COMMAND = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)(\s|$)|-m\s+pytest\
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_explore_score(config: pytest.Config, variant: VariantSpec, worktree: Path, trial: TrialRecord) -> dict[str, float]:
+def pytest_explore_score(
+    config: pytest.Config, variant: VariantSpec, worktree: Path, trial: TrialRecord
+) -> dict[str, float]:
     settings = config.stash[SETTINGS_KEY]
     trial.tests = run_test_suite(settings, worktree, trial.name)
     metrics = {
@@ -61,7 +63,8 @@ def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str
     """The environment of scoring commands: no API keys, the worktree's code first."""
     repo = str(settings.workspace.repo_root)
     inherited = [
-        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        p
+        for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
         if p and not (p == repo or p.startswith(repo + os.sep))
     ]
     first = [str(worktree / "src")] if (worktree / "src").is_dir() else []

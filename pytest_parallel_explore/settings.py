@@ -159,11 +159,14 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
             base_commit = gitops.resolve_commit(workspace.repo_root, base)
         except gitops.GitProblem as exc:
             raise pytest.UsageError(f"{spec.source}: base: {exc}") from None
-    timeout = _first_duration(
-        ("--explore-timeout", config.getoption("explore_timeout")),
-        (f"{spec.source}: timeout", spec.timeout),
-        ("ini explore_timeout", config.getini("explore_timeout") or None),
-    ) or DEFAULT_TIMEOUT
+    timeout = (
+        _first_duration(
+            ("--explore-timeout", config.getoption("explore_timeout")),
+            (f"{spec.source}: timeout", spec.timeout),
+            ("ini explore_timeout", config.getini("explore_timeout") or None),
+        )
+        or DEFAULT_TIMEOUT
+    )
     max_concurrent = spec.max_concurrent or _ini_int(config, "explore_max_concurrent") or DEFAULT_MAX_CONCURRENT
     score_command = spec.score.command or config.getini("explore_score_command") or DEFAULT_SCORE_COMMAND
     score_timeout = spec.score.timeout or DEFAULT_SCORE_TIMEOUT

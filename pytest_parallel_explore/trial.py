@@ -11,7 +11,9 @@ from __future__ import annotations
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -21,6 +23,8 @@ from .procs import run_owned
 from .record import AgentStats, DiffStats, Status, TrialRecord, load, save
 from .scoring import scoring_env, weighted_score
 from .settings import Settings, Trial
+
+_R = TypeVar("_R")
 
 
 class TrialRunner:
@@ -90,7 +94,9 @@ class TrialRunner:
             branch=self.settings.workspace.branch(self.settings.experiment, self.trial.name),
             base_commit=self.settings.base_commit,
             worktree=str(self.worktree),
-            agent=AgentStats(backend=str(self.trial.variant.agent.get("backend", "")), model=self.trial.variant.agent.get("model")),
+            agent=AgentStats(
+                backend=str(self.trial.variant.agent.get("backend", "")), model=self.trial.variant.agent.get("model")
+            ),
             started_at=time.time(),
         )
         for suffix in ("_agent.log", "_tests.log", "_junit.xml", ".patch"):
@@ -98,7 +104,7 @@ class TrialRunner:
         self._save(record)
         return record
 
-    def _step(self, record: TrialRecord, status: Status, action):  # type: ignore[no-untyped-def]
+    def _step(self, record: TrialRecord, status: Status, action: Callable[[TrialRecord], _R]) -> _R:
         record.status = status
         started = time.time()
         record.steps[status.value] = {"started": started}

@@ -60,7 +60,9 @@ def test_cleanup_removes_worktrees_and_keeps_branches_and_results(explored: Proj
     assert explored.git("branch", "--list", "explore/*").split() == ["explore/calc/bad", "explore/calc/good"]
     assert (explored.experiment_dir() / "results" / "good.patch").is_file()
 
-    result = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-cleanup", "--explore-delete-branches")
+    result = explored.pytester.runpytest_subprocess(
+        "--explore", "calc", "--explore-cleanup", "--explore-delete-branches"
+    )
     assert result.ret == 0
     assert explored.git("branch", "--list", "explore/*") == ""
 

@@ -67,7 +67,10 @@ def test_scores_equal_a_test_run_by_hand_in_each_worktree(calc_project: Project)
         from pytest_parallel_explore.scoring import parse_junit
 
         hand = parse_junit(worktree / "hand.xml")
-        assert (trial["tests"]["passed"], trial["tests"]["failed"]) == (hand.passed, hand.failed), (name, by_hand.stdout)
+        assert (trial["tests"]["passed"], trial["tests"]["failed"]) == (hand.passed, hand.failed), (
+            name,
+            by_hand.stdout,
+        )
 
 
 def test_only_the_trials_are_collected(calc_project: Project) -> None:
@@ -90,7 +93,9 @@ def test_a_failing_agent_fails_alone(calc_project: Project) -> None:
 
     assert result.ret == 1
     result.assert_outcomes(passed=1, failed=2)
-    result.stdout.re_match_lines([re.escape("FAILED explore::calc[crashes] - agent_failed: agent exited with status 3")])
+    result.stdout.re_match_lines(
+        [re.escape("FAILED explore::calc[crashes] - agent_failed: agent exited with status 3")]
+    )
     result.stdout.re_match_lines([re.escape("FAILED explore::calc[missing] - agent_failed: agent command not found")])
     trials = calc_project.trials()
     assert trials["good"]["rank"] == 1

@@ -20,7 +20,7 @@ PACKAGE_TEST = textwrap.dedent(
         assert mypkg.where() == "worktree"
     """
 )
-AGENT_WRITES_WORKTREE = "sed -i 's/\"main\"/\"worktree\"/' {module}"
+AGENT_WRITES_WORKTREE = 'sed -i \'s/"main"/"worktree"/\' {module}'
 
 
 def make_venv_with_editable_install(path: Path, project: Path) -> Path:
@@ -29,13 +29,27 @@ def make_venv_with_editable_install(path: Path, project: Path) -> Path:
     venv_python = path / "bin" / "python"
     venv_site = subprocess.run(
         [str(venv_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     # Everything this interpreter can import (this plugin included), without this project.
     Path(venv_site, "outer.pth").write_text("\n".join(p for p in sys.path if p and Path(p).is_dir()) + "\n")
     subprocess.run(
-        [str(venv_python), "-m", "pip", "install", "-q", "--no-index", "--no-build-isolation", "--no-deps", "-e", str(project)],
-        check=True, capture_output=True,
+        [
+            str(venv_python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-build-isolation",
+            "--no-deps",
+            "-e",
+            str(project),
+        ],
+        check=True,
+        capture_output=True,
     )
     return venv_python
 
@@ -74,7 +88,8 @@ def test_the_worktree_code_is_scored_even_when_the_project_is_installed(
     )
     project.commit()
     venv_python = make_venv_with_editable_install(tmp_path_factory.mktemp("venv"), project.path)
-    score = f"cd {run_tests_from} && {venv_python} -m pytest -q -p no:cacheprovider {'tests' if run_tests_from == '.' else '.'}"
+    target = "tests" if run_tests_from == "." else "."
+    score = f"cd {run_tests_from} && {venv_python} -m pytest -q -p no:cacheprovider {target}"
     spec = project.calc_spec(fixed=AGENT_WRITES_WORKTREE.format(module=module))
     spec["score"]["command"] = score
     result = project.explore("--variants", project.variants(spec))
@@ -129,7 +144,9 @@ def test_metrics_from_a_conftest_hook_and_a_yaml_command_are_recorded_and_weight
         ("{python} -m pytest -q -p no:cacheprovider -k no_such_test tests", "collected no tests"),
     ],
 )
-def test_a_suite_that_cannot_be_judged_scores_zero_and_says_so(calc_project: Project, command: str, problem: str) -> None:
+def test_a_suite_that_cannot_be_judged_scores_zero_and_says_so(
+    calc_project: Project, command: str, problem: str
+) -> None:
     spec = calc_project.calc_spec(good=GOOD_AGENT)
     spec["score"]["command"] = command
     result = calc_project.explore("--variants", calc_project.variants(spec))
@@ -143,7 +160,9 @@ def test_a_suite_that_cannot_be_judged_scores_zero_and_says_so(calc_project: Pro
 
 
 def test_holdout_tests_are_hidden_from_the_agent_and_scored(calc_project: Project) -> None:
-    calc_project.write({"holdout/test_hidden.py": "from calc import add\n\ndef test_big():\n    assert add(10**6, 1) == 10**6 + 1\n"})
+    calc_project.write(
+        {"holdout/test_hidden.py": "from calc import add\n\ndef test_big():\n    assert add(10**6, 1) == 10**6 + 1\n"}
+    )
     calc_project.commit("holdout")
     # The agent records whether it could see the hold-out folder, then does the work.
     spec = calc_project.calc_spec(good=f"ls holdout > saw.txt 2>&1; {GOOD_AGENT}")
