@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from . import __version__
-from .record import TrialRecord, load, write_json
+from .record import TrialRecord, try_load, write_json
 from .results import format_table, load_records, write_report
 from .settings import Settings
 
@@ -84,7 +84,7 @@ class ExploreController:
                     continue  # left by an earlier run
             except FileNotFoundError:
                 continue
-            record = load(path)
+            record = try_load(path)
             if record is not None:
                 self._show(record)
 

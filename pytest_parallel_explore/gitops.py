@@ -110,6 +110,27 @@ def add_worktree(root: Path, path: Path, branch: str, base: str) -> None:
         repo.git.worktree("add", "--quiet", "-B", branch, str(path), base)
 
 
+def branch_commit(root: Path, branch: str) -> str | None:
+    """The sha at the tip of ``branch``, or None when there is no such branch."""
+    try:
+        return str(open_repo(root).git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}"))
+    except git.GitCommandError:
+        return None
+
+
+def restore_worktree(root: Path, path: Path, branch: str, commit: str) -> None:
+    """``path`` as a clean worktree of ``branch`` at ``commit``, recreated if it was deleted."""
+    if (path / ".git").exists():
+        worktree = open_repo(path)
+        worktree.git.reset("--hard", "--quiet", commit)
+        worktree.git.clean("-fdq")
+        return
+    repo = open_repo(root)
+    with repo_lock(root):
+        repo.git.worktree("prune")
+        repo.git.worktree("add", "--quiet", str(path), branch)
+
+
 def remove_worktree(root: Path, path: Path) -> None:
     repo = open_repo(root)
     with repo_lock(root):

@@ -2,7 +2,10 @@
 
 Each command runs in its own process group with a timeout; on timeout, on
 Ctrl-C or on any exception in the waiting thread, the whole group is killed,
-so an agent's children never outlive the trial.
+so an agent's children never outlive the trial.  The groups alive at any
+moment are announced to :func:`watching` listeners, which save them in the
+trial's record: if the process running a trial is killed outright (SIGKILL of
+an xdist worker), the controller reaps those groups with :func:`reap`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -75,6 +78,61 @@ def is_secret_name(name: str) -> bool:
     }
 
 
+#: A process group as recorded: its id and its leader's start time (to detect a reused pid).
+Group = tuple[int, int]
+
+_live: dict[int, Group] = {}
+_listeners: list[Callable[[list[Group]], None]] = []
+
+
+@contextlib.contextmanager
+def watching(listener: Callable[[list[Group]], None]) -> Iterator[None]:
+    """Call ``listener`` with the live process groups each time one starts or ends."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+def _announce(pid: int, alive: bool) -> None:
+    if alive:
+        _live[pid] = (pid, _start_time(pid) or 0)
+    else:
+        _live.pop(pid, None)
+    for listener in list(_listeners):
+        listener(sorted(_live.values()))
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def reap(groups: Sequence[Sequence[int]]) -> list[int]:
+    """SIGKILL recorded process groups that are still around; return the ones signalled.
+
+    A group is skipped when its leader's pid now belongs to a different
+    process (same pid, other start time): that pid was reused, and the group
+    is not ours.
+    """
+    killed = []
+    for pgid, started in groups:
+        now = _start_time(pgid)
+        if now is not None and started and now != started:
+            continue
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+        killed.append(pgid)
+    return killed
+
+
 def run_owned(
     command: str | Sequence[str],
     *,
@@ -110,6 +168,7 @@ def run_owned(
             if log is not None:
                 log.write(f"could not start {argv[0]!r}: {exc}\n".encode())
             return Finished(returncode=127, timed_out=False, seconds=0.0)
+        _announce(proc.pid, alive=True)
         try:
             out, _ = proc.communicate(stdin.encode() if stdin is not None else None, timeout=max(timeout, 0.001))
         except subprocess.TimeoutExpired:
@@ -120,6 +179,7 @@ def run_owned(
             raise
         # The leader is gone; children it left in the background go with it.
         _signal_group(proc.pid, signal.SIGKILL)
+        _announce(proc.pid, alive=False)
         text = out.decode(errors="replace") if out else ""
         return Finished(proc.returncode, False, time.monotonic() - started, text)
     finally:
@@ -134,6 +194,10 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=KILL_GRACE_SECONDS)
     _signal_group(proc.pid, signal.SIGKILL)
     proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    _announce(proc.pid, alive=False)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

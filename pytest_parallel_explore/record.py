@@ -119,6 +119,10 @@ class TrialRecord:
     rank: int | None = None
     flags: list[str] = dataclasses.field(default_factory=list)
     steps: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    agent_failure: str | None = None  # why the agent failed, kept from the agent step on
+    agent_timed_out: bool = False
+    owner_pid: int | None = None  # the process running the trial
+    process_groups: list[list[int]] = dataclasses.field(default_factory=list)  # live ones: [pgid, start time]
     started_at: float | None = None
     finished_at: float | None = None
     from_checkpoint: bool = False
@@ -145,6 +149,10 @@ class TrialRecord:
     def ok(self) -> bool:
         """True when the trial ran and was scored on a judgeable test run."""
         return self.status is Status.DONE and not self.tests.problem
+
+    def finished_step(self, status: Status) -> bool:
+        """Whether the step ``status`` ran to its end in this record."""
+        return "seconds" in self.steps.get(status.value, {})
 
     @property
     def elapsed(self) -> float:
@@ -197,11 +205,25 @@ def save(record: TrialRecord, path: Path) -> None:
     write_json(path, record.to_json())
 
 
+class CorruptRecord(Exception):
+    """A progress file exists but cannot be read as a record (truncated, edited, other schema)."""
+
+
 def load(path: Path) -> TrialRecord | None:
-    """The record saved at ``path``, or None when there is none or it is unreadable."""
+    """The record saved at ``path``, or None when there is none; CorruptRecord when unreadable."""
     try:
-        return TrialRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    except (ValueError, TypeError, KeyError, AttributeError):
+    try:
+        return TrialRecord.from_json(json.loads(text))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CorruptRecord(f"{path}: {exc}") from None
+
+
+def try_load(path: Path) -> TrialRecord | None:
+    """The record at ``path``, or None when it is missing or unreadable (for display only)."""
+    try:
+        return load(path)
+    except CorruptRecord:
         return None

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .record import SCHEMA, Status, TrialRecord, load, write_atomic, write_json
+from .record import SCHEMA, Status, TrialRecord, try_load, write_atomic, write_json
 from .settings import ExperimentPaths
 from .templating import render
 
@@ -17,7 +17,7 @@ def load_records(paths: ExperimentPaths, trials: Iterable[str] | None = None) ->
         trials = sorted(p.name[: -len("_progress.json")] for p in paths.results.glob("*_progress.json"))
     records = []
     for name in trials:
-        record = load(paths.trial_file(name, "_progress.json"))
+        record = try_load(paths.trial_file(name, "_progress.json"))
         if record is not None:
             records.append(record)
     return records

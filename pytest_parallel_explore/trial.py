@@ -8,6 +8,8 @@ recorded in its own record and never stops the others.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 import time
 import traceback
@@ -17,10 +19,10 @@ from typing import TypeVar
 
 import pytest
 
-from . import gitops
+from . import gitops, procs
 from .agents import AgentOutcome, AgentTask
 from .procs import run_owned
-from .record import AgentStats, DiffStats, Status, TrialRecord, load, save
+from .record import AgentStats, CorruptRecord, DiffStats, Status, TestStats, TrialRecord, load, save
 from .scoring import scoring_env, weighted_score
 from .settings import Settings, Trial
 
@@ -39,50 +41,89 @@ class TrialRunner:
         self.worktree = self.paths.worktree(trial.name)
 
     def run(self) -> TrialRecord:
-        previous = load(self.progress)
-        if self._reusable(previous):
-            assert previous is not None
+        previous, problem = self._previous()
+        if previous is not None and self._reusable(previous):
             previous.from_checkpoint = True
             self._save(previous)
             return previous
-        record = self._new_record()
-        try:
-            self._step(record, Status.WORKTREE, self._make_worktree)
-            outcome = self._step(record, Status.AGENT, self._run_agent)
-            if outcome.failure is None or record.diff.files_changed:
-                self._step(record, Status.SCORE, self._score)
-            if outcome.failure is not None:
-                record.status = Status.TIMEOUT if outcome.timed_out else Status.AGENT_FAILED
-                record.reason = outcome.failure
-                if record.score is not None:
-                    record.flags.append("scored after the agent failed")
-            elif record.tests.problem:
-                record.status, record.reason = Status.DONE, f"scored 0: {record.tests.problem}"
-            else:
-                record.status = Status.DONE
-        except Exception as exc:  # the pipeline broke: record why, let the other trials go on
-            record.reason = f"error during {record.status.value}: {exc}"
-            record.status = Status.ERROR
-            with self.paths.trial_file(self.trial.name, "_agent.log").open("a") as log:
-                log.write(traceback.format_exc())
-        except BaseException as exc:  # Ctrl-C or pytest-timeout: save what we know, then go
-            record.reason = f"interrupted during {record.status.value} ({type(exc).__name__})"
-            record.status = Status.ERROR
-            record.finished_at = time.time()
-            self._save(record)
-            raise
+        resume = previous is not None and self._agent_work_kept(previous)
+        record = self._resumed(previous) if resume and previous else self._new_record()
+        if problem:
+            record.flags.append(problem)
+        with procs.watching(lambda groups: self._groups_changed(record, groups)):
+            try:
+                if resume:
+                    self._step(record, Status.WORKTREE, self._restore_worktree)
+                else:
+                    self._step(record, Status.WORKTREE, self._make_worktree)
+                    self._step(record, Status.AGENT, self._run_agent)
+                if record.agent_failure is None or record.diff.files_changed:
+                    self._step(record, Status.SCORE, self._score)
+                _conclude(record)
+            except Exception as exc:  # the pipeline broke: record why, let the other trials go on
+                record.reason = f"error during {record.status.value}: {exc}"
+                record.status = Status.ERROR
+                with self.paths.trial_file(self.trial.name, "_agent.log").open("a") as log:
+                    log.write(traceback.format_exc())
+            except BaseException as exc:  # Ctrl-C, SIGTERM or pytest-timeout: save what we know, then go
+                record.reason = f"interrupted during {record.status.value} ({type(exc).__name__})"
+                record.status = Status.ERROR
+                record.finished_at = time.time()
+                self._save(record)
+                raise
         record.finished_at = time.time()
         self._save(record)
         self.config.hook.pytest_explore_trial_finished(config=self.config, trial=record)
         return record
 
-    def _reusable(self, previous: TrialRecord | None) -> bool:
+    def _previous(self) -> tuple[TrialRecord | None, str | None]:
+        """The saved record, if any; an unreadable one is set aside and reported."""
+        try:
+            return load(self.progress), None
+        except CorruptRecord as exc:
+            kept = self.progress.with_name(self.progress.name + ".corrupt")
+            os.replace(self.progress, kept)
+            return None, f"the saved progress was unreadable ({exc}); kept as {kept.name}, trial run again"
+
+    def _reusable(self, previous: TrialRecord) -> bool:
+        """A finished trial of the same spec is not run again (unless --explore-rerun)."""
+        return not self.settings.rerun and previous.status is Status.DONE and previous.spec_hash == self.trial.spec_hash
+
+    def _agent_work_kept(self, previous: TrialRecord) -> bool:
+        """Whether a trial stopped after its agent succeeded can resume at scoring."""
         return (
-            previous is not None
-            and not self.settings.rerun
-            and previous.status is Status.DONE
+            not self.settings.rerun
             and previous.spec_hash == self.trial.spec_hash
+            and previous.status in (Status.SCORE, Status.ERROR)
+            and previous.finished_step(Status.AGENT)
+            and previous.agent_failure is None
+            and previous.commit is not None
+            and gitops.branch_commit(self.settings.workspace.repo_root, previous.branch) == previous.commit
         )
+
+    def _resumed(self, previous: TrialRecord) -> TrialRecord:
+        """The previous record, ready to be scored again from its committed agent work."""
+        record = dataclasses.replace(
+            previous,
+            status=Status.PENDING,
+            reason=None,
+            tests=TestStats(),
+            metrics={},
+            score=None,
+            rank=None,
+            flags=[*previous.flags, "resumed after the agent step"],
+            steps={k: v for k, v in previous.steps.items() if k != Status.SCORE.value},
+            owner_pid=os.getpid(),
+            process_groups=[],
+            finished_at=None,
+            from_checkpoint=False,
+        )
+        self._save(record)
+        return record
+
+    def _groups_changed(self, record: TrialRecord, groups: list[procs.Group]) -> None:
+        record.process_groups = [list(group) for group in groups]
+        self._save(record)
 
     def _new_record(self) -> TrialRecord:
         record = TrialRecord(
@@ -157,6 +198,7 @@ class TrialRunner:
                 log.write(traceback.format_exc())
             outcome = AgentOutcome(record.agent, f"agent backend crashed: {type(exc).__name__}: {exc}")
         record.agent = outcome.stats
+        record.agent_failure, record.agent_timed_out = outcome.failure, outcome.timed_out
         self._commit(record)
         return outcome
 
@@ -183,6 +225,11 @@ class TrialRunner:
         gitops.write_patch(
             self.worktree, self.settings.base_commit, change.commit, self.paths.trial_file(self.trial.name, ".patch")
         )
+
+    def _restore_worktree(self, record: TrialRecord) -> None:
+        """The trial's worktree at its committed agent work (recreated from the branch if deleted)."""
+        assert record.commit is not None
+        gitops.restore_worktree(self.settings.workspace.repo_root, self.worktree, record.branch, record.commit)
 
     def _score(self, record: TrialRecord) -> None:
         self._copy_holdout()
@@ -214,3 +261,16 @@ class TrialRunner:
             elif source.is_file():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
+
+
+def _conclude(record: TrialRecord) -> None:
+    """The trial's final status, from how its agent ended and whether its suite could be judged."""
+    if record.agent_failure is not None:
+        record.status = Status.TIMEOUT if record.agent_timed_out else Status.AGENT_FAILED
+        record.reason = record.agent_failure
+        if record.score is not None:
+            record.flags.append("scored after the agent failed")
+    elif record.tests.problem:
+        record.status, record.reason = Status.DONE, f"scored 0: {record.tests.problem}"
+    else:
+        record.status = Status.DONE
