@@ -1,4 +1,4 @@
-"""The commands that do not run an experiment: ``--explore-list``, ``--explore-results``, ``--explore-cleanup``.
+"""The commands that do not run an experiment: ``--explore-list``, ``-results``, ``-cleanup``, ``-merge``.
 
 They read only the data directory (no variants file needed) and print to the
 terminal, the way ``pytest --fixtures`` does.
@@ -92,9 +92,18 @@ def run_command(config: pytest.Config, write: Write) -> int:
             write(f"{e['name']}: {len(e['variants'])} variants; {counts}; {best}; {e['date'] or '-'}")
         return 0
     if not experiment:
-        raise pytest.UsageError("--explore-results and --explore-cleanup need --explore NAME")
+        raise pytest.UsageError("--explore-results, --explore-cleanup and --explore-merge need --explore NAME")
     if config.getoption("explore_results"):
         return show_results(workspace, experiment, write)
+    if config.getoption("explore_merge"):
+        from .merge import merge_results
+
+        sources = [config.invocation_params.dir / d for d in config.getoption("explore_merge")]
+        results = merge_results(workspace, experiment, sources)
+        for line in format_table(results["trials"]):
+            write(line)
+        write(f"summary: {workspace.experiment(experiment).summary_md}")
+        return 0
     removed = cleanup_experiment(workspace, experiment, delete_branches=config.getoption("explore_delete_branches"))
     write(f"explore {experiment}: removed {len(removed)} worktrees/branches")
     for item in removed:

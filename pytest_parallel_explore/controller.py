@@ -9,15 +9,17 @@ and a thread polls the progress files that they write anyway.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import time
 from typing import Any
 
 import pytest
 
-from . import __version__
-from .record import TrialRecord, try_load, write_json
+from . import __version__, procs
+from .record import Status, TrialRecord, save, try_load, write_json
 from .results import format_table, load_records, write_report
+from .runlock import ExperimentBusy, ExperimentLock
 from .settings import Settings
 
 #: How often the progress files are polled for changes.
@@ -39,12 +41,102 @@ def experiment_info(settings: Settings) -> dict[str, Any]:
     }
 
 
+def recover_interrupted(settings: Settings, *, only_dead_owners: bool = False) -> list[str]:
+    """Close the records of trials whose run stopped midway; kill what they left running.
+
+    A trial's record lists the process groups alive in it (agents and their
+    children).  When the process that ran the trial is gone (an xdist worker
+    killed, a run stopped with SIGKILL), nothing else would ever stop them.
+    Returns a notice per trial closed.
+    """
+    notices = []
+    for trial in settings.trials:
+        path = settings.paths.trial_file(trial.name, "_progress.json")
+        record = try_load(path)
+        if record is None or (record.status.finished and not record.process_groups):
+            continue
+        if only_dead_owners and record.owner_pid is not None and _alive(record.owner_pid):
+            continue
+        killed = procs.reap(record.process_groups)
+        record.process_groups = []
+        if not record.status.finished:
+            record.reason = f"interrupted during {record.status.value}: the process running it stopped"
+            record.status = Status.ERROR
+            record.finished_at = record.finished_at or time.time()
+            notices.append(
+                f"{trial.name}: {record.reason}" + (f"; killed {len(killed)} process groups" if killed else "")
+            )
+        save(record, path)
+    return notices
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prepare_run(config: pytest.Config, settings: Settings) -> tuple[list[str], ExperimentLock]:
+    """Checks and set-up done once, before any worktree is made; the notices to show, and the lock held.
+
+    Every agent must exist and be able to run; the experiment must not be
+    running elsewhere; trials that an earlier run left midway are closed.
+    """
+    from . import gitops
+    from .agents import AgentUnavailable
+
+    for trial in settings.trials:
+        agent = config.hook.pytest_explore_make_agent(config=config, variant=trial.variant)
+        where = f"{settings.spec.source}: variants.{trial.variant.name}.agent.backend"
+        if agent is None:
+            raise pytest.UsageError(
+                f"{where}: unknown backend {trial.variant.agent.get('backend')!r}; "
+                "expected 'command', 'anthropic', 'claude-code' or one registered by a plugin"
+            )
+        try:
+            agent.preflight()
+        except AgentUnavailable as exc:
+            raise pytest.UsageError(f"{where}: {exc}") from None
+    lock = ExperimentLock(settings.paths.lock)
+    try:
+        lock.acquire()
+    except ExperimentBusy as exc:
+        raise pytest.UsageError(f"--explore {settings.experiment}: {exc}") from None
+    notices = []
+    if lock.stale_pid is not None:
+        notices.append(f"warning: took over the lock of an earlier run that died (pid {lock.stale_pid})")
+    notices.extend(recover_interrupted(settings))
+    root = settings.workspace.repo_root
+    if gitops.is_dirty(root):
+        # Said on the terminal, not with `warnings`: a project's filterwarnings=error would make it a crash.
+        notices.append(
+            f"warning: {root} has uncommitted changes; the variants start from the last commit "
+            f"({settings.base} = {settings.base_commit[:12]}), without them"
+        )
+    if settings.workspace.explore_dir.is_relative_to(root):
+        gitops.exclude_path(root, str(settings.workspace.explore_dir.relative_to(root)))
+    settings.paths.results.mkdir(parents=True, exist_ok=True)
+    return notices, lock
+
+
 class ExploreController:
-    def __init__(self, config: pytest.Config, settings: Settings, notices: list[str], distributed: bool) -> None:
+    @classmethod
+    def start(cls, config: pytest.Config, settings: Settings, *, distributed: bool) -> ExploreController:
+        notices, lock = prepare_run(config, settings)
+        return cls(config, settings, notices, distributed, lock)
+
+    def __init__(
+        self, config: pytest.Config, settings: Settings, notices: list[str], distributed: bool, lock: ExperimentLock
+    ) -> None:
         self.config = config
         self.settings = settings
         self.notices = notices
         self.distributed = distributed
+        self.lock = lock
         self.info = experiment_info(settings)
         self.results: dict[str, Any] | None = None
         self._seen: dict[str, tuple[Any, ...]] = {}
@@ -56,10 +148,7 @@ class ExploreController:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         write_json(self.settings.paths.experiment_json, self.info)
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        for notice in self.notices:
-            if reporter is not None:
-                reporter.write_line(f"explore {self.settings.experiment}: {notice}", yellow=True, bold=True)
+        self.say(self.notices)
         if self.distributed:
             self._watcher.start()
 
@@ -106,6 +195,12 @@ class ExploreController:
 
     # -- the report --------------------------------------------------------
 
+    def say(self, lines: list[str]) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for line in lines:
+            if reporter is not None:
+                reporter.write_line(f"explore {self.settings.experiment}: {line}", yellow=True, bold=True)
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.distributed:
@@ -113,9 +208,17 @@ class ExploreController:
             if self._watcher.is_alive():
                 self._watcher.join()
             self.poll()
+        if self.settings.retry_failed and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            self.say(["--explore-retry-failed: no failed or timed-out variant to retry"])
+            session.exitstatus = pytest.ExitCode.OK
+        # The session is over: nothing of it may keep running, whatever stopped it.
+        self.say(recover_interrupted(self.settings))
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
         self.results = write_report(self.settings.paths, self.info, records)
         self.config.hook.pytest_explore_summary(config=self.config, results=self.results)
+
+    def pytest_unconfigure(self) -> None:
+        self.lock.release()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
@@ -125,3 +228,22 @@ class ExploreController:
             terminalreporter.write_line(line)
         terminalreporter.write_line("")
         terminalreporter.write_line(f"summary: {self.settings.paths.summary_md}")
+
+
+class XdistHooks:
+    """The controller's xdist hooks, registered only when xdist runs the trials."""
+
+    #: workerinput key that carries the controller's base commit to the workers.
+    BASE_COMMIT_KEY = "explore_base_commit"
+
+    def __init__(self, controller: ExploreController) -> None:
+        self.controller = controller
+
+    def pytest_configure_node(self, node: Any) -> None:
+        """Every worker branches from the commit resolved here, even if HEAD moves meanwhile."""
+        node.workerinput[self.BASE_COMMIT_KEY] = self.controller.settings.base_commit
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """A worker died: stop what its trial left running now, rather than at the end."""
+        if error:
+            self.controller.say(recover_interrupted(self.controller.settings, only_dead_owners=True))

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from .record import Status, try_load
 from .results import node_id
 from .settings import SETTINGS_KEY, Settings, Trial
 from .trial import TrialRunner
@@ -69,8 +70,22 @@ def collect_trials(session: pytest.Session) -> list[pytest.Item]:
     wanted = _selected_ids(config, {item.nodeid for item in items})
     if wanted is not None:
         items = [item for item in items if item.nodeid in wanted]
+    if settings.retry_failed:
+        failed = _failed_trials(settings)
+        config.hook.pytest_deselected(items=[item for item in items if item.name not in failed])
+        items = [item for item in items if item.name in failed]
     config.hook.pytest_collection_modifyitems(session=session, config=config, items=items)
     return items
+
+
+def _failed_trials(settings: Settings) -> set[str]:
+    """Item names of the trials whose saved record failed, timed out or broke."""
+    failed = set()
+    for trial in settings.trials:
+        record = try_load(settings.paths.trial_file(trial.name, "_progress.json"))
+        if record is not None and record.status in (Status.AGENT_FAILED, Status.TIMEOUT, Status.ERROR):
+            failed.add(f"{settings.experiment}[{trial.name}]")
+    return failed
 
 
 def _selected_ids(config: pytest.Config, known: set[str]) -> set[str] | None:

@@ -7,14 +7,13 @@ ordinary test suites, including inside every scored worktree.
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any
 
 import pytest
 
 from .settings import AGENT_HELP, DIR_HELP, MAX_CONCURRENT_HELP, SCORE_COMMAND_HELP, SETTINGS_KEY, TIMEOUT_HELP
-
-#: workerinput key that carries the controller's base commit to xdist workers.
-BASE_COMMIT_KEY = "explore_base_commit"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +44,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="ignore saved progress and run every variant again",
     )
     group.addoption(
+        "--explore-retry-failed",
+        dest="explore_retry_failed",
+        action="store_true",
+        help="run only the variants that failed or timed out last time",
+    )
+    group.addoption(
         "--explore-results",
         dest="explore_results",
         action="store_true",
@@ -58,6 +63,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="explore_cleanup",
         action="store_true",
         help="remove the experiment's worktrees (branches and results stay)",
+    )
+    group.addoption(
+        "--explore-merge",
+        dest="explore_merge",
+        nargs="+",
+        metavar="DIR",
+        help="merge results folders written by separate runs (CI matrix jobs) into one report",
     )
     group.addoption(
         "--explore-delete-branches",
@@ -79,11 +91,11 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def _command_asked(config: pytest.Config) -> bool:
-    return any(config.getoption(o) for o in ("explore_list", "explore_results", "explore_cleanup"))
+    return any(config.getoption(o) for o in ("explore_list", "explore_results", "explore_cleanup", "explore_merge"))
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    """``--explore-list``, ``--explore-results`` and ``--explore-cleanup`` run instead of a session."""
+    """``--explore-list``, ``-results``, ``-cleanup`` and ``-merge`` run instead of a test session."""
     if not _command_asked(config):
         return None
     from _pytest.main import wrap_session
@@ -100,28 +112,29 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("explore") is None or _command_asked(config):
         return
     from . import agents, prompt, scoring
+    from .controller import XdistHooks
     from .settings import resolve_settings
 
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    settings = resolve_settings(config, base_commit=(workerinput or {}).get(BASE_COMMIT_KEY))
+    settings = resolve_settings(config, base_commit=(workerinput or {}).get(XdistHooks.BASE_COMMIT_KEY))
     config.stash[SETTINGS_KEY] = settings
     for module in (agents, prompt, scoring):
         config.pluginmanager.register(module, f"explore-{module.__name__.rsplit('.', 1)[-1]}")
+    _interrupt_on_sigterm(config)
 
-    controller_of_workers = workerinput is None and _distributed(config)
-    if not controller_of_workers:
+    distributed = workerinput is None and _distributed(config)
+    if not distributed:
         from . import items
 
         config.pluginmanager.register(items, "explore-items")
     if workerinput is None:
-        notices = _prepare_run(config, settings)
         from .controller import ExploreController
 
-        config.pluginmanager.register(
-            ExploreController(config, settings, notices, controller_of_workers), "explore-controller"
-        )
-        if controller_of_workers:
-            config.pluginmanager.register(_WorkerSetup(settings.base_commit), "explore-worker-setup")
+        controller = ExploreController.start(config, settings, distributed=distributed)
+        config.pluginmanager.register(controller, "explore-controller")
+        if distributed:
+            config.pluginmanager.register(XdistHooks(controller), "explore-xdist")
+            _schedule_workers(config, settings.max_concurrent)
 
 
 def _distributed(config: pytest.Config) -> bool:
@@ -134,43 +147,20 @@ def _distributed(config: pytest.Config) -> bool:
     )
 
 
-def _prepare_run(config: pytest.Config, settings: Any) -> list[str]:
-    """Checks and set-up done once, in the controller, before any worktree is made.
+def _interrupt_on_sigterm(config: pytest.Config) -> None:
+    """SIGTERM stops a run the way Ctrl-C does: trials save their state and their agents are killed."""
+    if threading.current_thread() is not threading.main_thread():
+        return
 
-    Returns the notices to show the user when the session starts.
-    """
-    from . import gitops
-    from .agents import AgentUnavailable
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
 
-    root = settings.workspace.repo_root
-    for trial in settings.trials:
-        agent = config.hook.pytest_explore_make_agent(config=config, variant=trial.variant)
-        where = f"{settings.spec.source}: variants.{trial.variant.name}.agent.backend"
-        if agent is None:
-            raise pytest.UsageError(
-                f"{where}: unknown backend {trial.variant.agent.get('backend')!r}; "
-                "expected 'command', 'anthropic', 'claude-code' or one registered by a plugin"
-            )
-        try:
-            agent.preflight()
-        except AgentUnavailable as exc:
-            raise pytest.UsageError(f"{where}: {exc}") from None
-    notices = []
-    if gitops.is_dirty(root):
-        # Said on the terminal, not with `warnings`: a project's filterwarnings=error would make it a crash.
-        notices.append(
-            f"warning: {root} has uncommitted changes; the variants start from the last commit "
-            f"({settings.base} = {settings.base_commit[:12]}), without them"
-        )
-    try:
-        relative = str(settings.workspace.explore_dir.relative_to(root))
-    except ValueError:
-        relative = None
-    if relative:
-        gitops.exclude_path(root, relative)
-    settings.paths.results.mkdir(parents=True, exist_ok=True)
-    _schedule_workers(config, settings.max_concurrent)
-    return notices
+    previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    config.add_cleanup(restore)
 
 
 def _schedule_workers(config: pytest.Config, limit: int) -> None:
@@ -184,13 +174,3 @@ def _schedule_workers(config: pytest.Config, limit: int) -> None:
         config.option.numprocesses = limit
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "worksteal"
-
-
-class _WorkerSetup:
-    """xdist hook on the controller: hand the resolved base commit to every worker."""
-
-    def __init__(self, base_commit: str) -> None:
-        self.base_commit = base_commit
-
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[BASE_COMMIT_KEY] = self.base_commit

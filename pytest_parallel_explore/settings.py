@@ -32,6 +32,10 @@ AGENT_HELP = "default agent backend (default: anthropic when ANTHROPIC_API_KEY i
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 
 
+#: The files a trial leaves in ``results/``, as ``<trial><suffix>``.
+TRIAL_FILE_SUFFIXES = ("_progress.json", "_agent.log", "_prompt.md", "_tests.log", "_junit.xml", ".patch")
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentPaths:
     """Where one experiment's files live (see DESIGN.md, "Files")."""
@@ -60,6 +64,10 @@ class ExperimentPaths:
 
     def worktree(self, trial: str) -> Path:
         return self.worktrees / trial
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "run.lock"
 
     def trial_file(self, trial: str, suffix: str) -> Path:
         """``results/<trial><suffix>``: ``_progress.json``, ``_agent.log``, ``.patch``, ..."""
@@ -103,6 +111,7 @@ class Settings:
     score_command: str
     min_score: float | None
     rerun: bool
+    retry_failed: bool
     trials: tuple[Trial, ...]
 
     @property
@@ -192,6 +201,7 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
         score_command=score_command,
         min_score=config.getoption("explore_min_score"),
         rerun=bool(config.getoption("explore_rerun")),
+        retry_failed=bool(config.getoption("explore_retry_failed")),
         trials=trials,
     )
 

@@ -24,7 +24,7 @@ from .agents import AgentOutcome, AgentTask
 from .procs import run_owned
 from .record import AgentStats, CorruptRecord, DiffStats, Status, TestStats, TrialRecord, load, save
 from .scoring import scoring_env, weighted_score
-from .settings import Settings, Trial
+from .settings import TRIAL_FILE_SUFFIXES, Settings, Trial
 
 _R = TypeVar("_R")
 
@@ -140,8 +140,9 @@ class TrialRunner:
             ),
             started_at=time.time(),
         )
-        for suffix in ("_agent.log", "_tests.log", "_junit.xml", ".patch"):
-            self.paths.trial_file(self.trial.name, suffix).unlink(missing_ok=True)
+        for suffix in TRIAL_FILE_SUFFIXES:  # nothing of an earlier attempt is mixed in
+            if suffix != "_progress.json":
+                self.paths.trial_file(self.trial.name, suffix).unlink(missing_ok=True)
         self._save(record)
         return record
 
