@@ -55,7 +55,7 @@ def recover_interrupted(settings: Settings, *, only_dead_owners: bool = False) -
         record = try_load(path)
         if record is None or (record.status.finished and not record.process_groups):
             continue
-        if only_dead_owners and record.owner_pid is not None and _alive(record.owner_pid):
+        if only_dead_owners and (record.owner_pid is None or _alive(record.owner_pid)):
             continue
         killed = procs.reap(record.process_groups)
         record.process_groups = []

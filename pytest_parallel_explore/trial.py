@@ -138,6 +138,7 @@ class TrialRunner:
             agent=AgentStats(
                 backend=str(self.trial.variant.agent.get("backend", "")), model=self.trial.variant.agent.get("model")
             ),
+            owner_pid=os.getpid(),
             started_at=time.time(),
         )
         for suffix in TRIAL_FILE_SUFFIXES:  # nothing of an earlier attempt is mixed in
