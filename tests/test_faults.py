@@ -272,8 +272,10 @@ def test_a_ci_matrix_of_one_variant_per_clone_merges_into_the_same_report(
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
     jobs = {name: clone(f"job-{name}") for name in spec["variants"]}
-    for name, path in jobs.items():
-        explore(path, "-k", name)
+    for name, path in jobs.items():  # a job selects its variant by node id, or with -k
+        explore(path, f"explore::calc[{name}]" if name == "good" else f"-k={name}")
+        job_results = json.loads((path / ".data/parallel_explorer/calc/results/results.json").read_text())
+        assert [t["name"] for t in job_results["trials"]] == [name]
     everything = clone("all")
     explore(everything, "-n", "2")
 
