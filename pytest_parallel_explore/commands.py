@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from . import gitops
-from .record import read_json
-from .results import format_table, load_records, write_report
+from .record import TrialRecord, read_json
+from .results import format_table, load_records, rank, write_report
 from .settings import ExperimentPaths, Workspace, resolve_workspace
 
 Write = Callable[[str], None]
@@ -78,6 +78,30 @@ def cleanup_experiment(workspace: Workspace, experiment: str, *, delete_branches
     return removed
 
 
+def adopt(workspace: Workspace, experiment: str, which: str, *, squash: bool) -> tuple[TrialRecord, str]:
+    """Merge the chosen trial's branch (a name, or ``best``) into the current branch."""
+    records = rank(load_records(workspace.experiment(experiment)))
+    if not records:
+        raise pytest.UsageError(f"--explore-adopt: experiment {experiment!r} has no results in {workspace.explore_dir}")
+    chosen = records[0] if which == "best" else next((r for r in records if r.name == which), None)
+    if chosen is None:
+        names = ", ".join(r.name for r in records)
+        raise pytest.UsageError(
+            f"--explore-adopt: no variant {which!r} in {experiment!r}; expected 'best' or one of {names}"
+        )
+    if chosen.score is None or chosen.commit is None:
+        raise pytest.UsageError(
+            f"--explore-adopt: {chosen.name} was not scored ({chosen.status.value}: {chosen.reason or 'not run'}); "
+            "only a scored variant can be adopted"
+        )
+    message = f"Adopt {chosen.name} from experiment {experiment} (score {chosen.score:.3f})\n\n{chosen.description}"
+    try:
+        head = gitops.merge_branch(workspace.repo_root, chosen.branch, squash=squash, message=message)
+    except gitops.GitProblem as exc:
+        raise pytest.UsageError(f"--explore-adopt: {exc}") from None
+    return chosen, head
+
+
 def run_command(config: pytest.Config, write: Write) -> int:
     """Carry out whichever non-run command was asked for; return the exit code."""
     workspace = resolve_workspace(config)
@@ -92,9 +116,19 @@ def run_command(config: pytest.Config, write: Write) -> int:
             write(f"{e['name']}: {len(e['variants'])} variants; {counts}; {best}; {e['date'] or '-'}")
         return 0
     if not experiment:
-        raise pytest.UsageError("--explore-results, --explore-cleanup and --explore-merge need --explore NAME")
+        raise pytest.UsageError(
+            "--explore-results, --explore-cleanup, --explore-merge and --explore-adopt need --explore NAME"
+        )
     if config.getoption("explore_results"):
         return show_results(workspace, experiment, write)
+    if config.getoption("explore_adopt"):
+        chosen, head = adopt(
+            workspace, experiment, config.getoption("explore_adopt"), squash=config.getoption("explore_adopt_squash")
+        )
+        how = "squashed into one commit" if config.getoption("explore_adopt_squash") else "merged"
+        write(f"explore {experiment}: adopted {chosen.name} (score {chosen.score:.3f}): {chosen.branch} {how}")
+        write(f"HEAD is now {head[:12]}")
+        return 0
     if config.getoption("explore_merge"):
         from .merge import merge_results
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -206,3 +207,37 @@ def write_patch(worktree: Path, base: str, head: str, path: Path) -> None:
     """The trial's whole change as a patch file that ``git apply`` accepts."""
     patch = open_repo(worktree).git.diff("--binary", base, head, strip_newline_in_stdout=False)
     path.write_text(patch)
+
+
+def merge_branch(root: Path, branch: str, *, squash: bool, message: str) -> str:
+    """Merge ``branch`` into the current branch of the main checkout; return the new HEAD.
+
+    Refuses on a dirty working tree, and leaves the checkout as it was when
+    the merge conflicts.
+    """
+    repo = open_repo(root)
+    if repo.is_dirty(untracked_files=False):
+        raise GitProblem(f"{root} has uncommitted changes; commit or stash them before adopting a variant")
+    try:
+        if squash:
+            repo.git.merge("--squash", branch)
+            repo.git.commit("--quiet", "--no-verify", "-m", message, env=_identity_for(repo))
+        else:
+            repo.git.merge("--no-ff", "--no-edit", "-m", message, branch, env=_identity_for(repo))
+    except git.GitCommandError as exc:
+        with contextlib.suppress(git.GitCommandError):
+            repo.git.merge("--abort")
+        with contextlib.suppress(git.GitCommandError):
+            repo.git.reset("--hard", "--quiet", "HEAD")
+        raise GitProblem(f"merging {branch} failed, nothing was changed: {exc.stderr.strip() or exc}") from None
+    return repo.head.commit.hexsha
+
+
+def _identity_for(repo: git.Repo) -> dict[str, str]:
+    """The user's own identity when git has one, else the plugin's (so a merge never fails on it)."""
+    reader = repo.config_reader()
+    if os.environ.get("GIT_COMMITTER_NAME") or (
+        reader.has_option("user", "name") and reader.has_option("user", "email")
+    ):
+        return {}
+    return _IDENTITY

@@ -72,6 +72,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="merge results folders written by separate runs (CI matrix jobs) into one report",
     )
     group.addoption(
+        "--explore-adopt",
+        dest="explore_adopt",
+        metavar="VARIANT|best",
+        help="merge that variant's branch (or the best one's) into the current branch",
+    )
+    group.addoption(
+        "--explore-adopt-squash",
+        dest="explore_adopt_squash",
+        action="store_true",
+        help="with --explore-adopt: squash the variant's change into one commit",
+    )
+    group.addoption(
         "--explore-delete-branches",
         dest="explore_delete_branches",
         action="store_true",
@@ -91,11 +103,12 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def _command_asked(config: pytest.Config) -> bool:
-    return any(config.getoption(o) for o in ("explore_list", "explore_results", "explore_cleanup", "explore_merge"))
+    commands = ("explore_list", "explore_results", "explore_cleanup", "explore_merge", "explore_adopt")
+    return any(config.getoption(o) for o in commands)
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    """``--explore-list``, ``-results``, ``-cleanup`` and ``-merge`` run instead of a test session."""
+    """``--explore-list``, ``-results``, ``-cleanup``, ``-merge`` and ``-adopt`` run instead of a test session."""
     if not _command_asked(config):
         return None
     from _pytest.main import wrap_session

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -160,3 +162,33 @@ def test_min_score_fails_low_scoring_variants(explored: Project) -> None:
     assert result.ret == 1
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*score 0.333 is below --explore-min-score 0.5*"])
+
+
+@pytest.mark.parametrize("squash", [False, True], ids=["merge", "squash"])
+def test_adopt_best_leaves_the_winners_code_and_passing_tests(explored: Project, squash: bool) -> None:
+    before = explored.git("rev-parse", "HEAD").strip()
+    args = ["--explore", "calc", "--explore-adopt", "best", *(["--explore-adopt-squash"] if squash else [])]
+    result = explored.pytester.runpytest_subprocess(*args)
+
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["explore calc: adopted good (score 1.000)*"])
+    assert "return a + b" in (explored.path / "calc.py").read_text()
+    parents = explored.git("rev-list", "--parents", "-n", "1", "HEAD").split()[1:]
+    assert parents == ([before] if squash else [before, explored.git("rev-parse", "explore/calc/good").strip()])
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=explored.path)
+    assert tests.returncode == 0
+
+
+def test_adopt_refuses_a_dirty_tree_and_an_unscored_variant(calc_project: Project) -> None:
+    spec = calc_project.variants(calc_project.calc_spec(good=GOOD_AGENT, missing="no-such-agent-anywhere"))
+    calc_project.explore("--variants", spec)
+
+    refused = calc_project.pytester.runpytest_subprocess("--explore", "calc", "--explore-adopt", "missing")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*missing was not scored (agent_failed: agent command not found*"])
+
+    (calc_project.path / "calc.py").write_text("# local edits\n")
+    dirty = calc_project.pytester.runpytest_subprocess("--explore", "calc", "--explore-adopt", "good")
+    assert dirty.ret == pytest.ExitCode.USAGE_ERROR
+    dirty.stderr.fnmatch_lines(["*has uncommitted changes; commit or stash them before adopting*"])
+    assert (calc_project.path / "calc.py").read_text() == "# local edits\n"
