@@ -20,7 +20,9 @@ inside the worktree.  Choices worth knowing about:
   token budget; see :meth:`AnthropicAgent.thinking_budget`.
 * **Confinement** covers the file tools: paths are resolved (symlinks
   followed) and refused unless they stay inside the worktree.  ``run_command``
-  is a shell in the worktree, not a sandbox; it only lacks API keys.
+  is a shell in the worktree, not a sandbox; it only lacks API keys.  The
+  tools and their rules are in :mod:`.agent_tools`, the price table in
+  :mod:`.pricing`.
 * **Lazy SDK import.** ``anthropic`` takes most of a second to import, so it is
   imported only where a request is made; validating settings stays cheap.
 """
@@ -28,20 +30,18 @@ inside the worktree.  Choices worth knowing about:
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import fnmatch
 import json
-import os
 import random
-import re
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
+from typing import TYPE_CHECKING, Any
 
+from .agent_settings import is_int, is_number, positive_int_problem, thinking_problem, unknown_key_problems
+from .agent_tools import TOOLS, ToolError, WorktreeTools
 from .agents import AgentOutcome, AgentTask, AgentUnavailable
-from .procs import clean_env, run_owned
+from .pricing import price_for, price_problems
+from .procs import clean_env
 from .record import AgentStats
 from .spec import parse_duration
 
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
         Message,
         MessageParam,
         ThinkingConfigParam,
-        ToolParam,
         ToolResultBlockParam,
         ToolUseBlock,
     )
@@ -78,74 +77,7 @@ _BUDGET_ONLY_MODELS = (
     "claude-haiku-4-5",
 )
 
-# Bounds on what one tool call sends back to the model.
-_OUTPUT_LIMIT = 30_000  # characters of a file, bytes of a command's output
-_LIST_LIMIT = 1_000  # directory entries
-_SEARCH_LIMIT = 200  # matching lines
-_SEARCH_MAX_FILE_BYTES = 2_000_000
 _BACKOFF_MAX_SECONDS = 60.0
-
-
-class Price(NamedTuple):
-    """USD per million tokens."""
-
-    input: float
-    output: float
-    cache_read: float
-    cache_write: float  # 5-minute cache writes, the TTL this agent uses
-
-    def cost(self, input: int, output: int, cache_read: int, cache_write: int) -> float:
-        tokens = (input, output, cache_read, cache_write)
-        return sum(n * rate for n, rate in zip(tokens, self, strict=True)) / 1_000_000
-
-
-#: List prices in USD per million tokens (Anthropic's pricing page, October 2026),
-#: keyed by model-name prefix; the longest matching prefix wins, so
-#: ``claude-opus-5`` prices ``claude-opus-5-20260724`` and ``claude-opus-5-5``
-#: has its own row.  Estimates only: Haiku 5.5's dearer rate for prompts over
-#: 100k tokens, 1-hour cache writes, batch and regional multipliers are not
-#: modelled.  Override or extend with the ``prices`` setting.
-PRICES_USD_PER_MTOK: dict[str, Price] = {
-    "claude-fable-5": Price(10.0, 50.0, 1.00, 12.50),
-    "claude-fable-5-1": Price(10.0, 50.0, 0.25, 12.50),
-    "claude-mythos-5": Price(10.0, 50.0, 1.00, 12.50),
-    "claude-mythos-5-1": Price(10.0, 50.0, 0.25, 12.50),
-    "claude-mythos-preview": Price(25.0, 125.0, 2.50, 31.25),
-    "claude-opus-5-5": Price(4.0, 20.0, 0.20, 5.00),
-    "claude-opus-5": Price(5.0, 25.0, 0.50, 6.25),
-    "claude-opus-4": Price(5.0, 25.0, 0.50, 6.25),  # 4.5 to 4.8
-    "claude-sonnet-5-5": Price(2.0, 10.0, 0.10, 2.50),
-    "claude-sonnet-5": Price(2.0, 10.0, 0.20, 2.50),
-    "claude-sonnet-4": Price(3.0, 15.0, 0.30, 3.75),
-    "claude-haiku-5-5": Price(0.10, 0.50, 0.01, 0.125),
-    "claude-haiku-4": Price(1.0, 5.0, 0.10, 1.25),
-}
-
-
-def price_for(model: str, overrides: Mapping[str, Mapping[str, float]] | None = None) -> Price | None:
-    """The price of ``model``: the ``prices`` setting first, then the built-in table.
-
-    An override needs ``input`` and ``output``; cache rates default to Anthropic's
-    usual multiples of the input rate (reads 0.1x, 5-minute writes 1.25x).
-    """
-    overrides = overrides or {}
-    own = _longest_prefix(model, overrides)
-    if own is not None:
-        rates = overrides[own]
-        base = float(rates["input"])
-        return Price(
-            base,
-            float(rates["output"]),
-            float(rates.get("cache_read", base * 0.1)),
-            float(rates.get("cache_write", base * 1.25)),
-        )
-    known = _longest_prefix(model, PRICES_USD_PER_MTOK)
-    return PRICES_USD_PER_MTOK[known] if known is not None else None
-
-
-def _longest_prefix(model: str, table: Mapping[str, Any]) -> str | None:
-    matches = [prefix for prefix in table if model.startswith(prefix)]
-    return max(matches, key=len, default=None)
 
 
 def supports_adaptive_thinking(model: str) -> bool:
@@ -166,8 +98,6 @@ SETTING_KEYS = (
     "base_url",
     "system",
 )
-_PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
-_THINKING_EXPECTED = '"adaptive", a token budget (int >= 1024) or 0'
 
 
 def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
@@ -189,7 +119,7 @@ def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
         if problem:
             problems.append(problem)
     max_cost = settings.get("max_cost_usd")
-    if "max_cost_usd" in settings and not (_is_number(max_cost) and max_cost > 0):
+    if "max_cost_usd" in settings and not (is_number(max_cost) and max_cost > 0):
         problems.append(f"{where}.max_cost_usd: expected a positive number of US dollars, got {max_cost!r}")
     if "command_timeout" in settings:
         try:
@@ -200,290 +130,11 @@ def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
                 f"got {settings['command_timeout']!r}"
             )
     budget, max_tokens = settings.get("thinking"), settings.get("max_tokens")
-    if _is_int(budget) and budget > 0 and _is_int(max_tokens) and budget >= max_tokens:
+    if is_int(budget) and budget > 0 and is_int(max_tokens) and budget >= max_tokens:
         problems.append(f"{where}.max_tokens: must be above the thinking budget ({budget}), got {max_tokens}")
     if "prices" in settings:
-        problems += _price_problems(settings["prices"], f"{where}.prices")
+        problems += price_problems(settings["prices"], f"{where}.prices")
     return problems
-
-
-def _price_problems(prices: Any, where: str) -> list[str]:
-    expected = "a mapping of model name to {input, output[, cache_read, cache_write]} in USD per million tokens"
-    if not isinstance(prices, Mapping):
-        return [f"{where}: expected {expected}, got {prices!r}"]
-    problems = []
-    for model, rates in prices.items():
-        if not isinstance(rates, Mapping):
-            problems.append(f"{where}.{model}: expected {expected}, got {rates!r}")
-            continue
-        problems += unknown_key_problems(rates, _PRICE_KEYS, f"{where}.{model}")
-        problems += [f"{where}.{model}.{k}: required" for k in ("input", "output") if k not in rates]
-        problems += [
-            f"{where}.{model}.{k}: expected a number >= 0, got {v!r}"
-            for k, v in rates.items()
-            if k in _PRICE_KEYS and not (_is_number(v) and v >= 0)
-        ]
-    return problems
-
-
-def unknown_key_problems(settings: Mapping[str, Any], known: tuple[str, ...], where: str) -> list[str]:
-    """One problem per key not in ``known``, suggesting the nearest known key."""
-    problems = []
-    for key in settings:
-        if key not in known:
-            near = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; expected one of {', '.join(known)}"
-            problems.append(f"{where}.{key}: unknown key{hint}")
-    return problems
-
-
-def thinking_problem(settings: Mapping[str, Any], where: str) -> str | None:
-    value = settings.get("thinking", "adaptive")
-    if value == "adaptive" or (_is_int(value) and (value == 0 or value >= 1024)):
-        return None
-    return f"{where}.thinking: expected {_THINKING_EXPECTED}, got {value!r}"
-
-
-def positive_int_problem(settings: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = settings.get(key, 1)
-    if _is_int(value) and value >= 1:
-        return None
-    return f"{where}.{key}: expected a positive integer, got {value!r}"
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-# -- the worktree tools -------------------------------------------------------
-
-
-class ToolError(Exception):
-    """A tool call that cannot be carried out; the model reads it as an ``is_error`` result."""
-
-
-def _schema(properties: dict[str, Any], *required: str) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(required)}
-
-
-_PATH = {"type": "string", "description": "Path relative to the worktree root."}
-_TOOLS: list[ToolParam] = [
-    {
-        "name": "list_directory",
-        "description": "List a directory of the worktree (directories end with '/').",
-        "input_schema": _schema({"path": {**_PATH, "default": "."}}),
-    },
-    {
-        "name": "read_file",
-        "description": (
-            "Read a text file, with line numbers; optionally only lines start_line..end_line (1-based, inclusive)."
-        ),
-        "input_schema": _schema(
-            {"path": _PATH, "start_line": {"type": "integer"}, "end_line": {"type": "integer"}}, "path"
-        ),
-    },
-    {
-        "name": "write_file",
-        "description": "Create or overwrite a file with the given content (parent directories are created).",
-        "input_schema": _schema({"path": _PATH, "content": {"type": "string"}}, "path", "content"),
-    },
-    {
-        "name": "edit_file",
-        "description": "Replace old_string, which must occur exactly once in the file, by new_string.",
-        "input_schema": _schema(
-            {"path": _PATH, "old_string": {"type": "string"}, "new_string": {"type": "string"}},
-            "path",
-            "old_string",
-            "new_string",
-        ),
-    },
-    {
-        "name": "search",
-        "description": "Search files for a Python regular expression; returns path:line: text for each match.",
-        "input_schema": _schema(
-            {
-                "pattern": {"type": "string"},
-                "path": {**_PATH, "default": "."},
-                "glob": {"type": "string", "description": "Only files whose path matches, e.g. '*.py'."},
-            },
-            "pattern",
-        ),
-    },
-    {
-        "name": "run_command",
-        "description": "Run a shell command in the worktree root; returns its exit code and its stdout and stderr.",
-        "input_schema": _schema({"command": {"type": "string"}}, "command"),
-        "cache_control": {"type": "ephemeral"},  # the last tool: caches all tool definitions
-    },
-]
-
-
-@dataclasses.dataclass
-class _WorktreeTools:
-    """The tools' implementations: every path is resolved inside ``root`` or refused."""
-
-    root: Path
-    env: Mapping[str, str]  # for commands: no API keys
-    command_timeout: float
-
-    def call(self, name: str, args: Mapping[str, Any], time_left: float) -> str:
-        try:
-            if name == "list_directory":
-                return self.list_directory(_arg(args, "path", str, "."))
-            if name == "read_file":
-                start, end = _arg(args, "start_line", int, None), _arg(args, "end_line", int, None)
-                return self.read_file(_arg(args, "path", str), start, end)
-            if name == "write_file":
-                return self.write_file(_arg(args, "path", str), _arg(args, "content", str))
-            if name == "edit_file":
-                old, new = _arg(args, "old_string", str), _arg(args, "new_string", str)
-                return self.edit_file(_arg(args, "path", str), old, new)
-            if name == "search":
-                path, glob = _arg(args, "path", str, "."), _arg(args, "glob", str, None)
-                return self.search(_arg(args, "pattern", str), path, glob)
-            if name == "run_command":
-                return self.run_command(_arg(args, "command", str), min(self.command_timeout, time_left))
-        except OSError as exc:
-            raise ToolError(f"{args.get('path', '')}: {exc.strerror or exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise ToolError(f"{args.get('path', '')}: not a UTF-8 text file ({exc.reason})") from exc
-        raise ToolError(f"unknown tool {name!r}")
-
-    def resolve(self, path: str) -> Path:
-        """``path`` inside the worktree, symlinks followed; anything leading out is refused."""
-        try:
-            resolved = (self.root / path).resolve()
-        except (OSError, RuntimeError) as exc:  # a symlink loop
-            raise ToolError(f"{path}: cannot be resolved ({exc})") from exc
-        if not resolved.is_relative_to(self.root):
-            raise ToolError(
-                f"{path}: refused, it is outside the worktree; use paths inside the worktree "
-                "(relative to its root), and no symlink that leads out of it"
-            )
-        if resolved.relative_to(self.root).parts[:1] == (".git",):
-            raise ToolError(f"{path}: refused, git's own files are off limits (use git commands)")
-        return resolved
-
-    def _show(self, path: Path) -> str:
-        return str(path.relative_to(self.root)) if path != self.root else "."
-
-    def list_directory(self, path: str) -> str:
-        folder = self.resolve(path)
-        entries = sorted(
-            entry.name + ("/" if entry.is_dir() else "") for entry in os.scandir(folder) if entry.name != ".git"
-        )
-        if not entries:
-            return f"{self._show(folder)} is empty"
-        more = f"\n[{len(entries) - _LIST_LIMIT} more entries not shown]" if len(entries) > _LIST_LIMIT else ""
-        return "\n".join(entries[:_LIST_LIMIT]) + more
-
-    def read_file(self, path: str, start: int | None, end: int | None) -> str:
-        file = self.resolve(path)
-        if file.is_dir():
-            raise ToolError(f"{path}: is a directory; use list_directory")
-        lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
-        first = max(start or 1, 1)
-        shown = lines[first - 1 : end]
-        text = "\n".join(f"{n:6}\t{line}" for n, line in enumerate(shown, first))
-        if len(text) > _OUTPUT_LIMIT:
-            note = f"\n[truncated: the file has {len(lines)} lines; read a range with start_line/end_line]"
-            return text[:_OUTPUT_LIMIT] + note
-        return text or f"{self._show(file)}: no lines in that range (the file has {len(lines)})"
-
-    def write_file(self, path: str, content: str) -> str:
-        file = self.resolve(path)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(content, encoding="utf-8")
-        return f"wrote {len(content)} characters to {self._show(file)}"
-
-    def edit_file(self, path: str, old: str, new: str) -> str:
-        file = self.resolve(path)
-        text = file.read_text(encoding="utf-8")
-        count = text.count(old) if old else 0
-        if count != 1:
-            found = "is empty" if not old else "was not found" if not count else f"occurs {count} times"
-            raise ToolError(f"{path}: old_string {found}; it must occur exactly once (include more context)")
-        file.write_text(text.replace(old, new, 1), encoding="utf-8")
-        return f"edited {self._show(file)}"
-
-    def search(self, pattern: str, path: str, glob: str | None) -> str:
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            raise ToolError(f"bad regular expression {pattern!r}: {exc}") from exc
-        matches: list[str] = []
-        for file in self._files_under(self.resolve(path)):
-            shown = self._show(file)
-            if glob and not (fnmatch.fnmatch(shown, glob) or fnmatch.fnmatch(file.name, glob)):
-                continue
-            text = file.read_text(encoding="utf-8", errors="replace")
-            matches += (
-                f"{shown}:{n}: {line[:300]}" for n, line in enumerate(text.splitlines(), 1) if regex.search(line)
-            )
-            if len(matches) > _SEARCH_LIMIT:
-                return "\n".join(matches[:_SEARCH_LIMIT]) + "\n[more matches not shown: narrow the search]"
-        return "\n".join(matches) or "no matches"
-
-    def _files_under(self, start: Path) -> list[Path]:
-        """Text files under ``start`` that are inside the worktree (symlinks out are skipped)."""
-        if start.is_file():
-            return [start]
-        found = []
-        for folder, dirs, names in os.walk(start):
-            dirs[:] = sorted(d for d in dirs if d != ".git")
-            for name in sorted(names):
-                file = Path(folder, name)
-                if file.resolve().is_relative_to(self.root) and _is_text(file):
-                    found.append(file)
-        return found
-
-    def run_command(self, command: str, timeout: float) -> str:
-        with tempfile.TemporaryDirectory(prefix="explore-command-") as scratch:
-            output = Path(scratch, "output")
-            finished = run_owned(command, cwd=self.root, env=self.env, timeout=timeout, output=output)
-            text = _read_bounded(output)
-        if finished.timed_out:
-            raise ToolError(f"command timed out after {timeout:g}s and was killed; output so far:\n{text}")
-        return f"exit code {finished.returncode}\n{text}"
-
-
-def _arg(args: Mapping[str, Any], name: str, kind: type, *default: Any) -> Any:
-    if name not in args or args[name] is None:
-        if default:
-            return default[0]
-        raise ToolError(f"missing argument {name!r}")
-    value = args[name]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ToolError(f"argument {name!r} must be of type {kind.__name__}, got {value!r}")
-    return value
-
-
-def _is_text(file: Path) -> bool:
-    try:
-        if file.stat().st_size > _SEARCH_MAX_FILE_BYTES:
-            return False
-        with file.open("rb") as f:
-            return b"\0" not in f.read(8192)
-    except OSError:
-        return False
-
-
-def _read_bounded(path: Path) -> str:
-    """The text of ``path``, or only its head and tail when it is over the output limit."""
-    half = _OUTPUT_LIMIT // 2
-    with path.open("rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        f.seek(0)
-        if size <= _OUTPUT_LIMIT:
-            return f.read().decode(errors="replace")
-        head = f.read(half).decode(errors="replace")
-        f.seek(-half, os.SEEK_END)
-        tail = f.read().decode(errors="replace")
-    return f"{head}\n[... {size - 2 * half} bytes not shown ...]\n{tail}"
 
 
 # -- the agent ----------------------------------------------------------------
@@ -641,7 +292,7 @@ class _Session:
         self.transcript = _Transcript(task.log_path, self.started)
         self.stats = AgentStats(backend="anthropic", model=agent.model)
         self.price = price_for(agent.model, agent.prices)
-        self.tools = _WorktreeTools(
+        self.tools = WorktreeTools(
             root=task.worktree.resolve(),
             env=clean_env(task.env, drop_secrets=True),
             command_timeout=agent.command_timeout,
@@ -691,7 +342,7 @@ class _Session:
                     model=agent.model,
                     max_tokens=agent.output_tokens(),
                     system=[{"type": "text", "text": agent.system_prompt(), "cache_control": {"type": "ephemeral"}}],
-                    tools=_TOOLS,
+                    tools=TOOLS,
                     messages=self.messages,
                     thinking=agent.thinking_config(),
                     cache_control={"type": "ephemeral"},

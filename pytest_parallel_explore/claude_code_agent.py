@@ -19,8 +19,8 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .agent_settings import positive_int_problem, thinking_problem, unknown_key_problems
 from .agents import AgentOutcome, AgentTask, AgentUnavailable
-from .anthropic_agent import positive_int_problem, thinking_problem, unknown_key_problems
 from .procs import clean_env, run_owned
 from .record import AgentStats
 

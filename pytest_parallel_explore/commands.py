@@ -55,7 +55,7 @@ def show_results(workspace: Workspace, experiment: str, write: Write) -> int:
         raise pytest.UsageError(f"--explore {experiment}: no such experiment in {workspace.explore_dir}")
     results = write_report(paths, info, load_records(paths, info.get("variants")))
     write(paths.summary_md.read_text())
-    for line in format_table(results["trials"]):
+    for line in format_table(results):
         write(line)
     return 0
 
@@ -134,7 +134,7 @@ def run_command(config: pytest.Config, write: Write) -> int:
 
         sources = [config.invocation_params.dir / d for d in config.getoption("explore_merge")]
         results = merge_results(workspace, experiment, sources)
-        for line in format_table(results["trials"]):
+        for line in format_table(results):
             write(line)
         write(f"summary: {workspace.experiment(experiment).summary_md}")
         return 0

@@ -8,6 +8,7 @@ and a thread polls the progress files that they write anyway.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import threading
@@ -16,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from . import __version__, procs
+from . import __version__, gitops, procs
+from .baseline import Baseline, ensure_baseline
 from .record import Status, TrialRecord, save, try_load, write_json
 from .results import format_table, load_records, write_report
 from .runlock import ExperimentBusy, ExperimentLock
@@ -80,13 +82,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def prepare_run(config: pytest.Config, settings: Settings) -> tuple[list[str], ExperimentLock]:
-    """Checks and set-up done once, before any worktree is made; the notices to show, and the lock held.
+@dataclasses.dataclass
+class RunStart:
+    """What the controller established before the trials: notices to show, the lock, the checkout's state."""
+
+    notices: list[str]
+    lock: ExperimentLock
+    checkout: dict[str, str]
+    baseline: Baseline | None
+
+
+def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
+    """Checks and set-up done once, before any worktree is made.
 
     Every agent must exist and be able to run; the experiment must not be
-    running elsewhere; trials that an earlier run left midway are closed.
+    running elsewhere; trials that an earlier run left midway are closed;
+    the base commit is scored (or its saved baseline reused).
     """
-    from . import gitops
     from .agents import AgentUnavailable
 
     for trial in settings.trials:
@@ -120,23 +132,28 @@ def prepare_run(config: pytest.Config, settings: Settings) -> tuple[list[str], E
     if settings.workspace.explore_dir.is_relative_to(root):
         gitops.exclude_path(root, str(settings.workspace.explore_dir.relative_to(root)))
     settings.paths.results.mkdir(parents=True, exist_ok=True)
-    return notices, lock
+    checkout = gitops.checkout_snapshot(root)
+    baseline = None
+    if not config.getoption("collectonly"):
+        baseline, reused = ensure_baseline(settings)
+        flaky = f"; {len(baseline.flaky)} flaky tests left out" if baseline.flaky else ""
+        notices.append(
+            f"baseline {'reused' if reused else 'scored'}: {baseline.tests.passed}/{baseline.tests.total} tests "
+            f"pass at {settings.base_commit[:12]} ({baseline.runs} runs{flaky})"
+        )
+    return RunStart(notices, lock, checkout, baseline)
 
 
 class ExploreController:
     @classmethod
-    def start(cls, config: pytest.Config, settings: Settings, *, distributed: bool) -> ExploreController:
-        notices, lock = prepare_run(config, settings)
-        return cls(config, settings, notices, distributed, lock)
+    def for_run(cls, config: pytest.Config, settings: Settings, *, distributed: bool) -> ExploreController:
+        return cls(config, settings, prepare_run(config, settings), distributed)
 
-    def __init__(
-        self, config: pytest.Config, settings: Settings, notices: list[str], distributed: bool, lock: ExperimentLock
-    ) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, prepared: RunStart, distributed: bool) -> None:
         self.config = config
         self.settings = settings
-        self.notices = notices
+        self.prepared = prepared
         self.distributed = distributed
-        self.lock = lock
         self.info = experiment_info(settings)
         self.results: dict[str, Any] | None = None
         self._seen: dict[str, tuple[Any, ...]] = {}
@@ -148,7 +165,7 @@ class ExploreController:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         write_json(self.settings.paths.experiment_json, self.info)
-        self.say(self.notices)
+        self.say(self.prepared.notices)
         if self.distributed:
             self._watcher.start()
 
@@ -213,18 +230,25 @@ class ExploreController:
             session.exitstatus = pytest.ExitCode.OK
         # The session is over: nothing of it may keep running, whatever stopped it.
         self.say(recover_interrupted(self.settings))
+        changed = gitops.snapshot_changes(
+            self.prepared.checkout, gitops.checkout_snapshot(self.settings.workspace.repo_root)
+        )
+        if changed:
+            self.say([f"warning: the main checkout changed while the trials ran: {', '.join(changed)}"])
+        self.info["checkout_changes"] = changed
+        write_json(self.settings.paths.experiment_json, self.info)
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
         self.results = write_report(self.settings.paths, self.info, records)
         self.config.hook.pytest_explore_summary(config=self.config, results=self.results)
 
     def pytest_unconfigure(self) -> None:
-        self.lock.release()
+        self.prepared.lock.release()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
             return
         terminalreporter.section(f"explore {self.settings.experiment}: ranking")
-        for line in format_table(self.results["trials"]):
+        for line in format_table(self.results):
             terminalreporter.write_line(line)
         terminalreporter.write_line("")
         terminalreporter.write_line(f"summary: {self.settings.paths.summary_md}")

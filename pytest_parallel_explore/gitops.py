@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -65,6 +66,33 @@ def resolve_commit(root: Path, base: str) -> str:
         raise GitProblem(
             f"base {base!r} is not a commit in {root}; expected a branch, tag or sha (see `git log`)"
         ) from None
+
+
+def checkout_snapshot(root: Path) -> dict[str, str]:
+    """The main checkout's state: HEAD and a digest of every changed or untracked file.
+
+    Two snapshots differ exactly when something changed the checkout between
+    them (a commit, an edit, a new or deleted file), which no trial may do.
+    """
+    repo = open_repo(root)
+    state = {"HEAD": repo.head.commit.hexsha if repo.head.is_valid() else ""}
+    listing = repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", strip_newline_in_stdout=False)
+    entries = [e for e in listing.split("\0") if e]
+    for entry in entries:
+        path = entry[3:]
+        if "__pycache__/" in path or path.startswith(".pytest_cache/"):
+            continue  # written by Python and pytest themselves
+        try:
+            digest = hashlib.sha1((root / path).read_bytes()).hexdigest()
+        except OSError:
+            digest = "missing"
+        state[path] = f"{entry[:2]} {digest}"
+    return state
+
+
+def snapshot_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The paths (and ``HEAD``) whose state differs between two snapshots."""
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
 def is_dirty(root: Path) -> bool:
@@ -132,6 +160,28 @@ def restore_worktree(root: Path, path: Path, branch: str, commit: str) -> None:
         repo.git.worktree("add", "--quiet", str(path), branch)
 
 
+def add_detached_worktree(root: Path, path: Path, commit: str) -> None:
+    """A throw-away worktree at ``commit`` on no branch (for scoring the base itself)."""
+    repo = open_repo(root)
+    with repo_lock(root):
+        if path.exists():
+            with contextlib.suppress(git.GitCommandError):
+                repo.git.worktree("remove", "--force", str(path))
+        repo.git.worktree("prune")
+        repo.git.worktree("add", "--quiet", "--detach", str(path), commit)
+
+
+def restore_files(worktree: Path, base: str, paths: Sequence[str]) -> None:
+    """Put ``paths`` back as they are at ``base``: checked out if they exist there, else removed."""
+    repo = open_repo(worktree)
+    existing = set(repo.git.ls_tree("-r", "--name-only", base, "--", *paths).splitlines()) if paths else set()
+    if existing:
+        repo.git.checkout(base, "--", *sorted(existing))
+    for path in paths:
+        if path not in existing:
+            (worktree / path).unlink(missing_ok=True)
+
+
 def remove_worktree(root: Path, path: Path) -> None:
     repo = open_repo(root)
     with repo_lock(root):
@@ -184,13 +234,15 @@ class Change:
     deletions: int
 
 
-def commit_all(worktree: Path, message: str, base: str) -> Change:
+def commit_all(worktree: Path, message: str, base: str, *, exclude: Sequence[str] = ()) -> Change:
     """Commit everything the agent changed and measure it against ``base``.
 
-    When nothing changed no commit is made and the change is empty.
+    Paths in ``exclude`` (files copied in from the main checkout, such as
+    ``.env``) are never committed.  When nothing changed no commit is made
+    and the change is empty.
     """
     repo = open_repo(worktree)
-    repo.git.add("--all")
+    repo.git.add("--all", "--", ".", *(f":(exclude){path}" for path in exclude))
     if repo.is_dirty(index=True, working_tree=False, untracked_files=False):
         repo.git.commit("--quiet", "--no-verify", "-m", message, env=_IDENTITY)
     head = repo.head.commit.hexsha

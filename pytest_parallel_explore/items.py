@@ -38,6 +38,8 @@ class TrialItem(pytest.Item):
         record = TrialRunner(self.config, self.settings, self.trial).run()
         self.user_properties.append(("explore_status", record.status.value))
         self.user_properties.append(("explore_score", record.score))
+        if record.status is Status.SKIPPED:
+            pytest.skip(record.reason or "skipped")
         if not record.ok:
             raise TrialFailed(f"{record.status.value}: {record.reason or 'no reason recorded'}")
         minimum = self.settings.min_score

@@ -38,6 +38,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="fail a variant's item when its score is below X",
     )
     group.addoption(
+        "--explore-repeat",
+        dest="explore_repeat",
+        type=int,
+        metavar="K",
+        help="run K trials of every variant, for confidence intervals and significance",
+    )
+    group.addoption(
         "--explore-rerun",
         dest="explore_rerun",
         action="store_true",
@@ -143,7 +150,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is None:
         from .controller import ExploreController
 
-        controller = ExploreController.start(config, settings, distributed=distributed)
+        controller = ExploreController.for_run(config, settings, distributed=distributed)
         config.pluginmanager.register(controller, "explore-controller")
         if distributed:
             config.pluginmanager.register(XdistHooks(controller), "explore-xdist")

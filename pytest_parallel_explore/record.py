@@ -31,13 +31,14 @@ class Status(str, enum.Enum):
     AGENT_FAILED = "agent_failed"
     TIMEOUT = "timeout"
     ERROR = "error"
+    SKIPPED = "skipped"
 
     @property
     def finished(self) -> bool:
         return self in FINISHED
 
 
-FINISHED = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.ERROR})
+FINISHED = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.ERROR, Status.SKIPPED})
 
 
 @dataclasses.dataclass
@@ -84,6 +85,7 @@ class TestStats:
     exit_code: int | None = None
     problem: str | None = None
     cases: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    flaky: list[str] = dataclasses.field(default_factory=list)  # flaky at base: not judged
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
@@ -93,7 +95,14 @@ class TestStats:
 
     @property
     def pass_rate(self) -> float:
-        return self.passed / self.total if self.total and not self.problem else 0.0
+        """Passed over run (skips aside); tests flaky at the base commit do not count."""
+        if self.problem:
+            return 0.0
+        if not self.flaky:
+            return self.passed / self.total if self.total else 0.0
+        flaky = set(self.flaky)
+        judged = [c["outcome"] for n, c in self.cases.items() if n not in flaky and c["outcome"] != "skipped"]
+        return judged.count("passed") / len(judged) if judged else 0.0
 
 
 @dataclasses.dataclass
@@ -115,6 +124,9 @@ class TrialRecord:
     diff: DiffStats = dataclasses.field(default_factory=DiffStats)
     tests: TestStats = dataclasses.field(default_factory=TestStats)
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    verdicts: dict[str, int] = dataclasses.field(default_factory=dict)  # against the baseline, per verdict
+    broken_tests: list[str] = dataclasses.field(default_factory=list)
+    tampering: list[str] = dataclasses.field(default_factory=list)  # protected or hold-out files it wrote
     score: float | None = None
     rank: int | None = None
     flags: list[str] = dataclasses.field(default_factory=list)

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .record import SCHEMA, Status, TrialRecord, try_load, write_atomic, write_json
+from .record import SCHEMA, Status, TrialRecord, read_json, try_load, write_atomic, write_json
 from .settings import ExperimentPaths
 from .templating import render
 
@@ -42,7 +42,9 @@ def rank(records: Sequence[TrialRecord]) -> list[TrialRecord]:
     return ordered
 
 
-def build_results(experiment: dict[str, Any], records: Sequence[TrialRecord]) -> dict[str, Any]:
+def build_results(
+    experiment: dict[str, Any], records: Sequence[TrialRecord], baseline: dict[str, Any] | None = None
+) -> dict[str, Any]:
     ordered = rank(records)
     best = next((r.name for r in ordered if r.rank == 1), None)
     return {
@@ -51,6 +53,7 @@ def build_results(experiment: dict[str, Any], records: Sequence[TrialRecord]) ->
         "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "best": best,
         "status_counts": _status_counts(ordered),
+        "baseline": baseline,
         "trials": [r.to_json() for r in ordered],
     }
 
@@ -63,8 +66,8 @@ def _status_counts(records: Iterable[TrialRecord]) -> dict[str, int]:
 
 
 def write_report(paths: ExperimentPaths, experiment: dict[str, Any], records: Sequence[TrialRecord]) -> dict[str, Any]:
-    """Write ``results.json`` and ``summary.md``; return the results."""
-    results = build_results(experiment, records)
+    """Write ``results.json`` and ``summary.md`` (with the saved baseline, if any); return the results."""
+    results = build_results(experiment, records, read_json(paths.baseline_json))
     write_json(paths.results_json, results)
     write_atomic(paths.summary_md, render_summary(results))
     return results
@@ -77,7 +80,8 @@ def render_summary(results: dict[str, Any]) -> str:
         results=results,
         trials=results["trials"],
         failed=failed,
-        table=table_rows(results["trials"]),
+        header=TABLE_HEADER,
+        table=table_rows(results),
         retry_command=retry_command(results, [t["name"] for t in failed]),
     )
 
@@ -92,23 +96,33 @@ def node_id(experiment: str, trial: str) -> str:
     return f"explore::{experiment}[{trial}]"
 
 
-TABLE_HEADER = ("rank", "variant", "status", "score", "tests", "diff", "agent", "tokens", "cost")
+TABLE_HEADER = ("rank", "variant", "status", "score", "tests", "fixed/broken", "diff", "agent", "tokens", "cost")
 
 
-def table_rows(trials: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
-    """One row of display strings per trial record (as JSON), in the order given."""
+def table_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Display strings: the baseline's row first (when there is one), then one per trial, in order."""
     rows: list[tuple[str, ...]] = []
-    for t in trials:
-        tests, agent, diff = t["tests"], t["agent"], t["diff"]
+    baseline = results.get("baseline")
+    if baseline:
+        tests = baseline["tests"]
+        flaky = f" ({len(baseline['flaky'])} flaky)" if baseline["flaky"] else ""
+        rows.append(
+            ("-", "baseline", "base commit", f"{tests['pass_rate']:.3f}", f"{tests['passed']}/{tests['total']}{flaky}")
+            + ("-",) * 5
+        )
+    for t in results["trials"]:
+        tests, agent, diff, verdicts = t["tests"], t["agent"], t["diff"], t["verdicts"]
         status = t["status"] + (" (checkpoint)" if t.get("from_checkpoint") else "")
         tokens = agent["input_tokens"] + agent["output_tokens"]
+        scored = t["score"] is not None
         rows.append(
             (
                 str(t["rank"]) if t["rank"] is not None else "-",
                 t["name"],
                 status,
-                f"{t['score']:.3f}" if t["score"] is not None else "-",
-                f"{tests['passed']}/{tests['total']}" if t["score"] is not None else "-",
+                f"{t['score']:.3f}" if scored else "-",
+                f"{tests['passed']}/{tests['total']}" if scored else "-",
+                f"{verdicts['fixed']}/{verdicts['broken']}" if scored and verdicts else "-",
                 f"+{diff['insertions']}/-{diff['deletions']} ({diff['files_changed']} files)",
                 f"{agent['seconds']:.1f}s",
                 f"{tokens:,}" if tokens else "-",
@@ -118,8 +132,8 @@ def table_rows(trials: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     return rows
 
 
-def format_table(trials: Sequence[dict[str, Any]]) -> list[str]:
+def format_table(results: dict[str, Any]) -> list[str]:
     """The ranked table as aligned text lines, for the terminal."""
-    rows = [TABLE_HEADER, *table_rows(trials)]
+    rows = [TABLE_HEADER, *table_rows(results)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_HEADER))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from .baseline import load_baseline, verdict_counts, verdicts
 from .procs import clean_env, expand, run_owned
 from .record import TestStats, TrialRecord
 from .settings import SETTINGS_KEY, Settings
@@ -33,13 +34,16 @@ def pytest_explore_score(
 ) -> dict[str, float]:
     settings = config.stash[SETTINGS_KEY]
     trial.tests = run_test_suite(settings, worktree, trial.name)
-    metrics = {
-        "tests_pass_rate": trial.tests.pass_rate,
-        "tests_passed": float(trial.tests.passed),
-        "tests_failed": float(trial.tests.failed),
-        "tests_errors": float(trial.tests.errors),
-        "tests_skipped": float(trial.tests.skipped),
-    }
+    metrics = judge_against_baseline(settings, trial)
+    metrics.update(
+        {
+            "tests_pass_rate": trial.tests.pass_rate,
+            "tests_passed": float(trial.tests.passed),
+            "tests_failed": float(trial.tests.failed),
+            "tests_errors": float(trial.tests.errors),
+            "tests_skipped": float(trial.tests.skipped),
+        }
+    )
     for name, metric in settings.spec.score.metrics.items():
         value = run_metric(settings, worktree, trial.name, metric.command)
         if value is None:
@@ -47,6 +51,21 @@ def pytest_explore_score(
         else:
             metrics[name] = value
     return metrics
+
+
+def judge_against_baseline(settings: Settings, trial: TrialRecord) -> dict[str, float]:
+    """Each test's verdict against the base commit (fixed, broken, ...), as counts and metrics.
+
+    Tests that were flaky at the base commit are left out of the verdicts and the pass rate.
+    """
+    baseline = load_baseline(settings)
+    if baseline is None:
+        return {}
+    trial.tests.flaky = sorted(baseline.flaky & trial.tests.cases.keys())
+    per_test = verdicts(baseline, trial.tests.cases)
+    trial.verdicts = verdict_counts(per_test)
+    trial.broken_tests = sorted(n for n, v in per_test.items() if v == "broken")
+    return {name: float(count) for name, count in trial.verdicts.items()}
 
 
 def command_values(settings: Settings, worktree: Path, trial: str) -> dict[str, str]:
@@ -60,7 +79,7 @@ def command_values(settings: Settings, worktree: Path, trial: str) -> dict[str, 
 
 
 def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str]:
-    """The environment of scoring commands: no API keys, the worktree's code first."""
+    """The environment of scoring and set-up commands: no API keys, the worktree's code first."""
     repo = str(settings.workspace.repo_root)
     inherited = [
         p
@@ -74,8 +93,8 @@ def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str
             "PYTHONPATH": pythonpath,
             "PYTHONDONTWRITEBYTECODE": "1",
             "EXPLORE_EXPERIMENT": settings.experiment,
-            "EXPLORE_TRIAL": trial,
             "EXPLORE_WORKTREE": str(worktree),
+            **(settings.trial(trial).env() if settings.has_trial(trial) else {"EXPLORE_TRIAL": trial}),
         },
         drop_secrets=True,
     )

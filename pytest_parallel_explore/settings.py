@@ -22,6 +22,7 @@ DEFAULT_TIMEOUT = 1800.0
 DEFAULT_SCORE_TIMEOUT = 600.0
 DEFAULT_MAX_CONCURRENT = 3
 DEFAULT_SCORE_COMMAND = "{python} -m pytest -q"
+PORT_RANGE_START = 20000
 
 DIR_HELP = f"where experiments live, relative to the repository root (default: {DEFAULT_DIR})"
 TIMEOUT_HELP = "per-trial time limit for the agent, e.g. 1800, 90s, 20m, 1h (default: 30m)"
@@ -33,7 +34,15 @@ SETTINGS_KEY = pytest.StashKey["Settings"]()
 
 
 #: The files a trial leaves in ``results/``, as ``<trial><suffix>``.
-TRIAL_FILE_SUFFIXES = ("_progress.json", "_agent.log", "_prompt.md", "_tests.log", "_junit.xml", ".patch")
+TRIAL_FILE_SUFFIXES = (
+    "_progress.json",
+    "_agent.log",
+    "_prompt.md",
+    "_setup.log",
+    "_tests.log",
+    "_junit.xml",
+    ".patch",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +75,10 @@ class ExperimentPaths:
         return self.worktrees / trial
 
     @property
+    def baseline_json(self) -> Path:
+        return self.results / "baseline.json"
+
+    @property
     def lock(self) -> Path:
         return self.root / "run.lock"
 
@@ -96,6 +109,21 @@ class Trial:
     variant: VariantSpec
     spec_hash: str
     timeout: float
+    index: int  # position in the experiment: EXPLORE_TRIAL_INDEX, and the base of its port range
+
+    @property
+    def port_base(self) -> int:
+        """The first of 100 ports this trial may use (``EXPLORE_PORT_BASE``), apart from every other trial's."""
+        return PORT_RANGE_START + 100 * self.index
+
+    def env(self) -> dict[str, str]:
+        """Variables that tell commands which trial they run for, so parallel trials stay apart."""
+        return {
+            "EXPLORE_TRIAL": self.name,
+            "EXPLORE_VARIANT": self.variant.name,
+            "EXPLORE_TRIAL_INDEX": str(self.index),
+            "EXPLORE_PORT_BASE": str(self.port_base),
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +140,8 @@ class Settings:
     min_score: float | None
     rerun: bool
     retry_failed: bool
+    baseline_runs: int
+    max_cost_usd: float | None
     trials: tuple[Trial, ...]
 
     @property
@@ -120,6 +150,9 @@ class Settings:
 
     def trial(self, name: str) -> Trial:
         return next(t for t in self.trials if t.name == name)
+
+    def has_trial(self, name: str) -> bool:
+        return any(t.name == name for t in self.trials)
 
 
 def resolve_workspace(config: pytest.Config) -> Workspace:
@@ -179,16 +212,10 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
     max_concurrent = spec.max_concurrent or _ini_int(config, "explore_max_concurrent") or DEFAULT_MAX_CONCURRENT
     score_command = spec.score.command or config.getini("explore_score_command") or DEFAULT_SCORE_COMMAND
     score_timeout = spec.score.timeout or DEFAULT_SCORE_TIMEOUT
-    fingerprint = {"base_commit": base_commit, "score_command": score_command}
-    trials = tuple(
-        Trial(
-            name=variant.name,
-            variant=variant,
-            spec_hash=variant_hash(spec, variant, {**fingerprint, "timeout": variant.timeout or timeout}),
-            timeout=variant.timeout or timeout,
-        )
-        for variant in spec.variants
-    )
+    repeat = config.getoption("explore_repeat") or spec.repeat or 1
+    if repeat < 1:
+        raise pytest.UsageError(f"--explore-repeat: expected a whole number >= 1, got {repeat}")
+    trials = _trials(spec, repeat, timeout, {"base_commit": base_commit, "score_command": score_command})
     return Settings(
         experiment=name,
         spec=spec,
@@ -201,9 +228,29 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
         score_command=score_command,
         min_score=config.getoption("explore_min_score"),
         rerun=bool(config.getoption("explore_rerun")),
+        baseline_runs=spec.score.baseline_runs,
+        max_cost_usd=spec.max_cost_usd,
         retry_failed=bool(config.getoption("explore_retry_failed")),
         trials=trials,
     )
+
+
+def _trials(spec: ExperimentSpec, repeat: int, timeout: float, fingerprint: dict[str, Any]) -> tuple[Trial, ...]:
+    """Every trial to run: a variant's name, or ``<variant>.<k>`` for each of ``repeat`` repeats."""
+    trials: list[Trial] = []
+    for variant in spec.variants:
+        limit = variant.timeout or timeout
+        spec_hash = variant_hash(spec, variant, {**fingerprint, "timeout": limit})
+        names = [variant.name] if repeat == 1 else [f"{variant.name}.{k}" for k in range(1, repeat + 1)]
+        for name in names:
+            trials.append(Trial(name, variant, spec_hash, limit, index=len(trials)))
+    clashes = sorted({t.name for t in trials if sum(u.name == t.name for u in trials) > 1})
+    if clashes:
+        raise pytest.UsageError(
+            f"{spec.source}: variants: with repeat {repeat}, the trial names {', '.join(clashes)} clash "
+            "with a variant's name; rename that variant"
+        )
+    return tuple(trials)
 
 
 def _check_experiment_name(name: str) -> None:

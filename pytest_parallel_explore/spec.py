@@ -24,9 +24,26 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hms]?)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
 
 TOP_KEYS = frozenset(
-    {"task", "base", "timeout", "max_concurrent", "agent", "score", "variants", "prompt_template"}
+    {
+        "task",
+        "base",
+        "timeout",
+        "max_concurrent",
+        "repeat",
+        "max_cost_usd",
+        "agent",
+        "score",
+        "worktree",
+        "variants",
+        "prompt_template",
+    }
 )
-SCORE_KEYS = frozenset({"command", "setup", "holdout", "junit", "metrics", "weights", "timeout"})
+SCORE_KEYS = frozenset(
+    {"command", "setup", "holdout", "junit", "metrics", "weights", "timeout", "baseline_runs", "protect"}
+)
+WORKTREE_KEYS = frozenset({"copy", "setup"})
+#: Trial names the plugin uses for itself.
+RESERVED_NAMES = frozenset({"baseline"})
 METRIC_KEYS = frozenset({"command", "weight"})
 VARIANT_KEYS = frozenset({"description", "agent", "timeout"})
 #: Keys every backend understands; a backend adds its own through ``validate_settings``.
@@ -49,6 +66,14 @@ class ScoreSpec:
     timeout: float | None = None
     metrics: Mapping[str, MetricSpec] = dataclasses.field(default_factory=dict)
     weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    baseline_runs: int = 2
+    protect: tuple[str, ...] = ()  # globs of files the agent must not change
+
+
+@dataclasses.dataclass(frozen=True)
+class WorktreeSpec:
+    copy: tuple[str, ...] = ()  # untracked files copied from the main checkout into each worktree
+    setup: str | None = None  # run once in each new worktree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +94,10 @@ class ExperimentSpec:
     base: str | None = None
     timeout: float | None = None
     max_concurrent: int | None = None
+    repeat: int | None = None
+    max_cost_usd: float | None = None
     score: ScoreSpec = ScoreSpec()
+    worktree: WorktreeSpec = WorktreeSpec()
     prompt_template: Path | None = None
 
     def variant(self, name: str) -> VariantSpec:
@@ -180,7 +208,7 @@ def _read_file(path: Path, source: str) -> Any:
         if path.suffix == ".json":
             data = json.loads(text, object_pairs_hook=no_duplicates)
         else:
-            data = yaml.load(text, Loader=Loader)  # noqa: S506 -- a SafeLoader subclass
+            data = yaml.load(text, Loader=Loader)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise SpecError(source, [f"cannot be parsed: {exc}"]) from None
     if duplicates:
@@ -188,9 +216,7 @@ def _read_file(path: Path, source: str) -> Any:
     return data
 
 
-def validate(
-    data: Any, *, source: str, base_dir: Path, default_backend: str | None = None
-) -> ExperimentSpec:
+def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | None = None) -> ExperimentSpec:
     """Turn parsed data into an :class:`ExperimentSpec`, or raise :class:`SpecError`."""
     problems: list[str] = []
     if not isinstance(data, dict):
@@ -207,14 +233,17 @@ def validate(
 
     base = _optional(data, "base", str, "a commit-ish such as HEAD or main", "", problems)
     timeout = _duration(data, "timeout", "", problems)
-    max_concurrent = _optional(data, "max_concurrent", int, "a whole number >= 1", "", problems)
-    if max_concurrent is not None and max_concurrent < 1:
-        problems.append(f"max_concurrent: expected a whole number >= 1, got {max_concurrent}")
+    max_concurrent = _positive_int(data, "max_concurrent", "", problems)
+    repeat = _positive_int(data, "repeat", "", problems)
+    max_cost = _optional(data, "max_cost_usd", (int, float), "an amount in US dollars", "", problems)
+    if max_cost is not None and max_cost <= 0:
+        problems.append(f"max_cost_usd: expected an amount in US dollars above 0, got {max_cost}")
     defaults = data.get("agent", {})
     if not isinstance(defaults, dict):
         problems.append(f"agent: expected a mapping of agent settings, got {_kind(defaults)}")
         defaults = {}
     score = _score(data.get("score", {}), problems)
+    worktree = _worktree(data.get("worktree", {}), problems)
     template = _optional(data, "prompt_template", str, "a path to a jinja2 template", "", problems)
     template_path = (base_dir / template).resolve() if template else None
     if template_path is not None and not template_path.is_file():
@@ -232,7 +261,10 @@ def validate(
         base=base,
         timeout=timeout,
         max_concurrent=max_concurrent,
+        repeat=repeat,
+        max_cost_usd=float(max_cost) if max_cost is not None else None,
         score=score,
+        worktree=worktree,
         prompt_template=template_path,
     )
 
@@ -258,6 +290,9 @@ def _variants(raw: Any, defaults: dict[str, Any], problems: list[str]) -> list[V
     for name, body in raw.items():
         where = f"variants.{name}"
         name = str(name)
+        if name in RESERVED_NAMES:
+            problems.append(f"{where}: the name {name!r} is reserved by the plugin; choose another")
+            continue
         if not is_safe_name(name):
             problems.append(
                 f"{where}: unsafe name {name!r}; names are used in paths and git refs: "
@@ -265,7 +300,9 @@ def _variants(raw: Any, defaults: dict[str, Any], problems: list[str]) -> list[V
             )
             continue
         if name.lower() in lowered:
-            problems.append(f"{where}: duplicate of variant {lowered[name.lower()]!r} (names must differ in more than case)")
+            problems.append(
+                f"{where}: duplicate of variant {lowered[name.lower()]!r} (names must differ in more than case)"
+            )
             continue
         lowered[name.lower()] = name
         if body is None:
@@ -308,13 +345,17 @@ def _check_agent(agent: dict[str, Any], where: str, problems: list[str]) -> None
         )
         return
     if not isinstance(backend, str):
-        problems.append(f"{where}.backend: expected a backend name such as 'anthropic' or 'command', got {_kind(backend)}")
+        problems.append(
+            f"{where}.backend: expected a backend name such as 'anthropic' or 'command', got {_kind(backend)}"
+        )
         return
     if backend == "command":
         _check_keys(agent, COMMAND_AGENT_KEYS, where + ".", problems)
         run = agent.get("run")
         if not isinstance(run, str) or not run.strip():
-            problems.append(f"{where}.run: expected the agent's shell command (e.g. \"claude -p {{prompt}}\"), got {_kind(run)}")
+            problems.append(
+                f'{where}.run: expected the agent\'s shell command (e.g. "claude -p {{prompt}}"), got {_kind(run)}'
+            )
     elif backend in BACKEND_VALIDATORS:
         problems.extend(BACKEND_VALIDATORS[backend](agent, where))
     if "model" in agent and not isinstance(agent["model"], str):
@@ -344,15 +385,7 @@ def _score(raw: Any, problems: list[str]) -> ScoreSpec:
     command = _optional(raw, "command", str, "a shell command", "score.", problems)
     setup = _optional(raw, "setup", str, "a shell command", "score.", problems)
     junit = _optional(raw, "junit", str, "a path to a junit XML file", "score.", problems)
-    holdout = raw.get("holdout") or ()
-    if isinstance(holdout, str):
-        holdout = (holdout,)
-    if not isinstance(holdout, (list, tuple)) or not all(isinstance(h, str) for h in holdout):
-        problems.append(f"score.holdout: expected a path or a list of paths, got {_kind(holdout)}")
-        holdout = ()
-    for path in holdout:
-        if Path(path).is_absolute() or ".." in Path(path).parts:
-            problems.append(f"score.holdout: expected a path inside the repository, got {path!r}")
+    holdout = _paths(raw, "holdout", "score.", problems)
     metrics: dict[str, MetricSpec] = {}
     raw_metrics = raw.get("metrics") or {}
     if not isinstance(raw_metrics, dict):
@@ -363,7 +396,7 @@ def _score(raw: Any, problems: list[str]) -> ScoreSpec:
         if isinstance(body, str):
             body = {"command": body}
         if not isinstance(body, dict) or not isinstance(body.get("command"), str):
-            problems.append(f"{where}: expected {{command: \"...\", weight: 0.5}} or a command, got {_kind(body)}")
+            problems.append(f'{where}: expected {{command: "...", weight: 0.5}} or a command, got {_kind(body)}')
             continue
         _check_keys(body, METRIC_KEYS, where + ".", problems)
         weight = body.get("weight", 0.0)
@@ -384,12 +417,47 @@ def _score(raw: Any, problems: list[str]) -> ScoreSpec:
     return ScoreSpec(
         command=command,
         setup=setup,
-        holdout=tuple(holdout),
+        holdout=holdout,
         junit=junit,
         timeout=_duration(raw, "timeout", "score.", problems),
         metrics=metrics,
         weights=weights,
+        baseline_runs=_positive_int(raw, "baseline_runs", "score.", problems) or 2,
+        protect=_paths(raw, "protect", "score.", problems),
     )
+
+
+def _worktree(raw: Any, problems: list[str]) -> WorktreeSpec:
+    if not isinstance(raw, dict):
+        problems.append(f"worktree: expected a mapping (copy, setup), got {_kind(raw)}")
+        return WorktreeSpec()
+    _check_keys(raw, WORKTREE_KEYS, "worktree.", problems)
+    return WorktreeSpec(
+        copy=_paths(raw, "copy", "worktree.", problems),
+        setup=_optional(raw, "setup", str, "a shell command", "worktree.", problems),
+    )
+
+
+def _paths(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> tuple[str, ...]:
+    """A path (or glob) or a list of them, each inside the repository."""
+    value = data.get(key) or ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        problems.append(f"{prefix}{key}: expected a path or a list of paths, got {_kind(value)}")
+        return ()
+    for path in value:
+        if Path(path).is_absolute() or ".." in Path(path).parts:
+            problems.append(f"{prefix}{key}: expected a path inside the repository, got {path!r}")
+    return tuple(value)
+
+
+def _positive_int(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> int | None:
+    value = _optional(data, key, int, "a whole number >= 1", prefix, problems)
+    if value is not None and value < 1:
+        problems.append(f"{prefix}{key}: expected a whole number >= 1, got {value}")
+        return None
+    return value
 
 
 def _check_keys(data: dict[str, Any], known: frozenset[str], prefix: str, problems: list[str]) -> None:
@@ -400,7 +468,9 @@ def _check_keys(data: dict[str, Any], known: frozenset[str], prefix: str, proble
             problems.append(f"{prefix}{key}: unknown key{hint}")
 
 
-def _optional(data: dict[str, Any], key: str, kind: type, expected: str, prefix: str, problems: list[str]) -> Any:
+def _optional(
+    data: dict[str, Any], key: str, kind: type | tuple[type, ...], expected: str, prefix: str, problems: list[str]
+) -> Any:
     value = data.get(key)
     if value is None:
         return None

@@ -9,6 +9,7 @@ recorded in its own record and never stops the others.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import os
 import shutil
 import time
@@ -23,6 +24,7 @@ from . import gitops, procs
 from .agents import AgentOutcome, AgentTask
 from .procs import run_owned
 from .record import AgentStats, CorruptRecord, DiffStats, Status, TestStats, TrialRecord, load, save
+from .results import load_records
 from .scoring import scoring_env, weighted_score
 from .settings import TRIAL_FILE_SUFFIXES, Settings, Trial
 
@@ -46,6 +48,11 @@ class TrialRunner:
             previous.from_checkpoint = True
             self._save(previous)
             return previous
+        spent = self._budget_spent()
+        if spent is not None:
+            return self._skipped(
+                f"the experiment's budget of ${self.settings.max_cost_usd:.2f} is spent (${spent:.2f})"
+            )
         resume = previous is not None and self._agent_work_kept(previous)
         record = self._resumed(previous) if resume and previous else self._new_record()
         if problem:
@@ -72,6 +79,22 @@ class TrialRunner:
                 self._save(record)
                 raise
         record.finished_at = time.time()
+        self._save(record)
+        self.config.hook.pytest_explore_trial_finished(config=self.config, trial=record)
+        return record
+
+    def _budget_spent(self) -> float | None:
+        """What the other trials cost so far, when that reaches the experiment-wide ``max_cost_usd``."""
+        budget = self.settings.max_cost_usd
+        if budget is None:
+            return None
+        others = [t.name for t in self.settings.trials if t.name != self.trial.name]
+        spent = sum(r.agent.cost_usd for r in load_records(self.paths, others))
+        return spent if spent >= budget else None
+
+    def _skipped(self, reason: str) -> TrialRecord:
+        record = self._new_record()
+        record.status, record.reason, record.finished_at = Status.SKIPPED, reason, time.time()
         self._save(record)
         self.config.hook.pytest_explore_trial_finished(config=self.config, trial=record)
         return record
@@ -167,6 +190,7 @@ class TrialRunner:
         root = self.settings.workspace.repo_root
         gitops.add_worktree(root, self.worktree, record.branch, self.settings.base_commit)
         gitops.hide_paths(self.worktree, self.settings.spec.score.holdout)
+        prepare_worktree(self.settings, self.worktree, self.trial.name)
 
     def _run_agent(self, record: TrialRecord) -> AgentOutcome:
         variant = self.trial.variant
@@ -206,9 +230,8 @@ class TrialRunner:
 
     def _explore_env(self, prompt: str, prompt_file: Path) -> dict[str, str]:
         return {
+            **self.trial.env(),
             "EXPLORE_EXPERIMENT": self.settings.experiment,
-            "EXPLORE_VARIANT": self.trial.variant.name,
-            "EXPLORE_TRIAL": self.trial.name,
             "EXPLORE_WORKTREE": str(self.worktree),
             "EXPLORE_PROMPT": prompt,
             "EXPLORE_PROMPT_FILE": str(prompt_file),
@@ -221,6 +244,7 @@ class TrialRunner:
             self.worktree,
             f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
             self.settings.base_commit,
+            exclude=self.settings.spec.worktree.copy,
         )
         record.commit = change.commit
         record.diff = DiffStats(len(change.files), change.insertions, change.deletions, change.files)
@@ -232,20 +256,13 @@ class TrialRunner:
         """The trial's worktree at its committed agent work (recreated from the branch if deleted)."""
         assert record.commit is not None
         gitops.restore_worktree(self.settings.workspace.repo_root, self.worktree, record.branch, record.commit)
+        prepare_worktree(self.settings, self.worktree, self.trial.name)
 
     def _score(self, record: TrialRecord) -> None:
-        self._copy_holdout()
-        setup = self.settings.spec.score.setup
-        if setup:
-            finished = run_owned(
-                setup,
-                cwd=self.worktree,
-                env=scoring_env(self.settings, self.worktree, self.trial.name),
-                timeout=self.settings.score_timeout,
-                output=self.paths.trial_file(self.trial.name, "_tests.log"),
-            )
-            if finished.returncode != 0:
-                raise RuntimeError(f"score.setup failed (exit {finished.returncode}): {setup}")
+        record.tampering = self._undo_tampering(record)
+        if record.tampering:
+            record.flags.append(f"tampering: changed {len(record.tampering)} protected files, restored before scoring")
+        run_setup_command(self.settings, self.worktree, self.trial.name, self.settings.spec.score.setup, "score.setup")
         metrics: dict[str, float] = {}
         for result in self.config.hook.pytest_explore_score(
             config=self.config, variant=self.trial.variant, worktree=self.worktree, trial=record
@@ -254,15 +271,19 @@ class TrialRunner:
         record.metrics = metrics
         record.score = weighted_score(self.settings, metrics, record.tests)
 
-    def _copy_holdout(self) -> None:
-        root = self.settings.workspace.repo_root
-        for relative in self.settings.spec.score.holdout:
-            source, target = root / relative, self.worktree / relative
-            if source.is_dir():
-                shutil.copytree(source, target, dirs_exist_ok=True)
-            elif source.is_file():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target)
+    def _undo_tampering(self, record: TrialRecord) -> list[str]:
+        """Protected files the agent changed, and hold-out paths it wrote, put back as they must be.
+
+        No variant can pass by editing the tests: changed protected files are
+        restored from the base commit (or removed if the agent added them)
+        and the hold-out files are copied in afresh.
+        """
+        protect = self.settings.spec.score.protect
+        touched = [f for f in record.diff.files if any(fnmatch.fnmatchcase(f, g.replace("**", "*")) for g in protect)]
+        gitops.restore_files(self.worktree, self.settings.base_commit, touched)
+        written = [h for h in self.settings.spec.score.holdout if (self.worktree / h).exists()]
+        copy_holdout(self.settings, self.worktree, replace=True)
+        return sorted({*touched, *written})
 
 
 def _conclude(record: TrialRecord) -> None:
@@ -276,3 +297,48 @@ def _conclude(record: TrialRecord) -> None:
         record.status, record.reason = Status.DONE, f"scored 0: {record.tests.problem}"
     else:
         record.status = Status.DONE
+
+
+def prepare_worktree(settings: Settings, worktree: Path, name: str, *, holdout: bool = False) -> None:
+    """What a new worktree needs besides git's files: ``worktree.copy``, ``worktree.setup``, hold-out tests."""
+    root = settings.workspace.repo_root
+    for relative in settings.spec.worktree.copy:
+        _copy(root / relative, worktree / relative)
+    run_setup_command(settings, worktree, name, settings.spec.worktree.setup, "worktree.setup")
+    if holdout:
+        copy_holdout(settings, worktree)
+
+
+def copy_holdout(settings: Settings, worktree: Path, *, replace: bool = False) -> None:
+    """Copy the hold-out tests from the main checkout; ``replace`` first removes what is there."""
+    root = settings.workspace.repo_root
+    for relative in settings.spec.score.holdout:
+        target = worktree / relative
+        if replace and target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif replace and (target.exists() or target.is_symlink()):
+            target.unlink()
+        _copy(root / relative, target)
+
+
+def _copy(source: Path, target: Path) -> None:
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    elif source.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def run_setup_command(settings: Settings, worktree: Path, name: str, command: str | None, key: str) -> None:
+    """Run a set-up command in the worktree (output in ``<name>_setup.log``); raise when it fails."""
+    if not command:
+        return
+    finished = run_owned(
+        command,
+        cwd=worktree,
+        env=scoring_env(settings, worktree, name),
+        timeout=settings.score_timeout,
+        output=settings.paths.trial_file(name, "_setup.log"),
+    )
+    if finished.returncode != 0:
+        raise RuntimeError(f"{key} failed (exit {finished.returncode}; see {name}_setup.log): {command}")

@@ -1,0 +1,151 @@
+"""The base commit, scored as it is: the reference every trial's tests are judged against.
+
+The suite runs ``score.baseline_runs`` times on the base commit; a test whose
+outcome differs between those runs is *flaky* and is left out of the
+verdicts and the pass rate.  Each trial's tests then get a verdict, the way
+SWE-bench judges a patch: ``fixed`` (failing at base, passing now), ``kept``
+(passing at both), ``broken`` (passing at base, not now), ``still_failing``,
+``added`` (a test the base did not have) and ``removed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from . import gitops
+from .record import TestStats, read_json, write_json
+from .settings import Settings
+
+#: Reserved trial name: the baseline's files are ``results/baseline.<run>_*``.
+BASELINE = "baseline"
+VERDICTS = ("fixed", "kept", "broken", "still_failing", "added", "removed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """The base commit's per-test outcomes (``passed``/``failed``/...), and its flaky tests."""
+
+    key: str
+    base_commit: str
+    runs: int
+    cases: Mapping[str, str]
+    flaky: frozenset[str]
+    tests: TestStats
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": 1,
+            "key": self.key,
+            "base_commit": self.base_commit,
+            "runs": self.runs,
+            "cases": dict(self.cases),
+            "flaky": sorted(self.flaky),
+            "tests": {**dataclasses.asdict(self.tests), "total": self.tests.total, "pass_rate": self.tests.pass_rate},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Baseline:
+        tests = {k: v for k, v in data["tests"].items() if k not in ("total", "pass_rate")}
+        return cls(
+            key=data["key"],
+            base_commit=data["base_commit"],
+            runs=data["runs"],
+            cases=data["cases"],
+            flaky=frozenset(data["flaky"]),
+            tests=TestStats(**tests),
+        )
+
+
+def baseline_key(settings: Settings) -> str:
+    """What the baseline depends on: the base commit and everything about how it is scored."""
+    spec = settings.spec
+    payload = {
+        "base_commit": settings.base_commit,
+        "score_command": settings.score_command,
+        "score": dataclasses.asdict(spec.score),
+        "worktree": dataclasses.asdict(spec.worktree),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_baseline(settings: Settings) -> Baseline | None:
+    """The saved baseline if it is still valid for these settings."""
+    data = read_json(settings.paths.baseline_json)
+    if not isinstance(data, dict) or data.get("key") != baseline_key(settings):
+        return None
+    try:
+        return Baseline.from_json(data)
+    except (KeyError, TypeError):
+        return None
+
+
+def ensure_baseline(settings: Settings) -> tuple[Baseline, bool]:
+    """The baseline for these settings, scored now unless a valid one is saved; and whether it was reused."""
+    saved = load_baseline(settings)
+    if saved is not None:
+        return saved, True
+    from .scoring import run_test_suite
+    from .trial import prepare_worktree  # the same set-up as every trial's worktree
+
+    root = settings.workspace.repo_root
+    worktree = settings.paths.worktree(BASELINE)
+    gitops.add_detached_worktree(root, worktree, settings.base_commit)
+    try:
+        prepare_worktree(settings, worktree, BASELINE, holdout=True)
+        runs = [run_test_suite(settings, worktree, f"{BASELINE}.{i}") for i in range(1, settings.baseline_runs + 1)]
+    finally:
+        gitops.remove_worktree(root, worktree)
+    baseline = _from_runs(baseline_key(settings), settings.base_commit, runs)
+    write_json(settings.paths.baseline_json, baseline.to_json())
+    return baseline, False
+
+
+def _from_runs(key: str, base_commit: str, runs: list[TestStats]) -> Baseline:
+    outcomes: dict[str, set[str]] = {}
+    for run in runs:
+        for node_id, case in run.cases.items():
+            outcomes.setdefault(node_id, set()).add(case["outcome"])
+    # A test missing from some run (collection varied) disagrees with itself too.
+    flaky = {n for n, seen in outcomes.items() if len(seen) > 1 or any(n not in r.cases for r in runs)}
+    first = runs[0]
+    return Baseline(
+        key=key,
+        base_commit=base_commit,
+        runs=len(runs),
+        cases={n: first.cases[n]["outcome"] for n in first.cases if n not in flaky},
+        flaky=frozenset(flaky),
+        tests=first,
+    )
+
+
+def verdicts(baseline: Baseline, cases: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Each test's verdict for a trial whose outcomes are ``cases``; flaky tests get none."""
+    result: dict[str, str] = {}
+    for node_id, case in cases.items():
+        if node_id in baseline.flaky:
+            continue
+        now = case["outcome"] == "passed"
+        before = baseline.cases.get(node_id)
+        if before is None:
+            result[node_id] = "added"
+        elif before == "passed":
+            result[node_id] = "kept" if now else "broken"
+        elif before == "skipped":
+            continue  # skipped at base: nothing to judge against
+        else:
+            result[node_id] = "fixed" if now else "still_failing"
+    for node_id in baseline.cases:
+        if node_id not in cases and node_id not in baseline.flaky:
+            result[node_id] = "removed"
+    return result
+
+
+def verdict_counts(per_test: Mapping[str, str]) -> dict[str, int]:
+    counts = dict.fromkeys(VERDICTS, 0)
+    for verdict in per_test.values():
+        counts[verdict] += 1
+    return counts

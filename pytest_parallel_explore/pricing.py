@@ -1,0 +1,98 @@
+"""Estimated cost: the price table per model and the ``prices`` setting that overrides it.
+
+The built-in agent prices every response's usage with :func:`price_for` to
+report a cost and to enforce ``max_cost_usd``; the ``claude-code`` backend
+reports the CLI's own figure instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from .agent_settings import is_number, unknown_key_problems
+
+#: The keys of one model's entry under ``prices``.
+PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
+
+
+class Price(NamedTuple):
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float  # 5-minute cache writes, the TTL this agent uses
+
+    def cost(self, input: int, output: int, cache_read: int, cache_write: int) -> float:
+        tokens = (input, output, cache_read, cache_write)
+        return sum(n * rate for n, rate in zip(tokens, self, strict=True)) / 1_000_000
+
+
+#: List prices in USD per million tokens (Anthropic's pricing page, October 2026),
+#: keyed by model-name prefix; the longest matching prefix wins, so
+#: ``claude-opus-5`` prices ``claude-opus-5-20260724`` and ``claude-opus-5-5``
+#: has its own row.  Estimates only: Haiku 5.5's dearer rate for prompts over
+#: 100k tokens, 1-hour cache writes, batch and regional multipliers are not
+#: modelled.  Override or extend with the ``prices`` setting.
+PRICES_USD_PER_MTOK: dict[str, Price] = {
+    "claude-fable-5": Price(10.0, 50.0, 1.00, 12.50),
+    "claude-fable-5-1": Price(10.0, 50.0, 0.25, 12.50),
+    "claude-mythos-5": Price(10.0, 50.0, 1.00, 12.50),
+    "claude-mythos-5-1": Price(10.0, 50.0, 0.25, 12.50),
+    "claude-mythos-preview": Price(25.0, 125.0, 2.50, 31.25),
+    "claude-opus-5-5": Price(4.0, 20.0, 0.20, 5.00),
+    "claude-opus-5": Price(5.0, 25.0, 0.50, 6.25),
+    "claude-opus-4": Price(5.0, 25.0, 0.50, 6.25),  # 4.5 to 4.8
+    "claude-sonnet-5-5": Price(2.0, 10.0, 0.10, 2.50),
+    "claude-sonnet-5": Price(2.0, 10.0, 0.20, 2.50),
+    "claude-sonnet-4": Price(3.0, 15.0, 0.30, 3.75),
+    "claude-haiku-5-5": Price(0.10, 0.50, 0.01, 0.125),
+    "claude-haiku-4": Price(1.0, 5.0, 0.10, 1.25),
+}
+
+
+def price_for(model: str, overrides: Mapping[str, Mapping[str, float]] | None = None) -> Price | None:
+    """The price of ``model``: the ``prices`` setting first, then the built-in table.
+
+    An override needs ``input`` and ``output``; cache rates default to Anthropic's
+    usual multiples of the input rate (reads 0.1x, 5-minute writes 1.25x).
+    """
+    overrides = overrides or {}
+    own = _longest_prefix(model, overrides)
+    if own is not None:
+        rates = overrides[own]
+        base = float(rates["input"])
+        return Price(
+            base,
+            float(rates["output"]),
+            float(rates.get("cache_read", base * 0.1)),
+            float(rates.get("cache_write", base * 1.25)),
+        )
+    known = _longest_prefix(model, PRICES_USD_PER_MTOK)
+    return PRICES_USD_PER_MTOK[known] if known is not None else None
+
+
+def _longest_prefix(model: str, table: Mapping[str, Any]) -> str | None:
+    matches = [prefix for prefix in table if model.startswith(prefix)]
+    return max(matches, key=len, default=None)
+
+
+def price_problems(prices: Any, where: str) -> list[str]:
+    """Problems with a ``prices`` setting, each naming its key path."""
+    expected = "a mapping of model name to {input, output[, cache_read, cache_write]} in USD per million tokens"
+    if not isinstance(prices, Mapping):
+        return [f"{where}: expected {expected}, got {prices!r}"]
+    problems = []
+    for model, rates in prices.items():
+        if not isinstance(rates, Mapping):
+            problems.append(f"{where}.{model}: expected {expected}, got {rates!r}")
+            continue
+        problems += unknown_key_problems(rates, PRICE_KEYS, f"{where}.{model}")
+        problems += [f"{where}.{model}.{k}: required" for k in ("input", "output") if k not in rates]
+        problems += [
+            f"{where}.{model}.{k}: expected a number >= 0, got {v!r}"
+            for k, v in rates.items()
+            if k in PRICE_KEYS and not (is_number(v) and v >= 0)
+        ]
+    return problems
