@@ -201,6 +201,7 @@ class ExploreController:
         if self._seen.get(record.name) == state or reporter is None:
             return
         self._seen[record.name] = state
+        reporter.ensure_newline()
         if self.config.get_terminal_writer().width_of_current_line:
             reporter.write_line("")  # finish pytest's line of progress dots first
         reporter.write_line(self._progress_line(record))

@@ -171,6 +171,12 @@ def add_detached_worktree(root: Path, path: Path, commit: str) -> None:
         repo.git.worktree("add", "--quiet", "--detach", str(path), commit)
 
 
+def untracked(worktree: Path) -> list[str]:
+    """Untracked, not ignored paths (whole folders collapsed to one entry)."""
+    listing = open_repo(worktree).git.ls_files("--others", "--exclude-standard", "--directory", "-z")
+    return [path.rstrip("/") for path in listing.split("\0") if path]
+
+
 def restore_files(worktree: Path, base: str, paths: Sequence[str]) -> None:
     """Put ``paths`` back as they are at ``base``: checked out if they exist there, else removed."""
     repo = open_repo(worktree)

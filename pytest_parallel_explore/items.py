@@ -56,10 +56,9 @@ class TrialItem(pytest.Item):
 
 
 def collect_trials(session: pytest.Session) -> list[pytest.Item]:
-    """The trial items, filtered by node-id arguments and then by ``-k``/``-m``."""
-    config = session.config
-    settings = config.stash[SETTINGS_KEY]
-    items: list[pytest.Item] = [
+    """One item per trial of the experiment."""
+    settings = session.config.stash[SETTINGS_KEY]
+    return [
         TrialItem.from_parent(
             session,
             name=f"{settings.experiment}[{trial.name}]",
@@ -69,6 +68,12 @@ def collect_trials(session: pytest.Session) -> list[pytest.Item]:
         )
         for trial in settings.trials
     ]
+
+
+def select_trials(session: pytest.Session, items: list[pytest.Item]) -> list[pytest.Item]:
+    """The items asked for: node-id arguments, ``--explore-retry-failed``, then ``-k``/``-m`` as usual."""
+    config = session.config
+    settings = config.stash[SETTINGS_KEY]
     wanted = _selected_ids(config, {item.nodeid for item in items})
     if wanted is not None:
         items = [item for item in items if item.nodeid in wanted]
@@ -106,9 +111,8 @@ def _selected_ids(config: pytest.Config, known: set[str]) -> set[str] | None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection(session: pytest.Session) -> bool:
     items = collect_trials(session)
-    session.items = items
     session.testscollected = len(items)
-    report = pytest.CollectReport(session.nodeid, "passed", None, list(items))
-    session.config.hook.pytest_collectreport(report=report)
+    session.config.hook.pytest_collectreport(report=pytest.CollectReport(session.nodeid, "passed", None, list(items)))
+    session.items = select_trials(session, items)
     session.config.hook.pytest_collection_finish(session=session)
     return True

@@ -44,6 +44,10 @@ PRICES_USD_PER_MTOK: dict[str, Price] = {
     "claude-opus-5-5": Price(4.0, 20.0, 0.20, 5.00),
     "claude-opus-5": Price(5.0, 25.0, 0.50, 6.25),
     "claude-opus-4": Price(5.0, 25.0, 0.50, 6.25),  # 4.5 to 4.8
+    # Opus 4 and 4.1 kept the earlier, higher price: without these rows "claude-opus-4" would cover them.
+    "claude-opus-4-0": Price(15.0, 75.0, 1.50, 18.75),
+    "claude-opus-4-1": Price(15.0, 75.0, 1.50, 18.75),
+    "claude-opus-4-2025": Price(15.0, 75.0, 1.50, 18.75),  # claude-opus-4-20250514
     "claude-sonnet-5-5": Price(2.0, 10.0, 0.10, 2.50),
     "claude-sonnet-5": Price(2.0, 10.0, 0.20, 2.50),
     "claude-sonnet-4": Price(3.0, 15.0, 0.30, 3.75),

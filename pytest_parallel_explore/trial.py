@@ -41,6 +41,7 @@ class TrialRunner:
         self.paths = settings.paths
         self.progress = self.paths.trial_file(trial.name, "_progress.json")
         self.worktree = self.paths.worktree(trial.name)
+        self._set_up_files: list[str] = []
 
     def run(self) -> TrialRecord:
         previous, problem = self._previous()
@@ -191,6 +192,8 @@ class TrialRunner:
         gitops.add_worktree(root, self.worktree, record.branch, self.settings.base_commit)
         gitops.hide_paths(self.worktree, self.settings.spec.score.holdout)
         prepare_worktree(self.settings, self.worktree, self.trial.name)
+        # What worktree.copy and worktree.setup put there is the project's set-up, not the agent's work.
+        self._set_up_files = gitops.untracked(self.worktree)
 
     def _run_agent(self, record: TrialRecord) -> AgentOutcome:
         variant = self.trial.variant
@@ -244,7 +247,7 @@ class TrialRunner:
             self.worktree,
             f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
             self.settings.base_commit,
-            exclude=self.settings.spec.worktree.copy,
+            exclude=[*self.settings.spec.worktree.copy, *self._set_up_files],
         )
         record.commit = change.commit
         record.diff = DiffStats(len(change.files), change.insertions, change.deletions, change.files)

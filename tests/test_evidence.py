@@ -1,0 +1,253 @@
+"""Evidence: verdicts against the baseline, flaky tests, protected tests, isolation, real-project settings."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.explore_testing import GOOD_AGENT, Project
+
+#: At the base commit a and b work, c and d do not.
+MODULE = textwrap.dedent(
+    """
+    def a():
+        return 1
+
+    def b():
+        return 2
+
+    def c():
+        raise NotImplementedError
+
+    def d():
+        raise NotImplementedError
+    """
+)
+TESTS = textwrap.dedent(
+    """
+    import m
+
+    def test_a():
+        assert m.a() == 1
+
+    def test_b():
+        assert m.b() == 2
+
+    def test_c():
+        assert m.c() == 3
+
+    def test_d():
+        assert m.d() == 4
+    """
+)
+
+
+def sed(path: str, *edits: str) -> str:
+    """An agent command applying sed edits to ``path``."""
+    return " && ".join(f"sed -i '{edit}' {path}" for edit in edits)
+
+
+@pytest.fixture
+def verdict_project(project: Project) -> Project:
+    project.write(
+        {"m.py": MODULE, "tests/test_m.py": TESTS, ".gitignore": "variants*.yaml\nrunpytest-*\nstdout\nstderr\n"}
+    )
+    project.commit()
+    return project
+
+
+def spec_for(project: Project, **variants: str) -> dict[str, Any]:
+    spec = project.calc_spec(**variants)
+    spec["task"] = "Make every function in m.py work."
+    return spec
+
+
+def test_each_test_gets_its_verdict_against_the_baseline(verdict_project: Project) -> None:
+    fix_c = sed("m.py", "/def c/{n;s/raise NotImplementedError/return 3/}")
+    fix_d = sed("m.py", "/def d/{n;s/raise NotImplementedError/return 4/}")
+    break_a = sed("m.py", "/def a/{n;s/return 1/return 0/}")
+    add_test = "printf 'def test_new():\\n    assert True\\n' > tests/test_new.py"
+    remove_b = (
+        "python3 -c \"import re,pathlib; p=pathlib.Path('tests/test_m.py'); "
+        "p.write_text(re.sub(r'def test_b.*?\\n\\n', '', p.read_text(), flags=re.S))\""
+    )
+    spec = spec_for(
+        verdict_project,
+        fixer=fix_c,
+        breaker=f"{break_a} && {fix_d} && {add_test}",
+        remover=remove_b,
+    )
+    result = verdict_project.explore("--variants", verdict_project.variants(spec), "-n", "2")
+    assert result.ret == 0, result.stdout.str()
+
+    trials = verdict_project.trials()
+    # Worked out by hand from the edits above: base passes a and b, fails c and d.
+    assert trials["fixer"]["verdicts"] == {
+        "fixed": 1,
+        "kept": 2,
+        "broken": 0,
+        "still_failing": 1,
+        "added": 0,
+        "removed": 0,
+    }
+    assert trials["breaker"]["verdicts"] == {
+        "fixed": 1,
+        "kept": 1,
+        "broken": 1,
+        "still_failing": 1,
+        "added": 1,
+        "removed": 0,
+    }
+    assert trials["remover"]["verdicts"] == {
+        "fixed": 0,
+        "kept": 1,
+        "broken": 0,
+        "still_failing": 2,
+        "added": 0,
+        "removed": 1,
+    }
+    assert trials["breaker"]["broken_tests"] == ["tests/test_m.py::test_a"]
+    baseline = verdict_project.results()["baseline"]
+    assert baseline["cases"] == {
+        "tests/test_m.py::test_a": "passed",
+        "tests/test_m.py::test_b": "passed",
+        "tests/test_m.py::test_c": "failed",
+        "tests/test_m.py::test_d": "failed",
+    }
+    result.stdout.fnmatch_lines(["*baseline scored: 2/4 tests pass at *(2 runs)*", "-*baseline*base commit*0.500*2/4*"])
+    summary = (verdict_project.experiment_dir() / "results" / "summary.md").read_text()
+    assert "**broken tests**: `tests/test_m.py::test_a`" in summary
+
+    # The baseline is reused while the base commit and the score settings are the same.
+    again = verdict_project.explore("--variants", verdict_project.variants(spec))
+    again.stdout.fnmatch_lines(["*baseline reused: 2/4 tests pass*"])
+
+
+def test_weights_can_use_verdicts(verdict_project: Project) -> None:
+    spec = spec_for(verdict_project, fixer=sed("m.py", "/def c/{n;s/raise NotImplementedError/return 3/}"))
+    spec["score"]["weights"] = {"fixed": 1.0, "broken": -10.0}
+    assert verdict_project.explore("--variants", verdict_project.variants(spec)).ret == 0
+    assert verdict_project.trials()["fixer"]["score"] == 1.0
+
+
+def test_a_test_flaky_at_the_base_is_detected_and_left_out(
+    verdict_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "flaky-state"
+    monkeypatch.setenv("FLAKY_STATE", str(state))
+    verdict_project.write(
+        {
+            "tests/test_flaky.py": textwrap.dedent(
+                """
+                import os, pathlib
+
+                def test_alternates():
+                    # Fails and passes on alternate runs.
+                    state = pathlib.Path(os.environ["FLAKY_STATE"])
+                    passed = state.exists()
+                    state.unlink() if passed else state.touch()
+                    assert passed
+                """
+            )
+        }
+    )
+    verdict_project.commit("flaky test")
+    spec = spec_for(verdict_project, fixer=sed("m.py", "/def c/{n;s/raise NotImplementedError/return 3/}"))
+    result = verdict_project.explore("--variants", verdict_project.variants(spec))
+    assert result.ret == 0
+
+    baseline = verdict_project.results()["baseline"]
+    assert baseline["flaky"] == ["tests/test_flaky.py::test_alternates"]
+    fixer = verdict_project.trials()["fixer"]
+    assert fixer["tests"]["flaky"] == ["tests/test_flaky.py::test_alternates"]
+    assert sum(fixer["verdicts"].values()) == 4  # the flaky test has no verdict
+    assert fixer["tests"]["pass_rate"] == 0.75  # a, b, c of the four non-flaky tests
+    summary = (verdict_project.experiment_dir() / "results" / "summary.md").read_text()
+    assert "- `tests/test_flaky.py::test_alternates`" in summary
+
+
+def test_tampering_with_protected_tests_is_undone_and_flagged(verdict_project: Project) -> None:
+    verdict_project.write({"holdout/test_hidden.py": "import m\n\ndef test_d_hidden():\n    assert m.d() == 4\n"})
+    verdict_project.commit("hold-out test")
+    cheat = sed("tests/test_m.py", "s/assert m.c() == 3/assert True/")
+    fake_holdout = "mkdir -p holdout && printf 'def test_d_hidden():\\n    assert True\\n' > holdout/test_hidden.py"
+    spec = spec_for(verdict_project, cheater=f"{cheat} && {fake_holdout}")
+    spec["score"].update(
+        {
+            "protect": ["tests/**"],
+            "holdout": "holdout",
+            "command": "{python} -m pytest -q -p no:cacheprovider tests holdout",
+        }
+    )
+    result = verdict_project.explore("--variants", verdict_project.variants(spec))
+    assert result.ret == 0
+
+    cheater = verdict_project.trials()["cheater"]
+    assert cheater["tampering"] == ["holdout", "tests/test_m.py"]
+    # Scored on the restored tests: c and d still fail, the hold-out test is the real one.
+    assert cheater["tests"]["cases"]["tests/test_m.py::test_c"]["outcome"] == "failed"
+    assert cheater["tests"]["cases"]["holdout/test_hidden.py::test_d_hidden"]["outcome"] == "failed"
+    assert cheater["verdicts"]["fixed"] == 0
+    summary = (verdict_project.experiment_dir() / "results" / "summary.md").read_text()
+    assert (
+        "**tampering**: changed protected or hold-out files (restored before scoring): `holdout`, `tests/test_m.py`"
+        in summary
+    )
+
+
+def test_an_agent_writing_into_the_main_checkout_is_reported(verdict_project: Project) -> None:
+    escape = f"printf 'def a():\\n    return 99\\n' > {verdict_project.path}/m.py"
+    spec = spec_for(verdict_project, escaper=escape)
+    result = verdict_project.explore("--variants", verdict_project.variants(spec))
+
+    result.stdout.fnmatch_lines(["*warning: the main checkout changed while the trials ran: m.py*"])
+    assert verdict_project.results()["checkout_changes"] == ["m.py"]
+    summary = (verdict_project.experiment_dir() / "results" / "summary.md").read_text()
+    assert "## Warning: the main checkout changed while the trials ran" in summary
+    assert "`m.py`" in summary
+
+
+def test_real_project_settings_copy_setup_and_trial_variables(calc_project: Project) -> None:
+    calc_project.write({".env": "SECRET=from-main\n"})  # untracked: only copied, never committed
+    record = "echo $EXPLORE_TRIAL $EXPLORE_TRIAL_INDEX $EXPLORE_PORT_BASE $(cat .env) > {root}/seen-$EXPLORE_TRIAL"
+    spec = calc_project.calc_spec(
+        first=f"{record.format(root=calc_project.path)}; {GOOD_AGENT}",
+        second=f"{record.format(root=calc_project.path)}; {GOOD_AGENT}",
+    )
+    spec["worktree"] = {"copy": [".env"], "setup": "touch set-up-ran"}
+    result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "2")
+    assert result.ret == 0, result.stdout.str()
+
+    assert (calc_project.path / "seen-first").read_text().split() == ["first", "0", "20000", "SECRET=from-main"]
+    assert (calc_project.path / "seen-second").read_text().split() == ["second", "1", "20100", "SECRET=from-main"]
+    for name in ("first", "second"):
+        committed = calc_project.git("show", "--name-only", "--format=", f"explore/calc/{name}").split()
+        assert committed == ["calc.py"]  # neither the copied .env nor what the set-up made is the agent's work
+        assert (Path(calc_project.trials()[name]["worktree"]) / "set-up-ran").exists()
+
+
+def test_an_experiment_budget_skips_trials_not_yet_started(calc_project: Project) -> None:
+    spec = calc_project.calc_spec(first=GOOD_AGENT, second=GOOD_AGENT)
+    spec["max_cost_usd"] = 1.0
+    progress = calc_project.experiment_dir() / "results" / "spent_progress.json"
+    progress.parent.mkdir(parents=True)
+    # A trial of this experiment that already spent the budget (as a real Claude trial records it).
+    spent = {
+        "schema": 1,
+        "experiment": "calc",
+        "name": "spent",
+        "variant": "spent",
+        "status": "done",
+        "agent": {"cost_usd": 1.5},
+    }
+    progress.write_text(json.dumps(spent))
+    spec["variants"]["spent"] = {"description": "already run", "agent": {"run": GOOD_AGENT}}
+    result = calc_project.explore("--variants", calc_project.variants(spec), "-k", "first or second", "-rs")
+
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*budget of $1.00 is spent ($1.50)*"])
+    assert {t["status"] for n, t in calc_project.trials().items() if n != "spent"} == {"skipped"}
