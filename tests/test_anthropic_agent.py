@@ -13,14 +13,8 @@ import pytest
 from messages_server import MessagesServer, text, thinking, tokens, tool_use
 
 from pytest_parallel_explore.agents import AgentTask, AgentUnavailable
-from pytest_parallel_explore.anthropic_agent import (
-    DEFAULT_MODEL,
-    PRICES_USD_PER_MTOK,
-    AnthropicAgent,
-    Price,
-    price_for,
-    validate_settings,
-)
+from pytest_parallel_explore.anthropic_agent import DEFAULT_MODEL, AnthropicAgent, validate_settings
+from pytest_parallel_explore.pricing import PRICES_USD_PER_MTOK, Price, price_for
 
 MakeAgent = Callable[..., AnthropicAgent]
 
