@@ -6,22 +6,10 @@ form :mod:`.spec` collects into one ``pytest.UsageError``.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
 THINKING_EXPECTED = '"adaptive", a token budget (int >= 1024) or 0'
-
-
-def unknown_key_problems(settings: Mapping[str, Any], known: tuple[str, ...], where: str) -> list[str]:
-    """One problem per key not in ``known``, suggesting the nearest known key."""
-    problems = []
-    for key in settings:
-        if key not in known:
-            near = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; expected one of {', '.join(known)}"
-            problems.append(f"{where}.{key}: unknown key{hint}")
-    return problems
 
 
 def thinking_problem(settings: Mapping[str, Any], where: str) -> str | None:

@@ -37,13 +37,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .agent_settings import is_int, is_number, positive_int_problem, thinking_problem, unknown_key_problems
+from .agent_settings import is_int, is_number, positive_int_problem, thinking_problem
 from .agent_tools import TOOLS, ToolError, WorktreeTools
 from .agents import AgentOutcome, AgentTask, AgentUnavailable
 from .pricing import price_for, price_problems
 from .procs import clean_env
 from .record import AgentStats
-from .spec import parse_duration
+from .spec import parse_duration, unknown_keys
 
 if TYPE_CHECKING:
     import anthropic
@@ -102,7 +102,7 @@ SETTING_KEYS = (
 
 def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
     """Problems with an ``anthropic`` agent mapping, each naming its key path (``where`` + key)."""
-    problems = unknown_key_problems(settings, SETTING_KEYS, where)
+    problems = unknown_keys(settings, SETTING_KEYS, where + ".")
     model, system = settings.get("model"), settings.get("system")
     if isinstance(model, str) and not model.strip():  # a model that is not a string: spec.py says so
         problems.append(f"{where}.model: expected a model name, got {model!r}")

@@ -19,10 +19,11 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .agent_settings import positive_int_problem, thinking_problem, unknown_key_problems
+from .agent_settings import positive_int_problem, thinking_problem
 from .agents import AgentOutcome, AgentTask, AgentUnavailable
 from .procs import clean_env, run_owned
 from .record import AgentStats
+from .spec import unknown_keys
 
 SETTING_KEYS = ("backend", "model", "thinking", "permission_mode", "allowed_tools", "max_turns", "executable")
 #: ``--permission-mode`` values; in print mode nobody is asked, so whatever is not
@@ -32,7 +33,7 @@ PERMISSION_MODES = ("acceptEdits", "bypassPermissions", "default", "dontAsk", "p
 
 def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
     """Problems with a ``claude-code`` agent mapping, each naming its key path."""
-    problems = unknown_key_problems(settings, SETTING_KEYS, where)
+    problems = unknown_keys(settings, SETTING_KEYS, where + ".")
     for problem in (thinking_problem(settings, where), positive_int_problem(settings, "max_turns", where)):
         if problem:
             problems.append(problem)

@@ -63,9 +63,7 @@ def resolve_commit(root: Path, base: str) -> str:
     try:
         return str(repo.git.rev_parse("--verify", "--quiet", f"{base}^{{commit}}"))
     except git.GitCommandError:
-        raise GitProblem(
-            f"base {base!r} is not a commit in {root}; expected a branch, tag or sha (see `git log`)"
-        ) from None
+        raise GitProblem(f"{base!r} is not a commit in {root}; expected a branch, tag or sha (see `git log`)") from None
 
 
 def checkout_snapshot(root: Path) -> dict[str, str]:

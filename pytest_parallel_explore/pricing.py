@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from .agent_settings import is_number, unknown_key_problems
+from .agent_settings import is_number
+from .spec import unknown_keys
 
 #: The keys of one model's entry under ``prices``.
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
@@ -92,7 +93,7 @@ def price_problems(prices: Any, where: str) -> list[str]:
         if not isinstance(rates, Mapping):
             problems.append(f"{where}.{model}: expected {expected}, got {rates!r}")
             continue
-        problems += unknown_key_problems(rates, PRICE_KEYS, f"{where}.{model}")
+        problems += unknown_keys(rates, PRICE_KEYS, f"{where}.{model}.")
         problems += [f"{where}.{model}.{k}: required" for k in ("input", "output") if k not in rates]
         problems += [
             f"{where}.{model}.{k}: expected a number >= 0, got {v!r}"

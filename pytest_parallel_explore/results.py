@@ -81,6 +81,7 @@ def render_summary(results: dict[str, Any]) -> str:
         trials=results["trials"],
         failed=failed,
         header=TABLE_HEADER,
+        builtin_metrics=BUILTIN_METRICS,
         table=table_rows(results),
         retry_command=retry_command(results, [t["name"] for t in failed]),
     )
@@ -95,6 +96,9 @@ def retry_command(results: dict[str, Any], names: Sequence[str]) -> str:
 def node_id(experiment: str, trial: str) -> str:
     return f"explore::{experiment}[{trial}]"
 
+
+#: Metrics the summary shows in their own words rather than in the metrics line.
+BUILTIN_METRICS = ("tests_pass_rate", "tests_passed", "tests_failed", "tests_errors", "tests_skipped")
 
 TABLE_HEADER = ("rank", "variant", "status", "score", "tests", "fixed/broken", "diff", "agent", "tokens", "cost")
 

@@ -13,8 +13,9 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(value)
     if isinstance(value, (int, float)):
-        if value <= 0:
+        # YAML reads ``.inf`` and ``.nan`` as floats: neither is a time limit.
+        if not math.isfinite(value) or value <= 0:
             raise ValueError(value)
         return float(value)
     text = str(value).strip().lower()
@@ -147,6 +149,7 @@ def load_spec(
     :class:`SpecError` with every problem found.
     """
     text = value.strip()
+    short_form = False  # a number, or the seed's {name: description}: no place for agent settings
     if re.fullmatch(r"\d+", text):
         count = int(text)
         source = f"--variants {text}"
@@ -154,6 +157,7 @@ def load_spec(
             raise SpecError(source, ["variants: expected at least 1 variant, got 0"])
         data: Any = {"variants": {f"run-{i}": "" for i in range(1, count + 1)}}
         base_dir = invocation_dir
+        short_form = True
     elif text.startswith("{"):
         source = "--variants (inline JSON)"
         try:
@@ -162,6 +166,7 @@ def load_spec(
             raise SpecError(source, [f"not valid JSON: {exc}"]) from None
         if isinstance(data, dict) and "variants" not in data:
             data = {"variants": data}  # the seed's form: name -> description
+            short_form = True
         base_dir = invocation_dir
     else:
         path = (invocation_dir / value).resolve()
@@ -174,7 +179,24 @@ def load_spec(
         if not isinstance(data, dict):
             data = {}
         data = {**data, "task": task}
-    return validate(data, source=source, base_dir=base_dir, default_backend=default_backend)
+    try:
+        return validate(data, source=source, base_dir=base_dir, default_backend=default_backend)
+    except SpecError as exc:
+        if not short_form or default_backend != "command":
+            raise
+        # A number or {name: description} has nowhere to put the command agent's ``run``: say so once, and how.
+        missing_run = re.compile(r"variants\.[^:]+\.agent\.run: ")
+        problems = [p for p in exc.problems if not missing_run.match(p)]
+        if len(problems) < len(exc.problems):
+            problems.append(_SHORT_FORM_NO_RUN)
+        raise SpecError(source, problems) from None
+
+
+_SHORT_FORM_NO_RUN = (
+    "agent.run: the command agent (ini explore_agent = command) needs the agent's shell command, "
+    "which a number or {name: description} cannot give; write a variants file, or inline JSON with "
+    '"task", "agent": {"backend": "command", "run": "..."} and "variants"'
+)
 
 
 def _read_file(path: Path, source: str) -> Any:
@@ -209,6 +231,12 @@ def _read_file(path: Path, source: str) -> Any:
             data = json.loads(text, object_pairs_hook=no_duplicates)
         else:
             data = yaml.load(text, Loader=Loader)
+    except yaml.MarkedYAMLError as exc:
+        # str(exc) quotes the text as "<unicode string>" over several lines: say where in the file instead.
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        context = f" ({exc.context} at line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
+        raise SpecError(source, [f"{where}not valid YAML: {exc.problem}{context}"]) from None
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise SpecError(source, [f"cannot be parsed: {exc}"]) from None
     if duplicates:
@@ -221,7 +249,7 @@ def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | N
     problems: list[str] = []
     if not isinstance(data, dict):
         raise SpecError(source, [f"expected a mapping with 'task' and 'variants', got {_kind(data)}"])
-    _check_keys(data, TOP_KEYS, "", problems)
+    problems.extend(unknown_keys(data, TOP_KEYS, ""))
 
     task = data.get("task")
     if task is None or (isinstance(task, str) and not task.strip()):
@@ -252,6 +280,9 @@ def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | N
     if default_backend is not None:
         defaults = {"backend": default_backend, **defaults}
     variants = _variants(data.get("variants"), defaults, problems)
+    if all(backend_keys(v.agent.get("backend")) is not None for v in variants):
+        known = COMMAND_AGENT_KEYS.union(*(backend_keys(b) or () for b in BACKEND_VALIDATORS))
+        problems.extend(unknown_keys(defaults, known, "agent."))
     if problems:
         raise SpecError(source, problems)
     return ExperimentSpec(
@@ -312,7 +343,7 @@ def _variants(raw: Any, defaults: dict[str, Any], problems: list[str]) -> list[V
         if not isinstance(body, dict):
             problems.append(f"{where}: expected a description or a mapping with 'description', got {_kind(body)}")
             continue
-        _check_keys(body, VARIANT_KEYS, where + ".", problems)
+        problems.extend(unknown_keys(body, VARIANT_KEYS, where + "."))
         description = body.get("description", "")
         if not isinstance(description, str):
             problems.append(f"{where}.description: expected text, got {_kind(description)}")
@@ -321,7 +352,9 @@ def _variants(raw: Any, defaults: dict[str, Any], problems: list[str]) -> list[V
         if not isinstance(override, dict):
             problems.append(f"{where}.agent: expected a mapping of agent settings, got {_kind(override)}")
             override = {}
-        agent = {**defaults, **override}
+        # A default meant for another backend (say anthropic's max_turns) does not reach this one.
+        keys = backend_keys(override.get("backend", defaults.get("backend")))
+        agent = {**{k: v for k, v in defaults.items() if keys is None or k in keys}, **override}
         _check_agent(agent, where + ".agent", problems)
         variants.append(
             VariantSpec(
@@ -350,7 +383,7 @@ def _check_agent(agent: dict[str, Any], where: str, problems: list[str]) -> None
         )
         return
     if backend == "command":
-        _check_keys(agent, COMMAND_AGENT_KEYS, where + ".", problems)
+        problems.extend(unknown_keys(agent, COMMAND_AGENT_KEYS, where + "."))
         run = agent.get("run")
         if not isinstance(run, str) or not run.strip():
             problems.append(
@@ -360,6 +393,21 @@ def _check_agent(agent: dict[str, Any], where: str, problems: list[str]) -> None
         problems.extend(BACKEND_VALIDATORS[backend](agent, where))
     if "model" in agent and not isinstance(agent["model"], str):
         problems.append(f"{where}.model: expected a model name, got {_kind(agent['model'])}")
+
+
+def backend_keys(backend: Any) -> frozenset[str] | None:
+    """The agent settings a built-in backend understands; None for a plugin's backend (any key)."""
+    if backend == "command":
+        return COMMAND_AGENT_KEYS
+    if backend == "anthropic":
+        from .anthropic_agent import SETTING_KEYS
+
+        return frozenset(SETTING_KEYS)
+    if backend == "claude-code":
+        from .claude_code_agent import SETTING_KEYS as CLAUDE_CODE_KEYS
+
+        return frozenset(CLAUDE_CODE_KEYS)
+    return None
 
 
 def _anthropic_problems(agent: Mapping[str, Any], where: str) -> list[str]:
@@ -381,7 +429,7 @@ def _score(raw: Any, problems: list[str]) -> ScoreSpec:
     if not isinstance(raw, dict):
         problems.append(f"score: expected a mapping (command, setup, holdout, metrics, weights), got {_kind(raw)}")
         return ScoreSpec()
-    _check_keys(raw, SCORE_KEYS, "score.", problems)
+    problems.extend(unknown_keys(raw, SCORE_KEYS, "score."))
     command = _optional(raw, "command", str, "a shell command", "score.", problems)
     setup = _optional(raw, "setup", str, "a shell command", "score.", problems)
     junit = _optional(raw, "junit", str, "a path to a junit XML file", "score.", problems)
@@ -398,7 +446,7 @@ def _score(raw: Any, problems: list[str]) -> ScoreSpec:
         if not isinstance(body, dict) or not isinstance(body.get("command"), str):
             problems.append(f'{where}: expected {{command: "...", weight: 0.5}} or a command, got {_kind(body)}')
             continue
-        _check_keys(body, METRIC_KEYS, where + ".", problems)
+        problems.extend(unknown_keys(body, METRIC_KEYS, where + "."))
         weight = body.get("weight", 0.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             problems.append(f"{where}.weight: expected a number, got {_kind(weight)}")
@@ -431,7 +479,7 @@ def _worktree(raw: Any, problems: list[str]) -> WorktreeSpec:
     if not isinstance(raw, dict):
         problems.append(f"worktree: expected a mapping (copy, setup), got {_kind(raw)}")
         return WorktreeSpec()
-    _check_keys(raw, WORKTREE_KEYS, "worktree.", problems)
+    problems.extend(unknown_keys(raw, WORKTREE_KEYS, "worktree."))
     return WorktreeSpec(
         copy=_paths(raw, "copy", "worktree.", problems),
         setup=_optional(raw, "setup", str, "a shell command", "worktree.", problems),
@@ -460,12 +508,16 @@ def _positive_int(data: dict[str, Any], key: str, prefix: str, problems: list[st
     return value
 
 
-def _check_keys(data: dict[str, Any], known: frozenset[str], prefix: str, problems: list[str]) -> None:
+def unknown_keys(data: Mapping[str, Any], known: Iterable[str], prefix: str) -> list[str]:
+    """One problem per key of ``data`` not in ``known``, suggesting the nearest known key."""
+    known = sorted(known)
+    problems = []
     for key in data:
         if key not in known:
-            near = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; expected one of {', '.join(sorted(known))}"
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; expected one of {', '.join(known)}"
             problems.append(f"{prefix}{key}: unknown key{hint}")
+    return problems
 
 
 def _optional(

@@ -106,7 +106,8 @@ def test_an_anthropic_variant_fixes_the_worktree_and_reports_tokens_and_cost(
     [row] = [line for line in summary.splitlines() if line.startswith("| 1 | claude |")]
     assert row.startswith("| 1 | claude | done | 1.000 | 3/3 |") and row.endswith("| 2,620 | $0.04 |"), row
     assert f"anthropic ({MODEL})" in summary
-    assert "4 turns, 2250 in / 370 out tokens" in summary
+    assert "4 turns, stopped: end_turn" in summary
+    assert "tokens: 2250 input, 370 output, 10000 cache read, 3600 cache write" in summary
     assert "$0.0364" in summary
     # The transcript: one JSON line per request, response and tool call, ending with why it stopped.
     events = [json.loads(line) for line in (results_dir / "claude_agent.log").read_text().splitlines()]
