@@ -67,6 +67,11 @@ class Project:
         (self.path / name).write_text(yaml.safe_dump(spec, sort_keys=False))
         return name
 
+    def variants_text(self, text: str, name: str = "variants.yaml") -> str:
+        """Write a variants file verbatim, for what ``variants()`` cannot produce (duplicate keys, bad YAML)."""
+        (self.path / name).write_text(textwrap.dedent(text))
+        return name
+
     def explore(self, *args: str, experiment: str = "calc") -> pytest.RunResult:
         return self.pytester.runpytest_subprocess("--explore", experiment, *args)
 

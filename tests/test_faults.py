@@ -104,11 +104,8 @@ class Faults:
 
 @pytest.fixture
 def faults(calc_project: Project) -> Faults:
-    calc_project.write(
-        {
-            ".gitignore": "variants*.yaml\nrunpytest-*\nstdout\nstderr\n*.log\n*.out\nagent.sh\npids-*\nstarted-*\nblock-*\n"
-        }
-    )
+    ignored = ["variants*.yaml", "runpytest-*", "stdout", "stderr", "*.log", "*.out", "agent.sh", "pids-*", "started-*"]
+    calc_project.write({".gitignore": "\n".join([*ignored, "block-*"]) + "\n"})
     calc_project.commit("ignore the test's files")
     return Faults(calc_project)
 
