@@ -1,0 +1,367 @@
+"""Bad input is refused before anything is made; without ``--explore`` the plugin is inert.
+
+Every refusal is a ``pytest.UsageError`` (exit 4, no traceback) naming where the
+problem is (the file and key path, or the flag) and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pytest_parallel_explore.spec import parse_duration
+from tests.explore_testing import GOOD_AGENT, Project
+
+#: A value that means "remove this key" in ``with_setting``.
+REMOVE = object()
+
+
+def with_setting(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """``spec`` with the dotted key ``path`` set to ``value`` (or removed), creating mappings on the way."""
+    *parents, last = path.split(".")
+    node = spec
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is REMOVE:
+        del node[last]
+    else:
+        node[last] = value
+    return spec
+
+
+def assert_refused(project: Project, result: pytest.RunResult, *fragments: str) -> None:
+    """Exit 4 with each fragment on stderr, no traceback, and nothing made: no data dir, branch or worktree."""
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    for fragment in fragments:
+        assert fragment in result.stderr.str(), output
+    assert "Traceback" not in output
+    assert not (project.path / ".data").exists()
+    assert project.git("branch", "--list", "explore/*") == ""
+    assert len(project.git("worktree", "list").splitlines()) == 1
+
+
+DURATION = "expected a duration such as 90, '90s', '20m' or '1h', got"
+
+
+RUN_EXPECTED = 'expected the agent\'s shell command (e.g. "claude -p {prompt}"), got'
+
+#: One bad setting of the calc spec each: the key path, its value, and the message after ``variants.yaml: ``.
+BAD_SETTINGS = [
+    # unknown keys, with the nearest valid key suggested
+    ("taks", "Add.", "taks: unknown key; did you mean 'task'?"),
+    ("variants.good.descripton", "x", "variants.good.descripton: unknown key; did you mean 'description'?"),
+    ("score.comand", "make test", "score.comand: unknown key; did you mean 'command'?"),
+    ("variants.good.agent.runn", "x", "variants.good.agent.runn: unknown key; did you mean 'run'?"),
+    ("agent.modle", "x", "agent.modle: unknown key; did you mean 'model'?"),
+    # wrong types
+    ("task", ["add", "test"], "task: expected text, got list"),
+    ("max_concurrent", "three", "max_concurrent: expected a whole number >= 1, got 'three'"),
+    ("max_concurrent", 0, "max_concurrent: expected a whole number >= 1, got 0"),
+    ("variants", "good bad", "variants: expected a mapping of name -> description or settings, got 'good bad'"),
+    ("variants.good.description", 3, "variants.good.description: expected text, got int 3"),
+    ("agent", "command", "agent: expected a mapping of agent settings, got 'command'"),
+    ("variants.good.agent.run", REMOVE, f"variants.good.agent.run: {RUN_EXPECTED} nothing"),
+    ("variants.good.agent.run", " ", f"variants.good.agent.run: {RUN_EXPECTED} ' '"),
+    ("score.weights", {"tests_pass_rate": "high"}, "score.weights.tests_pass_rate: expected a number, got 'high'"),
+    # bad durations
+    ("timeout", "soon", f"timeout: {DURATION} 'soon'"),
+    ("timeout", 0, f"timeout: {DURATION} 0"),
+    ("timeout", math.inf, f"timeout: {DURATION} inf"),
+    ("variants.good.timeout", "20 minutes", f"variants.good.timeout: {DURATION} '20 minutes'"),
+    ("score.timeout", "-5m", f"score.timeout: {DURATION} '-5m'"),
+    # names, the variant list, the task
+    ("variants.baseline", "x", "variants.baseline: the name 'baseline' is reserved by the plugin"),
+    ("variants.Good", "x", "variants.Good: duplicate of variant 'good' (names must differ in more than case)"),
+    ("variants", {}, "variants: empty; expected at least one variant (name: description)"),
+    ("variants", None, "variants: empty; expected at least one variant (name: description)"),
+    ("task", REMOVE, "task: missing; say what every variant must do (or pass --explore-task)"),
+    # the agent and the base commit
+    (
+        "variants.good.agent.backend",
+        "nope",
+        "variants.good.agent.backend: unknown backend 'nope'; expected 'command', 'anthropic', 'claude-code' or one "
+        "registered by a plugin",
+    ),
+    (
+        "agent",
+        REMOVE,
+        "variants.good.agent.backend: no agent chosen; set agent.backend in the variants file ('command' with a 'run' "
+        "command, or 'anthropic'), the ini key explore_agent, or ANTHROPIC_API_KEY for the built-in agent",
+    ),
+    ("base", "nope", "base: 'nope' is not a commit in"),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    BAD_SETTINGS,
+    ids=[f"{key}={'<removed>' if value is REMOVE else value!r}" for key, value, _ in BAD_SETTINGS],
+)
+def test_a_bad_setting_is_refused(calc_project: Project, key: str, value: Any, expected: str) -> None:
+    spec = with_setting(calc_project.calc_spec(good=GOOD_AGENT), key, value)
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+    assert_refused(calc_project, result, f"variants.yaml: {expected}")
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "-x", ".x", "x.lock", "a..b", "x.", "a b", "a@{1}"])
+def test_an_unsafe_variant_name_is_refused(calc_project: Project, name: str) -> None:
+    spec = calc_project.calc_spec(**{name: GOOD_AGENT})
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+    assert_refused(
+        calc_project,
+        result,
+        f"variants.yaml: variants.{name}: unsafe name {name!r}; names are used in paths and git refs: "
+        "letters, digits, '.', '_' and '-'",
+    )
+
+
+def test_every_problem_is_reported_at_once(calc_project: Project) -> None:
+    spec = calc_project.calc_spec(good=GOOD_AGENT, **{"a/b": GOOD_AGENT})
+    for key, value in [
+        ("taks", "x"),
+        ("timeout", "soon"),
+        ("score.weights.x", "high"),
+        ("variants.good.agent.runn", 1),
+    ]:
+        with_setting(spec, key, value)
+    del spec["task"]
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+
+    assert_refused(calc_project, result)
+    problems = [line.removeprefix("ERROR: ") for line in result.stderr.lines if line.strip()]
+    assert problems == [
+        "variants.yaml: taks: unknown key; did you mean 'task'?",
+        "variants.yaml: task: missing; say what every variant must do (or pass --explore-task)",
+        f"variants.yaml: timeout: {DURATION} 'soon'",
+        "variants.yaml: score.weights.x: expected a number, got 'high'",
+        "variants.yaml: variants.good.agent.runn: unknown key; did you mean 'run'?",
+        "variants.yaml: variants.a/b: unsafe name 'a/b'; names are used in paths and git refs: "
+        "letters, digits, '.', '_' and '-', not starting with '.' or '-', no '..'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (
+            "variants.yaml",
+            """\
+            task: Add.
+            agent: {backend: command, run: "true"}
+            variants:
+              fast: Quick.
+              slow: Careful.
+              fast: Again.
+            """,
+            "variants.yaml: line 6: duplicate key 'fast' (each variant and setting may appear once)",
+        ),
+        (
+            "variants.json",
+            '{"task": "Add.", "agent": {"backend": "command", "run": "true"}, "variants": {"a": "", "a": ""}}',
+            "variants.json: duplicate key 'a' (each variant and setting may appear once)",
+        ),
+        (
+            "variants.yaml",
+            """\
+            task: Add.
+            variants:
+              fast: [Quick.
+            """,
+            "variants.yaml: line 4, column 1: not valid YAML: expected ',' or ']', but got '<stream end>' "
+            "(while parsing a flow sequence at line 3)",
+        ),
+        (
+            "variants.json",
+            '{"task": "Add.", "variants": {"a": ""},}',
+            "variants.json: cannot be parsed: Expecting property name enclosed in double quotes: line 1 column 40",
+        ),
+        ("variants.yaml", "- fast\n- slow\n", "variants.yaml: expected a mapping with 'task' and 'variants', got list"),
+        ("variants.yaml", "", "variants.yaml: expected a mapping with 'task' and 'variants', got nothing"),
+    ],
+    ids=["duplicate-yaml-key", "duplicate-json-key", "yaml-syntax", "json-syntax", "a-list", "empty-file"],
+)
+def test_an_unreadable_file_is_refused(calc_project: Project, name: str, text: str, expected: str) -> None:
+    result = calc_project.explore("--variants", calc_project.variants_text(text, name))
+    assert_refused(calc_project, result, expected)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "args", "expected"),
+    [
+        ("calc", ["--variants", "nope.yaml"], "nope.yaml: no such file (expected a YAML or JSON variants file"),
+        ("../x", ["--variants", "variants.yaml"], "--explore: unsafe experiment name '../x'; it is used in paths"),
+        ("calc", [], "--explore calc: which variants? add --variants FILE (YAML or JSON), inline JSON, or a number"),
+        ("calc", ["--variants", "0"], "--variants 0: variants: expected at least 1 variant, got 0"),
+        ("calc", ["--variants", '{"a": "x"'], "--variants (inline JSON): not valid JSON: Expecting ',' delimiter"),
+        ("calc", ["--variants", "variants.yaml", "--explore-timeout", "soon"], f"--explore-timeout: {DURATION} 'soon'"),
+        (
+            "calc",
+            ["--variants", "variants.yaml", "-o", "explore_max_concurrent=many"],
+            "ini explore_max_concurrent: expected a whole number >= 1, got 'many'",
+        ),
+        (
+            "calc",
+            ["--variants", '{"a": "Pure functions"}', "--explore-task", "Add.", "-o", "explore_agent=command"],
+            "--variants (inline JSON): agent.run: the command agent (ini explore_agent = command) needs the agent's "
+            "shell command, which a number or {name: description} cannot give; write a variants file, or inline JSON",
+        ),
+    ],
+    ids=["missing-file", "unsafe-experiment", "no-variants", "zero", "bad-json", "cli-timeout", "ini", "inline-no-run"],
+)
+def test_a_bad_command_line_is_refused(calc_project: Project, experiment: str, args: list[str], expected: str) -> None:
+    calc_project.variants(calc_project.calc_spec(good=GOOD_AGENT))
+    result = calc_project.explore(*args, experiment=experiment)
+    assert_refused(calc_project, result, expected)
+
+
+def test_a_command_agent_needs_its_run_once_for_a_number_of_variants(calc_project: Project) -> None:
+    result = calc_project.explore("--variants", "3", "--explore-task", "Add.", "-o", "explore_agent=command")
+    assert_refused(calc_project, result, "--variants 3: agent.run: the command agent")
+    assert result.stderr.str().count("agent.run") == 1
+
+
+def test_outside_a_git_repository(pytester: pytest.Pytester) -> None:
+    (pytester.path / "variants.yaml").write_text(yaml.safe_dump(Project.calc_spec(good=GOOD_AGENT)))
+    result = pytester.runpytest_subprocess("--explore", "calc", "--variants", "variants.yaml")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --explore: {pytester.path} is not inside a git repository; run `git init` and commit the project*"]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert not (pytester.path / ".data").exists()
+
+
+def test_a_repository_without_commits(project: Project) -> None:
+    project.write({"calc.py": "def add(a, b):\n    raise NotImplementedError\n"})
+    result = project.explore("--variants", project.variants(project.calc_spec(good=GOOD_AGENT)))
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        f"the repository at {project.path} has no commits yet; commit the project first (variants branch from a commit)"
+        in result.stderr.str()
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert not (project.path / ".data").exists()
+
+
+def test_a_dirty_tree_warns_that_the_variants_start_from_the_last_commit(calc_project: Project) -> None:
+    base = calc_project.git("rev-parse", "HEAD").strip()
+    uncommitted = "def add(a, b):\n    return b + a  # not committed\n"
+    (calc_project.path / "calc.py").write_text(uncommitted)
+    result = calc_project.explore("--variants", calc_project.variants(calc_project.calc_spec(good=GOOD_AGENT)))
+
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            f"*warning: {calc_project.path} has uncommitted changes; the variants start from the last commit "
+            f"(HEAD = {base[:12]}), without them*",
+            f"*baseline scored: 0/3 tests pass at {base[:12]}*",
+        ]
+    )
+    result.assert_outcomes(passed=1)
+    # The agent's change is against the commit, not against the uncommitted file.
+    patch = (calc_project.experiment_dir() / "results" / "good.patch").read_text()
+    assert "-    raise NotImplementedError" in patch
+    assert calc_project.git("merge-base", base, "explore/calc/good").strip() == base
+    assert (calc_project.path / "calc.py").read_text() == uncommitted
+
+
+def test_without_explore_the_plugin_is_inert(project: Project) -> None:
+    project.write(
+        {
+            "tests/test_plain.py": (
+                "import sys\n\n"
+                "def test_loaded_but_idle():\n"
+                "    assert 'pytest_parallel_explore.plugin' in sys.modules\n"
+                "    heavy = {'git', 'yaml', 'jinja2', 'anthropic', 'pytest_parallel_explore.controller'}\n"
+                "    assert not heavy & set(sys.modules)\n\n"
+                "def test_other():\n"
+                "    pass\n"
+            ),
+            "variants.yaml": yaml.safe_dump(Project.calc_spec(good=GOOD_AGENT)),
+        }
+    )
+    project.commit()
+    exclude = (project.path / ".git" / "info" / "exclude").read_text()
+    before = files_in(project.path)
+    result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v")
+
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*plugins:*parallel-explore*", "*test_loaded_but_idle PASSED*", "*test_other PASSED*"])
+    result.assert_outcomes(passed=2)
+    assert files_in(project.path) == before
+    assert (project.path / ".git" / "info" / "exclude").read_text() == exclude
+    assert project.git("branch", "--list", "explore/*") == ""
+
+
+def files_in(root: Path) -> set[str]:
+    """Every file under ``root`` except git's own, Python's bytecode and pytester's output and temp dirs."""
+    ignored = {".git", "__pycache__", "stdout", "stderr"}
+    files = {p.relative_to(root) for p in root.rglob("*")}
+    return {str(f) for f in files if not ignored & set(f.parts) and not f.parts[0].startswith("runpytest-")}
+
+
+@pytest.mark.parametrize(
+    ("args", "api_key", "ids"),
+    [
+        (["--variants", "variants.json"], False, ["good", "bad"]),
+        (["--variants", json.dumps(Project.calc_spec(good=GOOD_AGENT, bad="true"))], False, ["good", "bad"]),
+        (
+            ["--variants", '{"functional": "Pure functions", "oop": "Object-oriented"}', "--explore-task", "Add."],
+            True,
+            ["functional", "oop"],
+        ),
+        (
+            [
+                "--variants",
+                json.dumps({"a": {"description": "Pure", "agent": {"run": GOOD_AGENT}}}),
+                "--explore-task",
+                "Add.",
+                "-o",
+                "explore_agent=command",
+            ],
+            False,
+            ["a"],
+        ),
+        (["--variants", "3", "--explore-task", "Add."], True, ["run-1", "run-2", "run-3"]),
+    ],
+    ids=["json-file", "inline-spec", "inline-names", "inline-with-run", "number"],
+)
+def test_every_form_of_variants_is_accepted(
+    calc_project: Project, monkeypatch: pytest.MonkeyPatch, args: list[str], api_key: bool, ids: list[str]
+) -> None:
+    if api_key:
+        # The built-in agent is chosen by the key; collecting never calls the API.
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-never-used")
+    calc_project.write({"variants.json": json.dumps(Project.calc_spec(good=GOOD_AGENT, bad="true"))})
+    result = calc_project.explore(*args, "--collect-only", "-q")
+
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    assert result.stdout.lines[: len(ids)] == [f"explore::calc[{name}]" for name in ids]
+    assert result.stdout.lines[len(ids)] == ""
+    assert not (calc_project.experiment_dir() / "worktrees").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(90, 90.0), (1.5, 1.5), ("90", 90.0), ("90s", 90.0), ("20m", 1200.0), ("1h", 3600.0), ("1h30m", 5400.0),
+     (" 2M ", 120.0), ("1h 30m 15s", 5415.0), ("0.5h", 1800.0)],
+)  # fmt: skip
+def test_parse_duration_reads_seconds_minutes_and_hours(value: Any, seconds: float) -> None:
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, -1, "0s", "-5m", True, None, "", "soon", "5x", "m", "1h30", "1.5.2m", "20 minutes", math.inf, math.nan, [1]],
+)
+def test_parse_duration_refuses_anything_else(value: Any) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(value)
