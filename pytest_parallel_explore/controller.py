@@ -20,7 +20,7 @@ import pytest
 from . import __version__, gitops, procs
 from .baseline import Baseline, ensure_baseline
 from .record import Status, TrialRecord, save, try_load, write_json
-from .results import format_table, load_records, write_report
+from .results import format_table, is_repeated, load_records, write_report
 from .runlock import ExperimentBusy, ExperimentLock
 from .settings import Settings
 
@@ -251,6 +251,10 @@ class ExploreController:
         terminalreporter.section(f"explore {self.settings.experiment}: ranking")
         for line in format_table(self.results):
             terminalreporter.write_line(line)
+        if is_repeated(self.results):
+            terminalreporter.write_line("")
+            for comparison in self.results["comparisons"]:
+                terminalreporter.write_line(comparison["sentence"])
         terminalreporter.write_line("")
         terminalreporter.write_line(f"summary: {self.settings.paths.summary_md}")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from . import stats
 from .record import SCHEMA, Status, TrialRecord, read_json, try_load, write_atomic, write_json
 from .settings import ExperimentPaths
 from .templating import render
@@ -47,15 +49,64 @@ def build_results(
 ) -> dict[str, Any]:
     ordered = rank(records)
     best = next((r.name for r in ordered if r.rank == 1), None)
+    variants, comparisons = variant_statistics(ordered)
     return {
         "schema": SCHEMA,
         **experiment,
         "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "best": best,
+        "best": best,  # the best trial; with repeats, best_variant is the best on average
+        "best_variant": variants[0]["name"] if variants else None,
         "status_counts": _status_counts(ordered),
         "baseline": baseline,
+        "variants": variants,
+        "comparisons": comparisons,
         "trials": [r.to_json() for r in ordered],
     }
+
+
+def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per variant over its trials: score statistics and pass@k; and the best variant against each other.
+
+    Every trial that ran counts (an unscored one as 0); trials skipped or
+    broken by the pipeline do not.  Trial ``i`` of one variant pairs with trial
+    ``i`` of another for the paired test.
+    """
+    by_variant: dict[str, list[TrialRecord]] = {}
+    for record in sorted(records, key=lambda r: (len(r.name), r.name)):
+        if record.status.finished and record.status not in (Status.SKIPPED, Status.ERROR):
+            by_variant.setdefault(record.variant, []).append(record)
+    variants, samples = [], {}
+    for name, trials in by_variant.items():
+        scores = [t.score or 0.0 for t in trials]
+        n = len(trials)
+        solved = sum(t.score is not None and t.tests.pass_rate == 1.0 for t in trials)
+        per_test = [_passed_tests(t) for t in trials] if all(t.tests.cases for t in trials) else []
+        samples[name] = stats.VariantTrials(scores, per_test)
+        variants.append(
+            {
+                "name": name,
+                "trials": [t.name for t in trials],
+                **dataclasses.asdict(stats.summarize(scores)),
+                "solved": solved,
+                "k": n,
+                "pass_at_1": stats.pass_at_k(n, solved, 1),
+                "pass_at_k": stats.pass_at_k(n, solved, n),
+                "pass_hat_k": stats.pass_hat_k(n, solved, n),
+            }
+        )
+    variants.sort(key=lambda v: -v["mean"])
+    comparisons = []
+    for other in variants[1:]:
+        best = variants[0]["name"]
+        comparison = stats.compare(best, samples[best], other["name"], samples[other["name"]])
+        comparisons.append({**dataclasses.asdict(comparison), "sentence": comparison.sentence()})
+    return variants, comparisons
+
+
+def _passed_tests(record: TrialRecord) -> dict[str, bool]:
+    """Test node id -> passed, for the tests that were not flaky at the base commit."""
+    flaky = set(record.tests.flaky)
+    return {node: case["outcome"] == "passed" for node, case in record.tests.cases.items() if node not in flaky}
 
 
 def _status_counts(records: Iterable[TrialRecord]) -> dict[str, int]:
@@ -82,9 +133,15 @@ def render_summary(results: dict[str, Any]) -> str:
         failed=failed,
         header=TABLE_HEADER,
         builtin_metrics=BUILTIN_METRICS,
+        repeated=is_repeated(results),
         table=table_rows(results),
         retry_command=retry_command(results, [t["name"] for t in failed]),
     )
+
+
+def is_repeated(results: dict[str, Any]) -> bool:
+    """Whether some variant ran more than once, so that its statistics mean something."""
+    return any(v["k"] > 1 for v in results.get("variants", []))
 
 
 def retry_command(results: dict[str, Any], names: Sequence[str]) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import statistics
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.explore_testing import GOOD_AGENT, Project
+from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 
 #: At the base commit a and b work, c and d do not.
 MODULE = textwrap.dedent(
@@ -251,3 +252,49 @@ def test_an_experiment_budget_skips_trials_not_yet_started(calc_project: Project
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["*budget of $1.00 is spent ($1.50)*"])
     assert {t["status"] for n, t in calc_project.trials().items() if n != "spent"} == {"skipped"}
+
+
+def test_repeats_give_statistics_equal_to_those_computed_by_hand(calc_project: Project) -> None:
+    # Known success rates: always 5/5; "sometimes" fails its 2nd and 4th trials; never 0/5.
+    sometimes = f'case "$EXPLORE_TRIAL" in *.2|*.4) {BAD_AGENT} ;; *) {GOOD_AGENT} ;; esac'
+    spec = calc_project.calc_spec(always=GOOD_AGENT, sometimes=sometimes, never=BAD_AGENT)
+    spec["repeat"] = 5
+    result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "2")
+    assert result.ret == 0, result.stdout.str()
+
+    results = calc_project.results()
+    assert results["best_variant"] == "always"
+    assert sorted(t["name"] for t in results["trials"] if t["variant"] == "sometimes") == [
+        f"sometimes.{k}" for k in range(1, 6)
+    ]
+    variants = {v["name"]: v for v in results["variants"]}
+    bad = 1 / 3  # the bad agent's add(a, b) = a * b passes one of the three tests
+    expected_scores = {"always": [1.0] * 5, "sometimes": [1, bad, 1, bad, 1], "never": [bad] * 5}
+    solved = {"always": 5, "sometimes": 3, "never": 0}
+    for name, scores in expected_scores.items():
+        v = variants[name]
+        assert v["k"] == 5 and v["solved"] == solved[name]
+        assert v["mean"] == pytest.approx(statistics.fmean(scores))
+        assert v["sd"] == pytest.approx(statistics.stdev(scores))
+        assert v["ci_low"] <= v["mean"] <= v["ci_high"]
+        # pass@1 = c/n; with k = n, pass@k is "any solved" and pass^k "all solved".
+        assert v["pass_at_1"] == pytest.approx(solved[name] / 5)
+        assert v["pass_at_k"] == (1.0 if solved[name] else 0.0)
+        assert v["pass_hat_k"] == (1.0 if solved[name] == 5 else 0.0)
+
+    comparisons = {c["other"]: c for c in results["comparisons"]}
+    # Paired per-test outcomes: "always" passes 2 tests more than "sometimes" in trials 2 and 4 (b = 4, c = 0),
+    # and 2 more than "never" in every trial (b = 10, c = 0); McNemar's exact p = 2 * 0.5 ** b.
+    assert comparisons["sometimes"]["test"] == "mcnemar"
+    assert comparisons["sometimes"]["p_value"] == pytest.approx(2 * 0.5**4)
+    assert comparisons["never"]["p_value"] == pytest.approx(2 * 0.5**10)
+    assert comparisons["never"]["sentence"] == "always beats never: +0.67 [0.67, 0.67], p = 0.002"
+    assert comparisons["sometimes"]["sentence"].startswith("always vs sometimes: no significant difference at k = 5")
+    result.stdout.fnmatch_lines(["always beats never: +0.67 [[]0.67, 0.67[]], p = 0.002"])
+
+    # The bootstrap intervals are seeded: rebuilding the report gives the very same numbers.
+    again = calc_project.pytester.runpytest_subprocess("--explore", "calc", "--explore-results")
+    assert again.ret == 0
+    assert calc_project.results()["variants"] == results["variants"]
+    summary = (calc_project.experiment_dir() / "results" / "summary.md").read_text()
+    assert "| sometimes | 5 | 0.733 |" in summary
