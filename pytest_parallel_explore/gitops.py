@@ -122,19 +122,25 @@ def exclude_path(root: Path, relative: str) -> None:
                 f.write(("\n" if existing and existing[-1] else "") + line + "\n")
 
 
-def add_worktree(root: Path, path: Path, branch: str, base: str) -> None:
-    """Create ``path`` as a worktree on a new ``branch`` at ``base``.
-
-    A branch or worktree left by an earlier, unfinished attempt is replaced:
-    the trial starts over from ``base``.
-    """
+def _replace_worktree(root: Path, path: Path, *add: str) -> None:
+    """Remove the worktree at ``path`` (if any), forget deleted ones, then ``git worktree add *add``."""
     repo = open_repo(root)
     with repo_lock(root):
         if path.exists():
             with contextlib.suppress(git.GitCommandError):
                 repo.git.worktree("remove", "--force", str(path))
         repo.git.worktree("prune")
-        repo.git.worktree("add", "--quiet", "-B", branch, str(path), base)
+        if add:
+            repo.git.worktree("add", "--quiet", *add)
+
+
+def add_worktree(root: Path, path: Path, branch: str, base: str) -> None:
+    """Create ``path`` as a worktree on a new ``branch`` at ``base``.
+
+    A branch or worktree left by an earlier, unfinished attempt is replaced:
+    the trial starts over from ``base``.
+    """
+    _replace_worktree(root, path, "-B", branch, str(path), base)
 
 
 def branch_commit(root: Path, branch: str) -> str | None:
@@ -152,21 +158,12 @@ def restore_worktree(root: Path, path: Path, branch: str, commit: str) -> None:
         worktree.git.reset("--hard", "--quiet", commit)
         worktree.git.clean("-fdq")
         return
-    repo = open_repo(root)
-    with repo_lock(root):
-        repo.git.worktree("prune")
-        repo.git.worktree("add", "--quiet", str(path), branch)
+    _replace_worktree(root, path, str(path), branch)
 
 
 def add_detached_worktree(root: Path, path: Path, commit: str) -> None:
     """A throw-away worktree at ``commit`` on no branch (for scoring the base itself)."""
-    repo = open_repo(root)
-    with repo_lock(root):
-        if path.exists():
-            with contextlib.suppress(git.GitCommandError):
-                repo.git.worktree("remove", "--force", str(path))
-        repo.git.worktree("prune")
-        repo.git.worktree("add", "--quiet", "--detach", str(path), commit)
+    _replace_worktree(root, path, "--detach", str(path), commit)
 
 
 def untracked(worktree: Path) -> list[str]:
@@ -187,15 +184,11 @@ def restore_files(worktree: Path, base: str, paths: Sequence[str]) -> None:
 
 
 def remove_worktree(root: Path, path: Path) -> None:
-    repo = open_repo(root)
-    with repo_lock(root):
-        if path.exists():
-            with contextlib.suppress(git.GitCommandError):
-                repo.git.worktree("remove", "--force", str(path))
-        repo.git.worktree("prune")
+    _replace_worktree(root, path)
 
 
 def prune_worktrees(root: Path) -> None:
+    """Forget worktrees whose folders were deleted by hand."""
     with repo_lock(root):
         open_repo(root).git.worktree("prune")
 
