@@ -37,7 +37,7 @@ def list_experiments(workspace: Workspace) -> list[dict[str, Any]]:
         entries.append(
             {
                 "name": folder.name,
-                "variants": info.get("variants", [r.name for r in records]),
+                "variants": info.get("trial_names", [r.name for r in records]),
                 "status_counts": counts,
                 "best": best.name if best else None,
                 "best_score": best.score if best else None,
@@ -53,7 +53,7 @@ def show_results(workspace: Workspace, experiment: str, write: Write) -> int:
     info = read_json(paths.experiment_json)
     if info is None:
         raise pytest.UsageError(f"--explore {experiment}: no such experiment in {workspace.explore_dir}")
-    results = write_report(paths, info, load_records(paths, info.get("variants")))
+    results = write_report(paths, info, load_records(paths, info.get("trial_names")))
     write(paths.summary_md.read_text())
     for line in format_table(results):
         write(line)

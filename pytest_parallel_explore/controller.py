@@ -36,7 +36,7 @@ def experiment_info(settings: Settings) -> dict[str, Any]:
         "source": settings.spec.source,
         "base": settings.base,
         "base_commit": settings.base_commit,
-        "variants": [t.name for t in settings.trials],
+        "trial_names": [t.name for t in settings.trials],
         "score_command": settings.score_command,
         "plugin_version": __version__,
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -65,7 +65,7 @@ def merge_results(workspace: Workspace, experiment: str, sources: Sequence[Path]
                     _copy_trial_files(results_json.parent, paths.results, record.name)
     if info is None:
         raise pytest.UsageError("--explore-merge: give at least one results folder")
-    info["variants"] = variants
+    info["trial_names"] = variants
     for record in records.values():
         save(record, paths.trial_file(record.name, "_progress.json"))
     write_json(paths.experiment_json, info)

@@ -9,6 +9,7 @@ from typing import Any
 
 from . import stats
 from .record import SCHEMA, Status, TrialRecord, read_json, try_load, write_atomic, write_json
+from .report import render_report
 from .settings import ExperimentPaths
 from .templating import render
 
@@ -117,10 +118,11 @@ def _status_counts(records: Iterable[TrialRecord]) -> dict[str, int]:
 
 
 def write_report(paths: ExperimentPaths, experiment: dict[str, Any], records: Sequence[TrialRecord]) -> dict[str, Any]:
-    """Write ``results.json`` and ``summary.md`` (with the saved baseline, if any); return the results."""
+    """Write ``results.json``, ``summary.md`` and ``report.html`` (with the saved baseline, if any); return them."""
     results = build_results(experiment, records, read_json(paths.baseline_json))
     write_json(paths.results_json, results)
     write_atomic(paths.summary_md, render_summary(results))
+    write_atomic(paths.report_html, render_report(results, paths))
     return results
 
 

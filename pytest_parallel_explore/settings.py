@@ -71,6 +71,10 @@ class ExperimentPaths:
     def summary_md(self) -> Path:
         return self.results / "summary.md"
 
+    @property
+    def report_html(self) -> Path:
+        return self.results / "report.html"
+
     def worktree(self, trial: str) -> Path:
         return self.worktrees / trial
 

@@ -1,0 +1,541 @@
+"""``report.html``: the comparison as one self-contained page for a browser.
+
+Everything the page needs is inline (CSS, SVG and a little vanilla JavaScript), and
+it refers to nothing outside itself, so opening it makes no request of any kind: it
+can be read from a CI artifact, an e-mail or an air-gapped machine.  It shows the
+header, the ranked table with the baseline row (and confidence-interval bars when
+variants were repeated), the test x trial matrix (filtered and sorted in the
+browser) and a section per trial with its diff and the git commands to inspect or
+adopt it.
+
+This module builds the view (numbers, cell classes, bar coordinates); the markup is
+``templates/report.html.j2``, rendered with autoescaping on, so test ids, task text
+and diff lines always reach the page as text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .baseline import Baseline, verdicts
+from .record import Status, TestStats
+from .settings import ExperimentPaths
+from .templating import render
+
+#: Lines of one trial's patch shown in the page; the rest stays in ``results/<trial>.patch``.
+MAX_DIFF_LINES = 1000
+#: Characters of one diff line shown (minified files make lines of megabytes).
+MAX_LINE_CHARS = 400
+#: Width of the score and confidence-interval bars, in CSS pixels.
+BAR_WIDTH = 110
+_BAR_PAD = 4
+#: Shown where there is no value; and the minus sign of deletions.
+DASH, MINUS = "\u2013", "\u2212"
+
+#: What each cell class of the matrix means: its legend, and its tooltip in the page.
+CELL_MEANINGS = {
+    "fixed": "fixed: failing at the base commit, passes now",
+    "broken": "broken: passes at the base commit, not now",
+    "kept": "kept: passes at the base commit and now",
+    "still_failing": "still failing: failing at the base commit and now",
+    "added": "added: a test the base commit does not have; passes",
+    "added_failed": "added: a test the base commit does not have; fails",
+    "removed": "removed: at the base commit, not run now",
+    "flaky": "flaky: its outcome changed between the baseline runs (not judged)",
+    "passed": "passed",
+    "failed": "failed",
+    "error": "error",
+    "skipped": "skipped",
+    "absent": "not run",
+    "none": "no test results",
+}
+
+#: The matrix's legend: verdicts first, then the cells that have none.
+LEGEND = (
+    (
+        "Verdict",
+        (
+            ("fixed", "fixed"),
+            ("broken", "broken"),
+            ("kept", "kept"),
+            ("still_failing", "still failing"),
+            ("added", "added"),
+            ("added_failed", "added, failing"),
+            ("removed", "removed"),
+        ),
+    ),
+    (
+        "No verdict",
+        (
+            ("flaky", "flaky at base"),
+            ("passed", "passed"),
+            ("failed", "failed"),
+            ("error", "error"),
+            ("skipped", "skipped"),
+            ("absent", "not run"),
+            ("none", "no results"),
+        ),
+    ),
+)
+
+_OUTCOMES = frozenset({"passed", "failed", "error", "skipped"})
+_PASSING_STATUSES = {Status.DONE.value}
+_FAILED_STATUSES = {Status.AGENT_FAILED.value, Status.TIMEOUT.value, Status.ERROR.value}
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    """Maps scores to x coordinates in a bar; every bar of one table shares it, so bars compare."""
+
+    low: float
+    high: float
+
+    @classmethod
+    def around(cls, values: Iterable[float | None], low: float = 0.0, high: float = 1.0) -> Axis:
+        """An axis from ``low`` to ``high``, widened to hold every value (weighted scores leave 0..1)."""
+        present = [v for v in values if v is not None]
+        return cls(min([low, *present]), max([high, *present]))
+
+    def x(self, value: float) -> float:
+        span = (self.high - self.low) or 1.0
+        return round(_BAR_PAD + (value - self.low) / span * (BAR_WIDTH - 2 * _BAR_PAD), 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bar:
+    """An inline SVG bar: from the axis' zero to ``value``, with an optional interval whisker."""
+
+    zero: float
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    label: str
+
+    @property
+    def left(self) -> float:
+        return min(self.zero, self.value)
+
+    @property
+    def width(self) -> float:
+        return abs(self.value - self.zero)
+
+
+def _bar(axis: Axis, value: float, ci: tuple[float, float] | None, label: str) -> Bar:
+    return Bar(
+        zero=axis.x(min(max(0.0, axis.low), axis.high)),
+        value=axis.x(value),
+        ci_low=axis.x(ci[0]) if ci else None,
+        ci_high=axis.x(ci[1]) if ci else None,
+        label=label,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of the ranked table; ``sort`` holds the numbers the page sorts by."""
+
+    rank: str
+    name: str
+    anchor: str | None
+    status: str
+    status_kind: str  # ok | bad | muted: the badge's colour
+    score: str
+    bar: Bar | None
+    tests: str
+    verdicts: Mapping[str, int]
+    diff: str
+    agent: str
+    tokens: str
+    cost: str
+    warnings: list[str]
+    sort: Mapping[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    name: str
+    anchor: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class MatrixRow:
+    test: str
+    tags: str  # space-separated: flaky, broken, fixed, differs (what the filters select on)
+    cells: list[str]  # one class per column (a key of CELL_MEANINGS): a verdict, an outcome, "flaky", ...
+
+    @property
+    def path(self) -> str:
+        """The node id up to its first ``::`` (the file), which the page shortens first."""
+        return self.test.partition("::")[0] if "::" in self.test else ""
+
+    @property
+    def name(self) -> str:
+        """The rest of the node id, from ``::``: the part that must stay readable."""
+        return self.test[len(self.path) :]
+
+
+@dataclasses.dataclass(frozen=True)
+class Matrix:
+    columns: list[Column]
+    rows: list[MatrixRow]
+    counts: Mapping[str, int]  # rows per tag
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffLine:
+    kind: str  # a (added), d (deleted), h (hunk), f (file header) or "" (context)
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialView:
+    """What one trial's section shows, beside its record."""
+
+    trial: Mapping[str, Any]
+    anchor: str
+    status_kind: str
+    diff_lines: list[DiffLine]
+    diff_hidden: int  # lines left out of the page
+    diff_open: bool
+    patch_name: str
+    patch_found: bool
+    commands: list[tuple[str, str]]  # (what it does, the command)
+    figures: list[tuple[str, str]]
+
+
+def render_report(results: Mapping[str, Any], paths: ExperimentPaths) -> str:
+    """``report.html`` for ``results``, with each trial's diff read from ``results/<trial>.patch``."""
+    patches = {}
+    for trial in results["trials"]:
+        path = paths.trial_file(trial["name"], ".patch")
+        try:
+            patches[trial["name"]] = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            continue
+    return render_html(results, patches)
+
+
+def render_html(results: Mapping[str, Any], patches: Mapping[str, str]) -> str:
+    """The page for ``results``, with the trials' patches given by trial name (missing ones are said so)."""
+    from .results import retry_command  # results imports this module to write the report
+
+    trials: list[Mapping[str, Any]] = results["trials"]
+    baseline: Mapping[str, Any] | None = results.get("baseline") or None
+    stats = [v for v in results.get("variants") or () if isinstance(v, Mapping)]
+    comparisons = [c for c in results.get("comparisons") or () if isinstance(c, Mapping)]
+    by_variant = {v.get("name"): v for v in stats}
+    repeated = any(_int(v.get("n")) > 1 for v in stats)
+    axis = Axis.around(
+        [t.get("score") for t in trials]
+        + [_float(v.get(key)) for v in stats for key in ("mean", "ci_low", "ci_high", "min", "max")]
+        + ([baseline["tests"].get("pass_rate")] if baseline else [])
+    )
+    failed = [t for t in trials if t["status"] != Status.DONE.value or t["tests"].get("problem")]
+    best = next((t for t in trials if t["name"] == results.get("best")), None)
+    return render(
+        "report.html.j2",
+        results=results,
+        best=best,
+        baseline=baseline,
+        baseline_row=_baseline_row(baseline, axis) if baseline else None,
+        rows=_ranked_rows(trials, by_variant, axis),
+        repeated=repeated,
+        variant_stats=[(v, _variant_bar(v, axis)) for v in stats],
+        comparisons=[(c, _difference_bar(c, comparisons)) for c in comparisons],
+        matrix=build_matrix(trials, baseline),
+        trials=[_trial_view(results, t, patches.get(t["name"]), len(trials)) for t in trials],
+        failed=failed,
+        retry_command=retry_command(dict(results), [t["name"] for t in failed]) if failed else "",
+        checkout_changes=list(results.get("checkout_changes") or ()),
+        cell_meanings=CELL_MEANINGS,
+        legend=LEGEND,
+        bar_width=BAR_WIDTH,
+        fmt=fmt,
+    )
+
+
+def fmt(value: Any, spec: str = ".3f") -> str:
+    """``value`` formatted with ``spec``, or an en dash when there is none."""
+    if value is None or value == "":
+        return DASH
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+def _anchor(trial: str) -> str:
+    return f"trial-{trial}"  # trial names are path- and ref-safe, so they are safe ids too
+
+
+def _status_kind(trial: Mapping[str, Any]) -> str:
+    if trial["status"] in _PASSING_STATUSES and not trial["tests"].get("problem"):
+        return "ok"
+    return "bad" if trial["status"] in _FAILED_STATUSES or trial["tests"].get("problem") else "muted"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m {secs:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+def _baseline_row(baseline: Mapping[str, Any], axis: Axis) -> Row:
+    tests = baseline["tests"]
+    flaky = len(baseline.get("flaky") or ())
+    return Row(
+        rank=DASH,
+        name="baseline",
+        anchor=None,
+        status="base commit",
+        status_kind="muted",
+        score=fmt(tests["pass_rate"]),
+        bar=_bar(axis, tests["pass_rate"], None, f"baseline pass rate {tests['pass_rate']:.3f}"),
+        tests=f"{tests['passed']}/{tests['total']}",
+        verdicts={},
+        diff=DASH,
+        agent=DASH,
+        tokens=DASH,
+        cost=DASH,
+        warnings=[f"{flaky} flaky"] if flaky else [],
+        sort={},
+    )
+
+
+def _ranked_rows(
+    trials: Sequence[Mapping[str, Any]], by_variant: Mapping[Any, Mapping[str, Any]], axis: Axis
+) -> list[Row]:
+    rows = []
+    for t in trials:
+        tests, agent, diff = t["tests"], t["agent"], t["diff"]
+        scored = t.get("score") is not None
+        tokens = _int(agent.get("input_tokens")) + _int(agent.get("output_tokens"))
+        stats = by_variant.get(t.get("variant"))
+        ci = None
+        if stats and _int(stats.get("n")) > 1 and stats.get("ci_low") is not None and stats.get("ci_high") is not None:
+            ci = (float(stats["ci_low"]), float(stats["ci_high"]))
+        label = f"score {t['score']:.3f}" if scored else ""
+        if ci:
+            mean = fmt(stats.get("mean") if stats else None)
+            label += f"; variant {t.get('variant')}: mean {mean}, 95% CI [{ci[0]:.3f}, {ci[1]:.3f}]"
+        warnings = []
+        if t.get("tampering"):
+            warnings.append("tampering")
+        if tests.get("problem"):
+            warnings.append("not judged")
+        if t.get("from_checkpoint"):
+            warnings.append("checkpoint")
+        rows.append(
+            Row(
+                rank=str(t["rank"]) if t.get("rank") is not None else DASH,
+                name=t["name"],
+                anchor=_anchor(t["name"]),
+                status=t["status"],
+                status_kind=_status_kind(t),
+                score=fmt(t.get("score")),
+                bar=_bar(axis, t["score"], ci, label) if scored else None,
+                tests=f"{tests['passed']}/{tests['total']}" if scored else DASH,
+                verdicts=(t.get("verdicts") or {}) if scored else {},
+                diff=f"+{diff['insertions']} {MINUS}{diff['deletions']} ({diff['files_changed']})",
+                agent=_duration(float(agent.get("seconds") or 0.0)),
+                tokens=f"{tokens:,}" if tokens else DASH,
+                cost=f"${agent['cost_usd']:.2f}" if agent.get("cost_usd") else DASH,
+                warnings=warnings,
+                sort={
+                    "rank": float(t["rank"]) if t.get("rank") is not None else 1e9,
+                    "score": float(t["score"]) if scored else -1e9,
+                    "tests": float(tests["passed"]),
+                    "diff": float(diff["insertions"] + diff["deletions"]),
+                    "agent": float(agent.get("seconds") or 0.0),
+                    "tokens": float(tokens),
+                    "cost": float(agent.get("cost_usd") or 0.0),
+                },
+            )
+        )
+    return rows
+
+
+def _variant_bar(stats: Mapping[str, Any], axis: Axis) -> Bar | None:
+    mean, low, high = _float(stats.get("mean")), _float(stats.get("ci_low")), _float(stats.get("ci_high"))
+    if mean is None:
+        return None
+    ci = (low, high) if low is not None and high is not None else None
+    label = f"{stats.get('name')}: mean {mean:.3f}" + (f", 95% CI [{low:.3f}, {high:.3f}]" if ci else "")
+    return _bar(axis, mean, ci, label)
+
+
+def _difference_bar(comparison: Mapping[str, Any], all_comparisons: Sequence[Mapping[str, Any]]) -> Bar | None:
+    difference = _float(comparison.get("difference"))
+    if difference is None:
+        return None
+    extent = max(
+        [abs(v) for c in all_comparisons for k in ("difference", "ci_low", "ci_high") if (v := _float(c.get(k)))]
+        or [1.0]
+    )
+    axis = Axis(-extent, extent)
+    low, high = _float(comparison.get("ci_low")), _float(comparison.get("ci_high"))
+    ci = (low, high) if low is not None and high is not None else None
+    label = f"difference {difference:+.3f}" + (f" [{low:+.3f}, {high:+.3f}]" if ci else "")
+    return _bar(axis, difference, ci, label)
+
+
+def build_matrix(trials: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] | None) -> Matrix:
+    """The test x trial matrix: a row per test ever seen, a column for the baseline and each trial.
+
+    A trial's cell is the test's verdict against the baseline (``fixed``, ``broken``, ...), or its
+    plain outcome where there is no verdict (no baseline, a flaky test, a test skipped at base).
+    """
+    flaky: set[str] = set(baseline.get("flaky") or ()) if baseline else set()
+    for t in trials:
+        flaky.update(t["tests"].get("flaky") or ())
+    base_cases: Mapping[str, str] = (baseline.get("cases") or {}) if baseline else {}
+    judge = Baseline(key="", base_commit="", runs=0, cases=base_cases, flaky=frozenset(flaky), tests=TestStats())
+
+    tests: dict[str, None] = dict.fromkeys(base_cases)  # ordered: the base suite's order, then new ones
+    tests.update(dict.fromkeys(sorted(flaky)))
+    for t in trials:
+        tests.update(dict.fromkeys(t["tests"].get("cases") or {}))
+
+    columns = [Column("baseline", None)] if baseline else []
+    columns += [Column(t["name"], _anchor(t["name"])) for t in trials]
+    judged: list[tuple[Mapping[str, Mapping[str, Any]], Mapping[str, str]]] = []
+    for t in trials:
+        cases = t["tests"].get("cases") or {}
+        judged.append((cases, verdicts(judge, cases) if baseline and cases else {}))
+
+    rows = []
+    counts = dict.fromkeys(("broken", "fixed", "flaky", "differs"), 0)
+    for test in tests:
+        is_flaky = test in flaky
+        cells: list[str] = []
+        outcomes: set[str | None] = set()
+        if baseline:
+            before = _outcome({"outcome": base_cases[test]}) if test in base_cases else None
+            cells.append("flaky" if is_flaky else before or "absent")
+            if not is_flaky:
+                outcomes.add(before)
+        for cases, per_test in judged:
+            if not cases:
+                cells.append("none")
+                continue
+            case = cases.get(test)
+            outcome = _outcome(case)
+            outcomes.add(outcome)
+            verdict = per_test.get(test)
+            if verdict == "added" and outcome != "passed":
+                cells.append("added_failed")
+            else:
+                cells.append(verdict or outcome or "absent")
+        tags = [
+            tag
+            for tag, present in (
+                ("flaky", is_flaky),
+                ("broken", "broken" in cells),
+                ("fixed", "fixed" in cells),
+                ("differs", len(outcomes) > 1),
+            )
+            if present
+        ]
+        for tag in tags:
+            counts[tag] += 1
+        rows.append(MatrixRow(test, " ".join(tags), cells))
+    return Matrix(columns, rows, counts)
+
+
+def _outcome(case: Mapping[str, Any] | None) -> str | None:
+    """A case's outcome as one of the four the page knows (it is also a class name, unquoted)."""
+    if case is None:
+        return None
+    outcome = case.get("outcome")
+    return outcome if outcome in _OUTCOMES else "error"
+
+
+def parse_patch(patch: str) -> list[DiffLine]:
+    """A unified diff, line by line, with the kind of each line for colouring."""
+    lines = []
+    in_header = False
+    for line in patch.splitlines():
+        if line.startswith("diff --git"):
+            in_header = True
+            kind = "f"
+        elif line.startswith("@@"):
+            in_header = False
+            kind = "h"
+        elif in_header:
+            kind = "f"  # index, mode, ---/+++ lines: not additions or deletions
+        elif line.startswith("+"):
+            kind = "a"
+        elif line.startswith("-"):
+            kind = "d"
+        else:
+            kind = ""
+        if len(line) > MAX_LINE_CHARS:
+            line = line[:MAX_LINE_CHARS] + f" … ({len(line) - MAX_LINE_CHARS} more characters)"
+        lines.append(DiffLine(kind, line))
+    return lines
+
+
+def _trial_view(results: Mapping[str, Any], t: Mapping[str, Any], patch: str | None, count: int) -> TrialView:
+    lines = parse_patch(patch) if patch else []
+    agent, tests = t["agent"], t["tests"]
+    base = (t.get("base_commit") or results.get("base_commit") or "")[:12]
+    commands = []
+    if t.get("branch") and t.get("commit"):
+        commands.append(("see the code", f"git diff {base}...{t['branch']}"))
+        if t.get("score") is not None:
+            commands.append(("adopt it", f"pytest --explore {results['experiment']} --explore-adopt {t['name']}"))
+            commands.append(("or merge by hand", f"git merge {t['branch']}"))
+    tokens = [
+        f"{_int(agent.get(key)):,} {label}"
+        for key, label in (
+            ("input_tokens", "in"),
+            ("output_tokens", "out"),
+            ("cache_read_tokens", "cache read"),
+            ("cache_write_tokens", "cache write"),
+        )
+        if agent.get(key)
+    ]
+    figures = [
+        ("agent", str(agent.get("backend") or DASH) + (f" ({agent['model']})" if agent.get("model") else "")),
+        ("time", _duration(float(agent.get("seconds") or 0.0))),
+        ("turns", str(agent.get("turns") or DASH)),
+        ("tokens", ", ".join(tokens) or DASH),
+        ("cost", f"${agent['cost_usd']:.4f}" if agent.get("cost_usd") else DASH),
+    ]
+    figures = [(label, value) for label, value in figures if value != DASH or label in ("agent", "time")]
+    if agent.get("exit_code") is not None:
+        figures.append(("exit code", str(agent["exit_code"])))
+    if agent.get("stop_reason"):
+        figures.append(("stopped", str(agent["stop_reason"])))
+    if t.get("score") is not None:
+        figures.append(
+            (
+                "tests",
+                f"{tests['passed']} passed, {tests['failed']} failed, {tests['errors']} errors, "
+                f"{tests['skipped']} skipped ({_duration(float(tests.get('seconds') or 0.0))})",
+            )
+        )
+    return TrialView(
+        trial=t,
+        anchor=_anchor(t["name"]),
+        status_kind=_status_kind(t),
+        diff_lines=lines[:MAX_DIFF_LINES],
+        diff_hidden=max(0, len(lines) - MAX_DIFF_LINES),
+        diff_open=count <= 4 or t.get("rank") == 1,
+        patch_name=str(Path("results") / f"{t['name']}.patch"),
+        patch_found=patch is not None,
+        commands=commands,
+        figures=figures,
+    )
