@@ -72,12 +72,13 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[dict[str, A
     broken by the pipeline do not.  Trial ``i`` of one variant pairs with trial
     ``i`` of another for the paired test.
     """
-    by_variant: dict[str, list[TrialRecord]] = {}
-    for record in sorted(records, key=lambda r: (len(r.name), r.name)):
+    by_variant: dict[str, list[TrialRecord]] = {}  # in ranking order, so that ties keep it
+    for record in records:
         if record.status.finished and record.status not in (Status.SKIPPED, Status.ERROR):
             by_variant.setdefault(record.variant, []).append(record)
     variants, samples = [], {}
     for name, trials in by_variant.items():
+        trials.sort(key=lambda t: (len(t.name), t.name))  # trial i pairs with trial i
         scores = [t.score or 0.0 for t in trials]
         n = len(trials)
         solved = sum(t.score is not None and t.tests.pass_rate == 1.0 for t in trials)
