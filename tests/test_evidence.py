@@ -198,6 +198,8 @@ def test_tampering_with_protected_tests_is_undone_and_flagged(verdict_project: P
         "**tampering**: changed protected or hold-out files (restored before scoring): `holdout`, `tests/test_m.py`"
         in summary
     )
+    report = (verdict_project.experiment_dir() / "results" / "report.html").read_text()
+    assert "tampering" in report.lower() and "tests/test_m.py" in report
 
 
 def test_an_agent_writing_into_the_main_checkout_is_reported(verdict_project: Project) -> None:
@@ -210,6 +212,8 @@ def test_an_agent_writing_into_the_main_checkout_is_reported(verdict_project: Pr
     summary = (verdict_project.experiment_dir() / "results" / "summary.md").read_text()
     assert "## Warning: the main checkout changed while the trials ran" in summary
     assert "`m.py`" in summary
+    report = (verdict_project.experiment_dir() / "results" / "report.html").read_text()
+    assert "checkout-changes" in report and "m.py" in report
 
 
 def test_real_project_settings_copy_setup_and_trial_variables(calc_project: Project) -> None:
