@@ -1,0 +1,494 @@
+"""What pytest-parallel-explore costs on top of doing the same work by hand.
+
+The script builds a synthetic project in a temporary directory (a committed
+git repository of a few thousand small files, and a suite of a few hundred
+fast, passing tests), then, for each trial count N, measures two ways of
+getting N scored worktrees with the same concurrency C:
+
+plugin
+    ``python -m pytest --explore bench-N --variants FILE -n C -p no:cacheprovider``,
+    with N variants whose agent is the no-op command ``true`` and whose score
+    command is ``{python} -m pytest -q -p no:cacheprovider tests``: the wall
+    time of the whole pytest process.  The run must exit 0 and its
+    ``results.json`` must show N trials, each ``done`` with every test passed,
+    or the script stops: the figures are of real work.
+
+by hand
+    A pool of C threads, each running, per trial, ``git worktree add -b
+    <branch> <path> HEAD`` and then ``python -m pytest -q -p no:cacheprovider
+    tests`` in that worktree: the wall time of the whole batch.  The adds
+    take turns (concurrent ones race on ``.git/worktrees``), as in the plugin.  The suite
+    runs in the environment the plugin gives it (worktree on ``PYTHONPATH``,
+    ``PYTHONDONTWRITEBYTECODE=1``), so both sides run the very same tests.
+
+Every measurement starts from a fresh copy of the committed project (no
+worktree, branch or data directory left by another), after one untimed
+warm-up of each method.  The two methods alternate which goes first, and each
+(N, method) pair is measured ``--repeat`` times; the table shows medians.
+
+How to read it: ``plugin/by hand`` is the ratio of the median wall times;
+the CPU columns add up the user and system time of every process each method
+started (xdist workers, git, the suites), which other work on the machine
+barely changes: when the script warns that the machine was shared, trust
+them rather than the wall times.  The plugin does more than the
+hand-written loop: it scores the base commit first (``score.baseline_runs``,
+default 2 runs, one after another), starts C xdist workers, commits each
+trial's change and writes its patch, asks pytest for a junit report, saves a
+progress file after every step and writes the report at the end.  Those are
+fixed costs (baseline, workers, report) and per-trial costs (git, files); the
+breakdown below the table, taken from the median plugin run's
+``results/*_progress.json`` and ``baseline.json``, tells them apart.
+
+Usage::
+
+    python benchmarks/overhead.py                    # N = 2 8 32, concurrency 3, 3 repeats
+    python benchmarks/overhead.py 2 8 32 --concurrency 3 --repeat 5
+    python benchmarks/overhead.py 8 --files 10000 --tests 1000 --keep
+    python benchmarks/overhead.py --tmpdir /dev/shm  # on a tmpfs: no disk in the figures
+
+Where the page cache is small or reclaimed eagerly (some VMs), a run on disk
+is dominated by I/O and varies a lot from run to run; ``--tmpdir /dev/shm``
+measures the plugin rather than the disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+SCORE_COMMAND = "{python} -m pytest -q -p no:cacheprovider tests"
+SUITE_ARGS = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
+
+#: Variables of an enclosing pytest run that would change how the measured commands behave.
+_OUTER_PYTEST_VARIABLES = (
+    "PYTEST_ADDOPTS",
+    "PYTEST_PLUGINS",
+    "PYTEST_CURRENT_TEST",
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+    "PYTEST_XDIST_TESTRUNUID",
+)
+_GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "overhead-benchmark",
+    "GIT_AUTHOR_EMAIL": "bench@localhost",
+    "GIT_COMMITTER_NAME": "overhead-benchmark",
+    "GIT_COMMITTER_EMAIL": "bench@localhost",
+}
+_PASSED = re.compile(r"\b(\d+) passed\b")
+
+
+# -- the synthetic project ------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """The size of the synthetic project."""
+
+    files: int  # committed files, tests included
+    tests: int  # passing tests in total
+    test_modules: int
+
+
+def build_project(root: Path, workload: Workload) -> None:
+    """A committed git repository: packages ``app/pkg_*/sub_*`` and ``tests/test_*.py``.
+
+    Every tenth source file is a text file; the tests import modules from
+    across the packages, so the scored code really is the worktree's.
+    """
+    root.mkdir(parents=True)
+    files: dict[str, str] = {
+        "pyproject.toml": '[project]\nname = "bench-app"\nversion = "0"\n\n'
+        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
+        "README.md": "# bench-app\n\nA synthetic project for benchmarks/overhead.py.\n",
+        "app/__init__.py": "",
+    }
+    modules: list[str] = []
+    remaining = workload.files - len(files) - workload.test_modules
+    index = 0
+    while remaining > 0:
+        package, sub = f"pkg_{index // 300:02d}", f"sub_{index // 30 % 10:02d}"
+        directory = f"app/{package}/{sub}"
+        for init in (f"app/{package}/__init__.py", f"{directory}/__init__.py"):
+            if init not in files:
+                files[init] = ""
+                remaining -= 1
+        if index % 10 == 9:
+            files[f"{directory}/data_{index:05d}.txt"] = f"record {index}\n" * 8
+        else:
+            files[f"{directory}/mod_{index:05d}.py"] = _module_source(index)
+            modules.append(f"app.{package}.{sub}.mod_{index:05d}")
+        remaining -= 1
+        index += 1
+    per_module = -(-workload.tests // workload.test_modules)
+    for number in range(workload.test_modules):
+        first = number * per_module
+        count = max(0, min(per_module, workload.tests - first))
+        files[f"tests/test_part_{number:02d}.py"] = _test_source(modules, first, count)
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "base"], ["gc", "-q"]):
+        _git(root, *args)
+
+
+def _module_source(index: int) -> str:
+    return (
+        f'"""Synthetic module {index}."""\n\n'
+        f"FACTOR = {index % 97 + 1}\n\n\n"
+        "def compute(x: int) -> int:\n"
+        "    return x * FACTOR + 1\n\n\n"
+        f"class Thing{index}:\n"
+        "    def __init__(self, size: int) -> None:\n"
+        "        self.items = [compute(i) for i in range(size)]\n\n"
+        "    def total(self) -> int:\n"
+        "        return sum(self.items)\n"
+    )
+
+
+def _test_source(modules: Sequence[str], first: int, count: int) -> str:
+    lines = ["import importlib", "", ""]
+    for number in range(first, first + count):
+        module = modules[number * 7 % len(modules)]
+        lines += [
+            f"def test_{number:04d}():",
+            f'    module = importlib.import_module("{module}")',
+            "    assert module.compute(2) == 2 * module.FACTOR + 1",
+            "",
+            "",
+        ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# -- measurements -----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """What a method measures itself: the wall time of its batch, and named parts of it (seconds)."""
+
+    seconds: float
+    breakdown: Mapping[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """One timed batch of trials by one method."""
+
+    method: str  # "plugin" or "by hand"
+    trials: int
+    seconds: float  # wall time of the batch
+    cpu_seconds: float  # user + system time of every process the batch started
+    foreign_cpu_seconds: float | None  # what the rest of the machine used meanwhile (Linux only)
+    breakdown: Mapping[str, float]
+
+    @property
+    def shared_machine(self) -> bool:
+        """Whether other work took more than 5% of the machine's CPU meanwhile: the wall time is noisy."""
+        capacity = self.seconds * (os.cpu_count() or 1)
+        return self.foreign_cpu_seconds is not None and self.foreign_cpu_seconds > 0.05 * capacity
+
+
+def measure_plugin(project: Path, name: str, trials: int, concurrency: int, expected_tests: int) -> Timing:
+    """Run the experiment ``name`` with ``trials`` no-op variants; check that every trial passed."""
+    variants = project.parent / "variants.json"
+    variants.write_text(
+        json.dumps(
+            {
+                "task": "Benchmark: change nothing.",
+                "max_concurrent": concurrency,
+                "agent": {"backend": "command", "run": "true"},
+                "score": {"command": SCORE_COMMAND},
+                "variants": {f"v{i:03d}": f"no-op variant {i}" for i in range(trials)},
+            }
+        )
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--explore",
+        name,
+        "--variants",
+        str(variants),
+        "-n",
+        str(concurrency),
+        "-p",
+        "no:cacheprovider",
+    ]
+    started_at = time.time()
+    started = time.perf_counter()
+    finished = subprocess.run(argv, cwd=project, env=_environment(), capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    ended_at = time.time()
+    results_dir = project / ".data" / "parallel_explorer" / name / "results"
+    records = _check_plugin_run(finished, results_dir, trials, expected_tests)
+    return Timing(seconds, _plugin_breakdown(records, results_dir, started_at, ended_at))
+
+
+def _check_plugin_run(
+    finished: subprocess.CompletedProcess[str], results_dir: Path, trials: int, expected_tests: int
+) -> list[dict[str, Any]]:
+    """The trial records of a run that did all its work, or SystemExit saying what went wrong."""
+    if finished.returncode != 0:
+        _fail(f"the plugin run exited {finished.returncode}", finished.stdout + finished.stderr)
+    try:
+        records: list[dict[str, Any]] = json.loads((results_dir / "results.json").read_text())["trials"]
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(f"the plugin run left no readable results.json ({exc})", finished.stdout)
+    wrong = [
+        f"{r['name']}: {r['status']}, {r['tests']['passed']} passed, {r['tests']['failed']} failed"
+        for r in records
+        if r["status"] != "done" or r["tests"]["passed"] != expected_tests or r["tests"]["total"] != expected_tests
+    ]
+    if len(records) != trials or wrong:
+        _fail(f"results.json has {len(records)} trials (expected {trials}); not all passed: {wrong[:3]}", "")
+    return records
+
+
+def _plugin_breakdown(
+    records: Sequence[dict[str, Any]], results_dir: Path, started_at: float, ended_at: float
+) -> dict[str, float]:
+    first_start = min(r["started_at"] for r in records)
+    last_end = max(r["finished_at"] for r in records)
+    baseline = json.loads((results_dir / "baseline.json").read_text())
+
+    def mean_step(step: str) -> float:
+        return statistics.mean(float(r["steps"][step]["seconds"]) for r in records)
+
+    return {
+        "before the first trial": first_start - started_at,
+        "  baseline suite runs": baseline["tests"]["seconds"] * baseline["runs"],
+        "trials (first start to last end)": last_end - first_start,
+        "after the last trial": ended_at - last_end,
+        "per trial: worktree step (and its turn)": mean_step("worktree"),
+        "per trial: agent step": mean_step("agent"),
+        "per trial: score step": mean_step("score"),
+        "  of which the suite process": statistics.mean(r["tests"]["seconds"] for r in records),
+        "per trial: outside the steps": statistics.mean(
+            r["finished_at"] - r["started_at"] - sum(s["seconds"] for s in r["steps"].values()) for r in records
+        ),
+    }
+
+
+def measure_by_hand(project: Path, name: str, trials: int, concurrency: int, expected_tests: int) -> Timing:
+    """``git worktree add`` then the suite, per trial, ``concurrency`` trials at a time."""
+    worktrees = project.parent / "by_hand_worktrees"
+    env = _environment()
+    # Concurrent `git worktree add`s race on .git/worktrees ("failed to read .git/worktrees/t002/commondir"),
+    # so they take turns, as they do in the plugin.
+    adding = threading.Lock()
+
+    def one_trial(index: int) -> tuple[float, float]:
+        worktree = worktrees / f"t{index:03d}"
+        started = time.perf_counter()
+        with adding:
+            _git(project, "worktree", "add", "-q", "-b", f"by-hand/{name}/t{index:03d}", str(worktree), "HEAD")
+        added = time.perf_counter()
+        suite = subprocess.run(
+            [sys.executable, *SUITE_ARGS],
+            cwd=worktree,
+            env={**env, "PYTHONPATH": str(worktree), "PYTHONDONTWRITEBYTECODE": "1"},
+            capture_output=True,
+            text=True,
+        )
+        done = time.perf_counter()
+        passed = _PASSED.search(suite.stdout)
+        if suite.returncode != 0 or passed is None or int(passed.group(1)) != expected_tests:
+            _fail(f"by hand: the suite in {worktree} exited {suite.returncode}", suite.stdout + suite.stderr)
+        return added - started, done - added
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
+        timings = list(pool.map(one_trial, range(trials)))
+    seconds = time.perf_counter() - started
+    breakdown = {
+        "per trial: git worktree add (and its turn)": statistics.mean(t[0] for t in timings),
+        "per trial: suite process": statistics.mean(t[1] for t in timings),
+    }
+    return Timing(seconds, breakdown)
+
+
+_METHODS = {"plugin": measure_plugin, "by hand": measure_by_hand}
+
+
+def _cpu_now() -> tuple[float, float | None]:
+    """CPU seconds used so far by this process and its finished children, and by the whole machine (or None).
+
+    The machine's figure (``/proc/stat``: every busy state, steal included)
+    minus ours is what other work took from the measurement.
+    """
+    times = os.times()
+    ours = times.user + times.system + times.children_user + times.children_system
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return ours, None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return ours, (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _OUTER_PYTEST_VARIABLES}
+    return {**env, **_GIT_IDENTITY}
+
+
+def _git(cwd: Path, *args: str) -> None:
+    finished = subprocess.run(["git", *args], cwd=cwd, env=_environment(), capture_output=True, text=True)
+    if finished.returncode != 0:
+        _fail(f"git {' '.join(args)} failed in {cwd}", finished.stderr)
+
+
+def _fail(problem: str, output: str) -> NoReturn:
+    tail = "\n".join(output.splitlines()[-40:])
+    raise SystemExit(f"overhead.py: {problem}\n{tail}".rstrip())
+
+
+# -- the run ------------------------------------------------------------------
+
+
+def run_once(
+    template: Path, scratch: Path, method: str, label: str, trials: int, args: argparse.Namespace
+) -> Measurement:
+    """One measurement in a fresh copy of the committed project, removed afterwards unless --keep."""
+    run_dir = scratch / label
+    project = run_dir / "project"
+    shutil.copytree(template, project, symlinks=True)
+    try:
+        ours_before, machine_before = _cpu_now()
+        timing = _METHODS[method](project, label, trials, args.concurrency, args.tests)
+        ours_after, machine_after = _cpu_now()
+    finally:
+        if not args.keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    foreign = None
+    if machine_before is not None and machine_after is not None:
+        foreign = max(0.0, machine_after - machine_before - (ours_after - ours_before))
+    return Measurement(method, trials, timing.seconds, ours_after - ours_before, foreign, timing.breakdown)
+
+
+def median_run(runs: Sequence[Measurement]) -> Measurement:
+    return sorted(runs, key=lambda m: m.seconds)[(len(runs) - 1) // 2]
+
+
+def print_table(counts: Sequence[int], concurrency: int, results: Mapping[tuple[str, int], list[Measurement]]) -> None:
+    repeat = len(results["plugin", counts[0]])
+    print(f"\nmedians of {repeat} runs: wall seconds (min-max), and CPU seconds of every process each method started")
+    print(
+        f"{'N':>4}  {'conc':>4}  {'plugin s':>19}  {'by hand s':>19}  {'plugin/by hand':>14}"
+        f"  {'plugin CPU s':>12}  {'by hand CPU s':>13}  {'CPU ratio':>9}"
+    )
+    for n in counts:
+        plugin, by_hand = results["plugin", n], results["by hand", n]
+        wall = [statistics.median(m.seconds for m in runs) for runs in (plugin, by_hand)]
+        cpu = [statistics.median(m.cpu_seconds for m in runs) for runs in (plugin, by_hand)]
+        spread = [
+            f"{w:6.2f} ({min(m.seconds for m in runs):5.2f}-{max(m.seconds for m in runs):5.2f})"
+            for w, runs in zip(wall, (plugin, by_hand), strict=True)
+        ]
+        print(
+            f"{n:>4}  {concurrency:>4}  {spread[0]:>19}  {spread[1]:>19}  {wall[0] / wall[1]:>14.2f}"
+            f"  {cpu[0]:>12.2f}  {cpu[1]:>13.2f}  {cpu[0] / cpu[1]:>9.2f}"
+        )
+    measurements = [m for runs in results.values() for m in runs]
+    shared = [m for m in measurements if m.shared_machine]
+    if shared:
+        print(
+            f"warning: during {len(shared)} of {len(measurements)} measurements other work used more than 5% of the "
+            "machine's CPU: wall times are noisy; the CPU columns are not, or rerun on a quiet machine"
+        )
+
+
+def print_breakdown(counts: Sequence[int], results: Mapping[tuple[str, int], list[Measurement]]) -> None:
+    print("\nwhere the time goes (median run of each; seconds, per-trial figures are means)")
+    for n in counts:
+        print(f"N={n}")
+        for method in _METHODS:
+            run = median_run(results[method, n])
+            print(f"  {method}: {run.seconds:.2f} s wall, {run.cpu_seconds:.2f} s CPU")
+            for label, seconds in run.breakdown.items():
+                print(f"    {label:<42}{seconds:8.3f}")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("counts", nargs="*", type=int, default=[2, 8, 32], metavar="N", help="trial counts")
+    parser.add_argument("-c", "--concurrency", type=int, default=3, help="trials at once, both ways (default 3)")
+    parser.add_argument("-r", "--repeat", type=int, default=3, help="measurements per N and method (default 3)")
+    parser.add_argument("--files", type=int, default=3000, help="files in the synthetic project (default 3000)")
+    parser.add_argument("--tests", type=int, default=300, help="tests in its suite (default 300)")
+    parser.add_argument("--test-modules", type=int, default=15, help="test modules (default 15)")
+    parser.add_argument(
+        "--tmpdir",
+        type=Path,
+        default=None,
+        help="where to build the project and worktrees (default: $TMPDIR or /tmp); a tmpfs such as /dev/shm "
+        "takes the disk out of the figures",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print where it is")
+    args = parser.parse_args(argv)
+    if not args.counts or min(args.counts) < 1 or args.concurrency < 1 or args.repeat < 1:
+        parser.error("trial counts, --concurrency and --repeat must be whole numbers >= 1")
+    if args.tests < args.test_modules or args.files < args.tests // 5 + args.test_modules + 50:
+        parser.error("--tests must be at least --test-modules, and --files large enough to hold the packages")
+    return args
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    if importlib.util.find_spec("pytest_parallel_explore") is None:
+        raise SystemExit(f"overhead.py: pytest-parallel-explore is not installed for {sys.executable}")
+    workload = Workload(args.files, args.tests, args.test_modules)
+    scratch = Path(tempfile.mkdtemp(prefix="explore-overhead-", dir=args.tmpdir))
+    try:
+        template = scratch / "template"
+        build_project(template, workload)
+        print(
+            f"pytest-parallel-explore {importlib.metadata.version('pytest-parallel-explore')}, "
+            f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; project: {workload.files} files, "
+            f"{workload.tests} tests in {workload.test_modules} modules; concurrency {args.concurrency}; in {scratch}"
+        )
+        for method in _METHODS:  # untimed: the first run of each pays for cold caches
+            run_once(template, scratch, method, f"warmup-{method.replace(' ', '-')}", 1, args)
+        results: dict[tuple[str, int], list[Measurement]] = {(m, n): [] for m in _METHODS for n in args.counts}
+        for repeat in range(args.repeat):
+            for position, n in enumerate(args.counts):
+                order = list(_METHODS) if (repeat + position) % 2 == 0 else list(reversed(_METHODS))
+                for method in order:
+                    label = f"bench-{n}-{repeat}-{method.replace(' ', '-')}"
+                    measurement = run_once(template, scratch, method, label, n, args)
+                    results[method, n].append(measurement)
+                    foreign = measurement.foreign_cpu_seconds
+                    print(
+                        f"  {label}: {measurement.seconds:.2f} s wall, {measurement.cpu_seconds:.2f} s CPU"
+                        + (f", other processes {foreign:.2f} s CPU" if foreign is not None else ""),
+                        flush=True,
+                    )
+        print_table(args.counts, args.concurrency, results)
+        print_breakdown(args.counts, results)
+    finally:
+        if args.keep:
+            print(f"\nkept: {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
