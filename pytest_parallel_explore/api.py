@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .defaults import DEFAULT_DIR
 from .record import read_json
-from .settings import DEFAULT_DIR, Workspace
+from .settings import Workspace
 
 
 def run_parallel_experiment_sync(

@@ -19,6 +19,7 @@ import pytest
 
 from . import __version__, gitops, procs
 from .baseline import Baseline, ensure_baseline
+from .defaults import BASE_COMMIT_KEY
 from .record import Status, TrialRecord, save, try_load, write_json
 from .results import format_table, is_repeated, load_records, write_report
 from .runlock import ExperimentBusy, ExperimentLock
@@ -262,15 +263,12 @@ class ExploreController:
 class XdistHooks:
     """The controller's xdist hooks, registered only when xdist runs the trials."""
 
-    #: workerinput key that carries the controller's base commit to the workers.
-    BASE_COMMIT_KEY = "explore_base_commit"
-
     def __init__(self, controller: ExploreController) -> None:
         self.controller = controller
 
     def pytest_configure_node(self, node: Any) -> None:
         """Every worker branches from the commit resolved here, even if HEAD moves meanwhile."""
-        node.workerinput[self.BASE_COMMIT_KEY] = self.controller.settings.base_commit
+        node.workerinput[BASE_COMMIT_KEY] = self.controller.settings.base_commit
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """A worker died: stop what its trial left running now, rather than at the end."""

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from .defaults import SETTINGS_KEY
 from .record import Status, try_load
 from .results import node_id
-from .settings import SETTINGS_KEY, Settings, Trial
+from .settings import Settings, Trial
 from .trial import TrialRunner
 
 

@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from .settings import AGENT_HELP, DIR_HELP, MAX_CONCURRENT_HELP, SCORE_COMMAND_HELP, SETTINGS_KEY, TIMEOUT_HELP
+from .defaults import (
+    AGENT_HELP,
+    BASE_COMMIT_KEY,
+    DIR_HELP,
+    MAX_CONCURRENT_HELP,
+    SCORE_COMMAND_HELP,
+    SETTINGS_KEY,
+    TIMEOUT_HELP,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -132,11 +140,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("explore") is None or _command_asked(config):
         return
     from . import agents, prompt, scoring
-    from .controller import XdistHooks
     from .settings import resolve_settings
 
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    settings = resolve_settings(config, base_commit=(workerinput or {}).get(XdistHooks.BASE_COMMIT_KEY))
+    settings = resolve_settings(config, base_commit=(workerinput or {}).get(BASE_COMMIT_KEY))
     config.stash[SETTINGS_KEY] = settings
     for module in (agents, prompt, scoring):
         config.pluginmanager.register(module, f"explore-{module.__name__.rsplit('.', 1)[-1]}")
@@ -148,13 +155,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.pluginmanager.register(items, "explore-items")
     if workerinput is None:
-        from .controller import ExploreController
+        from .controller import ExploreController, XdistHooks
 
         controller = ExploreController.for_run(config, settings, distributed=distributed)
         config.pluginmanager.register(controller, "explore-controller")
         if distributed:
             config.pluginmanager.register(XdistHooks(controller), "explore-xdist")
-            _schedule_workers(config, settings.max_concurrent)
+            _schedule_workers(config, min(settings.max_concurrent, len(settings.trials)))
 
 
 def _distributed(config: pytest.Config) -> bool:

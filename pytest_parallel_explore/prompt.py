@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from .settings import SETTINGS_KEY
+from .defaults import SETTINGS_KEY
 from .spec import VariantSpec
 from .templating import render, render_file
 

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from .baseline import load_baseline, verdict_counts, verdicts
+from .defaults import SETTINGS_KEY
 from .procs import clean_env, expand, run_owned
 from .record import TestStats, TrialRecord
-from .settings import SETTINGS_KEY, Settings
+from .settings import Settings
 from .spec import VariantSpec
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")

@@ -15,23 +15,15 @@ from typing import Any
 
 import pytest
 
+from .defaults import (
+    DEFAULT_DIR,
+    DEFAULT_MAX_CONCURRENT,
+    DEFAULT_SCORE_COMMAND,
+    DEFAULT_SCORE_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    PORT_RANGE_START,
+)
 from .spec import ExperimentSpec, SpecError, VariantSpec, is_safe_name, load_spec, parse_duration, variant_hash
-
-DEFAULT_DIR = ".data/parallel_explorer"
-DEFAULT_TIMEOUT = 1800.0
-DEFAULT_SCORE_TIMEOUT = 600.0
-DEFAULT_MAX_CONCURRENT = 3
-DEFAULT_SCORE_COMMAND = "{python} -m pytest -q"
-PORT_RANGE_START = 20000
-
-DIR_HELP = f"where experiments live, relative to the repository root (default: {DEFAULT_DIR})"
-TIMEOUT_HELP = "per-trial time limit for the agent, e.g. 1800, 90s, 20m, 1h (default: 30m)"
-MAX_CONCURRENT_HELP = f"upper bound on trials run at once, whatever -n says (default: {DEFAULT_MAX_CONCURRENT})"
-SCORE_COMMAND_HELP = f"the project's test suite, run in each worktree (default: {DEFAULT_SCORE_COMMAND})"
-AGENT_HELP = "default agent backend (default: anthropic when ANTHROPIC_API_KEY is set)"
-
-SETTINGS_KEY = pytest.StashKey["Settings"]()
-
 
 #: The files a trial leaves in ``results/``, as ``<trial><suffix>``.
 TRIAL_FILE_SUFFIXES = (
