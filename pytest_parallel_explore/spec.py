@@ -101,9 +101,6 @@ class ExperimentSpec:
     worktree: WorktreeSpec = WorktreeSpec()
     prompt_template: Path | None = None
 
-    def variant(self, name: str) -> VariantSpec:
-        return next(v for v in self.variants if v.name == name)
-
 
 class SpecError(Exception):
     """Problems found in a spec; becomes a UsageError at the plugin's edge."""
