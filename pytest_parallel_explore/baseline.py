@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import gitops
+from .checkout import scoring_checkout
 from .record import TestStats, read_json, write_json
 from .settings import Settings
+from .suite import run_test_suite
 
 #: Reserved trial name: the baseline's files are ``results/baseline.<run>_*``.
 BASELINE = "baseline"
@@ -88,17 +90,10 @@ def ensure_baseline(settings: Settings) -> tuple[Baseline, bool]:
     saved = load_baseline(settings)
     if saved is not None:
         return saved, True
-    from .scoring import run_test_suite
-    from .trial import prepare_worktree  # the same set-up as every trial's worktree
-
-    root = settings.workspace.repo_root
-    worktree = settings.paths.worktree(BASELINE)
-    gitops.add_detached_worktree(root, worktree, settings.base_commit)
-    try:
-        prepare_worktree(settings, worktree, BASELINE, holdout=True)
-        runs = [run_test_suite(settings, worktree, f"{BASELINE}.{i}") for i in range(1, settings.baseline_runs + 1)]
-    finally:
-        gitops.remove_worktree(root, worktree)
+    git = gitops.sealed(settings.workspace.repo_root)
+    with scoring_checkout(settings, git, settings.base_commit, BASELINE) as (checkout, out):
+        names = [f"{BASELINE}.{i}" for i in range(1, settings.baseline_runs + 1)]
+        runs = [run_test_suite(settings, checkout, name, out=out) for name in names]
     baseline = _from_runs(baseline_key(settings), settings.base_commit, runs)
     write_json(settings.paths.baseline_json, baseline.to_json())
     return baseline, False
@@ -142,6 +137,18 @@ def verdicts(baseline: Baseline, cases: Mapping[str, Mapping[str, Any]]) -> dict
         if node_id not in cases and node_id not in baseline.flaky:
             result[node_id] = "removed"
     return result
+
+
+def judge(baseline: Baseline | None, tests: TestStats) -> tuple[dict[str, int], list[str]]:
+    """The verdict counts of a trial's tests against ``baseline``, and its broken tests; marks flaky ones.
+
+    Tests that were flaky at the base commit are left out of the verdicts and the pass rate.
+    """
+    if baseline is None:
+        return {}, []
+    tests.flaky = sorted(baseline.flaky & tests.cases.keys())
+    per_test = verdicts(baseline, tests.cases)
+    return verdict_counts(per_test), sorted(n for n, v in per_test.items() if v == "broken")
 
 
 def verdict_counts(per_test: Mapping[str, str]) -> dict[str, int]:

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from . import __version__, gitops, procs
+from . import __version__, gitops, procs, repostate
 from .baseline import Baseline, ensure_baseline
-from .defaults import BASE_COMMIT_KEY
+from .defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
 from .record import Status, TrialRecord, save, try_load, write_json
 from .results import format_table, is_repeated, load_records, write_report
 from .runlock import ExperimentBusy, ExperimentLock
@@ -134,6 +134,7 @@ def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
         gitops.exclude_path(root, str(settings.workspace.explore_dir.relative_to(root)))
     settings.paths.results.mkdir(parents=True, exist_ok=True)
     checkout = gitops.checkout_snapshot(root)
+    config.stash[REPO_STATE_KEY] = repostate.capture(gitops.sealed(root).git_dir, own_refs(settings))
     baseline = None
     if not config.getoption("collectonly"):
         baseline, reused = ensure_baseline(settings)
@@ -143,6 +144,11 @@ def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
             f"pass at {settings.base_commit[:12]} ({baseline.runs} runs{flaky})"
         )
     return RunStart(notices, lock, checkout, baseline)
+
+
+def own_refs(settings: Settings) -> str:
+    """The prefix of the experiment's own branches, which the repository snapshot leaves out."""
+    return f"refs/heads/{settings.workspace.branch(settings.experiment, '')}"
 
 
 class ExploreController:
@@ -157,6 +163,7 @@ class ExploreController:
         self.distributed = distributed
         self.info = experiment_info(settings)
         self.results: dict[str, Any] | None = None
+        self.reported: dict[str, dict[str, Any]] = {}  # each trial's record as its process reported it
         self._seen: dict[str, tuple[Any, ...]] = {}
         self._started = time.time()
         self._stop = threading.Event()
@@ -232,6 +239,8 @@ class ExploreController:
             session.exitstatus = pytest.ExitCode.OK
         # The session is over: nothing of it may keep running, whatever stopped it.
         self.say(recover_interrupted(self.settings))
+        self.info["repository_changes"] = self._restore_repository()
+        self._keep_reported_records()
         changed = gitops.snapshot_changes(
             self.prepared.checkout, gitops.checkout_snapshot(self.settings.workspace.repo_root)
         )
@@ -242,6 +251,47 @@ class ExploreController:
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
         self.results = write_report(self.settings.paths, self.info, records)
         self.config.hook.pytest_explore_summary(config=self.config, results=self.results)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Keep each trial's final record as the process that ran it reported it (see ``items``)."""
+        for name, value in report.user_properties:
+            if name == "explore_record" and isinstance(value, dict):
+                self.reported[str(value.get("name"))] = value
+
+    def _restore_repository(self) -> list[str]:
+        """Put the user's refs, HEAD, config, hooks and exclude back as before the run; warn about each change."""
+        before = self.config.stash.get(REPO_STATE_KEY, None)
+        if before is None:
+            return []
+        root = self.settings.workspace.repo_root
+        with gitops.repo_lock(root):
+            changes = repostate.restore(gitops.sealed(root).git_dir, before, own_refs(self.settings))
+        if changes:
+            self.say([f"warning: the repository changed during the run and was restored: {'; '.join(changes)}"])
+        return changes
+
+    def _keep_reported_records(self) -> None:
+        """A record or branch changed after its trial reported it is put back as reported, and flagged.
+
+        Without a sandbox the code a later trial ran (its agent, or its code
+        during scoring) could write other trials' files and branches.
+        """
+        root = self.settings.workspace.repo_root
+        for name, data in self.reported.items():
+            reported = TrialRecord.from_json(data)
+            path = self.settings.paths.trial_file(name, "_progress.json")
+            on_disk = try_load(path)
+            flags = []
+            if on_disk is None or on_disk.to_json() != data:
+                flags.append("its record on disk was changed after the trial ended; the reported one is kept")
+            if reported.commit and gitops.branch_commit(root, reported.branch) not in (None, reported.commit):
+                gitops.set_branch(root, reported.branch, reported.commit)
+                flags.append("its branch was moved after the trial ended; reset to the trial's commit")
+            if flags:
+                reported.flags.extend(flags)
+                reported.tampering.extend(f"after the trial: {f}" for f in flags)
+                self.say([f"warning: {name}: {f}" for f in flags])
+                save(reported, path)
 
     def pytest_unconfigure(self) -> None:
         self.prepared.lock.release()
@@ -269,6 +319,9 @@ class XdistHooks:
     def pytest_configure_node(self, node: Any) -> None:
         """Every worker branches from the commit resolved here, even if HEAD moves meanwhile."""
         node.workerinput[BASE_COMMIT_KEY] = self.controller.settings.base_commit
+        state = self.controller.config.stash.get(REPO_STATE_KEY, None)
+        if state is not None:
+            node.workerinput[REPO_STATE_INPUT] = state.to_json()
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """A worker died: stop what its trial left running now, rather than at the end."""

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .settings import Settings  # noqa: F401 -- named in the StashKey below
+    from .repostate import RepoState  # noqa: F401 -- named in a StashKey below
+    from .settings import Settings  # noqa: F401 -- named in a StashKey below
 
 DEFAULT_DIR = ".data/parallel_explorer"
 DEFAULT_TIMEOUT = 1800.0
@@ -27,6 +28,10 @@ SCORE_COMMAND_HELP = f"the project's test suite, run in each worktree (default: 
 AGENT_HELP = "default agent backend (default: anthropic when ANTHROPIC_API_KEY is set)"
 
 SETTINGS_KEY = pytest.StashKey["Settings"]()
+#: The user's repository as it was before any agent ran (see ``repostate``).
+REPO_STATE_KEY = pytest.StashKey["RepoState"]()
 
 #: workerinput key that carries the controller's base commit to xdist workers.
 BASE_COMMIT_KEY = "explore_base_commit"
+#: workerinput key that carries the controller's snapshot of the repository to xdist workers.
+REPO_STATE_INPUT = "explore_repo_state"

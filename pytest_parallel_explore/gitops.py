@@ -12,21 +12,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import os
-import shutil
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import git
 
-#: Commits made for trials carry this identity, so they work on machines without git config.
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "pytest-parallel-explore",
-    "GIT_AUTHOR_EMAIL": "explore@localhost",
-    "GIT_COMMITTER_NAME": "pytest-parallel-explore",
-    "GIT_COMMITTER_EMAIL": "explore@localhost",
-}
+from . import gitcmd, trees
+from .gitcmd import Git
+
+_IDENTITY = gitcmd.IDENTITY
 
 
 class GitProblem(Exception):
@@ -66,17 +64,26 @@ def resolve_commit(root: Path, base: str) -> str:
         raise GitProblem(f"{base!r} is not a commit in {root}; expected a branch, tag or sha (see `git log`)") from None
 
 
+def sealed(root: Path) -> Git:
+    """Sealed git on the shared git directory of the repository checked out at ``root``."""
+    return Git(_common_dir(root))
+
+
+@functools.lru_cache(maxsize=8)
+def _common_dir(root: Path) -> Path:
+    return gitcmd.common_dir(root)
+
+
 def checkout_snapshot(root: Path) -> dict[str, str]:
     """The main checkout's state: HEAD and a digest of every changed or untracked file.
 
     Two snapshots differ exactly when something changed the checkout between
     them (a commit, an edit, a new or deleted file), which no trial may do.
     """
-    repo = open_repo(root)
-    state = {"HEAD": repo.head.commit.hexsha if repo.head.is_valid() else ""}
-    listing = repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", strip_newline_in_stdout=False)
-    entries = [e for e in listing.split("\0") if e]
-    for entry in entries:
+    git = sealed(root).with_(work_tree=root)
+    state = {"HEAD": git.run("rev-parse", "--verify", "--quiet", "HEAD", check=False)}
+    listing = git.run("status", "--porcelain=v1", "-z", "--untracked-files=all")
+    for entry in (e for e in listing.split("\0") if e):
         path = entry[3:]
         if "__pycache__/" in path or path.startswith(".pytest_cache/"):
             continue  # written by Python and pytest themselves
@@ -101,10 +108,7 @@ def is_dirty(root: Path) -> bool:
 @contextlib.contextmanager
 def repo_lock(root: Path) -> Iterator[None]:
     """Hold the plugin's lock on the repository's shared git administrative files."""
-    common = Path(open_repo(root).git.rev_parse("--git-common-dir"))
-    if not common.is_absolute():
-        common = root / common
-    with open(common / "explore.lock", "a") as handle:
+    with open(_common_dir(root) / "explore.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
         yield
 
@@ -112,8 +116,7 @@ def repo_lock(root: Path) -> Iterator[None]:
 def exclude_path(root: Path, relative: str) -> None:
     """Add ``relative`` to ``.git/info/exclude`` so the data directory never shows as untracked."""
     with repo_lock(root):
-        common = Path(open_repo(root).git.rev_parse("--git-common-dir"))
-        exclude = (common if common.is_absolute() else root / common) / "info" / "exclude"
+        exclude = _common_dir(root) / "info" / "exclude"
         line = "/" + relative.strip("/") + "/"
         existing = exclude.read_text().splitlines() if exclude.exists() else []
         if line not in existing:
@@ -124,63 +127,70 @@ def exclude_path(root: Path, relative: str) -> None:
 
 def _replace_worktree(root: Path, path: Path, *add: str) -> None:
     """Remove the worktree at ``path`` (if any), forget deleted ones, then ``git worktree add *add``."""
-    repo = open_repo(root)
+    git = sealed(root)
     with repo_lock(root):
         if path.exists():
-            with contextlib.suppress(git.GitCommandError):
-                repo.git.worktree("remove", "--force", str(path))
-        repo.git.worktree("prune")
+            git.run("worktree", "remove", "--force", str(path), check=False)
+            trees.remove_tree(path)  # not a worktree git knew (its link was broken): the plugin's folder
+        git.run("worktree", "prune")
         if add:
-            repo.git.worktree("add", "--quiet", *add)
+            git.run("worktree", "add", "--quiet", *add)
 
 
-def add_worktree(root: Path, path: Path, branch: str, base: str) -> None:
-    """Create ``path`` as a worktree on a new ``branch`` at ``base``.
+@dataclasses.dataclass(frozen=True)
+class Worktree:
+    """A trial's worktree, as the plugin made it: the folder, and its admin folder in the shared git dir."""
 
-    A branch or worktree left by an earlier, unfinished attempt is replaced:
-    the trial starts over from ``base``.
+    path: Path
+    admin: Path
+
+    def git(self) -> Git:
+        """Sealed git on this worktree, whatever its ``.git`` file says now."""
+        return Git(self.admin, work_tree=self.path)
+
+
+def add_worktree(
+    root: Path, path: Path, branch: str, base: str, *, own_files: Sequence[str] = ()
+) -> tuple[Worktree, list[str]]:
+    """Create ``path`` as a worktree on a new ``branch`` at ``base``; what an earlier attempt left is kept.
+
+    A branch that holds commits other than the plugin's is renamed (see
+    :func:`keep_foreign_branch`), a worktree with uncommitted changes (other
+    than ``own_files``, the plugin's set-up files) is moved aside: the user's
+    data is never lost.  Returns notices about what was kept.
     """
+    kept = keep_foreign_branch(root, branch, base)
+    kept += keep_dirty_worktree(root, path, own_files)
     _replace_worktree(root, path, "-B", branch, str(path), base)
+    return Worktree(path, admin_of(path)), kept
+
+
+def admin_of(path: Path) -> Path:
+    """The admin folder git made for the worktree at ``path`` (read right after the plugin made it)."""
+    return Path((path / ".git").read_text().removeprefix("gitdir:").strip())
 
 
 def branch_commit(root: Path, branch: str) -> str | None:
     """The sha at the tip of ``branch``, or None when there is no such branch."""
-    try:
-        return str(open_repo(root).git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}"))
-    except git.GitCommandError:
-        return None
+    sha = sealed(root).run("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
+    return sha or None
 
 
-def restore_worktree(root: Path, path: Path, branch: str, commit: str) -> None:
-    """``path`` as a clean worktree of ``branch`` at ``commit``, recreated if it was deleted."""
-    if (path / ".git").exists():
-        worktree = open_repo(path)
-        worktree.git.reset("--hard", "--quiet", commit)
-        worktree.git.clean("-fdq")
-        return
-    _replace_worktree(root, path, str(path), branch)
+def restore_worktree(root: Path, worktree: Worktree, branch: str, commit: str) -> Worktree:
+    """The trial's worktree at its committed work (recreated from the branch if it is gone or broken)."""
+    if link_problem(worktree) is None and worktree.path.is_dir():
+        git = worktree.git()
+        git.run("reset", "--hard", "--quiet", commit)
+        git.run("clean", "-fdq")
+        return worktree
+    _replace_worktree(root, worktree.path, str(worktree.path), branch)
+    return Worktree(worktree.path, admin_of(worktree.path))
 
 
-def add_detached_worktree(root: Path, path: Path, commit: str) -> None:
-    """A throw-away worktree at ``commit`` on no branch (for scoring the base itself)."""
-    _replace_worktree(root, path, "--detach", str(path), commit)
-
-
-def untracked(worktree: Path) -> list[str]:
+def untracked(worktree: Worktree) -> list[str]:
     """Untracked, not ignored paths (whole folders collapsed to one entry)."""
-    listing = open_repo(worktree).git.ls_files("--others", "--exclude-standard", "--directory", "-z")
+    listing = worktree.git().run("ls-files", "--others", "--exclude-standard", "--directory", "-z")
     return [path.rstrip("/") for path in listing.split("\0") if path]
-
-
-def restore_files(worktree: Path, base: str, paths: Sequence[str]) -> None:
-    """Put ``paths`` back as they are at ``base``: checked out if they exist there, else removed."""
-    repo = open_repo(worktree)
-    existing = set(repo.git.ls_tree("-r", "--name-only", base, "--", *paths).splitlines()) if paths else set()
-    if existing:
-        repo.git.checkout(base, "--", *sorted(existing))
-    for path in paths:
-        if path not in existing:
-            (worktree / path).unlink(missing_ok=True)
 
 
 def remove_worktree(root: Path, path: Path) -> None:
@@ -190,7 +200,7 @@ def remove_worktree(root: Path, path: Path) -> None:
 def prune_worktrees(root: Path) -> None:
     """Forget worktrees whose folders were deleted by hand."""
     with repo_lock(root):
-        open_repo(root).git.worktree("prune")
+        sealed(root).run("worktree", "prune")
 
 
 def delete_branches(root: Path, branches: Sequence[str]) -> None:
@@ -199,28 +209,59 @@ def delete_branches(root: Path, branches: Sequence[str]) -> None:
     doomed = [b for b in branches if b in existing]
     if doomed:
         with repo_lock(root):
-            repo.git.branch("-D", *doomed)
+            sealed(root).run("branch", "-D", *doomed)
 
 
 def branches_under(root: Path, prefix: str) -> list[str]:
     return sorted(h.name for h in open_repo(root).heads if h.name.startswith(prefix))
 
 
-def hide_paths(worktree: Path, paths: Sequence[str]) -> None:
+def hide_paths(worktree: Worktree, paths: Sequence[str]) -> None:
     """Remove hold-out paths from a fresh worktree so the agent never sees them.
 
-    ``skip-worktree`` keeps the deletion out of ``git status`` and the trial's commit.
+    ``skip-worktree`` keeps the deletion out of the agent's ``git status``;
+    the plugin's own record of the work leaves these paths as at the base.
     """
-    tracked = open_repo(worktree).git.ls_files("-z", "--", *paths).split("\0") if paths else []
-    tracked = [t for t in tracked if t]
+    git = worktree.git()
+    tracked = [t for t in git.run("ls-files", "-z", "--", *paths).split("\0") if t] if paths else []
     if tracked:
-        open_repo(worktree).git.update_index("--skip-worktree", "--", *tracked)
+        git.run("update-index", "--skip-worktree", "--", *tracked)
     for relative in paths:
-        target = worktree / relative
+        target = worktree.path / relative
         if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
+            trees.remove_tree(target)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def link_problem(worktree: Worktree) -> str | None:
+    """What is wrong with the worktree's link to the repository (``.git`` and its admin folder), if anything."""
+    dot_git = worktree.path / ".git"
+    if not dot_git.exists() and not dot_git.is_symlink():
+        return "its .git file was deleted"
+    if dot_git.is_symlink() or not dot_git.is_file():
+        return "its .git file was replaced"
+    if dot_git.read_text(errors="replace").strip() != f"gitdir: {worktree.admin}":
+        return "its .git file was rewritten"
+    back = worktree.admin / "gitdir"
+    if not back.is_file() or back.read_text(errors="replace").strip() != str(dot_git):
+        return "its admin folder's gitdir was rewritten"
+    commondir = worktree.admin / "commondir"
+    if not commondir.is_file() or commondir.read_text(errors="replace").strip() != "../..":
+        return "its admin folder's commondir was rewritten"
+    return None
+
+
+def repair_link(worktree: Worktree) -> None:
+    """Point the worktree and its admin folder at each other again, as ``git worktree add`` made them."""
+    dot_git = worktree.path / ".git"
+    if dot_git.is_dir() and not dot_git.is_symlink():
+        trees.remove_tree(dot_git)
+    else:
+        dot_git.unlink(missing_ok=True)
+    dot_git.write_text(f"gitdir: {worktree.admin}\n")
+    (worktree.admin / "gitdir").write_text(f"{dot_git}\n")
+    (worktree.admin / "commondir").write_text("../..\n")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,31 +272,90 @@ class Change:
     deletions: int
 
 
-def commit_all(worktree: Path, message: str, base: str, *, exclude: Sequence[str] = ()) -> Change:
-    """Commit everything the agent changed and measure it against ``base``.
+def record_work(
+    root: Path,
+    worktree: Worktree,
+    branch: str,
+    base: str,
+    message: str,
+    *,
+    leave: Sequence[str] = (),
+    skip: Sequence[str] = (),
+) -> Change:
+    """Commit what the worktree's files hold on ``branch``, whatever the agent did to git.
 
-    Paths in ``exclude`` (files copied in from the main checkout, such as
-    ``.env``) are never committed.  When nothing changed no commit is made
-    and the change is empty.
+    The tree is built from the files (see :func:`trees.tree_of_files`); the
+    commit's parent is ``base``; ``branch`` is set to it, and the worktree's
+    own ``HEAD`` and index are pointed at it, wherever the agent moved them.
+    When nothing changed, the branch stays at ``base``.
     """
-    repo = open_repo(worktree)
-    repo.git.add("--all", "--", ".", *(f":(exclude){path}" for path in exclude))
-    if repo.is_dirty(index=True, working_tree=False, untracked_files=False):
-        repo.git.commit("--quiet", "--no-verify", "-m", message, env=_IDENTITY)
-    head = repo.head.commit.hexsha
+    git = sealed(root).with_(work_tree=worktree.path)
+    tree = trees.tree_of_files(git, base, leave=leave, skip=skip)
+    if tree == git.run("rev-parse", f"{base}^{{tree}}"):
+        commit = base
+    else:
+        commit = git.run("commit-tree", tree, "-p", base, "-m", message)
+    set_branch(root, branch, commit)
+    admin = Git(worktree.admin)
+    admin.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
+    admin.with_(index=worktree.admin / "index").run("read-tree", commit)
     files, insertions, deletions = [], 0, 0
-    for line in repo.git.diff("--numstat", base, head).splitlines():
+    numstat = git.run("diff", "--numstat", "--no-renames", "--no-ext-diff", "--no-textconv", base, commit)
+    for line in numstat.splitlines():
         added, removed, name = line.split("\t", 2)
         files.append(name)
         insertions += int(added) if added != "-" else 0
         deletions += int(removed) if removed != "-" else 0
-    return Change(head, files, insertions, deletions)
+    return Change(commit, files, insertions, deletions)
 
 
-def write_patch(worktree: Path, base: str, head: str, path: Path) -> None:
+def set_branch(root: Path, branch: str, commit: str) -> None:
+    """Point ``branch`` at ``commit`` (the plugin's own branches only)."""
+    with repo_lock(root):
+        sealed(root).run("update-ref", f"refs/heads/{branch}", commit)
+
+
+def write_patch(root: Path, base: str, head: str, path: Path) -> None:
     """The trial's whole change as a patch file that ``git apply`` accepts."""
-    patch = open_repo(worktree).git.diff("--binary", base, head, strip_newline_in_stdout=False)
-    path.write_text(patch)
+    patch = sealed(root).run_bytes("diff", "--binary", "--no-ext-diff", "--no-textconv", base, head)
+    path.write_bytes(patch)
+
+
+def keep_foreign_branch(root: Path, branch: str, base: str) -> list[str]:
+    """Rename ``branch`` to ``explore-kept/...`` when it holds commits the plugin did not make."""
+    git = sealed(root)
+    tip = branch_commit(root, branch)
+    if tip is None:
+        return []
+    committers = git.run("log", "--format=%ce", tip, "--not", base, check=False).split()
+    if all(c == gitcmd.IDENTITY["GIT_COMMITTER_EMAIL"] for c in committers):
+        return []
+    kept = f"explore-kept/{branch.removeprefix('explore/')}/{int(time.time())}"
+    with repo_lock(root):
+        git.run("update-ref", f"refs/heads/{kept}", tip)
+    return [f"{branch} holds commits the plugin did not make; kept as {kept}"]
+
+
+def keep_dirty_worktree(root: Path, path: Path, own_files: Sequence[str]) -> list[str]:
+    """Move a worktree with uncommitted changes aside (``<experiment>/kept/``) instead of discarding it."""
+    if not (path / ".git").is_file():
+        return []
+    try:
+        worktree = Worktree(path, admin_of(path))
+        status = worktree.git().run("status", "--porcelain=v1", "-z", "--untracked-files=all")
+    except (OSError, gitcmd.GitFailed):
+        return []
+    changed = [e[3:] for e in status.split("\0") if len(e) > 3 and not trees.under(e[3:], own_files)]
+    if not changed:
+        return []
+    kept = path.parent.parent / "kept" / f"{path.name}-{int(time.time())}"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    with repo_lock(root):
+        sealed(root).run("worktree", "move", str(path), str(kept))
+        # Detached, so the trial's branch is free for its new worktree.
+        head = Git(worktree.admin).run("rev-parse", "HEAD")
+        Git(worktree.admin).run("update-ref", "--no-deref", "HEAD", head)
+    return [f"{path} had uncommitted changes ({', '.join(changed[:3])}); moved to {kept}"]
 
 
 def merge_branch(root: Path, branch: str, *, squash: bool, message: str) -> str:

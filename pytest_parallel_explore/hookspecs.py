@@ -16,6 +16,7 @@ import pytest
 if TYPE_CHECKING:
     from .agents import Agent
     from .record import TrialRecord
+    from .settings import TrialView
     from .spec import VariantSpec
 
 
@@ -30,27 +31,24 @@ def pytest_explore_make_agent(config: pytest.Config, variant: VariantSpec) -> Ag
 
 
 @pytest.hookspec(firstresult=True)
-def pytest_explore_prompt(config: pytest.Config, variant: VariantSpec, task: str) -> str | None:
-    """Return the prompt given to the agent for ``variant``, or None for the next implementation.
+def pytest_explore_prompt(config: pytest.Config, trial: TrialView, task: str) -> str | None:
+    """Return the prompt given to the agent of ``trial``, or None for the next implementation.
 
-    The plugin's own implementation renders the jinja2 prompt template (task,
-    variant description and the methodology section).
+    ``trial`` is a read-only view (name, variant, experiment, worktree, base
+    commit, index).  The plugin's own implementation renders the jinja2
+    prompt template (task, variant description and the methodology section).
     """
 
 
 @pytest.hookspec
-def pytest_explore_score(
-    config: pytest.Config, variant: VariantSpec, worktree: Path, trial: TrialRecord
-) -> dict[str, float] | None:
-    """Measure the finished ``worktree``; return a dict of metric name -> number.
+def pytest_explore_score(config: pytest.Config, trial: TrialView, checkout: Path) -> dict[str, float] | None:
+    """Measure ``checkout``, the sealed checkout of the trial's work; return a dict of metric name -> number.
 
-    Every implementation is called and the dicts are merged; the weighted
-    score is computed from the merged metrics (``score.weights``).  The
-    plugin's own implementation runs the project's test suite
-    (``score.command``), fills ``trial.tests`` with the per-test outcomes and
-    returns ``tests_pass_rate`` and the counts, then the ``score.metrics``
-    commands.  ``trial`` is the record being built, for reading its agent
-    figures or adding ``trial.flags``.
+    Called after the test suite ran there (a fixed step of every trial, not
+    a hook implementation).  Every implementation is called and the dicts
+    are merged with the suite's metrics (``tests_pass_rate``, the counts,
+    the verdicts) and the ``score.metrics`` commands'; the weighted score is
+    computed from all of them (``score.weights``).  ``trial`` is read-only.
     """
 
 

@@ -39,6 +39,8 @@ class TrialItem(pytest.Item):
         record = TrialRunner(self.config, self.settings, self.trial).run()
         self.user_properties.append(("explore_status", record.status.value))
         self.user_properties.append(("explore_score", record.score))
+        # The controller keeps this copy: a record on disk that later disagrees was changed by someone else.
+        self.user_properties.append(("explore_record", record.to_json()))
         if record.status is Status.SKIPPED:
             pytest.skip(record.reason or "skipped")
         if not record.ok:

@@ -18,6 +18,8 @@ from .defaults import (
     BASE_COMMIT_KEY,
     DIR_HELP,
     MAX_CONCURRENT_HELP,
+    REPO_STATE_INPUT,
+    REPO_STATE_KEY,
     SCORE_COMMAND_HELP,
     SETTINGS_KEY,
     TIMEOUT_HELP,
@@ -139,13 +141,17 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("explore") is None or _command_asked(config):
         return
-    from . import agents, prompt, scoring
+    from . import agents, prompt
     from .settings import resolve_settings
 
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     settings = resolve_settings(config, base_commit=(workerinput or {}).get(BASE_COMMIT_KEY))
     config.stash[SETTINGS_KEY] = settings
-    for module in (agents, prompt, scoring):
+    if workerinput is not None and REPO_STATE_INPUT in workerinput:
+        from .repostate import RepoState
+
+        config.stash[REPO_STATE_KEY] = RepoState.from_json(workerinput[REPO_STATE_INPUT])
+    for module in (agents, prompt):
         config.pluginmanager.register(module, f"explore-{module.__name__.rsplit('.', 1)[-1]}")
     _interrupt_on_sigterm(config)
 

@@ -12,19 +12,20 @@ from __future__ import annotations
 import pytest
 
 from .defaults import SETTINGS_KEY
-from .spec import VariantSpec
+from .settings import TrialView
 from .templating import render, render_file
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_explore_prompt(config: pytest.Config, variant: VariantSpec, task: str) -> str:
+def pytest_explore_prompt(config: pytest.Config, trial: TrialView, task: str) -> str:
     settings = config.stash[SETTINGS_KEY]
     context = {
         "task": task,
-        "variant": variant.name,
-        "description": variant.description,
-        "experiment": settings.experiment,
-        "worktree": str(settings.paths.worktree(variant.name)),
+        "variant": trial.variant.name,
+        "trial": trial.name,
+        "description": trial.variant.description,
+        "experiment": trial.experiment,
+        "worktree": str(trial.worktree),
         "score_command": settings.score_command.replace("{python}", "python"),
     }
     if settings.spec.prompt_template is not None:

@@ -120,13 +120,15 @@ class TrialRecord:
     base_commit: str = ""
     commit: str | None = None
     worktree: str = ""
+    git_admin: str | None = None  # the worktree's admin folder in the shared git dir, as the plugin made it
+    setup_files: list[str] = dataclasses.field(default_factory=list)  # made by worktree.copy/setup, not the agent
     agent: AgentStats = dataclasses.field(default_factory=AgentStats)
     diff: DiffStats = dataclasses.field(default_factory=DiffStats)
     tests: TestStats = dataclasses.field(default_factory=TestStats)
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     verdicts: dict[str, int] = dataclasses.field(default_factory=dict)  # against the baseline, per verdict
     broken_tests: list[str] = dataclasses.field(default_factory=list)
-    tampering: list[str] = dataclasses.field(default_factory=list)  # protected or hold-out files it wrote
+    tampering: list[str] = dataclasses.field(default_factory=list)  # protected files, hold-out, git state it changed
     score: float | None = None
     rank: int | None = None
     flags: list[str] = dataclasses.field(default_factory=list)

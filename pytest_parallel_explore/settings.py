@@ -123,6 +123,18 @@ class Trial:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrialView:
+    """What hooks are told about a trial: read-only, so no hook can change the plugin's records."""
+
+    name: str
+    variant: VariantSpec
+    experiment: str
+    worktree: Path
+    base_commit: str
+    index: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     experiment: str
     spec: ExperimentSpec
@@ -143,6 +155,11 @@ class Settings:
     @property
     def paths(self) -> ExperimentPaths:
         return self.workspace.experiment(self.experiment)
+
+    def view(self, trial: Trial) -> TrialView:
+        return TrialView(
+            trial.name, trial.variant, self.experiment, self.paths.worktree(trial.name), self.base_commit, trial.index
+        )
 
     def trial(self, name: str) -> Trial:
         return next(t for t in self.trials if t.name == name)

@@ -37,16 +37,31 @@ TOP_KEYS = frozenset(
         "worktree",
         "variants",
         "prompt_template",
+        "sandbox",
     }
 )
 SCORE_KEYS = frozenset(
-    {"command", "setup", "holdout", "junit", "metrics", "weights", "timeout", "baseline_runs", "protect"}
+    {
+        "command",
+        "setup",
+        "holdout",
+        "junit",
+        "metrics",
+        "weights",
+        "timeout",
+        "baseline_runs",
+        "protect",
+        "protect_mode",
+        "pass_env",
+    }
 )
+SANDBOX_KEYS = frozenset({"mode", "writable", "scoring_network"})
+SANDBOX_MODES = ("auto", "bwrap", "none")
 WORKTREE_KEYS = frozenset({"copy", "setup"})
 #: Trial names the plugin uses for itself.
 RESERVED_NAMES = frozenset({"baseline"})
 METRIC_KEYS = frozenset({"command", "weight"})
-VARIANT_KEYS = frozenset({"description", "agent", "timeout"})
+VARIANT_KEYS = frozenset({"description", "agent", "timeout", "sandbox"})
 #: Keys every backend understands; a backend adds its own through ``validate_settings``.
 COMMON_AGENT_KEYS = frozenset({"backend", "model"})
 COMMAND_AGENT_KEYS = COMMON_AGENT_KEYS | {"run"}
@@ -69,6 +84,15 @@ class ScoreSpec:
     weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
     baseline_runs: int = 2
     protect: tuple[str, ...] = ()  # globs of files the agent must not change
+    protect_mode: str = "flag"  # flag | fail: what a trial that tampered gets
+    pass_env: tuple[str, ...] = ()  # environment variables the scoring run may see besides the basics
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxSpec:
+    mode: str = "auto"  # auto | bwrap | none
+    writable: tuple[str, ...] = ()  # more paths agents may write (an agent CLI's config folder)
+    scoring_network: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +107,7 @@ class VariantSpec:
     description: str
     agent: Mapping[str, Any]  # defaults merged with the variant's overrides
     timeout: float | None = None
+    sandbox: SandboxSpec | None = None  # None: the experiment's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +125,7 @@ class ExperimentSpec:
     score: ScoreSpec = ScoreSpec()
     worktree: WorktreeSpec = WorktreeSpec()
     prompt_template: Path | None = None
+    sandbox: SandboxSpec = SandboxSpec()
 
 
 class SpecError(Exception):
@@ -269,6 +295,7 @@ def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | N
         defaults = {}
     score = _score(data.get("score", {}), problems)
     worktree = _worktree(data.get("worktree", {}), problems)
+    sandbox = _sandbox(data.get("sandbox", "auto"), SandboxSpec(), "sandbox", problems)
     template = _optional(data, "prompt_template", str, "a path to a jinja2 template", "", problems)
     template_path = (base_dir / template).resolve() if template else None
     if template_path is not None and not template_path.is_file():
@@ -276,7 +303,7 @@ def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | N
 
     if default_backend is not None:
         defaults = {"backend": default_backend, **defaults}
-    variants = _variants(data.get("variants"), defaults, problems)
+    variants = _variants(data.get("variants"), defaults, problems, sandbox)
     if all(backend_keys(v.agent.get("backend")) is not None for v in variants):
         known = COMMAND_AGENT_KEYS.union(*(backend_keys(b) or () for b in BACKEND_VALIDATORS))
         problems.extend(unknown_keys(defaults, known, "agent."))
@@ -294,10 +321,13 @@ def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | N
         score=score,
         worktree=worktree,
         prompt_template=template_path,
+        sandbox=sandbox,
     )
 
 
-def _variants(raw: Any, defaults: dict[str, Any], problems: list[str]) -> list[VariantSpec]:
+def _variants(
+    raw: Any, defaults: dict[str, Any], problems: list[str], sandbox: SandboxSpec
+) -> list[VariantSpec]:
     if raw is None or raw == {} or raw == []:
         problems.append("variants: empty; expected at least one variant (name: description)")
         return []
@@ -359,6 +389,7 @@ def _variants(raw: Any, defaults: dict[str, Any], problems: list[str]) -> list[V
                 description=description,
                 agent=agent,
                 timeout=_duration(body, "timeout", where + ".", problems),
+                sandbox=_sandbox(body["sandbox"], sandbox, where + ".sandbox", problems) if "sandbox" in body else None,
             )
         )
     return variants
@@ -469,7 +500,60 @@ def _score(raw: Any, problems: list[str]) -> ScoreSpec:
         weights=weights,
         baseline_runs=_positive_int(raw, "baseline_runs", "score.", problems) or 2,
         protect=_paths(raw, "protect", "score.", problems),
+        protect_mode=_choice(raw, "protect_mode", ("flag", "fail"), "score.", problems) or "flag",
+        pass_env=_names(raw, "pass_env", "score.", problems),
     )
+
+
+def _choice(data: dict[str, Any], key: str, choices: tuple[str, ...], prefix: str, problems: list[str]) -> str | None:
+    value = data.get(key)
+    if value is not None and value not in choices:
+        expected = " or ".join(repr(c) for c in choices)
+        problems.append(f"{prefix}{key}: expected {expected}, got {value!r}")
+        return None
+    return value
+
+
+def _names(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> tuple[str, ...]:
+    value = data.get(key) or ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) for v in value
+    ):
+        problems.append(f"{prefix}{key}: expected a list of environment variable names, got {value!r}")
+        return ()
+    return tuple(value)
+
+
+def _sandbox(raw: Any, default: SandboxSpec, where: str, problems: list[str]) -> SandboxSpec:
+    """``sandbox: auto`` (a mode) or ``{mode, writable, scoring_network}``, on top of ``default``."""
+    if isinstance(raw, str):
+        raw = {"mode": raw}
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected 'auto', 'bwrap', 'none' or a mapping (mode, writable), got {_kind(raw)}")
+        return default
+    problems.extend(unknown_keys(raw, SANDBOX_KEYS, where + "."))
+    network = raw.get("scoring_network", default.scoring_network)
+    if not isinstance(network, bool):
+        problems.append(f"{where}.scoring_network: expected true or false, got {_kind(network)}")
+        network = default.scoring_network
+    writable = _paths_anywhere(raw, "writable", where + ".", problems)
+    return SandboxSpec(
+        mode=_choice(raw, "mode", SANDBOX_MODES, where + ".", problems) or default.mode,
+        writable=writable or default.writable,
+        scoring_network=network,
+    )
+
+
+def _paths_anywhere(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> tuple[str, ...]:
+    value = data.get(key) or ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        problems.append(f"{prefix}{key}: expected a path or a list of paths, got {_kind(value)}")
+        return ()
+    return tuple(value)
 
 
 def _worktree(raw: Any, problems: list[str]) -> WorktreeSpec:

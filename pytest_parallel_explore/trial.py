@@ -9,9 +9,7 @@ recorded in its own record and never stops the others.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import os
-import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -20,13 +18,15 @@ from typing import TypeVar
 
 import pytest
 
-from . import gitops, procs
+from . import gitops, procs, protect, repostate
 from .agents import AgentOutcome, AgentTask
-from .procs import run_owned
+from .baseline import judge, load_baseline
+from .checkout import prepare_worktree, run_setup_command, scoring_checkout
+from .defaults import REPO_STATE_KEY
 from .record import AgentStats, CorruptRecord, DiffStats, Status, TestStats, TrialRecord, load, save
 from .results import load_records
-from .scoring import scoring_env, weighted_score
 from .settings import TRIAL_FILE_SUFFIXES, Settings, Trial
+from .suite import run_test_suite, weighted_score, yaml_metrics
 
 _R = TypeVar("_R")
 
@@ -41,7 +41,8 @@ class TrialRunner:
         self.paths = settings.paths
         self.progress = self.paths.trial_file(trial.name, "_progress.json")
         self.worktree = self.paths.worktree(trial.name)
-        self._set_up_files: list[str] = []
+        self.root = settings.workspace.repo_root
+        self.view = settings.view(trial)
 
     def run(self) -> TrialRecord:
         previous, problem = self._previous()
@@ -67,7 +68,7 @@ class TrialRunner:
                     self._step(record, Status.AGENT, self._run_agent)
                 if record.agent_failure is None or record.diff.files_changed:
                     self._step(record, Status.SCORE, self._score)
-                _conclude(record)
+                _conclude(record, self.settings.spec.score.protect_mode)
             except Exception as exc:  # the pipeline broke: record why, let the other trials go on
                 record.reason = f"error during {record.status.value}: {exc}"
                 record.status = Status.ERROR
@@ -188,18 +189,21 @@ class TrialRunner:
     # -- the steps ---------------------------------------------------------
 
     def _make_worktree(self, record: TrialRecord) -> None:
-        root = self.settings.workspace.repo_root
-        gitops.add_worktree(root, self.worktree, record.branch, self.settings.base_commit)
-        gitops.hide_paths(self.worktree, self.settings.spec.score.holdout)
+        worktree, kept = gitops.add_worktree(
+            self.root, self.worktree, record.branch, self.settings.base_commit, own_files=record.setup_files
+        )
+        record.flags.extend(f"kept: {notice}" for notice in kept)
+        record.git_admin = str(worktree.admin)
+        gitops.hide_paths(worktree, self.settings.spec.score.holdout)
         prepare_worktree(self.settings, self.worktree, self.trial.name)
         # What worktree.copy and worktree.setup put there is the project's set-up, not the agent's work.
-        self._set_up_files = gitops.untracked(self.worktree)
+        record.setup_files = gitops.untracked(worktree)
 
     def _run_agent(self, record: TrialRecord) -> AgentOutcome:
         variant = self.trial.variant
         hook = self.config.hook
         agent = hook.pytest_explore_make_agent(config=self.config, variant=variant)
-        prompt = hook.pytest_explore_prompt(config=self.config, variant=variant, task=self.settings.spec.task or "")
+        prompt = hook.pytest_explore_prompt(config=self.config, trial=self.view, task=self.settings.spec.task or "")
         prompt_file = self.paths.trial_file(self.trial.name, "_prompt.md")
         prompt_file.write_text(prompt, encoding="utf-8")
 
@@ -228,7 +232,7 @@ class TrialRunner:
             outcome = AgentOutcome(record.agent, f"agent backend crashed: {type(exc).__name__}: {exc}")
         record.agent = outcome.stats
         record.agent_failure, record.agent_timed_out = outcome.failure, outcome.timed_out
-        self._commit(record)
+        self._record_work(record)
         return outcome
 
     def _explore_env(self, prompt: str, prompt_file: Path) -> dict[str, str]:
@@ -241,57 +245,100 @@ class TrialRunner:
             "EXPLORE_BASE_COMMIT": self.settings.base_commit,
         }
 
-    def _commit(self, record: TrialRecord) -> None:
-        """Keep everything the agent changed on the trial's branch, and as a patch."""
-        change = gitops.commit_all(
-            self.worktree,
-            f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
+    def _worktree(self, record: TrialRecord) -> gitops.Worktree:
+        assert record.git_admin is not None
+        return gitops.Worktree(self.worktree, Path(record.git_admin))
+
+    def _record_work(self, record: TrialRecord) -> None:
+        """Keep what the agent left in its files on the trial's branch, and as a patch.
+
+        First the user's repository is put back as it was before the run (what
+        the agent changed there is tampering), and the worktree's link to it
+        is checked; then the commit is built from the files, never from the
+        agent's index, HEAD or branches.
+        """
+        self._tampered(record, self._restore_repository())
+        worktree = self._worktree(record)
+        problem = gitops.link_problem(worktree)
+        if problem is not None:
+            self._tampered(record, [f"git: {problem}; repaired"])
+            gitops.repair_link(worktree)
+        holdout = self.settings.spec.score.holdout
+        self._tampered(record, protect.holdout_written(self.worktree, holdout))
+        change = gitops.record_work(
+            self.root,
+            worktree,
+            record.branch,
             self.settings.base_commit,
-            exclude=[*self.settings.spec.worktree.copy, *self._set_up_files],
+            f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
+            leave=holdout,
+            skip=[*self.settings.spec.worktree.copy, *record.setup_files],
         )
         record.commit = change.commit
         record.diff = DiffStats(len(change.files), change.insertions, change.deletions, change.files)
         gitops.write_patch(
-            self.worktree, self.settings.base_commit, change.commit, self.paths.trial_file(self.trial.name, ".patch")
+            self.root, self.settings.base_commit, change.commit, self.paths.trial_file(self.trial.name, ".patch")
         )
+
+    def _restore_repository(self) -> list[str]:
+        """Put back the user's refs, HEAD, config, hooks and exclude; say what had changed."""
+        before = self.config.stash.get(REPO_STATE_KEY, None)
+        if before is None:
+            return []
+        own = f"refs/heads/{self.settings.workspace.branch(self.settings.experiment, '')}"
+        with gitops.repo_lock(self.root):
+            return repostate.restore(gitops.sealed(self.root).git_dir, before, own)
+
+    def _tampered(self, record: TrialRecord, what: list[str]) -> None:
+        record.tampering.extend(w for w in what if w not in record.tampering)
 
     def _restore_worktree(self, record: TrialRecord) -> None:
         """The trial's worktree at its committed agent work (recreated from the branch if deleted)."""
         assert record.commit is not None
-        gitops.restore_worktree(self.settings.workspace.repo_root, self.worktree, record.branch, record.commit)
+        worktree = gitops.restore_worktree(self.root, self._worktree(record), record.branch, record.commit)
+        record.git_admin = str(worktree.admin)
         prepare_worktree(self.settings, self.worktree, self.trial.name)
 
     def _score(self, record: TrialRecord) -> None:
-        record.tampering = self._undo_tampering(record)
+        """Score the trial's commit in a sealed checkout, with every protected path as at the base."""
+        assert record.commit is not None
+        git = gitops.sealed(self.root)
+        policy = protect.Policy(self.settings.spec.score.holdout, self.settings.spec.score.protect, self.root)
+        sealed = protect.sealed_tree(git, self.settings.base_commit, record.commit, policy)
+        self._tampered(record, sealed.tampering)
         if record.tampering:
-            record.flags.append(f"tampering: changed {len(record.tampering)} protected files, restored before scoring")
-        run_setup_command(self.settings, self.worktree, self.trial.name, self.settings.spec.score.setup, "score.setup")
-        metrics: dict[str, float] = {}
-        for result in self.config.hook.pytest_explore_score(
-            config=self.config, variant=self.trial.variant, worktree=self.worktree, trial=record
-        ):
-            metrics.update(result or {})
-        record.metrics = metrics
-        record.score = weighted_score(self.settings, metrics, record.tests)
-
-    def _undo_tampering(self, record: TrialRecord) -> list[str]:
-        """Protected files the agent changed, and hold-out paths it wrote, put back as they must be.
-
-        No variant can pass by editing the tests: changed protected files are
-        restored from the base commit (or removed if the agent added them)
-        and the hold-out files are copied in afresh.
-        """
-        protect = self.settings.spec.score.protect
-        touched = [f for f in record.diff.files if any(fnmatch.fnmatchcase(f, g.replace("**", "*")) for g in protect)]
-        gitops.restore_files(self.worktree, self.settings.base_commit, touched)
-        written = [h for h in self.settings.spec.score.holdout if (self.worktree / h).exists()]
-        copy_holdout(self.settings, self.worktree, replace=True)
-        return sorted({*touched, *written})
+            record.flags.append(f"tampering: {len(record.tampering)} protected things changed, undone before scoring")
+        with scoring_checkout(self.settings, git, sealed.tree, self.trial.name) as (checkout, out):
+            run_setup_command(self.settings, checkout, self.trial.name, self.settings.spec.score.setup, "score.setup")
+            record.tests = run_test_suite(self.settings, checkout, self.trial.name, out=out)
+            record.verdicts, record.broken_tests = judge(load_baseline(self.settings), record.tests)
+            metrics, flags = yaml_metrics(self.settings, checkout, self.trial.name)
+            record.flags.extend(flags)
+            for result in self.config.hook.pytest_explore_score(config=self.config, trial=self.view, checkout=checkout):
+                metrics.update(result or {})
+        record.metrics = {**suite_metrics(record), **metrics}
+        record.score = weighted_score(self.settings, record.metrics, record.tests)
 
 
-def _conclude(record: TrialRecord) -> None:
-    """The trial's final status, from how its agent ended and whether its suite could be judged."""
-    if record.agent_failure is not None:
+def suite_metrics(record: TrialRecord) -> dict[str, float]:
+    """The metrics every trial has: the test counts, its pass rate and its verdicts against the baseline."""
+    tests = record.tests
+    return {
+        **{name: float(count) for name, count in record.verdicts.items()},
+        "tests_pass_rate": tests.pass_rate,
+        "tests_passed": float(tests.passed),
+        "tests_failed": float(tests.failed),
+        "tests_errors": float(tests.errors),
+        "tests_skipped": float(tests.skipped),
+    }
+
+
+def _conclude(record: TrialRecord, protect_mode: str) -> None:
+    """The trial's final status, from how its agent ended, whether it tampered, and whether its suite was judged."""
+    if record.tampering and protect_mode == "fail":
+        record.status = Status.AGENT_FAILED
+        record.reason = f"tampering (score.protect_mode: fail): {', '.join(record.tampering)}"
+    elif record.agent_failure is not None:
         record.status = Status.TIMEOUT if record.agent_timed_out else Status.AGENT_FAILED
         record.reason = record.agent_failure
         if record.score is not None:
@@ -300,48 +347,3 @@ def _conclude(record: TrialRecord) -> None:
         record.status, record.reason = Status.DONE, f"scored 0: {record.tests.problem}"
     else:
         record.status = Status.DONE
-
-
-def prepare_worktree(settings: Settings, worktree: Path, name: str, *, holdout: bool = False) -> None:
-    """What a new worktree needs besides git's files: ``worktree.copy``, ``worktree.setup``, hold-out tests."""
-    root = settings.workspace.repo_root
-    for relative in settings.spec.worktree.copy:
-        _copy(root / relative, worktree / relative)
-    run_setup_command(settings, worktree, name, settings.spec.worktree.setup, "worktree.setup")
-    if holdout:
-        copy_holdout(settings, worktree)
-
-
-def copy_holdout(settings: Settings, worktree: Path, *, replace: bool = False) -> None:
-    """Copy the hold-out tests from the main checkout; ``replace`` first removes what is there."""
-    root = settings.workspace.repo_root
-    for relative in settings.spec.score.holdout:
-        target = worktree / relative
-        if replace and target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif replace and (target.exists() or target.is_symlink()):
-            target.unlink()
-        _copy(root / relative, target)
-
-
-def _copy(source: Path, target: Path) -> None:
-    if source.is_dir():
-        shutil.copytree(source, target, dirs_exist_ok=True)
-    elif source.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-
-
-def run_setup_command(settings: Settings, worktree: Path, name: str, command: str | None, key: str) -> None:
-    """Run a set-up command in the worktree (output in ``<name>_setup.log``); raise when it fails."""
-    if not command:
-        return
-    finished = run_owned(
-        command,
-        cwd=worktree,
-        env=scoring_env(settings, worktree, name),
-        timeout=settings.score_timeout,
-        output=settings.paths.trial_file(name, "_setup.log"),
-    )
-    if finished.returncode != 0:
-        raise RuntimeError(f"{key} failed (exit {finished.returncode}; see {name}_setup.log): {command}")

@@ -103,13 +103,15 @@ def test_each_test_gets_its_verdict_against_the_baseline(verdict_project: Projec
         "added": 1,
         "removed": 0,
     }
+    # Deleting a test of the base commit is tampering: it is put back before scoring.
+    assert trials["remover"]["tampering"] == ["tests/test_m.py"]
     assert trials["remover"]["verdicts"] == {
         "fixed": 0,
-        "kept": 1,
+        "kept": 2,
         "broken": 0,
         "still_failing": 2,
         "added": 0,
-        "removed": 1,
+        "removed": 0,
     }
     assert trials["breaker"]["broken_tests"] == ["tests/test_m.py::test_a"]
     baseline = verdict_project.results()["baseline"]

@@ -112,8 +112,8 @@ def test_metrics_from_a_conftest_hook_and_a_yaml_command_are_recorded_and_weight
             "tests/test_calc.py": "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n",
             "conftest.py": textwrap.dedent(
                 """
-                def pytest_explore_score(variant, worktree):
-                    return {"calc_bytes": float(len((worktree / "calc.py").read_bytes()))}
+                def pytest_explore_score(trial, checkout):
+                    return {"calc_bytes": float(len((checkout / "calc.py").read_bytes()))}
                 """
             ),
             ".gitignore": "variants.yaml\nrunpytest-*\nstdout\nstderr\n",

@@ -1,9 +1,11 @@
-"""The plugin's own ``pytest_explore_score``: the project's test suite and the YAML metrics.
+"""The project's test suite and metric commands, run in a sealed scoring checkout.
 
-The suite runs inside the worktree with the worktree first on ``PYTHONPATH``
-(``src/`` too when the project has one), so the code scored is the
-worktree's, never the main checkout's or an installed copy.  A pytest command
-gets ``--junitxml`` appended and each test's outcome is kept by node id.
+The suite runs inside the checkout with the checkout first on ``PYTHONPATH``
+(``src/`` too when the project has one), so the code scored is the trial's,
+never the main checkout's or an installed copy.  A pytest command gets
+``--junitxml`` appended (written outside the checkout's files) and each test's
+outcome is kept by node id.  The environment is an allow-list: nothing of the
+user's secrets, nothing like ``PYTEST_ADDOPTS`` that changes how pytest starts.
 """
 
 from __future__ import annotations
@@ -11,62 +13,18 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
-import pytest
-
-from .baseline import load_baseline, verdict_counts, verdicts
-from .defaults import SETTINGS_KEY
 from .procs import clean_env, expand, run_owned
-from .record import TestStats, TrialRecord
+from .record import TestStats
 from .settings import Settings
-from .spec import VariantSpec
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _PYTEST_COMMAND = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)(\s|$)|-m\s+pytest\b")
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_explore_score(
-    config: pytest.Config, variant: VariantSpec, worktree: Path, trial: TrialRecord
-) -> dict[str, float]:
-    settings = config.stash[SETTINGS_KEY]
-    trial.tests = run_test_suite(settings, worktree, trial.name)
-    metrics = judge_against_baseline(settings, trial)
-    metrics.update(
-        {
-            "tests_pass_rate": trial.tests.pass_rate,
-            "tests_passed": float(trial.tests.passed),
-            "tests_failed": float(trial.tests.failed),
-            "tests_errors": float(trial.tests.errors),
-            "tests_skipped": float(trial.tests.skipped),
-        }
-    )
-    for name, metric in settings.spec.score.metrics.items():
-        value = run_metric(settings, worktree, trial.name, metric.command)
-        if value is None:
-            trial.flags.append(f"metric {name!r} printed no number")
-        else:
-            metrics[name] = value
-    return metrics
-
-
-def judge_against_baseline(settings: Settings, trial: TrialRecord) -> dict[str, float]:
-    """Each test's verdict against the base commit (fixed, broken, ...), as counts and metrics.
-
-    Tests that were flaky at the base commit are left out of the verdicts and the pass rate.
-    """
-    baseline = load_baseline(settings)
-    if baseline is None:
-        return {}
-    trial.tests.flaky = sorted(baseline.flaky & trial.tests.cases.keys())
-    per_test = verdicts(baseline, trial.tests.cases)
-    trial.verdicts = verdict_counts(per_test)
-    trial.broken_tests = sorted(n for n, v in per_test.items() if v == "broken")
-    return {name: float(count) for name, count in trial.verdicts.items()}
 
 
 def command_values(settings: Settings, worktree: Path, trial: str) -> dict[str, str]:
@@ -101,13 +59,18 @@ def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str
     )
 
 
-def run_test_suite(settings: Settings, worktree: Path, trial: str) -> TestStats:
-    """Run ``score.command`` in the worktree and read its outcome, test by test."""
+def run_test_suite(settings: Settings, worktree: Path, trial: str, *, out: Path) -> TestStats:
+    """Run ``score.command`` in the checkout ``worktree`` and read its outcome, test by test.
+
+    The junit report is written to ``out`` (a folder outside the checkout's
+    files) and copied to ``results/<trial>_junit.xml``.
+    """
     paths = settings.paths
-    junit = paths.trial_file(trial, "_junit.xml")
+    junit = out / "junit.xml"
     log = paths.trial_file(trial, "_tests.log")
     junit.unlink(missing_ok=True)
     log.unlink(missing_ok=True)
+    paths.trial_file(trial, "_junit.xml").unlink(missing_ok=True)
     command = expand(settings.score_command, command_values(settings, worktree, trial))
     if _PYTEST_COMMAND.search(command):
         command += f" --junitxml={shlex.quote(str(junit))} -o junit_family=xunit1"
@@ -126,6 +89,7 @@ def run_test_suite(settings: Settings, worktree: Path, trial: str) -> TestStats:
     )
     if report is not None and report.is_file():
         stats = parse_junit(report)
+        shutil.copyfile(report, paths.trial_file(trial, "_junit.xml"))
     elif report is None and finished.returncode is not None:
         # Not pytest and no junit file: the exit code is the only verdict.
         stats = TestStats(passed=int(finished.returncode == 0), failed=int(finished.returncode != 0))
@@ -197,6 +161,19 @@ def run_metric(settings: Settings, worktree: Path, trial: str, command: str) -> 
     )
     numbers = _NUMBER.findall(finished.stdout)
     return float(numbers[-1]) if numbers and not finished.timed_out else None
+
+
+def yaml_metrics(settings: Settings, checkout: Path, trial: str) -> tuple[dict[str, float], list[str]]:
+    """The ``score.metrics`` commands' numbers, and a flag for each that printed none."""
+    metrics: dict[str, float] = {}
+    flags = []
+    for name, metric in settings.spec.score.metrics.items():
+        value = run_metric(settings, checkout, trial, metric.command)
+        if value is None:
+            flags.append(f"metric {name!r} printed no number")
+        else:
+            metrics[name] = value
+    return metrics, flags
 
 
 def weighted_score(settings: Settings, metrics: Mapping[str, float], tests: TestStats) -> float:

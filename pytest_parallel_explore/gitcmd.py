@@ -1,0 +1,175 @@
+"""Sealed git: every git command the plugin runs while agents may be at work goes through :class:`Git`.
+
+An agent can plant things in the repository that would make an ordinary
+``git`` call run its code or read the wrong repository: hooks
+(``core.hooksPath``), ``core.fsmonitor``, clean/smudge filters, external
+diff drivers, a deleted or rewritten ``.git`` link that makes git climb up to
+the user's main repository.  So a sealed call:
+
+* never discovers its repository: ``GIT_DIR`` (and ``GIT_WORK_TREE``) are
+  always given, so nothing the worktree's ``.git`` says is consulted;
+* reads no system or global configuration, and overrides every repository
+  setting that could run a program (hooks, fsmonitor, pager, editor,
+  signing, credential helpers; filters unless the caller trusts them);
+* runs with a minimal environment: no API keys or other secrets, no
+  ``GIT_*`` variables of the outer process, and a fixed identity for commits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+#: Commits made by the plugin carry this identity, so they work without git config and are recognisable.
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "pytest-parallel-explore",
+    "GIT_AUTHOR_EMAIL": "explore@localhost",
+    "GIT_COMMITTER_NAME": "pytest-parallel-explore",
+    "GIT_COMMITTER_EMAIL": "explore@localhost",
+}
+
+#: Settings that would let repository configuration run a program or change what git reads.
+_OVERRIDES = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.untrackedCache=false",
+    "core.splitIndex=false",
+    "core.pager=cat",
+    "core.editor=false",
+    "core.askPass=",
+    "core.sshCommand=false",
+    "core.attributesFile=/dev/null",
+    "core.excludesFile=/dev/null",
+    "core.sparseCheckout=false",
+    "credential.helper=",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
+    "log.showSignature=false",
+    "diff.external=",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "protocol.allow=never",
+    "safe.directory=*",
+)
+_TRUSTED_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "HOME")
+#: Commands that may run clean/smudge filters; others skip the look at the configuration's filters.
+_FILTERING_COMMANDS = frozenset({"worktree", "checkout", "reset", "read-tree", "add", "status", "diff", "merge"})
+
+
+class GitFailed(Exception):
+    """A sealed git command exited non-zero; the message has its arguments and stderr."""
+
+
+def sealed_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a sealed git command: nothing inherited but the basics."""
+    env = {k: os.environ[k] for k in _TRUSTED_ENV if k in os.environ}
+    env.update(
+        {
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_OPTIONAL_LOCKS": "0",
+            "GIT_NO_REPLACE_OBJECTS": "1",
+            **IDENTITY,
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+@dataclasses.dataclass(frozen=True)
+class Git:
+    """git on an explicit repository: ``git_dir`` and, when files are involved, ``work_tree``.
+
+    ``index`` points git at a private index file, so the agent's index
+    (``assume-unchanged``, ``skip-worktree``, staged tricks) is never read.
+    """
+
+    git_dir: Path
+    work_tree: Path | None = None
+    index: Path | None = None
+    trusted_filters: frozenset[str] = frozenset()
+
+    def with_(self, **changes: object) -> Git:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def run(self, *args: str, input: bytes | str | None = None, check: bool = True) -> str:
+        """Run ``git args`` sealed; its stdout as text (stripped of one trailing newline)."""
+        return self.run_bytes(*args, input=input, check=check).decode(errors="surrogateescape").removesuffix("\n")
+
+    def run_bytes(self, *args: str, input: bytes | str | None = None, check: bool = True) -> bytes:
+        env = {"GIT_DIR": str(self.git_dir)}
+        if self.work_tree is not None:
+            env["GIT_WORK_TREE"] = str(self.work_tree)
+        if self.index is not None:
+            env["GIT_INDEX_FILE"] = str(self.index)
+        argv = ["git", *(a for o in self._overrides(args[0]) for a in ("-c", o)), *args]
+        data = input.encode() if isinstance(input, str) else input
+        finished = subprocess.run(
+            argv,
+            input=data,
+            capture_output=True,
+            env=sealed_env(env),
+            cwd=self.work_tree or self.git_dir,
+            check=False,
+        )
+        if check and finished.returncode != 0:
+            detail = finished.stderr.decode(errors="replace").strip()
+            raise GitFailed(f"git {' '.join(args[:3])} failed (exit {finished.returncode}): {detail}")
+        return finished.stdout
+
+    def ok(self, *args: str) -> bool:
+        """Whether ``git args`` succeeds (for questions such as ``merge-base --is-ancestor``)."""
+        try:
+            self.run(*args)
+        except GitFailed:
+            return False
+        return True
+
+    def _overrides(self, command: str) -> Iterable[str]:
+        yield from _OVERRIDES
+        if command not in _FILTERING_COMMANDS:
+            return
+        for name in filter_drivers(self.git_dir) - self.trusted_filters:
+            # An empty command means "no filter"; not required, so git never refuses the file.
+            yield from (f"filter.{name}.clean=", f"filter.{name}.smudge=", f"filter.{name}.process=")
+            yield f"filter.{name}.required=false"
+
+
+def filter_drivers(git_dir: Path) -> frozenset[str]:
+    """The names of the ``filter.<name>.*`` drivers in ``git_dir``'s configuration, includes followed."""
+    finished = subprocess.run(
+        ["git", "config", "--list", "--includes", "-z"],
+        capture_output=True,
+        env=sealed_env({"GIT_DIR": str(git_dir)}),
+        cwd=git_dir,
+        check=False,
+    )
+    names = set()
+    for entry in finished.stdout.decode(errors="replace").split("\0"):
+        key = entry.split("\n", 1)[0]
+        if key.startswith("filter.") and key.count(".") >= 2:
+            names.add(key[len("filter.") : key.rindex(".")])
+    return frozenset(names)
+
+
+def common_dir(root: Path) -> Path:
+    """The shared git directory of the repository checked out at ``root`` (asked before any agent runs)."""
+    finished = subprocess.run(
+        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        capture_output=True,
+        text=True,
+        env=sealed_env(),
+        cwd=root,
+        check=False,
+    )
+    if finished.returncode != 0:
+        raise GitFailed(f"{root}: not a git checkout ({finished.stderr.strip()})")
+    return Path(finished.stdout.strip())
+
+
+def lines(text: str, sep: str = "\n") -> Sequence[str]:
+    return [line for line in text.split(sep) if line]

@@ -1,0 +1,180 @@
+"""Which files an agent may not change, and the tree that is scored with them put back.
+
+Protected, whatever ``score.protect`` adds: the test files that exist at the
+base commit, the hold-out paths, every ``conftest.py``, and every file that
+changes how pytest or Python starts (``pytest.ini``, ``tox.ini``,
+``setup.cfg``, the ``[tool.pytest...]`` tables of ``pyproject.toml``,
+``sitecustomize.py``, ``usercustomize.py``, ``*.pth``), plus any new
+top-level module that would shadow an installed or standard-library module
+(a ``pytest.py`` next to the code would *be* pytest in the scoring run).
+Adding, changing, deleting or renaming such a file is tampering: it is
+recorded and, in the scored tree, undone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import importlib.util
+import posixpath
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .gitcmd import Git
+from .trees import tree_entries
+
+#: Files that configure pytest or Python's start-up, wherever they are.
+STARTUP_FILES = frozenset(
+    {
+        "conftest.py",
+        "pytest.ini",
+        ".pytest.ini",
+        "pytest.toml",
+        ".pytest.toml",
+        "tox.ini",
+        "setup.cfg",
+        "sitecustomize.py",
+        "usercustomize.py",
+    }
+)
+_TEST_FOLDERS = frozenset({"tests", "test", "testing"})
+_PYTEST_TABLE = re.compile(r"^\s*\[+\s*tool\s*\.\s*pytest\b")
+_TABLE = re.compile(r"^\s*\[")
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """What is protected in one experiment: ``score.holdout`` and ``score.protect`` on top of the defaults."""
+
+    holdout: tuple[str, ...] = ()
+    globs: tuple[str, ...] = ()
+    repo_root: Path | None = None  # modules found here are the project's own, not shadowed ones
+
+    def reason(self, path: str, *, at_base: bool) -> str | None:
+        """Why ``path`` is protected, or None when the agent may change it."""
+        name = posixpath.basename(path)
+        if name in STARTUP_FILES or name.endswith(".pth"):
+            return "configures pytest or Python"
+        if any(path == h or path.startswith(h.rstrip("/") + "/") for h in self.holdout):
+            return "hold-out"
+        if at_base and _is_test_file(path):
+            return "a test of the base commit"
+        if any(_glob_match(path, g) for g in self.globs):
+            return "score.protect"
+        if not at_base and self._shadows_installed_module(path):
+            return "shadows an installed module"
+        return None
+
+    def _shadows_installed_module(self, path: str) -> bool:
+        parts = path.split("/")
+        if parts[0] == "src" and len(parts) > 1:
+            parts = parts[1:]
+        if len(parts) == 1 and parts[0].endswith((".py", ".so")):
+            module = parts[0].split(".", 1)[0]
+        elif len(parts) == 2 and parts[1] == "__init__.py":
+            module = parts[0]
+        else:
+            return False
+        if module in sys.stdlib_module_names:
+            return True
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return False
+        origin = spec.origin if spec is not None else None
+        if origin is None:
+            return False
+        return self.repo_root is None or not Path(origin).resolve().is_relative_to(self.repo_root)
+
+
+def _is_test_file(path: str) -> bool:
+    name = posixpath.basename(path)
+    folders = path.split("/")[:-1]
+    return (name.startswith("test_") and name.endswith(".py")) or name.endswith("_test.py") or bool(
+        _TEST_FOLDERS & set(folders)
+    )
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    """``fnmatch`` where ``**`` also matches across folders and ``dir/**`` matches ``dir`` itself."""
+    return fnmatch.fnmatchcase(path, pattern.replace("**", "*")) or (
+        pattern.endswith("/**") and path == pattern[: -len("/**")]
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Sealed:
+    """The tree to score, and what had to be undone to get it."""
+
+    tree: str
+    tampering: list[str]
+
+
+def sealed_tree(git: Git, base: str, commit: str, policy: Policy) -> Sealed:
+    """``commit``'s tree with the base's version of every protected path it changed.
+
+    Renames count as a deletion and an addition; a protected file the agent
+    added is removed; ``pyproject.toml`` keeps the agent's changes except in
+    its ``[tool.pytest...]`` tables, which are the base's.
+    """
+    before = tree_entries(git, base)
+    after = tree_entries(git, commit)
+    updates: list[str] = []
+    tampering: list[str] = []
+    for path in sorted(before.keys() | after.keys()):
+        if before.get(path) == after.get(path):
+            continue
+        if posixpath.basename(path) == "pyproject.toml" and path in before and path in after:
+            restored = _pyproject_with_base_pytest_tables(git, before[path][1], after[path][1])
+            if restored is not None:
+                tampering.append(path)
+                sha = git.run("hash-object", "-w", "--no-filters", "--stdin", input=restored)
+                updates.append(f"{after[path][0]} {sha}\t{path}")
+            continue
+        if policy.reason(path, at_base=path in before) is None:
+            continue
+        tampering.append(path)
+        if path in before:
+            mode, sha = before[path]
+            updates.append(f"{mode} {sha}\t{path}")
+        else:
+            updates.append(f"0 {'0' * 40}\t{path}")
+    if not updates:
+        return Sealed(git.run("rev-parse", f"{commit}^{{tree}}"), [])
+    index = git.with_(index=git.git_dir / f"explore-seal-{commit[:12]}.index")
+    try:
+        index.run("read-tree", commit)
+        index.run("update-index", "-z", "--index-info", input="\0".join(updates) + "\0")
+        return Sealed(index.run("write-tree"), tampering)
+    finally:
+        index.index.unlink(missing_ok=True)  # type: ignore[union-attr]
+
+
+def _pyproject_with_base_pytest_tables(git: Git, base_sha: str, new_sha: str) -> str | None:
+    """The agent's ``pyproject.toml`` with the base's pytest tables, or None when those are unchanged."""
+    base = git.run("cat-file", "blob", base_sha)
+    new = git.run("cat-file", "blob", new_sha)
+    base_tables, _ = _split_pytest_tables(base)
+    new_tables, rest = _split_pytest_tables(new)
+    if base_tables == new_tables:
+        return None
+    return rest.rstrip("\n") + ("\n\n" + base_tables if base_tables else "") + "\n"
+
+
+def _split_pytest_tables(text: str) -> tuple[str, str]:
+    """``(the [tool.pytest...] tables, everything else)`` of a TOML document, as text."""
+    tables: list[str] = []
+    rest: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if _TABLE.match(line):
+            inside = bool(_PYTEST_TABLE.match(line))
+        (tables if inside else rest).append(line)
+    return "\n".join(tables).strip("\n"), "\n".join(rest)
+
+
+def holdout_written(worktree: Path, holdout: Sequence[str]) -> list[str]:
+    """Hold-out paths that exist in an agent's worktree, where the plugin had removed them."""
+    return [h for h in holdout if (worktree / h).exists() or (worktree / h).is_symlink()]

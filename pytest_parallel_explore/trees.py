@@ -1,0 +1,196 @@
+"""Trees from files and files from trees, without trusting git state an agent could touch.
+
+:func:`tree_of_files` reads what an agent left in its worktree as plain files
+(a private index started from the base commit; ignore rules taken from the
+base commit only; blobs hashed without filters), so the agent's own index,
+``assume-unchanged``/``skip-worktree`` bits, ``info/exclude`` or edited
+``.gitignore`` files change nothing about what is recorded.
+:func:`materialize` writes a tree into a fresh folder byte for byte, again
+without filters or attributes, for the sealed scoring checkout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shutil
+import stat
+import tempfile
+from collections.abc import Collection, Iterator
+from pathlib import Path
+
+from .gitcmd import Git, GitFailed
+
+_NULL_SHA = "0" * 40
+
+
+def tree_entries(git: Git, treeish: str) -> dict[str, tuple[str, str]]:
+    """``path -> (mode, sha)`` for every file of ``treeish`` (recursively)."""
+    entries = {}
+    for record in git.run("ls-tree", "-r", "-z", "--full-tree", treeish).split("\0"):
+        if not record:
+            continue
+        meta, path = record.split("\t", 1)
+        mode, _kind, sha = meta.split()
+        entries[path] = (mode, sha)
+    return entries
+
+
+def tree_of_files(git: Git, base: str, *, leave: Collection[str] = (), skip: Collection[str] = ()) -> str:
+    """The tree id of ``git.work_tree``'s files: ``base`` with every file as it is on disk now.
+
+    ``leave`` are paths (files or folders) kept as they are at ``base``
+    whatever is on disk (hold-out tests the plugin removed itself); ``skip``
+    are untracked paths that are never the agent's work (files copied in by
+    ``worktree.copy`` or made by ``worktree.setup``).  Nested ``.git``
+    entries are never read.
+    """
+    assert git.work_tree is not None
+    root = git.work_tree
+    with tempfile.TemporaryDirectory(prefix="explore-index-") as scratch:
+        index = git.with_(index=Path(scratch) / "index")
+        index.run("read-tree", base)
+        base_files = tree_entries(git, base)
+        rules = Path(scratch) / "ignore"
+        rules.write_text("\n".join(_base_ignore_rules(git, base, base_files)) + "\n")
+        listed = index.run("ls-files", "-z", "--others", f"--exclude-from={rules}").split("\0")
+        untracked = [p for p in listed if p and not under(p, skip) and ".git" not in p.split("/")]
+        updates: list[str] = []
+        to_hash: list[str] = []
+        for path in sorted({*base_files, *untracked}):
+            if under(path, leave):
+                continue
+            entry = _disk_entry(root, path)
+            if entry is None:
+                if path in base_files:
+                    updates.append(f"0 {_NULL_SHA}\t{path}")
+                continue
+            mode, sha, content = entry
+            if base_files.get(path) == (mode, sha):
+                continue
+            if content is None:
+                to_hash.append(path)
+            else:
+                sha = index.run("hash-object", "-w", "--no-filters", "--stdin", input=content)
+            updates.append(f"{mode} {sha}\t{path}")
+        if to_hash:
+            written = index.run("hash-object", "-w", "--no-filters", "--stdin-paths", input="\n".join(to_hash)).split()
+            shas = dict(zip(to_hash, written, strict=True))
+            updates = [_with_sha(u, shas) for u in updates]
+        if updates:
+            index.run("update-index", "-z", "--index-info", input="\0".join(updates) + "\0")
+        return index.run("write-tree")
+
+
+def _with_sha(update: str, shas: dict[str, str]) -> str:
+    meta, path = update.split("\t", 1)
+    mode, sha = meta.split()
+    return f"{mode} {shas.get(path, sha)}\t{path}"
+
+
+def under(path: str, prefixes: Collection[str]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+
+
+def _disk_entry(root: Path, path: str) -> tuple[str, str, bytes | None] | None:
+    """``(mode, blob sha, content for symlinks)`` of a file on disk, or None when there is none.
+
+    Regular files are hashed here (to compare with the base) and written to
+    git later by ``hash-object --stdin-paths``; a symlink's blob is its
+    target.  Anything else (a FIFO, a socket, a folder where a file was) is
+    not a file git could record, so it counts as absent.
+    """
+    full = root / path
+    try:
+        info = full.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        target = os.fsencode(os.readlink(full))
+        return "120000", _blob_sha(target), target
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    mode = "100755" if info.st_mode & 0o111 else "100644"
+    digest = hashlib.sha1(f"blob {info.st_size}\0".encode())
+    with full.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return mode, digest.hexdigest(), None
+
+
+def _blob_sha(content: bytes) -> str:
+    return hashlib.sha1(f"blob {len(content)}\0".encode() + content).hexdigest()
+
+
+def _base_ignore_rules(git: Git, base: str, base_files: dict[str, tuple[str, str]]) -> Iterator[str]:
+    """Every ``.gitignore`` of the base commit, rewritten as patterns relative to the top.
+
+    Git reads ``--exclude-from`` patterns relative to the top of the
+    worktree; a pattern from ``dir/.gitignore`` is anchored to ``dir`` by
+    prefixing it (a pattern without a slash matches at any depth below it).
+    """
+    for path in sorted(p for p in base_files if posixpath.basename(p) == ".gitignore"):
+        folder = posixpath.dirname(path)
+        text = git.run("cat-file", "blob", base_files[path][1])
+        for raw in text.splitlines():
+            line = raw.rstrip()
+            if not line or line.startswith("#"):
+                continue
+            negate = line.startswith("!")
+            pattern = line[1:] if negate else line
+            if folder:
+                body = pattern.rstrip("/")
+                anchored = "/" in body
+                pattern = f"/{folder}/{pattern.lstrip('/')}" if anchored else f"/{folder}/**/{pattern}"
+            yield ("!" if negate else "") + pattern
+
+
+def materialize(git: Git, treeish: str, target: Path) -> None:
+    """Write every file of ``treeish`` under ``target`` (which must not exist yet), byte for byte.
+
+    No filters, attributes or hooks take part; paths that could leave the
+    folder (absolute, ``..``, ``.git``) are refused.
+    """
+    target.mkdir(parents=True)
+    entries = tree_entries(git, treeish)
+    shas = sorted({sha for mode, sha in entries.values() if mode != "160000"})
+    contents = _read_blobs(git, shas)
+    for path, (mode, sha) in entries.items():
+        parts = path.split("/")
+        if path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
+            raise GitFailed(f"refusing to write the unsafe path {path!r} of {treeish}")
+        full = target / path
+        full.parent.mkdir(parents=True, exist_ok=True)
+        if mode == "160000":  # a submodule: an empty folder, as git leaves it
+            full.mkdir(exist_ok=True)
+        elif mode == "120000":
+            os.symlink(contents[sha], full)
+        else:
+            full.write_bytes(contents[sha])
+            if mode == "100755":
+                full.chmod(0o755)
+
+
+def _read_blobs(git: Git, shas: list[str]) -> dict[str, bytes]:
+    """The content of each blob, read in one ``cat-file --batch``."""
+    if not shas:
+        return {}
+    out = git.run_bytes("cat-file", "--batch", input="\n".join(shas) + "\n")
+    contents, position = {}, 0
+    for sha in shas:
+        header_end = out.index(b"\n", position)
+        _sha, _kind, size = out[position:header_end].split()
+        start = header_end + 1
+        contents[sha] = out[start : start + int(size)]
+        position = start + int(size) + 1
+    return contents
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder the plugin made, also when the code it ran left read-only folders in it."""
+    if not path.exists():
+        return
+    for folder, _dirs, _files in os.walk(path):
+        os.chmod(folder, 0o700)
+    shutil.rmtree(path)
