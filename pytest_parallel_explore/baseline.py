@@ -148,6 +148,8 @@ def judge(baseline: Baseline | None, tests: TestStats) -> tuple[dict[str, int], 
         return {}, []
     tests.flaky = sorted(baseline.flaky & tests.cases.keys())
     per_test = verdicts(baseline, tests.cases)
+    if baseline.cases:  # with no tests at the base, the agent's own tests are all there is to judge
+        tests.added = sorted(n for n, v in per_test.items() if v == "added")
     return verdict_counts(per_test), sorted(n for n, v in per_test.items() if v == "broken")
 
 

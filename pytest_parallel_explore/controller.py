@@ -289,7 +289,6 @@ class ExploreController:
                 flags.append("its branch was moved after the trial ended; reset to the trial's commit")
             if flags:
                 reported.flags.extend(flags)
-                reported.tampering.extend(f"after the trial: {f}" for f in flags)
                 self.say([f"warning: {name}: {f}" for f in flags])
                 save(reported, path)
 

@@ -322,7 +322,7 @@ def write_patch(root: Path, base: str, head: str, path: Path) -> None:
 
 
 def keep_foreign_branch(root: Path, branch: str, base: str) -> list[str]:
-    """Rename ``branch`` to ``explore-kept/...`` when it holds commits the plugin did not make."""
+    """Keep ``branch``'s tip as ``<branch>.kept-<time>`` when it holds commits the plugin did not make."""
     git = sealed(root)
     tip = branch_commit(root, branch)
     if tip is None:
@@ -330,7 +330,7 @@ def keep_foreign_branch(root: Path, branch: str, base: str) -> list[str]:
     committers = git.run("log", "--format=%ce", tip, "--not", base, check=False).split()
     if all(c == gitcmd.IDENTITY["GIT_COMMITTER_EMAIL"] for c in committers):
         return []
-    kept = f"explore-kept/{branch.removeprefix('explore/')}/{int(time.time())}"
+    kept = f"{branch}.kept-{int(time.time())}"  # still under the experiment's own prefix
     with repo_lock(root):
         git.run("update-ref", f"refs/heads/{kept}", tip)
     return [f"{branch} holds commits the plugin did not make; kept as {kept}"]

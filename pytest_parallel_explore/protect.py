@@ -19,6 +19,7 @@ import importlib.util
 import posixpath
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -126,12 +127,17 @@ def sealed_tree(git: Git, base: str, commit: str, policy: Policy) -> Sealed:
     for path in sorted(before.keys() | after.keys()):
         if before.get(path) == after.get(path):
             continue
-        if posixpath.basename(path) == "pyproject.toml" and path in before and path in after:
-            restored = _pyproject_with_base_pytest_tables(git, before[path][1], after[path][1])
+        if posixpath.basename(path) == "pyproject.toml" and path in after:
+            restored = _pyproject_with_base_pytest_tables(git, before.get(path, ("", ""))[1], after[path][1])
             if restored is not None:
                 tampering.append(path)
                 sha = git.run("hash-object", "-w", "--no-filters", "--stdin", input=restored)
                 updates.append(f"{after[path][0]} {sha}\t{path}")
+            continue
+        if posixpath.basename(path) == "pyproject.toml" and path not in after:
+            if _split_pytest_tables(git.run("cat-file", "blob", before[path][1]))[0]:
+                tampering.append(path)
+                updates.append(f"{before[path][0]} {before[path][1]}\t{path}")
             continue
         if policy.reason(path, at_base=path in before) is None:
             continue
@@ -143,18 +149,16 @@ def sealed_tree(git: Git, base: str, commit: str, policy: Policy) -> Sealed:
             updates.append(f"0 {'0' * 40}\t{path}")
     if not updates:
         return Sealed(git.run("rev-parse", f"{commit}^{{tree}}"), [])
-    index = git.with_(index=git.git_dir / f"explore-seal-{commit[:12]}.index")
-    try:
+    with tempfile.TemporaryDirectory(prefix="explore-index-") as scratch:
+        index = git.with_(index=Path(scratch) / "index")
         index.run("read-tree", commit)
         index.run("update-index", "-z", "--index-info", input="\0".join(updates) + "\0")
         return Sealed(index.run("write-tree"), tampering)
-    finally:
-        index.index.unlink(missing_ok=True)  # type: ignore[union-attr]
 
 
 def _pyproject_with_base_pytest_tables(git: Git, base_sha: str, new_sha: str) -> str | None:
     """The agent's ``pyproject.toml`` with the base's pytest tables, or None when those are unchanged."""
-    base = git.run("cat-file", "blob", base_sha)
+    base = git.run("cat-file", "blob", base_sha) if base_sha else ""
     new = git.run("cat-file", "blob", new_sha)
     base_tables, _ = _split_pytest_tables(base)
     new_tables, rest = _split_pytest_tables(new)

@@ -86,6 +86,7 @@ class TestStats:
     problem: str | None = None
     cases: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     flaky: list[str] = dataclasses.field(default_factory=list)  # flaky at base: not judged
+    added: list[str] = dataclasses.field(default_factory=list)  # not at the base: the agent's, not judged
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
@@ -95,13 +96,18 @@ class TestStats:
 
     @property
     def pass_rate(self) -> float:
-        """Passed over run (skips aside); tests flaky at the base commit do not count."""
+        """Passed over run (skips aside), of the base commit's tests and the hold-out.
+
+        Tests flaky at the base commit do not count, and neither do tests the
+        agent added: an agent cannot raise its pass rate by writing tests
+        that pass.
+        """
         if self.problem:
             return 0.0
-        if not self.flaky:
+        if not self.flaky and not self.added:
             return self.passed / self.total if self.total else 0.0
-        flaky = set(self.flaky)
-        judged = [c["outcome"] for n, c in self.cases.items() if n not in flaky and c["outcome"] != "skipped"]
+        left_out = {*self.flaky, *self.added}
+        judged = [c["outcome"] for n, c in self.cases.items() if n not in left_out and c["outcome"] != "skipped"]
         return judged.count("passed") / len(judged) if judged else 0.0
 
 
