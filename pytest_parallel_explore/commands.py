@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from _pytest._code import ExceptionInfo
-from _pytest.config import create_terminal_writer
+from _pytest._io import TerminalWriter
 
 from . import gitops
 from .record import TrialRecord, read_json
@@ -175,7 +175,7 @@ def _writer(config: pytest.Config) -> Write:
     """The terminal reporter's writer, or one of our own when ``-p no:terminal`` removed it."""
     if config.pluginmanager.get_plugin("terminalreporter") is not None:
         return config.get_terminal_writer().line
-    return create_terminal_writer(config, sys.stdout).line
+    return TerminalWriter(sys.stdout).line  # the --color option went with the terminal plugin
 
 
 def run_command(config: pytest.Config, write: Write) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
 import subprocess
@@ -192,3 +193,82 @@ def test_adopt_refuses_a_dirty_tree_and_an_unscored_variant(calc_project: Projec
     assert dirty.ret == pytest.ExitCode.USAGE_ERROR
     dirty.stderr.fnmatch_lines(["*has uncommitted changes; commit or stash them before adopting*"])
     assert (calc_project.path / "calc.py").read_text() == "# local edits\n"
+
+
+#: A plugin loaded with ``-p``: records that pytest configured and unconfigured it.
+RECORDER = """
+import pathlib
+
+def pytest_configure(config):
+    with pathlib.Path("hooks.log").open("a") as f:
+        f.write("configure\\n")
+
+def pytest_unconfigure(config):
+    with pathlib.Path("hooks.log").open("a") as f:
+        f.write("unconfigure\\n")
+"""
+
+
+def assert_quiet(result: pytest.RunResult) -> None:
+    """Exit 0 with only the command's own output: no session banner, no test summary."""
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == 0, output
+    assert "test session starts" not in output
+    assert "no tests ran" not in output
+    assert "rootdir:" not in output and "platform " not in output
+
+
+def test_each_command_prints_only_its_own_output(explored: Project) -> None:
+    explored.write({"recorder.py": RECORDER})
+    log = explored.path / "hooks.log"
+    results = explored.experiment_dir() / "results"
+    commands = [
+        ["--explore", "calc", "--explore-results"],
+        ["--explore-list"],
+        ["--explore", "calc", "--explore-merge", str(results)],
+        ["--explore", "calc", "--explore-adopt", "best"],
+        ["--explore", "calc", "--explore-cleanup"],
+    ]
+    expected_first_line = [
+        "# Experiment `calc`",
+        "calc: 2 variants; 2 done; best good (1.000); 20*",
+        "rank *variant *status *score*",
+        "explore calc: adopted good (score 1.000)*",
+        "explore calc: removed 2 worktrees/branches",
+    ]
+    for args, first in zip(commands, expected_first_line):
+        log.unlink(missing_ok=True)
+        result = explored.pytester.runpytest_subprocess("-p", "recorder", *args)
+
+        assert_quiet(result)
+        result.stdout.fnmatch_lines([first])
+        assert fnmatch.fnmatch(result.stdout.lines[0], first), (args, result.stdout.lines[:3])
+        assert log.read_text() == "configure\nunconfigure\n", args
+
+
+def test_commands_read_the_explore_dir_from_the_command_line_and_the_ini_file(explored: Project) -> None:
+    data = explored.path / ".data"
+    (data / "parallel_explorer").rename(data / "elsewhere")
+
+    default = explored.pytester.runpytest_subprocess("--explore-list")
+    assert_quiet(default)
+    assert default.stdout.lines == [f"no experiments in {data / 'parallel_explorer'}"]
+
+    option = explored.pytester.runpytest_subprocess("--explore-list", "--explore-dir", ".data/elsewhere")
+    assert_quiet(option)
+    option.stdout.fnmatch_lines(["calc: 2 variants; 2 done; best good (1.000); 20*"])
+
+    explored.write({"pytest.ini": "[pytest]\nexplore_dir = .data/elsewhere\n"})
+    ini = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-results", "-p", "no:terminal")
+    assert_quiet(ini)
+    assert ini.stdout.lines[0] == "# Experiment `calc`"
+
+
+def test_a_refused_command_is_one_error_line_without_a_session(explored: Project) -> None:
+    result = explored.pytester.runpytest_subprocess("--explore", "nope", "--explore-results")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stdout.str().strip() == ""
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        f"ERROR: --explore nope: no such experiment in {explored.path / '.data' / 'parallel_explorer'}"
+    ]
