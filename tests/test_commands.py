@@ -236,7 +236,7 @@ def test_each_command_prints_only_its_own_output(explored: Project) -> None:
         "explore calc: adopted good (score 1.000)*",
         "explore calc: removed 2 worktrees/branches",
     ]
-    for args, first in zip(commands, expected_first_line):
+    for args, first in zip(commands, expected_first_line, strict=True):
         log.unlink(missing_ok=True)
         result = explored.pytester.runpytest_subprocess("-p", "recorder", *args)
 
@@ -272,3 +272,84 @@ def test_a_refused_command_is_one_error_line_without_a_session(explored: Project
     assert [line for line in result.stderr.lines if line.strip()] == [
         f"ERROR: --explore nope: no such experiment in {explored.path / '.data' / 'parallel_explorer'}"
     ]
+
+
+#: An agent that writes calc.py and two new files: NOTES.md and local.cfg.
+WRITES_NEW_FILES = f"{GOOD_AGENT}; printf 'variant notes\\n' > NOTES.md; printf 'variant=1\\n' > local.cfg"
+
+
+@pytest.mark.parametrize("kind", ["untracked", "ignored"])
+def test_adopt_refuses_to_overwrite_untracked_or_ignored_files(calc_project: Project, kind: str) -> None:
+    spec = calc_project.variants(calc_project.calc_spec(good=WRITES_NEW_FILES))
+    assert calc_project.explore("--variants", spec).ret == 0
+    # After the run, the user has a file of their own where the variant wrote one.
+    mine = calc_project.path / ("NOTES.md" if kind == "untracked" else "local.cfg")
+    mine.write_bytes(b"the user's own \x00 bytes\n")
+    if kind == "ignored":
+        with (calc_project.path / ".git" / "info" / "exclude").open("a") as f:
+            f.write("local.cfg\n")
+    assert (mine.name in calc_project.git("status", "--porcelain", "--ignored")) is True
+    head = calc_project.git("rev-parse", "HEAD")
+    status = calc_project.git("status", "--porcelain", "--ignored")
+
+    result = calc_project.pytester.runpytest_subprocess("--explore", "calc", "--explore-adopt", "good")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: --explore-adopt: merging explore/calc/good would overwrite untracked or ignored files"
+            f" in *: {mine.name}; move or delete them first; nothing was changed"
+        ]
+    )
+    assert "adopted" not in result.stdout.str()
+    assert mine.read_bytes() == b"the user's own \x00 bytes\n"
+    assert calc_project.git("rev-parse", "HEAD") == head
+    assert calc_project.git("status", "--porcelain", "--ignored") == status
+    assert "raise NotImplementedError" in (calc_project.path / "calc.py").read_text()
+
+
+def test_adopt_refuses_a_moved_branch_and_an_adopted_one(explored: Project) -> None:
+    good = explored.git("rev-parse", "explore/calc/good").strip()
+    # update-ref: the branch is checked out in its worktree, which `git branch -f` refuses.
+    explored.git("update-ref", "refs/heads/explore/calc/good", "explore/calc/bad")
+    moved = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-adopt", "good")
+    assert moved.ret == pytest.ExitCode.USAGE_ERROR
+    moved.stderr.fnmatch_lines([f"*explore/calc/good points at *, not the scored commit {good[:12]}*"])
+
+    explored.git("update-ref", "refs/heads/explore/calc/good", good)
+    assert explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-adopt", "good").ret == 0
+    head = explored.git("rev-parse", "HEAD")
+    again = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-adopt", "good")
+    assert again.ret == pytest.ExitCode.USAGE_ERROR
+    again.stderr.fnmatch_lines(["*explore/calc/good is already merged into HEAD*; nothing to adopt"])
+    assert explored.git("rev-parse", "HEAD") == head
+
+
+def test_cleanup_leaves_worktrees_and_folders_that_are_not_the_experiments(explored: Project) -> None:
+    worktrees = explored.experiment_dir() / "worktrees"
+    elsewhere = explored.path.parent / f"{explored.path.name}-mine"
+    explored.git("worktree", "add", "-q", "-b", "mine", str(elsewhere))
+    explored.git("worktree", "add", "-q", "-b", "mine-inside", str(worktrees / "inside"))
+    stray = worktrees / "stray"
+    stray.mkdir()
+    (stray / "keep.txt").write_text("not git's\n")
+
+    result = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-cleanup")
+
+    assert_quiet(result)
+    result.stdout.fnmatch_lines(
+        [
+            "explore calc: removed 2 worktrees/branches",
+            f"  {worktrees / 'bad'}",
+            f"  {worktrees / 'good'}",
+            "explore calc: left 2 in *",
+            f"  {worktrees / 'inside'}: on branch mine-inside, not one of explore/calc/*; left alone",
+            f"  {stray}: not a worktree git lists; left alone*",
+        ]
+    )
+    assert not (worktrees / "good").exists() and not (worktrees / "bad").exists()
+    assert (stray / "keep.txt").read_text() == "not git's\n"
+    listed = explored.git("worktree", "list", "--porcelain")
+    assert f"worktree {elsewhere}\n" in listed and f"worktree {worktrees / 'inside'}\n" in listed
+    assert "explore/calc/" not in listed
+    assert (elsewhere / "calc.py").is_file() and (worktrees / "inside" / "calc.py").is_file()
