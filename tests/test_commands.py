@@ -353,3 +353,49 @@ def test_cleanup_leaves_worktrees_and_folders_that_are_not_the_experiments(explo
     assert f"worktree {elsewhere}\n" in listed and f"worktree {worktrees / 'inside'}\n" in listed
     assert "explore/calc/" not in listed
     assert (elsewhere / "calc.py").is_file() and (worktrees / "inside" / "calc.py").is_file()
+
+
+def artifact(project: Project, folder: str, experiment: str, **changes: object) -> Path:
+    """A copy of the calc run's results folder as experiment ``experiment``, its first trial record changed."""
+    target = project.path / folder
+    shutil.copytree(project.experiment_dir() / "results", target)
+    data = json.loads((target / "results.json").read_text())
+    data["experiment"] = experiment
+    for trial in data["trials"]:
+        trial["experiment"] = experiment
+        trial["branch"] = f"explore/{experiment}/{trial['name']}"
+    data["trials"][0].update(changes)
+    (target / "results.json").write_text(json.dumps(data))
+    return target
+
+
+SAFE_NAMES = "expected letters, digits, '.', '_' and '-' (names become paths and git refs)"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"name": "../../x"}, f"trials[0].name: unsafe name '../../x'; {SAFE_NAMES}"),
+        ({"variant": "a/b"}, f"trials[0].variant: unsafe name 'a/b'; {SAFE_NAMES}"),
+        ({"name": 7}, f"trials[0].name: unsafe name 7; {SAFE_NAMES}"),
+        ({"branch": "explore/other/good"}, "trials[0].branch: expected 'explore/ci/good', got 'explore/other/good'"),
+    ],
+    ids=["name", "variant", "not-text", "branch"],
+)
+def test_merge_refuses_a_hostile_record_before_writing_anything(
+    explored: Project, changes: dict[str, object], expected: str
+) -> None:
+    good = artifact(explored, "artifact-good", "ci")
+    hostile = artifact(explored, "artifact-hostile", "ci", **changes)
+    result = explored.pytester.runpytest_subprocess("--explore", "ci", "--explore-merge", str(good), str(hostile))
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        f"ERROR: --explore-merge: {hostile / 'results.json'}: {expected}"
+    ]
+    assert not (explored.experiment_dir("ci")).exists()
+    assert not (explored.path / "x").exists() and not (explored.path.parent / "x").exists()
+
+    # The same folders without the hostile one merge.
+    assert_quiet(explored.pytester.runpytest_subprocess("--explore", "ci", "--explore-merge", str(good)))
+    assert sorted(t["name"] for t in explored.results("ci")["trials"]) == ["bad", "good"]
