@@ -62,7 +62,7 @@ def cleanup_experiment(
     """Remove the experiment's worktrees (and branches if asked); return what was removed."""
     from .commands import cleanup_experiment as _cleanup
 
-    return _cleanup(_workspace(Path(cwd), explore_dir), name, delete_branches=delete_branches)
+    return _cleanup(_workspace(Path(cwd), explore_dir), name, delete_branches=delete_branches).removed
 
 
 def _workspace(cwd: Path, explore_dir: str = DEFAULT_DIR) -> Workspace:

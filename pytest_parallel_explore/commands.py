@@ -1,16 +1,24 @@
-"""The commands that do not run an experiment: ``--explore-list``, ``-results``, ``-cleanup``, ``-merge``.
+"""The commands that do not run an experiment: ``--explore-list``, ``-results``, ``-cleanup``, ``-merge``, ``-adopt``.
 
-They read only the data directory (no variants file needed) and print to the
-terminal, the way ``pytest --fixtures`` does.
+They read only the data directory (no variants file needed) and run the way
+pytest's own ``--help`` does: plugins configured and unconfigured, no test
+session, so the terminal shows only the command's own output.  Exit codes: 0
+when the command did its job; 4 (usage error, one ``ERROR:`` line on stderr)
+when it refuses, e.g. an unknown experiment or variant or a checkout that an
+adoption would overwrite; 3 (internal error) when the plugin itself broke.
 """
 
 from __future__ import annotations
 
-import shutil
+import dataclasses
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest._code import ExceptionInfo
+from _pytest._io import TerminalWriter
 
 from . import gitops
 from .record import TrialRecord, read_json
@@ -60,22 +68,48 @@ def show_results(workspace: Workspace, experiment: str, write: Write) -> int:
     return 0
 
 
-def cleanup_experiment(workspace: Workspace, experiment: str, *, delete_branches: bool = False) -> list[str]:
-    """Remove the experiment's worktrees (branches, patches and results stay unless asked)."""
-    paths = workspace.experiment(experiment)
-    removed = []
-    if paths.worktrees.is_dir():
-        for worktree in sorted(paths.worktrees.iterdir()):
-            gitops.remove_worktree(workspace.repo_root, worktree)
-            if worktree.exists():
-                shutil.rmtree(worktree)
-            removed.append(str(worktree))
+@dataclasses.dataclass
+class Cleanup:
+    """What ``--explore-cleanup`` removed, and what it left in the worktrees folder and why."""
+
+    removed: list[str] = dataclasses.field(default_factory=list)
+    left: list[str] = dataclasses.field(default_factory=list)
+
+
+def cleanup_experiment(workspace: Workspace, experiment: str, *, delete_branches: bool = False) -> Cleanup:
+    """Remove the experiment's worktrees (branches, patches and results stay unless asked).
+
+    Only worktrees that git lists, inside the experiment's ``worktrees/`` folder
+    and on one of its ``explore/<experiment>/`` branches (or detached, like the
+    baseline's), are removed, through git.  Nothing else is deleted: a folder
+    there that git does not list may be the user's, and is reported instead.
+    """
+    folder = workspace.experiment(experiment).worktrees.resolve()
+    prefix = f"explore/{experiment}/"
+    result = Cleanup()
+    listed: set[Path] = set()
+    for entry in gitops.list_worktrees(workspace.repo_root):
+        path = entry.path.resolve()
+        if not path.is_relative_to(folder) or path == folder:
+            continue
+        listed.add(path)
+        if entry.branch is not None and not entry.branch.startswith(prefix):
+            result.left.append(f"{path}: on branch {entry.branch}, not one of {prefix}*; left alone")
+            continue
+        gitops.remove_worktree(workspace.repo_root, path)
+        if path.exists():
+            result.left.append(f"{path}: git could not remove it{' (locked)' if entry.locked else ''}")
+        else:
+            result.removed.append(str(path))
     gitops.prune_worktrees(workspace.repo_root)  # also forgets worktrees deleted by hand
+    if folder.is_dir():
+        for stray in sorted(p for p in folder.iterdir() if p.resolve() not in listed):
+            result.left.append(f"{stray}: not a worktree git lists; left alone (delete it yourself if unneeded)")
     if delete_branches:
-        branches = gitops.branches_under(workspace.repo_root, f"explore/{experiment}/")
+        branches = gitops.branches_under(workspace.repo_root, prefix)
         gitops.delete_branches(workspace.repo_root, branches)
-        removed.extend(branches)
-    return removed
+        result.removed.extend(branches)
+    return result
 
 
 def adopt(workspace: Workspace, experiment: str, which: str, *, squash: bool) -> tuple[TrialRecord, str]:
@@ -94,12 +128,54 @@ def adopt(workspace: Workspace, experiment: str, which: str, *, squash: bool) ->
             f"--explore-adopt: {chosen.name} was not scored ({chosen.status.value}: {chosen.reason or 'not run'}); "
             "only a scored variant can be adopted"
         )
+    expected_branch = workspace.branch(experiment, chosen.name)
+    if chosen.branch != expected_branch:
+        raise pytest.UsageError(
+            f"--explore-adopt: the record of {chosen.name} names branch {chosen.branch!r}; expected {expected_branch!r}"
+        )
+    tip = gitops.branch_commit(workspace.repo_root, chosen.branch)
+    if tip != chosen.commit:
+        now = f"points at {tip[:12]}" if tip else "does not exist"
+        raise pytest.UsageError(
+            f"--explore-adopt: {chosen.branch} {now}, not the scored commit {chosen.commit[:12]}; "
+            "rerun the variant (or merge the branch yourself if you trust it)"
+        )
     message = f"Adopt {chosen.name} from experiment {experiment} (score {chosen.score:.3f})\n\n{chosen.description}"
     try:
         head = gitops.merge_branch(workspace.repo_root, chosen.branch, squash=squash, message=message)
     except gitops.GitProblem as exc:
         raise pytest.UsageError(f"--explore-adopt: {exc}") from None
     return chosen, head
+
+
+def main(config: pytest.Config) -> int:
+    """Configure, carry out the asked command, unconfigure: what ``pytest --help`` does, not a session.
+
+    ``wrap_session`` would print the session banner and "no tests ran" around
+    the command's output.  A ``UsageError`` propagates to pytest, which prints
+    it as one ``ERROR:`` line and exits 4.
+    """
+    config._do_configure()
+    try:
+        return run_command(config, _writer(config))
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return pytest.ExitCode.INTERRUPTED
+    except pytest.UsageError:
+        raise
+    except Exception:
+        # As wrap_session does: an INTERNALERROR report through the hook, exit 3.
+        config.notify_exception(ExceptionInfo.from_current(), config.option)
+        return pytest.ExitCode.INTERNAL_ERROR
+    finally:
+        config._ensure_unconfigure()
+
+
+def _writer(config: pytest.Config) -> Write:
+    """The terminal reporter's writer, or one of our own when ``-p no:terminal`` removed it."""
+    if config.pluginmanager.get_plugin("terminalreporter") is not None:
+        return config.get_terminal_writer().line
+    return TerminalWriter(sys.stdout).line  # the --color option went with the terminal plugin
 
 
 def run_command(config: pytest.Config, write: Write) -> int:
@@ -138,8 +214,12 @@ def run_command(config: pytest.Config, write: Write) -> int:
             write(line)
         write(f"summary: {workspace.experiment(experiment).summary_md}")
         return 0
-    removed = cleanup_experiment(workspace, experiment, delete_branches=config.getoption("explore_delete_branches"))
-    write(f"explore {experiment}: removed {len(removed)} worktrees/branches")
-    for item in removed:
+    cleanup = cleanup_experiment(workspace, experiment, delete_branches=config.getoption("explore_delete_branches"))
+    write(f"explore {experiment}: removed {len(cleanup.removed)} worktrees/branches")
+    for item in cleanup.removed:
         write(f"  {item}")
+    if cleanup.left:
+        write(f"explore {experiment}: left {len(cleanup.left)} in {workspace.experiment(experiment).worktrees}:")
+        for item in cleanup.left:
+            write(f"  {item}")
     return 0

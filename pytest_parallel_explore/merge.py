@@ -19,6 +19,7 @@ import pytest
 from .record import Status, TrialRecord, read_json, save, write_json
 from .results import write_report
 from .settings import TRIAL_FILE_SUFFIXES, Workspace
+from .spec import is_safe_name
 
 #: The experiment-level keys of results.json that are copied into the merged report.
 _EXPERIMENT_KEYS = ("experiment", "task", "source", "base", "base_commit", "score_command", "plugin_version")
@@ -32,11 +33,16 @@ def find_results(source: Path) -> list[Path]:
 
 
 def merge_results(workspace: Workspace, experiment: str, sources: Sequence[Path]) -> dict[str, Any]:
-    """Merge the results found in ``sources`` into the experiment's own results folder."""
+    """Merge the results found in ``sources`` into the experiment's own results folder.
+
+    Every file is read and checked before anything is written: the folders
+    are downloaded artifacts, and a record's trial name becomes a path and a
+    branch name here.
+    """
     paths = workspace.experiment(experiment)
     info: dict[str, Any] | None = None
     variants: list[str] = []
-    records: dict[str, TrialRecord] = {}
+    chosen: dict[str, tuple[TrialRecord, Path]] = {}  # trial -> its best record and the folder holding its files
     for source in sources:
         found = find_results(source)
         if not found:
@@ -56,25 +62,52 @@ def merge_results(workspace: Workspace, experiment: str, sources: Sequence[Path]
                     "results of different bases cannot be compared"
                 )
             info = info or {key: data.get(key) for key in _EXPERIMENT_KEYS}
-            for trial in data.get("trials", []):
-                record = TrialRecord.from_json(trial)
+            for record in _trial_records(data, experiment, where):
                 if record.name not in variants:
                     variants.append(record.name)
-                if _better(record, records.get(record.name)):
-                    records[record.name] = record
-                    _copy_trial_files(results_json.parent, paths.results, record.name)
+                current = chosen.get(record.name)
+                if _better(record, current[0] if current else None):
+                    chosen[record.name] = (record, results_json.parent)
     if info is None:
         raise pytest.UsageError("--explore-merge: give at least one results folder")
     info["trial_names"] = variants
-    for record in records.values():
+    for record, folder in chosen.values():
+        _copy_trial_files(folder, paths.results, record.name)
         save(record, paths.trial_file(record.name, "_progress.json"))
     write_json(paths.experiment_json, info)
-    results = write_report(paths, info, list(records.values()))
+    results = write_report(paths, info, [record for record, _ in chosen.values()])
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as f:
             f.write(paths.summary_md.read_text(encoding="utf-8") + "\n")
     return results
+
+
+def _trial_records(data: dict[str, Any], experiment: str, where: str) -> list[TrialRecord]:
+    """The trial records of one results.json, each checked: safe names, and the branch its name implies."""
+    trials = data.get("trials", [])
+    if not isinstance(trials, list):
+        raise pytest.UsageError(f"{where}: trials: expected a list of trial records, got {type(trials).__name__}")
+    records = []
+    for index, trial in enumerate(trials):
+        at = f"{where}: trials[{index}]"
+        if not isinstance(trial, dict):
+            raise pytest.UsageError(f"{at}: expected a trial record (a mapping), got {type(trial).__name__}")
+        for key in ("name", "variant"):
+            value = trial.get(key)
+            if not isinstance(value, str) or not is_safe_name(value):
+                raise pytest.UsageError(
+                    f"{at}.{key}: unsafe name {value!r}; expected letters, digits, '.', '_' and '-' "
+                    "(names become paths and git refs)"
+                )
+        branch = f"explore/{experiment}/{trial['name']}"
+        if trial.get("branch") != branch:
+            raise pytest.UsageError(f"{at}.branch: expected {branch!r}, got {trial.get('branch')!r}")
+        try:
+            records.append(TrialRecord.from_json(trial))
+        except (TypeError, ValueError) as exc:
+            raise pytest.UsageError(f"{at}: not a trial record of this plugin: {exc}") from None
+    return records
 
 
 def _better(candidate: TrialRecord, current: TrialRecord | None) -> bool:

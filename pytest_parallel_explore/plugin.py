@@ -128,14 +128,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """``--explore-list``, ``-results``, ``-cleanup``, ``-merge`` and ``-adopt`` run instead of a test session."""
     if not _command_asked(config):
         return None
-    from _pytest.main import wrap_session
+    from .commands import main
 
-    from .commands import run_command
-
-    def main(config: pytest.Config, session: pytest.Session) -> int:
-        return run_command(config, config.get_terminal_writer().line)
-
-    return wrap_session(config, main)
+    return main(config)
 
 
 def pytest_configure(config: pytest.Config) -> None:

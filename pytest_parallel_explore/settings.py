@@ -176,8 +176,40 @@ def resolve_workspace(config: pytest.Config) -> Workspace:
         root = gitops.repo_root(config.invocation_params.dir)
     except gitops.GitProblem as exc:
         raise pytest.UsageError(f"--explore: {exc}") from None
-    raw = config.getoption("explore_dir") or config.getini("explore_dir") or DEFAULT_DIR
-    return Workspace(root, (root / raw).resolve())
+    if config.getoption("explore_dir"):
+        where, raw = "--explore-dir", config.getoption("explore_dir")
+    elif config.getini("explore_dir"):
+        where, raw = "ini explore_dir", config.getini("explore_dir")
+    else:
+        where, raw = "the default explore_dir", DEFAULT_DIR
+    root = root.resolve()
+    explore_dir = (root / raw).resolve()
+    _check_explore_dir(root, explore_dir, f"{where} {raw!r}")
+    return Workspace(root, explore_dir)
+
+
+def _check_explore_dir(root: Path, explore_dir: Path, where: str) -> None:
+    """The explore dir must be a folder of its own inside the repository, apart from ``.git`` and tracked files.
+
+    Worktrees, results and cleanups write and delete there, so it may hold
+    nothing the user's repository owns.
+    """
+    from . import gitops
+
+    expected = "expected a folder inside the repository, not tracked by git (e.g. .data/parallel_explorer)"
+    if not explore_dir.is_relative_to(root):
+        raise pytest.UsageError(f"{where}: {explore_dir} is outside the repository {root}; {expected}")
+    relative = explore_dir.relative_to(root)
+    if not relative.parts:
+        raise pytest.UsageError(f"{where}: is the repository's root {root} itself; {expected}")
+    if relative.parts[0] == ".git":
+        raise pytest.UsageError(f"{where}: {explore_dir} is inside git's own .git folder; {expected}")
+    tracked = gitops.tracked_at(root, relative.as_posix())
+    if tracked:
+        shown = ", ".join(tracked[:3]) + (f" and {len(tracked) - 3} more" if len(tracked) > 3 else "")
+        raise pytest.UsageError(
+            f"{where}: {explore_dir} would mix the plugin's files with files git tracks ({shown}); {expected}"
+        )
 
 
 def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
 import subprocess
@@ -192,3 +193,209 @@ def test_adopt_refuses_a_dirty_tree_and_an_unscored_variant(calc_project: Projec
     assert dirty.ret == pytest.ExitCode.USAGE_ERROR
     dirty.stderr.fnmatch_lines(["*has uncommitted changes; commit or stash them before adopting*"])
     assert (calc_project.path / "calc.py").read_text() == "# local edits\n"
+
+
+#: A plugin loaded with ``-p``: records that pytest configured and unconfigured it.
+RECORDER = """
+import pathlib
+
+def pytest_configure(config):
+    with pathlib.Path("hooks.log").open("a") as f:
+        f.write("configure\\n")
+
+def pytest_unconfigure(config):
+    with pathlib.Path("hooks.log").open("a") as f:
+        f.write("unconfigure\\n")
+"""
+
+
+def assert_quiet(result: pytest.RunResult) -> None:
+    """Exit 0 with only the command's own output: no session banner, no test summary."""
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == 0, output
+    assert "test session starts" not in output
+    assert "no tests ran" not in output
+    assert "rootdir:" not in output and "platform " not in output
+
+
+def test_each_command_prints_only_its_own_output(explored: Project) -> None:
+    explored.write({"recorder.py": RECORDER})
+    log = explored.path / "hooks.log"
+    results = explored.experiment_dir() / "results"
+    commands = [
+        ["--explore", "calc", "--explore-results"],
+        ["--explore-list"],
+        ["--explore", "calc", "--explore-merge", str(results)],
+        ["--explore", "calc", "--explore-adopt", "best"],
+        ["--explore", "calc", "--explore-cleanup"],
+    ]
+    expected_first_line = [
+        "# Experiment `calc`",
+        "calc: 2 variants; 2 done; best good (1.000); 20*",
+        "rank *variant *status *score*",
+        "explore calc: adopted good (score 1.000)*",
+        "explore calc: removed 2 worktrees/branches",
+    ]
+    for args, first in zip(commands, expected_first_line, strict=True):
+        log.unlink(missing_ok=True)
+        result = explored.pytester.runpytest_subprocess("-p", "recorder", *args)
+
+        assert_quiet(result)
+        result.stdout.fnmatch_lines([first])
+        assert fnmatch.fnmatch(result.stdout.lines[0], first), (args, result.stdout.lines[:3])
+        assert log.read_text() == "configure\nunconfigure\n", args
+
+
+def test_commands_read_the_explore_dir_from_the_command_line_and_the_ini_file(explored: Project) -> None:
+    data = explored.path / ".data"
+    (data / "parallel_explorer").rename(data / "elsewhere")
+
+    default = explored.pytester.runpytest_subprocess("--explore-list")
+    assert_quiet(default)
+    assert default.stdout.lines == [f"no experiments in {data / 'parallel_explorer'}"]
+
+    option = explored.pytester.runpytest_subprocess("--explore-list", "--explore-dir", ".data/elsewhere")
+    assert_quiet(option)
+    option.stdout.fnmatch_lines(["calc: 2 variants; 2 done; best good (1.000); 20*"])
+
+    explored.write({"pytest.ini": "[pytest]\nexplore_dir = .data/elsewhere\n"})
+    ini = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-results", "-p", "no:terminal")
+    assert_quiet(ini)
+    assert ini.stdout.lines[0] == "# Experiment `calc`"
+
+
+def test_a_refused_command_is_one_error_line_without_a_session(explored: Project) -> None:
+    result = explored.pytester.runpytest_subprocess("--explore", "nope", "--explore-results")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stdout.str().strip() == ""
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        f"ERROR: --explore nope: no such experiment in {explored.path / '.data' / 'parallel_explorer'}"
+    ]
+
+
+#: An agent that writes calc.py and two new files: NOTES.md and local.cfg.
+WRITES_NEW_FILES = f"{GOOD_AGENT}; printf 'variant notes\\n' > NOTES.md; printf 'variant=1\\n' > local.cfg"
+
+
+@pytest.mark.parametrize("kind", ["untracked", "ignored"])
+def test_adopt_refuses_to_overwrite_untracked_or_ignored_files(calc_project: Project, kind: str) -> None:
+    spec = calc_project.variants(calc_project.calc_spec(good=WRITES_NEW_FILES))
+    assert calc_project.explore("--variants", spec).ret == 0
+    # After the run, the user has a file of their own where the variant wrote one.
+    mine = calc_project.path / ("NOTES.md" if kind == "untracked" else "local.cfg")
+    mine.write_bytes(b"the user's own \x00 bytes\n")
+    if kind == "ignored":
+        with (calc_project.path / ".git" / "info" / "exclude").open("a") as f:
+            f.write("local.cfg\n")
+    assert (mine.name in calc_project.git("status", "--porcelain", "--ignored")) is True
+    head = calc_project.git("rev-parse", "HEAD")
+    status = calc_project.git("status", "--porcelain", "--ignored")
+
+    result = calc_project.pytester.runpytest_subprocess("--explore", "calc", "--explore-adopt", "good")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: --explore-adopt: merging explore/calc/good would overwrite untracked or ignored files"
+            f" in *: {mine.name}; move or delete them first; nothing was changed"
+        ]
+    )
+    assert "adopted" not in result.stdout.str()
+    assert mine.read_bytes() == b"the user's own \x00 bytes\n"
+    assert calc_project.git("rev-parse", "HEAD") == head
+    assert calc_project.git("status", "--porcelain", "--ignored") == status
+    assert "raise NotImplementedError" in (calc_project.path / "calc.py").read_text()
+
+
+def test_adopt_refuses_a_moved_branch_and_an_adopted_one(explored: Project) -> None:
+    good = explored.git("rev-parse", "explore/calc/good").strip()
+    # update-ref: the branch is checked out in its worktree, which `git branch -f` refuses.
+    explored.git("update-ref", "refs/heads/explore/calc/good", "explore/calc/bad")
+    moved = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-adopt", "good")
+    assert moved.ret == pytest.ExitCode.USAGE_ERROR
+    moved.stderr.fnmatch_lines([f"*explore/calc/good points at *, not the scored commit {good[:12]}*"])
+
+    explored.git("update-ref", "refs/heads/explore/calc/good", good)
+    assert explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-adopt", "good").ret == 0
+    head = explored.git("rev-parse", "HEAD")
+    again = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-adopt", "good")
+    assert again.ret == pytest.ExitCode.USAGE_ERROR
+    again.stderr.fnmatch_lines(["*explore/calc/good is already merged into HEAD*; nothing to adopt"])
+    assert explored.git("rev-parse", "HEAD") == head
+
+
+def test_cleanup_leaves_worktrees_and_folders_that_are_not_the_experiments(explored: Project) -> None:
+    worktrees = explored.experiment_dir() / "worktrees"
+    elsewhere = explored.path.parent / f"{explored.path.name}-mine"
+    explored.git("worktree", "add", "-q", "-b", "mine", str(elsewhere))
+    explored.git("worktree", "add", "-q", "-b", "mine-inside", str(worktrees / "inside"))
+    stray = worktrees / "stray"
+    stray.mkdir()
+    (stray / "keep.txt").write_text("not git's\n")
+
+    result = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-cleanup")
+
+    assert_quiet(result)
+    result.stdout.fnmatch_lines(
+        [
+            "explore calc: removed 2 worktrees/branches",
+            f"  {worktrees / 'bad'}",
+            f"  {worktrees / 'good'}",
+            "explore calc: left 2 in *",
+            f"  {worktrees / 'inside'}: on branch mine-inside, not one of explore/calc/*; left alone",
+            f"  {stray}: not a worktree git lists; left alone*",
+        ]
+    )
+    assert not (worktrees / "good").exists() and not (worktrees / "bad").exists()
+    assert (stray / "keep.txt").read_text() == "not git's\n"
+    listed = explored.git("worktree", "list", "--porcelain")
+    assert f"worktree {elsewhere}\n" in listed and f"worktree {worktrees / 'inside'}\n" in listed
+    assert "explore/calc/" not in listed
+    assert (elsewhere / "calc.py").is_file() and (worktrees / "inside" / "calc.py").is_file()
+
+
+def artifact(project: Project, folder: str, experiment: str, **changes: object) -> Path:
+    """A copy of the calc run's results folder as experiment ``experiment``, its first trial record changed."""
+    target = project.path / folder
+    shutil.copytree(project.experiment_dir() / "results", target)
+    data = json.loads((target / "results.json").read_text())
+    data["experiment"] = experiment
+    for trial in data["trials"]:
+        trial["experiment"] = experiment
+        trial["branch"] = f"explore/{experiment}/{trial['name']}"
+    data["trials"][0].update(changes)
+    (target / "results.json").write_text(json.dumps(data))
+    return target
+
+
+SAFE_NAMES = "expected letters, digits, '.', '_' and '-' (names become paths and git refs)"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"name": "../../x"}, f"trials[0].name: unsafe name '../../x'; {SAFE_NAMES}"),
+        ({"variant": "a/b"}, f"trials[0].variant: unsafe name 'a/b'; {SAFE_NAMES}"),
+        ({"name": 7}, f"trials[0].name: unsafe name 7; {SAFE_NAMES}"),
+        ({"branch": "explore/other/good"}, "trials[0].branch: expected 'explore/ci/good', got 'explore/other/good'"),
+    ],
+    ids=["name", "variant", "not-text", "branch"],
+)
+def test_merge_refuses_a_hostile_record_before_writing_anything(
+    explored: Project, changes: dict[str, object], expected: str
+) -> None:
+    good = artifact(explored, "artifact-good", "ci")
+    hostile = artifact(explored, "artifact-hostile", "ci", **changes)
+    result = explored.pytester.runpytest_subprocess("--explore", "ci", "--explore-merge", str(good), str(hostile))
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        f"ERROR: --explore-merge: {hostile / 'results.json'}: {expected}"
+    ]
+    assert not (explored.experiment_dir("ci")).exists()
+    assert not (explored.path / "x").exists() and not (explored.path.parent / "x").exists()
+
+    # The same folders without the hostile one merge.
+    assert_quiet(explored.pytester.runpytest_subprocess("--explore", "ci", "--explore-merge", str(good)))
+    assert sorted(t["name"] for t in explored.results("ci")["trials"]) == ["bad", "good"]

@@ -365,3 +365,40 @@ def test_parse_duration_reads_seconds_minutes_and_hours(value: Any, seconds: flo
 def test_parse_duration_refuses_anything_else(value: Any) -> None:
     with pytest.raises(ValueError):
         parse_duration(value)
+
+
+EXPLORE_DIR_EXPECTED = "expected a folder inside the repository, not tracked by git (e.g. .data/parallel_explorer)"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--explore-dir", "../explore-outside"], "--explore-dir '../explore-outside': {parent}/explore-outside is "
+         "outside the repository {root}"),
+        (["--explore-dir", "."], "--explore-dir '.': is the repository's root {root} itself"),
+        (["--explore-dir", ".git/explore"], "--explore-dir '.git/explore': {root}/.git/explore is inside git's own"),
+        (["-o", "explore_dir=tests"], "ini explore_dir 'tests': {root}/tests would mix the plugin's files with files "
+         "git tracks (tests/test_calc.py)"),
+        (["--explore-dir", "calc.py/data"], "--explore-dir 'calc.py/data': {root}/calc.py/data would mix the plugin's "
+         "files with files git tracks (calc.py)"),
+    ],
+    ids=["outside", "root", "dot-git", "tracked-ini", "inside-a-tracked-file"],
+)  # fmt: skip
+def test_an_explore_dir_outside_the_repository_or_over_tracked_files_is_refused(
+    calc_project: Project, args: list[str], expected: str
+) -> None:
+    calc_project.variants(calc_project.calc_spec(good=GOOD_AGENT))
+    root = calc_project.path.resolve()
+    tracked_before = calc_project.git("ls-files")
+    result = calc_project.explore("--variants", "variants.yaml", *args)
+
+    assert_refused(calc_project, result, expected.format(root=root, parent=root.parent), EXPLORE_DIR_EXPECTED)
+    assert not (root.parent / "explore-outside").exists()
+    assert not (root / ".git" / "explore").exists()
+    assert calc_project.git("ls-files") == tracked_before
+    assert calc_project.git("status", "--porcelain") == ""
+
+
+def test_a_command_with_a_bad_explore_dir_is_refused(calc_project: Project) -> None:
+    result = calc_project.pytester.runpytest_subprocess("--explore-list", "--explore-dir", "tests")
+    assert_refused(calc_project, result, "--explore-dir 'tests': ", EXPLORE_DIR_EXPECTED)
