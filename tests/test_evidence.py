@@ -286,8 +286,14 @@ def test_repeats_give_statistics_equal_to_those_computed_by_hand(calc_project: P
         assert v["pass_at_k"] == (1.0 if solved[name] else 0.0)
         assert v["pass_hat_k"] == (1.0 if solved[name] == 5 else 0.0)
     # Exact solved-rate intervals: 0 of 5 -> [0, 1 - 0.025 ** (1/5)], 5 of 5 -> [0.025 ** (1/5), 1].
-    assert (variants["never"]["solved_ci_low"], variants["never"]["solved_ci_high"]) == (0, pytest.approx(0.5218, abs=1e-4))
-    assert (variants["always"]["solved_ci_low"], variants["always"]["solved_ci_high"]) == (pytest.approx(0.4782, abs=1e-4), 1)
+    assert (variants["never"]["solved_ci_low"], variants["never"]["solved_ci_high"]) == (
+        0,
+        pytest.approx(0.5218, abs=1e-4),
+    )
+    assert (variants["always"]["solved_ci_low"], variants["always"]["solved_ci_high"]) == (
+        pytest.approx(0.4782, abs=1e-4),
+        1,
+    )
 
     comparisons = {c["other"]: c for c in results["comparisons"]}
     # Scores are not all 0 or 1, so each trial's score is one observation of a permutation test. "always" (5 x 1)
