@@ -65,7 +65,7 @@ def simulate(draws: list[Draw], sims: int, max_trials: int, alpha: float, seed: 
     fixed_wrong = fixed_declared = race_wrong = race_declared = 0
     race_trials: list[int] = []
     for _ in range(sims):
-        scores = {name: [draw(rng) for _ in range(max_trials)] for name, draw in zip(names, draws)}
+        scores = {name: [draw(rng) for _ in range(max_trials)] for name, draw in zip(names, draws, strict=True)}
         best, declared = fixed_n(scores, alpha, rng)
         fixed_wrong += true_best is not None and best != true_best
         fixed_declared += declared
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.05)
     args = parser.parse_args()
     started = time.perf_counter()
-    print(f"seed {args.seed}, {args.sims} simulated experiments per scenario, max {args.max_trials}, alpha {args.alpha}")
+    print(f"seed {args.seed}, {args.sims} simulations per scenario, max {args.max_trials}, alpha {args.alpha}")
     print("P(wrong) = the chosen variant is not the true best; P(declared) = a winner is declared (fixed-n: a")
     print("Holm-adjusted trial-level test is significant; race: one variant left). Trials: total over variants.")
     header = ("scenario", "P(wrong) fixed", "race", "P(declared) fixed", "race", "trials fixed", "race mean", "median")
@@ -113,7 +113,8 @@ def main() -> None:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
-        print("  ".join(cell.ljust(width) if i == 0 else cell.rjust(width) for i, (cell, width) in enumerate(zip(row, widths))))
+        cells = [f"{cell:>{width}}" for cell, width in zip(row, widths, strict=True)]
+        print("  ".join([row[0].ljust(widths[0]), *cells[1:]]))
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

@@ -210,7 +210,8 @@ def _reason(decided: Decision | None, remaining: Sequence[str], margin: float, m
 
 def _rounds(values: Mapping[str, Sequence[float]], first: str, second: str, t: int) -> list[float]:
     """The pair's complete rounds up to ``t``, as ``z = (x - y + 1) / 2`` in [0, 1]."""
-    return [(x - y + 1) / 2 for x, y in zip(values[first][:t], values[second][:t])]
+    # zip stops at the shorter one: a round counts only when both variants have completed it.
+    return [(x - y + 1) / 2 for x, y in zip(values[first][:t], values[second][:t], strict=False)]
 
 
 def _interval(values: Mapping[str, Sequence[float]], first: str, second: str, t: int, level: float) -> PairInterval:
