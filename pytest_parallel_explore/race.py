@@ -128,20 +128,23 @@ def race_state(
     for t in range(1, last_round + 1):
         for name in remaining:
             used[name] = min(t, len(values[name]))
-        beaten = {
-            loser: winner
-            for loser in remaining
+        capital = {
+            (winner, loser): _log_capital(_rounds(values, winner, loser, t), 0.5, level)
             for winner in remaining
-            if winner != loser and _log_capital(_rounds(values, winner, loser, t), 0.5, level) >= level
+            for loser in remaining
+            if winner != loser
         }
-        leaders = [name for name in remaining if name not in beaten]
-        if leaders:  # a cycle of "beats" would leave no leader; it cannot happen unless alpha is huge
-            for loser in [name for name in remaining if name in beaten]:
-                by = max(leaders, key=lambda w: _log_capital(_rounds(values, w, loser, t), 0.5, level))
-                rounds = len(_rounds(values, by, loser, t))
-                sentence = f"{loser}: worse than {by}, {_percent(alpha)} confidence sequence after {rounds} trials each"
-                eliminated.append(Elimination(loser, by, used[loser], sentence))
-                remaining.remove(loser)
+        beaten = sorted({loser for (_, loser), log_capital in capital.items() if log_capital >= level})
+        # A cycle of "beats" (possible in principle, as each pair has its own bets) would empty the race:
+        # then nobody is eliminated this round.
+        if len(beaten) == len(remaining):
+            beaten = []
+        for loser in beaten:
+            by = max((w for w in remaining if w != loser), key=lambda w: capital[w, loser])
+            rounds = len(_rounds(values, by, loser, t))
+            sentence = f"{loser}: worse than {by}, {_percent(alpha)} confidence sequence after {rounds} trials each"
+            eliminated.append(Elimination(loser, by, used[loser], sentence))
+        remaining = [name for name in remaining if name not in beaten]
         decided = _decision(values, remaining, used, t, max_trials, margin, level)
         if decided:
             break
@@ -186,13 +189,11 @@ def _decision(
 ) -> Decision | None:
     if len(remaining) == 1:
         return "one_left"
-    if margin > 0 and all(
-        -margin < pair.low and pair.high < margin
-        for index, first in enumerate(remaining)
-        for second in remaining[index + 1 :]
-        if (pair := _interval(values, first, second, t, level))
-    ):
-        return "equivalent"
+    if margin > 0:
+        pairs = [(first, second) for index, first in enumerate(remaining) for second in remaining[index + 1 :]]
+        intervals = (_interval(values, first, second, t, level) for first, second in pairs)
+        if all(-margin < pair.low and pair.high < margin for pair in intervals):
+            return "equivalent"
     if all(used[name] >= max_trials for name in remaining):
         return "max"
     return None
