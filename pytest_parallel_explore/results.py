@@ -66,11 +66,11 @@ def build_results(
 
 
 def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per variant over its trials: score statistics and pass@k; and the best variant against each other.
+    """Per variant over its trials: score statistics, the solved rate with its exact interval and pass@k;
+    and the best variant against each other, Holm-adjusted (see :func:`stats.compare_to_best`).
 
     Every trial that ran counts (an unscored one as 0); trials skipped or
-    broken by the pipeline do not.  Trial ``i`` of one variant pairs with trial
-    ``i`` of another for the paired test.
+    broken by the pipeline do not.
     """
     by_variant: dict[str, list[TrialRecord]] = {}  # in ranking order, so that ties keep it
     for record in records:
@@ -78,18 +78,21 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[dict[str, A
             by_variant.setdefault(record.variant, []).append(record)
     variants, samples = [], {}
     for name, trials in by_variant.items():
-        trials.sort(key=lambda t: (len(t.name), t.name))  # trial i pairs with trial i
+        trials.sort(key=lambda t: (len(t.name), t.name))
         scores = [t.score or 0.0 for t in trials]
         n = len(trials)
         solved = sum(t.score is not None and t.tests.pass_rate == 1.0 for t in trials)
         per_test = [_passed_tests(t) for t in trials] if all(t.tests.cases for t in trials) else []
         samples[name] = stats.VariantTrials(scores, per_test)
+        solved_low, solved_high = stats.clopper_pearson(solved, n)
         variants.append(
             {
                 "name": name,
                 "trials": [t.name for t in trials],
                 **dataclasses.asdict(stats.summarize(scores)),
                 "solved": solved,
+                "solved_ci_low": solved_low,
+                "solved_ci_high": solved_high,
                 "k": n,
                 "pass_at_1": stats.pass_at_k(n, solved, 1),
                 "pass_at_k": stats.pass_at_k(n, solved, n),
@@ -97,12 +100,11 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[dict[str, A
             }
         )
     variants.sort(key=lambda v: -v["mean"])
-    comparisons = []
-    for other in variants[1:]:
-        best = variants[0]["name"]
-        comparison = stats.compare(best, samples[best], other["name"], samples[other["name"]])
-        comparisons.append({**dataclasses.asdict(comparison), "sentence": comparison.sentence()})
-    return variants, comparisons
+    if not variants:
+        return variants, []
+    ordered = {v["name"]: samples[v["name"]] for v in variants}
+    comparisons = stats.compare_to_best(variants[0]["name"], ordered)
+    return variants, [{**dataclasses.asdict(c), "sentence": c.sentence()} for c in comparisons]
 
 
 def _passed_tests(record: TrialRecord) -> dict[str, bool]:

@@ -5,11 +5,16 @@ only, so the report code can call them without numpy or scipy.  Everything rando
 and uses its own ``random.Random(seed)``: the same results always give the same intervals and
 p-values, in ``summary.md`` and in ``report.html`` alike.
 
-- per variant: :func:`summarize` (mean, sd, min/max, bootstrap CI of the mean), :func:`pass_at_k`
-  and :func:`pass_hat_k` (counting a trial as solved when its suite passes fully);
-- best against each other variant: :func:`compare`, built from :func:`paired_outcomes` +
-  :func:`mcnemar_exact` (trials that pair) or :func:`permutation_test` (scores otherwise),
-  :func:`bootstrap_difference` and :func:`repeats_needed`.
+The unit of analysis is the trial: the tests of one trial share its worktree and its agent run, so
+they are not independent samples, and per-test outcomes are only ever described, never tested.
+
+- per variant: :func:`summarize` (mean, sd, min/max, bootstrap CI of the mean),
+  :func:`clopper_pearson` (exact interval of the solved rate), :func:`pass_at_k` and
+  :func:`pass_hat_k` (counting a trial as solved when its suite passes fully);
+- best against each other variant: :func:`compare_to_best`, which builds one :func:`compare` per
+  other variant (:func:`fisher_exact` on solved trials when every score is 0 or 1, else
+  :func:`permutation_test` on the scores; :func:`bootstrap_difference`, :func:`repeats_needed`,
+  the descriptive :func:`per_test_differences`) and adjusts the p-values with :func:`holm`.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import itertools
 import math
 import random
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 #: Up to this many ways of splitting the pooled scores, :func:`permutation_test` enumerates them all.
@@ -56,8 +61,23 @@ class VariantTrials:
 
 
 @dataclasses.dataclass(frozen=True)
+class DifferingTest:
+    """A test that passed in a different share of the two variants' trials (descriptive, not a test)."""
+
+    test: str
+    best_passed: int
+    best_trials: int
+    other_passed: int
+    other_trials: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Comparison:
-    """The best variant against another: difference of mean scores with its CI, and a test of it."""
+    """The best variant against another: difference of mean scores with its CI, and a trial-level test.
+
+    ``p_value`` is the test's own p-value; ``p_adjusted`` is Holm's adjustment over the ``comparisons``
+    made against the best, and ``significant`` means ``p_adjusted < alpha``.
+    """
 
     best: str
     other: str
@@ -65,14 +85,19 @@ class Comparison:
     ci_low: float
     ci_high: float
     p_value: float
-    test: Literal["mcnemar", "permutation"]
+    p_adjusted: float
+    comparisons: int
+    test: Literal["fisher", "permutation"]
+    method: str
     k: int
     significant: bool
     repeats_needed: int | None
+    tests_differ: tuple[DifferingTest, ...] = ()
 
     def sentence(self) -> str:
-        """One line for the summary, e.g. ``a beats b: +0.21 [0.08, 0.33], p = 0.01``."""
-        p = _format_p(self.p_value)
+        """One line for the summary, e.g. ``a beats b: +0.21 [0.08, 0.33], p = 0.01 (permutation test ...)``."""
+        holm = f"; Holm-adjusted over {self.comparisons} comparisons" if self.comparisons > 1 else ""
+        p = f"{_format_p(self.p_adjusted)} ({self.method}{holm})"
         if self.significant:
             winner, loser = self.best, self.other
             difference, low, high = self.difference, self.ci_low, self.ci_high
@@ -81,12 +106,15 @@ class Comparison:
                 winner, loser = self.other, self.best
                 difference, low, high = -difference, -high, -low
             return f"{winner} beats {loser}: {difference:+.2f} [{low:.2f}, {high:.2f}], {p}"
-        head = f"{self.best} vs {self.other}: no significant difference at k = {self.k} ({p}); "
+        head = f"{self.best} vs {self.other}: no significant difference at k = {self.k}, {p}; "
         if self.repeats_needed is not None:
             return head + f"about {self.repeats_needed} repeats per variant would likely tell them apart"
         if self.difference == 0:
             return head + "no difference observed"
         return head + "too few trials to estimate how many repeats would tell them apart"
+
+
+_METHODS = {"fisher": "Fisher's exact test on solved trials", "permutation": "permutation test on trial scores"}
 
 
 def summarize(
@@ -139,43 +167,93 @@ def pass_hat_k(n: int, c: int, k: int) -> float:
     return math.comb(c, k) / math.comb(n, k)
 
 
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant counts ``b`` and ``c``.
+def clopper_pearson(solved: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson 1934) interval of a success probability from ``solved`` of ``n`` trials.
 
-    Under the null hypothesis each discordant pair falls either way with probability 1/2, so
-    ``min(b, c)`` is Binomial(b + c, 1/2); the p-value is ``min(1, 2 * P(X <= min(b, c)))``
-    (McNemar 1947, exact binomial form).  No discordant pairs means no evidence: p = 1.
+    The lower end is the ``p`` at which ``P(X >= solved) = (1 - confidence) / 2`` for ``X ~
+    Binomial(n, p)`` (0 when ``solved`` is 0), the upper end the ``p`` at which ``P(X <= solved)`` is
+    that tail (1 when ``solved == n``).  These are the quantiles of Beta(solved, n - solved + 1) and
+    Beta(solved + 1, n - solved) through the beta/binomial relation; we find them by bisection on the
+    binomial tail sums, which are monotone in ``p``.  Chosen over Wilson because its coverage is never
+    below ``confidence``, which matters at the small ``n`` of agent trials.
     """
-    for name, value in (("b", b), ("c", c)):
-        if not _is_int(value) or value < 0:
-            raise ValueError(f"mcnemar_exact: {name} must be an int >= 0, got {value!r}")
-    n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
-    return min(1.0, 2 * tail / 2**n)
+    _check_counts(n, solved, 1)
+    if not 0 < confidence < 1:
+        raise ValueError(f"clopper_pearson: confidence must be between 0 and 1 (exclusive), got {confidence!r}")
+    tail = (1 - confidence) / 2
+    low = 0.0 if solved == 0 else _bisect(lambda p: _binomial_tail(n, solved, p, upper=True) < tail)
+    high = 1.0 if solved == n else _bisect(lambda p: _binomial_tail(n, solved, p, upper=False) > tail)
+    return low, high
 
 
-def paired_outcomes(a_trials: Sequence[Mapping[str, bool]], b_trials: Sequence[Mapping[str, bool]]) -> tuple[int, int]:
-    """The discordant counts for McNemar's test over paired per-test outcomes.
+def fisher_exact(a_solved: int, a_trials: int, b_solved: int, b_trials: int) -> float:
+    """Two-sided p-value of Fisher's exact test on the 2x2 table of solved and unsolved trials.
 
-    Trial ``i`` of A is paired with trial ``i`` of B; within a pair, each test both trials ran
-    is one paired observation.  Returns ``(b, c)``: ``b`` pairs where A passed and B did not,
-    ``c`` pairs where A did not pass and B did.
+    Given the margins, the number ``x`` of A's trials among all solved ones is hypergeometric;
+    the p-value sums the probabilities of every ``x`` no more likely than the observed one
+    (Fisher 1935; the convention of R's ``fisher.test``).  The probabilities share the
+    denominator ``C(a_trials + b_trials, solved)``, so the comparison uses exact integers.
     """
-    if len(a_trials) != len(b_trials):
-        raise ValueError(
-            f"paired_outcomes: trials pair one to one, got {len(a_trials)} trials for A and {len(b_trials)} for B"
-        )
-    a_only = b_only = 0
-    for a_tests, b_tests in zip(a_trials, b_trials, strict=True):
-        for node_id in a_tests.keys() & b_tests.keys():
-            a_passed, b_passed = bool(a_tests[node_id]), bool(b_tests[node_id])
-            if a_passed and not b_passed:
-                a_only += 1
-            elif b_passed and not a_passed:
-                b_only += 1
-    return a_only, b_only
+    for name, solved, trials in (("a", a_solved, a_trials), ("b", b_solved, b_trials)):
+        if not (_is_int(solved) and _is_int(trials)) or trials < 1 or not 0 <= solved <= trials:
+            raise ValueError(
+                f"fisher_exact: {name} needs 0 <= solved <= trials and trials >= 1, got {solved!r} of {trials!r}"
+            )
+    solved = a_solved + b_solved
+
+    def weight(x: int) -> int:
+        return math.comb(a_trials, x) * math.comb(b_trials, solved - x)
+
+    observed = weight(a_solved)
+    outcomes = range(max(0, solved - b_trials), min(a_trials, solved) + 1)
+    extreme = sum(w for w in map(weight, outcomes) if w <= observed)
+    return extreme / math.comb(a_trials + b_trials, solved)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's (1979) step-down adjusted p-values, in the order given.
+
+    With the p-values sorted ``p_(1) <= ... <= p_(m)``, the adjusted ``p_(i)`` is
+    ``max_{j <= i} min(1, (m - j + 1) p_(j))``; rejecting where the adjusted value is below
+    ``alpha`` controls the family-wise error rate at ``alpha`` under any dependence.
+    """
+    for p in p_values:
+        if not 0 <= p <= 1:
+            raise ValueError(f"holm: p-values must be between 0 and 1, got {p!r}")
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for position, index in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - position) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def per_test_differences(
+    best: Sequence[Mapping[str, bool]], other: Sequence[Mapping[str, bool]]
+) -> tuple[DifferingTest, ...]:
+    """Tests both variants ran that passed in a different share of their trials, largest gap first.
+
+    Descriptive only: it says which tests tell the variants apart and how often, not whether the
+    gap is significant (the tests of one trial are not independent samples).
+    """
+
+    def counts(trials: Sequence[Mapping[str, bool]]) -> dict[str, tuple[int, int]]:
+        tally: dict[str, tuple[int, int]] = {}
+        for tests in trials:
+            for node_id, passed in tests.items():
+                done, runs = tally.get(node_id, (0, 0))
+                tally[node_id] = (done + bool(passed), runs + 1)
+        return tally
+
+    best_counts, other_counts = counts(best), counts(other)
+    differences = [
+        DifferingTest(node_id, *best_counts[node_id], *other_counts[node_id])
+        for node_id in sorted(best_counts.keys() & other_counts.keys())
+        if best_counts[node_id][0] * other_counts[node_id][1] != other_counts[node_id][0] * best_counts[node_id][1]
+    ]
+    differences.sort(key=lambda d: -abs(d.best_passed / d.best_trials - d.other_passed / d.other_trials))
+    return tuple(differences)
 
 
 def permutation_test(a: Sequence[float], b: Sequence[float], *, seed: int = 0, resamples: int = 10000) -> float:
@@ -274,11 +352,12 @@ def compare(
     seed: int = 0,
     alpha: float = 0.05,
 ) -> Comparison:
-    """Compare the best variant with another: difference of mean scores, its CI, and a p-value.
+    """Compare the best variant with another: difference of mean scores, its CI, and a trial-level p-value.
 
-    When the trials pair (both variants have per-test outcomes for every trial, the same number
-    of trials, and the pairs share at least one test), the p-value is McNemar's exact test on the
-    paired per-test outcomes; otherwise it is the permutation test on the scores.
+    When every trial of both scored 0 or 1 (solved or not), the test is Fisher's exact test on the
+    solved counts; otherwise it is the permutation test on the scores.  Either way each trial is one
+    observation.  The p-value is not adjusted here (``p_adjusted == p_value``): :func:`compare_to_best`
+    adjusts a family of comparisons.
     """
     for name, trials in ((best_name, best), (other_name, other)):
         if not trials.scores:
@@ -289,10 +368,12 @@ def compare(
                 f"for {len(trials.tests)} trials"
             )
     difference, ci_low, ci_high = bootstrap_difference(best.scores, other.scores, seed=seed)
-    test: Literal["mcnemar", "permutation"]
-    if _trials_pair(best, other):
-        test = "mcnemar"
-        p_value = mcnemar_exact(*paired_outcomes(best.tests, other.tests))
+    test: Literal["fisher", "permutation"]
+    if all(score in (0, 1) for score in (*best.scores, *other.scores)):
+        test = "fisher"
+        p_value = fisher_exact(
+            sum(s == 1 for s in best.scores), len(best.scores), sum(s == 1 for s in other.scores), len(other.scores)
+        )
     else:
         test = "permutation"
         p_value = permutation_test(best.scores, other.scores, seed=seed)
@@ -303,17 +384,59 @@ def compare(
         ci_low=ci_low,
         ci_high=ci_high,
         p_value=p_value,
+        p_adjusted=p_value,
+        comparisons=1,
         test=test,
+        method=_METHODS[test],
         k=min(len(best.scores), len(other.scores)),
         significant=p_value < alpha,
         repeats_needed=repeats_needed(best.scores, other.scores, alpha=alpha),
+        tests_differ=per_test_differences(best.tests, other.tests),
     )
 
 
-def _trials_pair(best: VariantTrials, other: VariantTrials) -> bool:
-    if not best.tests or len(best.tests) != len(other.tests):
-        return False
-    return any(a.keys() & b.keys() for a, b in zip(best.tests, other.tests, strict=True))
+def compare_to_best(
+    best_name: str, variants: Mapping[str, VariantTrials], *, seed: int = 0, alpha: float = 0.05
+) -> list[Comparison]:
+    """:func:`compare` the best variant with each other one (in ``variants``' order), Holm-adjusted.
+
+    Choosing the best and then testing it against every other is a family of ``len(variants) - 1``
+    tests; Holm's adjustment keeps the chance of any false "beats" at most ``alpha``.
+    """
+    if best_name not in variants:
+        raise ValueError(f"compare_to_best: the best variant {best_name!r} is not among {sorted(variants)}")
+    raw = [
+        compare(best_name, variants[best_name], name, trials, seed=seed, alpha=alpha)
+        for name, trials in variants.items()
+        if name != best_name
+    ]
+    adjusted = holm([c.p_value for c in raw])
+    return [
+        dataclasses.replace(c, p_adjusted=p, comparisons=len(raw), significant=p < alpha)
+        for c, p in zip(raw, adjusted, strict=True)
+    ]
+
+
+def _binomial_tail(n: int, k: int, p: float, *, upper: bool) -> float:
+    """``P(X >= k)`` (``upper``) or ``P(X <= k)`` for ``X ~ Binomial(n, p)``, ``0 < p < 1``, summed in log space."""
+    outcomes = range(k, n + 1) if upper else range(k + 1)
+    log_p, log_q = math.log(p), math.log1p(-p)
+    return math.fsum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q)
+        for i in outcomes
+    )
+
+
+def _bisect(below: Callable[[float], bool]) -> float:
+    """The point in [0, 1] where ``below(p)`` turns from true to false, to within 1e-12."""
+    low, high = 0.0, 1.0
+    while high - low > 1e-12:
+        middle = (low + high) / 2
+        if below(middle):
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
 
 
 def _format_p(p: float) -> str:

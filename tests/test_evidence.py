@@ -287,16 +287,28 @@ def test_repeats_give_statistics_equal_to_those_computed_by_hand(calc_project: P
         assert v["pass_at_1"] == pytest.approx(solved[name] / 5)
         assert v["pass_at_k"] == (1.0 if solved[name] else 0.0)
         assert v["pass_hat_k"] == (1.0 if solved[name] == 5 else 0.0)
+    # Exact solved-rate intervals: 0 of 5 -> [0, 1 - 0.025 ** (1/5)], 5 of 5 -> [0.025 ** (1/5), 1].
+    assert (variants["never"]["solved_ci_low"], variants["never"]["solved_ci_high"]) == (
+        0,
+        pytest.approx(0.5218, abs=1e-4),
+    )
+    assert (variants["always"]["solved_ci_low"], variants["always"]["solved_ci_high"]) == (
+        pytest.approx(0.4782, abs=1e-4),
+        1,
+    )
 
     comparisons = {c["other"]: c for c in results["comparisons"]}
-    # Paired per-test outcomes: "always" passes 2 tests more than "sometimes" in trials 2 and 4 (b = 4, c = 0),
-    # and 2 more than "never" in every trial (b = 10, c = 0); McNemar's exact p = 2 * 0.5 ** b.
-    assert comparisons["sometimes"]["test"] == "mcnemar"
-    assert comparisons["sometimes"]["p_value"] == pytest.approx(2 * 0.5**4)
-    assert comparisons["never"]["p_value"] == pytest.approx(2 * 0.5**10)
-    assert comparisons["never"]["sentence"] == "always beats never: +0.67 [0.67, 0.67], p = 0.002"
+    # Scores are not all 0 or 1, so each trial's score is one observation of a permutation test. "always" (5 x 1)
+    # vs "never" (5 x 1/3): 2 of the C(10, 5) = 252 splits are as extreme. vs "sometimes" (1, 1/3, 1, 1/3, 1):
+    # the splits that put both 1/3s on one side, C(8, 5) + C(8, 3) = 112 of 252. Holm over two comparisons.
+    assert {c["test"] for c in comparisons.values()} == {"permutation"}
+    assert comparisons["never"]["p_value"] == pytest.approx(2 / 252)
+    assert comparisons["never"]["p_adjusted"] == pytest.approx(4 / 252)
+    assert comparisons["sometimes"]["p_value"] == comparisons["sometimes"]["p_adjusted"] == pytest.approx(112 / 252)
+    holm = "(permutation test on trial scores; Holm-adjusted over 2 comparisons)"
+    assert comparisons["never"]["sentence"] == f"always beats never: +0.67 [0.67, 0.67], p = 0.016 {holm}"
     assert comparisons["sometimes"]["sentence"].startswith("always vs sometimes: no significant difference at k = 5")
-    result.stdout.fnmatch_lines(["always beats never: +0.67 [[]0.67, 0.67[]], p = 0.002"])
+    result.stdout.fnmatch_lines([f"always beats never: +0.67 [[]0.67, 0.67[]], p = 0.016 {holm}"])
 
     # The bootstrap intervals are seeded: rebuilding the report gives the very same numbers.
     again = calc_project.pytester.runpytest_subprocess("--explore", "calc", "--explore-results")

@@ -17,13 +17,17 @@ import pytest
 
 from pytest_parallel_explore.stats import (
     Comparison,
+    DifferingTest,
     VariantTrials,
     bootstrap_difference,
+    clopper_pearson,
     compare,
-    mcnemar_exact,
-    paired_outcomes,
+    compare_to_best,
+    fisher_exact,
+    holm,
     pass_at_k,
     pass_hat_k,
+    per_test_differences,
     permutation_test,
     repeats_needed,
     summarize,
@@ -81,43 +85,103 @@ def test_pass_estimators_reject_impossible_counts(
         estimator(n, c, k)
 
 
-def _two_sided_binomial(b: int, c: int) -> float:
-    """Sum of Binomial(b + c, 1/2) probabilities of outcomes at least as far from the centre as b."""
-    n = b + c
-    distance = abs(b - n / 2)
-    return sum(math.comb(n, i) * 0.5**n for i in range(n + 1) if abs(i - n / 2) >= distance)
+def _binomial_tails(n: int, x: int, p: float) -> tuple[float, float]:
+    """P(X >= x) and P(X <= x) for X ~ Binomial(n, p), summed term by term from the definition."""
+    pmf = [math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(n + 1)]
+    return sum(pmf[x:]), sum(pmf[: x + 1])
 
 
-@pytest.mark.parametrize(("b", "c"), [(1, 7), (7, 1), (0, 5), (2, 3), (3, 3), (0, 1), (4, 12), (10, 0)])
-def test_mcnemar_exact_matches_a_direct_binomial_sum(b: int, c: int) -> None:
-    assert mcnemar_exact(b, c) == pytest.approx(min(1.0, _two_sided_binomial(b, c)), abs=1e-12)
+@pytest.mark.parametrize(("x", "n"), [(0, 1), (1, 1), (0, 5), (2, 5), (5, 5), (3, 10), (7, 12), (1, 30)])
+def test_clopper_pearson_ends_are_where_the_binomial_tails_reach_alpha_over_two(x: int, n: int) -> None:
+    low, high = clopper_pearson(x, n)
+    assert 0 <= low < x / n < high <= 1 or (x == 0 and low == 0) or (x == n and high == 1)
+    if x > 0:
+        assert _binomial_tails(n, x, low)[0] == pytest.approx(0.025, abs=1e-9)
+        assert _binomial_tails(n, x, low - 1e-6)[0] < 0.025 < _binomial_tails(n, x, low + 1e-6)[0]
+    if x < n:
+        assert _binomial_tails(n, x, high)[1] == pytest.approx(0.025, abs=1e-9)
 
 
-def test_mcnemar_exact_by_hand() -> None:
-    # b=1, c=7: 2 * (C(8,0) + C(8,1)) / 2^8 = 18/256.
-    assert mcnemar_exact(1, 7) == 0.0703125
-    # b=0, c=5: 2 * 1/32.
-    assert mcnemar_exact(0, 5) == 0.0625
-    assert mcnemar_exact(0, 0) == 1.0
-    assert mcnemar_exact(3, 3) == 1.0
-    with pytest.raises(ValueError, match="b must be an int >= 0"):
-        mcnemar_exact(-1, 3)
+def test_clopper_pearson_by_hand() -> None:
+    # No successes in n: the upper end solves (1 - p)^n = 0.025; all successes: the lower end solves p^n = 0.025.
+    assert clopper_pearson(0, 10) == (0.0, pytest.approx(1 - 0.025**0.1, abs=1e-10))
+    assert clopper_pearson(10, 10) == (pytest.approx(0.025**0.1, abs=1e-10), 1.0)
+    # 3 of 10 (the textbook value, e.g. R's binom.test): [0.0667, 0.6525].
+    assert clopper_pearson(3, 10) == (pytest.approx(0.06674, abs=1e-5), pytest.approx(0.65245, abs=1e-5))
+    assert clopper_pearson(3, 10, confidence=0.5)[0] > clopper_pearson(3, 10)[0]
+    with pytest.raises(ValueError):
+        clopper_pearson(4, 3)
+    with pytest.raises(ValueError, match="confidence"):
+        clopper_pearson(1, 3, confidence=1.5)
 
 
-def test_paired_outcomes_counts_discordant_pairs_over_shared_tests() -> None:
-    a_trials = [
+@pytest.mark.parametrize("p", [0.03, 0.2, 0.5, 0.61, 0.9])
+def test_clopper_pearson_covers_at_least_95_percent_at_every_p(p: float) -> None:
+    # Exact coverage at n = 12: the binomial probability of every outcome whose interval contains p.
+    n = 12
+    coverage = sum(
+        math.comb(n, x) * p**x * (1 - p) ** (n - x)
+        for x in range(n + 1)
+        if clopper_pearson(x, n)[0] <= p and p <= clopper_pearson(x, n)[1]
+    )
+    assert coverage >= 0.95
+
+
+def _enumerated_fisher_p(a_solved: int, a_trials: int, b_solved: int, b_trials: int) -> Fraction:
+    """Given which trials are A's and how many were solved, every choice of the solved trials is equally likely
+    under the null: the p-value is the share of choices whose table is no more likely than the observed one."""
+    trials, solved = a_trials + b_trials, a_solved + b_solved
+    choices = list(itertools.combinations(range(trials), solved))
+    in_a = [sum(i < a_trials for i in choice) for choice in choices]
+    probability = {x: Fraction(in_a.count(x), len(choices)) for x in set(in_a)}
+    return sum((q for q in probability.values() if q <= probability[a_solved]), Fraction(0))
+
+
+@pytest.mark.parametrize(
+    "table", [(3, 4, 1, 4), (5, 5, 0, 5), (0, 3, 0, 3), (2, 6, 4, 6), (6, 6, 3, 6), (1, 3, 5, 7), (4, 4, 4, 4)]
+)
+def test_fisher_exact_matches_the_enumeration_of_all_tables(table: tuple[int, int, int, int]) -> None:
+    assert fisher_exact(*table) == pytest.approx(float(_enumerated_fisher_p(*table)), abs=1e-12)
+
+
+def test_fisher_exact_by_hand() -> None:
+    # 3/4 vs 1/4: tables x = 0..4 have weights C(4,x) C(4,4-x) = 1, 16, 36, 16, 1 of 70; x = 3 has 16,
+    # so p = (1 + 16 + 16 + 1) / 70.
+    assert fisher_exact(3, 4, 1, 4) == pytest.approx(34 / 70)
+    # 5/5 vs 0/5: only the two most extreme tables, 1 + 1 of C(10, 5) = 252.
+    assert fisher_exact(5, 5, 0, 5) == pytest.approx(2 / 252)
+    assert fisher_exact(0, 3, 0, 3) == 1.0
+    with pytest.raises(ValueError, match="fisher_exact: b needs 0 <= solved <= trials"):
+        fisher_exact(1, 3, 4, 3)
+
+
+def test_holm_by_hand() -> None:
+    # Sorted: 0.005, 0.01, 0.03, 0.04 with multipliers 4, 3, 2, 1: 0.02, 0.03, 0.06, 0.04 -> running max 0.06.
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.3, 0.6]) == pytest.approx([0.6, 0.6])
+    assert holm([0.04]) == [0.04]
+    assert holm([]) == []
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        holm([1.5])
+
+
+def test_per_test_differences_describe_pass_shares_over_shared_tests() -> None:
+    best_trials = [
         {"t::x": True, "t::y": True, "t::z": False, "t::only_a": True},
         {"t::x": False, "t::y": True},
     ]
-    b_trials = [
+    other_trials = [
         {"t::x": False, "t::y": True, "t::z": True, "t::only_b": False},
         {"t::x": False, "t::y": False},
+        {"t::x": False, "t::y": True},
     ]
-    # Trial 0: x A-only, y both, z B-only (only_a/only_b not shared). Trial 1: x neither, y A-only.
-    assert paired_outcomes(a_trials, b_trials) == (2, 1)
-    assert paired_outcomes(b_trials, a_trials) == (1, 2)
-    with pytest.raises(ValueError, match="pair one to one"):
-        paired_outcomes(a_trials, b_trials[:1])
+    # x: 1/2 vs 0/3; y: 2/2 vs 2/3; z: 0/1 vs 1/1 (largest gap first); only_a/only_b are not shared.
+    assert per_test_differences(best_trials, other_trials) == (
+        DifferingTest("t::z", 0, 1, 1, 1),
+        DifferingTest("t::x", 1, 2, 0, 3),
+        DifferingTest("t::y", 2, 2, 2, 3),
+    )
+    assert per_test_differences(best_trials, best_trials) == ()
 
 
 def _enumerated_permutation_p(a: list[float], b: list[float]) -> Fraction:
@@ -240,22 +304,22 @@ def test_repeats_needed_by_hand() -> None:
     assert repeats_needed([0.9], [0.1]) is None
 
 
-def test_compare_pairs_per_test_outcomes_with_mcnemar() -> None:
+def test_compare_uses_fisher_on_solved_trials_when_scores_are_0_or_1() -> None:
     tests = [f"t.py::test_{i}" for i in range(8)]
-    # Per trial, best passes all 8 tests; other fails tests 0..3 in trial 0, 0..2 in trial 1 (b = 7, c = 0).
-    best = VariantTrials(scores=[1.0, 1.0], tests=[dict.fromkeys(tests, True)] * 2)
-    other = VariantTrials(
-        scores=[0.5, 0.625],
-        tests=[{t: i >= 4 for i, t in enumerate(tests)}, {t: i >= 3 for i, t in enumerate(tests)}],
-    )
+    # The per-test outcomes (b = 7 discordant pairs) used to feed McNemar's test; now they are only described.
+    best = VariantTrials(scores=[1.0, 1.0, 1.0, 1.0, 1.0], tests=[dict.fromkeys(tests, True)] * 5)
+    other = VariantTrials(scores=[0.0, 0.0, 0.0, 0.0, 0.0], tests=[{t: i >= 4 for i, t in enumerate(tests)}] * 5)
     result = compare("token_bucket", best, "fixed_window", other)
-    assert result.test == "mcnemar"
-    assert result.p_value == pytest.approx(2 / 2**7)
-    assert result.difference == pytest.approx(1.0 - 0.5625)
-    assert result.k == 2
+    assert result.test == "fisher"
+    # 5/5 vs 0/5: 2 of C(10, 5) = 252 equally likely choices of the solved trials are as extreme.
+    assert result.p_value == result.p_adjusted == pytest.approx(2 / 252)
+    assert result.difference == 1.0
+    assert (result.k, result.comparisons) == (5, 1)
     assert result.significant
-    assert result.sentence().startswith("token_bucket beats fixed_window: +0.44 [")
-    assert result.sentence().endswith("], p = 0.016")
+    assert [d.test for d in result.tests_differ] == tests[:4]
+    assert result.sentence() == (
+        "token_bucket beats fixed_window: +1.00 [1.00, 1.00], p = 0.0079 (Fisher's exact test on solved trials)"
+    )
 
 
 def test_compare_falls_back_to_the_permutation_test_on_scores() -> None:
@@ -263,20 +327,51 @@ def test_compare_falls_back_to_the_permutation_test_on_scores() -> None:
     other = VariantTrials(scores=[0.6, 0.7, 0.65])
     result = compare("a", best, "b", other, seed=1)
     assert result.test == "permutation"
+    assert result.method == "permutation test on trial scores"
     # All three of a's scores beat all of b's: 2 of the C(6, 3) = 20 splits are as extreme.
     assert result.p_value == pytest.approx(0.1)
     assert not result.significant
     assert result.k == 3
     assert result.repeats_needed is not None
     assert result.sentence() == (
-        f"a vs b: no significant difference at k = 3 (p = 0.1); about {result.repeats_needed} "
-        "repeats per variant would likely tell them apart"
+        "a vs b: no significant difference at k = 3, p = 0.1 (permutation test on trial scores); "
+        f"about {result.repeats_needed} repeats per variant would likely tell them apart"
     )
-    # Per-test outcomes for only some trials, or different trial counts, do not pair.
-    partial = VariantTrials(scores=[0.9, 0.8], tests=[{"t": True}, {"t": True}])
-    assert compare("a", partial, "b", other).test == "permutation"
+    # Scores that are all 0 or 1 but one make it a permutation test too.
+    assert compare("a", VariantTrials(scores=[1.0, 0.5]), "b", VariantTrials(scores=[0.0, 1.0])).test == "permutation"
     with pytest.raises(ValueError, match="'a' has 3 scores but per-test outcomes for 1 trials"):
         compare("a", VariantTrials(scores=[1.0, 1.0, 1.0], tests=[{"t": True}]), "b", other)
+
+
+def test_compare_to_best_adjusts_with_holm() -> None:
+    variants = {
+        "best": VariantTrials(scores=[1.0] * 5),
+        "never": VariantTrials(scores=[0.0] * 5),
+        "sometimes": VariantTrials(scores=[1.0, 0.0, 1.0, 0.0, 1.0]),
+    }
+    never, sometimes = compare_to_best("best", variants)
+    # Raw Fisher p-values: 5/5 vs 0/5 is 2/252; 5/5 vs 3/5: tables x = 3..5 (of 8 solved) weigh 10, 20, 10
+    # of C(10, 8) = 45, and x = 3 and x = 5 are no more likely than the observed x = 5: 20/45.
+    assert never.p_value == pytest.approx(2 / 252)
+    assert sometimes.p_value == pytest.approx(20 / 45)
+    # Holm over two: 2 * 2/252, then max(that, 1 * 20/45).
+    assert never.p_adjusted == pytest.approx(4 / 252)
+    assert sometimes.p_adjusted == pytest.approx(20 / 45)
+    assert (never.comparisons, never.significant, sometimes.significant) == (2, True, False)
+    assert never.sentence() == (
+        "best beats never: +1.00 [1.00, 1.00], p = 0.016 "
+        "(Fisher's exact test on solved trials; Holm-adjusted over 2 comparisons)"
+    )
+    # Holm can turn raw p-values below alpha into adjusted ones above it. 5/5 vs 1/5: tables x = 1..5
+    # (of 6 solved) weigh 5, 50, 100, 50, 5 of C(10, 6) = 210, so p = 10/210 = 0.048 each; Holm: 2 * 0.048.
+    one_of_five = VariantTrials(scores=[0.0, 0.0, 1.0, 0.0, 0.0])
+    three = {"a": VariantTrials(scores=[1.0] * 5), "b": one_of_five, "c": one_of_five}
+    for comparison in compare_to_best("a", three):
+        assert comparison.p_value == pytest.approx(10 / 210)
+        assert comparison.p_adjusted == pytest.approx(20 / 210)
+        assert not comparison.significant
+    with pytest.raises(ValueError, match="'z' is not among"):
+        compare_to_best("z", variants)
 
 
 def _comparison(**changes: object) -> Comparison:
@@ -286,8 +381,11 @@ def _comparison(**changes: object) -> Comparison:
         "difference": 0.21,
         "ci_low": 0.08,
         "ci_high": 0.33,
-        "p_value": 0.01,
-        "test": "mcnemar",
+        "p_value": 0.005,
+        "p_adjusted": 0.01,
+        "comparisons": 2,
+        "test": "permutation",
+        "method": "permutation test on trial scores",
         "k": 3,
         "significant": True,
         "repeats_needed": 12,
@@ -296,28 +394,35 @@ def _comparison(**changes: object) -> Comparison:
     return Comparison(**fields)  # type: ignore[arg-type]
 
 
+_HOLM = "(permutation test on trial scores; Holm-adjusted over 2 comparisons)"
+
+
 @pytest.mark.parametrize(
     ("changes", "sentence"),
     [
-        ({}, "token_bucket beats fixed_window: +0.21 [0.08, 0.33], p = 0.01"),
-        ({"p_value": 0.012345}, "token_bucket beats fixed_window: +0.21 [0.08, 0.33], p = 0.012"),
-        ({"p_value": 0.0004}, "token_bucket beats fixed_window: +0.21 [0.08, 0.33], p < 0.001"),
+        ({}, f"token_bucket beats fixed_window: +0.21 [0.08, 0.33], p = 0.01 {_HOLM}"),
+        ({"p_adjusted": 0.012345}, f"token_bucket beats fixed_window: +0.21 [0.08, 0.33], p = 0.012 {_HOLM}"),
+        ({"p_adjusted": 0.0004}, f"token_bucket beats fixed_window: +0.21 [0.08, 0.33], p < 0.001 {_HOLM}"),
         (
-            {"difference": -0.21, "ci_low": -0.33, "ci_high": -0.08},
-            "fixed_window beats token_bucket: +0.21 [0.08, 0.33], p = 0.01",
+            {"comparisons": 1, "test": "fisher", "method": "Fisher's exact test on solved trials"},
+            "token_bucket beats fixed_window: +0.21 [0.08, 0.33], p = 0.01 (Fisher's exact test on solved trials)",
         ),
         (
-            {"significant": False, "p_value": 0.41},
-            "token_bucket vs fixed_window: no significant difference at k = 3 (p = 0.41); "
+            {"difference": -0.21, "ci_low": -0.33, "ci_high": -0.08},
+            f"fixed_window beats token_bucket: +0.21 [0.08, 0.33], p = 0.01 {_HOLM}",
+        ),
+        (
+            {"significant": False, "p_adjusted": 0.41},
+            f"token_bucket vs fixed_window: no significant difference at k = 3, p = 0.41 {_HOLM}; "
             "about 12 repeats per variant would likely tell them apart",
         ),
         (
-            {"significant": False, "p_value": 1.0, "difference": 0.0, "repeats_needed": None},
-            "token_bucket vs fixed_window: no significant difference at k = 3 (p = 1); no difference observed",
+            {"significant": False, "p_adjusted": 1.0, "difference": 0.0, "repeats_needed": None},
+            f"token_bucket vs fixed_window: no significant difference at k = 3, p = 1 {_HOLM}; no difference observed",
         ),
         (
-            {"significant": False, "p_value": 1.0, "k": 1, "repeats_needed": None},
-            "token_bucket vs fixed_window: no significant difference at k = 1 (p = 1); "
+            {"significant": False, "p_adjusted": 1.0, "k": 1, "repeats_needed": None},
+            f"token_bucket vs fixed_window: no significant difference at k = 1, p = 1 {_HOLM}; "
             "too few trials to estimate how many repeats would tell them apart",
         ),
     ],
