@@ -20,7 +20,8 @@ import pytest
 
 from .baseline import load_baseline, verdict_counts, verdicts
 from .defaults import SETTINGS_KEY
-from .procs import clean_env, expand, run_owned
+from .environ import safe_env
+from .procs import expand, run_owned
 from .record import TestStats, TrialRecord
 from .settings import Settings
 from .spec import VariantSpec
@@ -80,7 +81,7 @@ def command_values(settings: Settings, worktree: Path, trial: str) -> dict[str, 
 
 
 def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str]:
-    """The environment of scoring and set-up commands: no API keys, the worktree's code first."""
+    """The environment of scoring and set-up commands: allowed variables only, the worktree's code first."""
     repo = str(settings.workspace.repo_root)
     inherited = [
         p
@@ -89,15 +90,14 @@ def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str
     ]
     first = [str(worktree / "src")] if (worktree / "src").is_dir() else []
     pythonpath = os.pathsep.join([*first, str(worktree), *inherited])
-    return clean_env(
+    return safe_env(
         {
             "PYTHONPATH": pythonpath,
             "PYTHONDONTWRITEBYTECODE": "1",
             "EXPLORE_EXPERIMENT": settings.experiment,
             "EXPLORE_WORKTREE": str(worktree),
             **(settings.trial(trial).env() if settings.has_trial(trial) else {"EXPLORE_TRIAL": trial}),
-        },
-        drop_secrets=True,
+        }
     )
 
 
