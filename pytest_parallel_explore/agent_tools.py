@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import errno
 import heapq
-import io
 import itertools
 import json
 import os
@@ -30,7 +29,7 @@ import stat
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,7 +149,7 @@ class WorktreeTools:
         except UnicodeDecodeError as exc:
             raise ToolError(f"{path}: not a UTF-8 text file ({exc.reason})") from exc
         except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800") in a path or in content
-            raise ToolError(f"{path}: the text cannot be written as UTF-8 ({exc.reason} at {exc.start})") from exc
+            raise ToolError(f"{path}: the text cannot be encoded as UTF-8 ({exc.reason} at {exc.start})") from exc
         raise ToolError(f"unknown tool {_clip(name)}")
 
     def resolve(self, path: str) -> Path:
@@ -203,7 +202,7 @@ class WorktreeTools:
         # One line at a time: a file of short lines costs no more memory than one of long lines.
         shown: list[str] = []
         length = 0
-        for number, line in enumerate(itertools.islice(io.StringIO(text), first - 1, last), first):
+        for number, line in enumerate(itertools.islice(_lines(text), first - 1, last), first):
             shown.append(f"{number:6}\t{line.rstrip(_EOL)}")
             length += len(shown[-1]) + 1
             if length > _OUTPUT_LIMIT:
@@ -312,6 +311,15 @@ def _arg(args: Mapping[str, Any], name: str, kind: type, *default: Any) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ToolError(f"argument {name!r} must be of type {kind.__name__}, got {_clip(value)}")
     return value
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` one by one, ends kept (``splitlines`` would hold them all at once)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start) + 1 or len(text)
+        yield text[start:end]
+        start = end
 
 
 def _clip(value: object, limit: int = 200) -> str:
