@@ -1,15 +1,31 @@
-"""The built-in agent's tools and the rules that confine them to the trial's worktree.
+"""The built-in agent's tools and the rules that confine and bound them.
 
 :data:`TOOLS` are the schemas the model is given (list, read, write, edit,
-search, run a command); :class:`WorktreeTools` carries them out.  The rules:
+search, run a command); :class:`WorktreeTools` carries them out.  The model is
+assumed hostile: whatever it asks, a call ends within the trial's limits,
+either with a result or with a :class:`ToolError`, which the model reads as an
+``is_error`` result and can act on; never with a hang, a crash of the trial
+or unbounded memory or disk.  The rules:
 
 * Every path is resolved inside the worktree, symlinks followed; an absolute
   path outside it, a ``..`` escape or a symlink that leads out is refused, and
-  so is git's own ``.git`` folder.  A refusal is a :class:`ToolError`, which
-  the model reads as an ``is_error`` result and can act on.
-* Searches skip symlinks that lead out, binary files and files over 2 MB.
+  so is git's own ``.git`` folder.  An empty path, a NUL character, a path
+  over 4,096 characters or one that cannot be encoded is refused too.
+* Only regular files are read or written.  FIFOs, sockets and devices are
+  refused after a ``stat`` and before any ``open`` (opening a FIFO blocks
+  until its other end opens); files are opened with ``O_NONBLOCK`` and
+  checked again with ``fstat``, in case one was swapped in between.
+* ``read_file`` reads at most the first 10 MB of a file; ``write_file`` and
+  ``edit_file`` write at most 5 MB per call, and edit files up to that size.
+* ``search`` runs in a child process (:mod:`._search`) that is killed after
+  5 seconds, or when the trial's time runs out, whichever comes first:
+  Python's ``re`` cannot be interrupted, and ``(a+)+$`` backtracks for ever.
+  It skips symlinks that lead out, non-regular, binary and over-2 MB files.
 * ``run_command`` is a shell in the worktree, not a sandbox: it runs as its
-  own process group with a timeout, without API keys in its environment.
+  own process group with a timeout and an allow-listed environment
+  (:mod:`.environ`).  Its output streams through a FIFO into a bounded head
+  and tail, taking no disk; after 10 MB the pipe is closed, so the command
+  dies of SIGPIPE on its next write, and the model gets an error.
 * What goes back to the model is bounded: 30,000 characters of a file (read a
   line range for more), the head and tail of a command's output, 1,000
   directory entries, 200 search matches.
