@@ -395,6 +395,10 @@ def _write(file: Path, path: str, data: bytes) -> None:
         f.write(data)
 
 
+#: Reads of the output pipe once the command has ended (each up to 1 MB).
+_FINAL_READS = 4
+
+
 class _CappedOutput:
     """Drains a FIFO in a thread, keeping the head and tail of what comes through.
 
@@ -430,22 +434,33 @@ class _CappedOutput:
 
     def _drain(self) -> None:
         while not self.capped:
+            if self._done.is_set():
+                # The command's group is gone; take what is in the pipe, a bounded number of reads:
+                # a writer that escaped the group (setsid) must not keep this thread, and the call, alive.
+                for _ in range(_FINAL_READS):
+                    if self.capped or not self._read_once():
+                        break
+                return
             ready, _, _ = select.select([self._read], [], [], 0.05)
-            try:
-                data = os.read(self._read, 1 << 20) if ready else b""
-            except BlockingIOError:
-                data = b""
-            if not data:
-                if self._done.is_set():  # the command and its group are gone, the pipe is empty
-                    return
-                continue
-            self._keep(data)
-            if self.size > self.cap:
-                # Close both ends: the command's next write fails with EPIPE.
-                os.close(self._read)
-                os.close(self._write)
-                self._read = self._write = -1
-                self.capped = True
+            if ready:
+                self._read_once()
+
+    def _read_once(self) -> bool:
+        """Read what the pipe holds (up to 1 MB); False when it held nothing."""
+        try:
+            data = os.read(self._read, 1 << 20)
+        except BlockingIOError:
+            return False
+        if not data:
+            return False
+        self._keep(data)
+        if self.size > self.cap:
+            # Close both ends: the command's next write fails with EPIPE (SIGPIPE).
+            os.close(self._read)
+            os.close(self._write)
+            self._read = self._write = -1
+            self.capped = True
+        return True
 
     def _keep(self, data: bytes) -> None:
         half = _OUTPUT_LIMIT // 2

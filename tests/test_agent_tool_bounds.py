@@ -374,6 +374,17 @@ def test_output_under_the_cap_keeps_its_head_and_tail(tools: WorktreeTools) -> N
     assert "bytes not shown" in outcome.result and len(outcome.result) < 31_000
 
 
+def test_a_writer_that_escaped_the_process_group_does_not_hold_the_call(tools: WorktreeTools) -> None:
+    # A daemon in a session of its own keeps writing to the output pipe after the command ended;
+    # once the call returns and the pipe is closed, its next write kills it (SIGPIPE).
+    command = "setsid sh -c 'while :; do echo daemon; sleep 0.01; done' & echo started"
+
+    outcome = run_tool(tools, "run_command", {"command": command})
+
+    assert outcome.result is not None and outcome.result.startswith("exit code 0\n")
+    assert "started" in outcome.result
+
+
 def test_a_command_that_keeps_writing_is_killed_at_its_timeout(tools: WorktreeTools) -> None:
     outcome = run_tool(tools, "run_command", {"command": "echo tick; sleep 60"}, time_left=1.0)
 
