@@ -20,7 +20,8 @@ inside the worktree.  Choices worth knowing about:
   token budget; see :meth:`AnthropicAgent.thinking_budget`.
 * **Confinement** covers the file tools: paths are resolved (symlinks
   followed) and refused unless they stay inside the worktree.  ``run_command``
-  is a shell in the worktree, not a sandbox; it only lacks API keys.  The
+  is a shell in the worktree, not a sandbox; its environment is an allow-list
+  (:mod:`.environ`), so it lacks API keys and other secrets.  The
   tools and their rules are in :mod:`.agent_tools`, the price table in
   :mod:`.pricing`.
 * **Lazy SDK import.** ``anthropic`` takes most of a second to import, so it is
@@ -40,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 from .agent_settings import is_int, is_number, positive_int_problem, thinking_problem
 from .agent_tools import TOOLS, ToolError, WorktreeTools
 from .agents import AgentOutcome, AgentTask, AgentUnavailable
+from .environ import safe_env
 from .pricing import price_for, price_problems
-from .procs import clean_env
 from .record import AgentStats
 from .spec import parse_duration, unknown_keys
 
@@ -294,7 +295,7 @@ class _Session:
         self.price = price_for(agent.model, agent.prices)
         self.tools = WorktreeTools(
             root=task.worktree.resolve(),
-            env=clean_env(task.env, drop_secrets=True),
+            env=safe_env(task.env),
             command_timeout=agent.command_timeout,
         )
         self.messages: list[MessageParam] = [{"role": "user", "content": task.prompt}]

@@ -56,26 +56,16 @@ class Finished:
     stdout: str = ""
 
 
-def clean_env(extra: Mapping[str, str] | None = None, *, drop_secrets: bool = False) -> dict[str, str]:
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The current environment without the outer pytest run's variables.
 
-    With ``drop_secrets`` API keys, tokens and passwords are removed too: the
-    scored test suite and the built-in agent's commands never need them.
+    For command agents and Claude Code, which need their own credentials.
+    Scoring and the built-in agent's commands get :func:`.environ.safe_env`,
+    an allow-list, instead.
     """
     env = {k: v for k, v in os.environ.items() if k not in _PYTEST_RUN_VARIABLES}
-    if drop_secrets:
-        env = {k: v for k, v in env.items() if not is_secret_name(k)}
     env.update(extra or {})
     return env
-
-
-def is_secret_name(name: str) -> bool:
-    upper = name.upper()
-    return upper.endswith(("_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_AUTH_TOKEN")) or upper in {
-        "ANTHROPIC_API_KEY",
-        "OPENAI_API_KEY",
-        "GITHUB_TOKEN",
-    }
 
 
 #: A process group as recorded: its id and its leader's start time (to detect a reused pid).

@@ -19,7 +19,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
-from .procs import clean_env, expand, run_owned
+from .environ import safe_env
+from .procs import expand, run_owned
 from .record import TestStats
 from .settings import Settings
 
@@ -38,7 +39,7 @@ def command_values(settings: Settings, worktree: Path, trial: str) -> dict[str, 
 
 
 def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str]:
-    """The environment of scoring and set-up commands: no API keys, the worktree's code first."""
+    """The environment of scoring and set-up commands: allowed variables only, the worktree's code first."""
     repo = str(settings.workspace.repo_root)
     inherited = [
         p
@@ -47,15 +48,16 @@ def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str
     ]
     first = [str(worktree / "src")] if (worktree / "src").is_dir() else []
     pythonpath = os.pathsep.join([*first, str(worktree), *inherited])
-    return clean_env(
+    passed = {name: os.environ[name] for name in settings.spec.score.pass_env if name in os.environ}
+    return safe_env(
         {
+            **passed,
             "PYTHONPATH": pythonpath,
             "PYTHONDONTWRITEBYTECODE": "1",
             "EXPLORE_EXPERIMENT": settings.experiment,
             "EXPLORE_WORKTREE": str(worktree),
             **(settings.trial(trial).env() if settings.has_trial(trial) else {"EXPLORE_TRIAL": trial}),
-        },
-        drop_secrets=True,
+        }
     )
 
 
