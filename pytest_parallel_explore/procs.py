@@ -6,21 +6,36 @@ so an agent's children never outlive the trial.  The groups alive at any
 moment are announced to :func:`watching` listeners, which save them in the
 trial's record: if the process running a trial is killed outright (SIGKILL of
 an xdist worker), the controller reaps those groups with :func:`reap`.
+
+A child that leaves the group (``setsid``, a double fork into a new session)
+would escape that kill, so the process running commands makes itself a child
+subreaper (Linux): such orphans are reparented to it instead of to init, and
+after each command :func:`run_owned` kills and reaps the ones that came from
+it.  A :class:`~pytest_parallel_explore.sandbox.Sandbox` goes further: its pid
+namespace dies with the command.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
+import logging
 import os
 import re
 import shlex
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from .sandbox import Sandbox
+
+_log = logging.getLogger(__name__)
 
 #: How long a process group gets between SIGTERM and SIGKILL.
 KILL_GRACE_SECONDS = 3.0
@@ -132,32 +147,39 @@ def run_owned(
     stdin: str | None = None,
     output: Path | None = None,
     capture: bool = False,
+    sandbox: Sandbox | None = None,
 ) -> Finished:
     """Run ``command`` (a shell string or an argv) in its own process group.
 
     Output goes to ``output`` (appended, stderr merged), or is captured and
     returned when ``capture`` is set, or is discarded.  Whatever happens, no
-    process of the group is left running when this returns or raises.
+    process of the group is left running when this returns or raises, nor any
+    process that left the group (see :func:`become_subreaper`).  With
+    ``sandbox`` the command runs inside it (raises
+    :class:`~pytest_parallel_explore.sandbox.SandboxUnavailable` without bubblewrap).
     """
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    if sandbox is not None:
+        argv = sandbox.wrap(argv, cwd)
     log: IO[bytes] | None = output.open("ab") if output is not None else None
     stdout: int | IO[bytes] = subprocess.PIPE if capture else (log or subprocess.DEVNULL)
     started = time.monotonic()
+    leader: int | None = None
     try:
         try:
-            proc = subprocess.Popen(
+            proc = _commands.spawn(
                 argv,
                 cwd=cwd,
                 env=dict(env),
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=subprocess.STDOUT if not capture else (log or subprocess.DEVNULL),
-                start_new_session=True,
             )
         except OSError as exc:  # the executable itself is missing or not runnable
             if log is not None:
                 log.write(f"could not start {argv[0]!r}: {exc}\n".encode())
             return Finished(returncode=127, timed_out=False, seconds=0.0)
+        leader = proc.pid
         _announce(proc.pid, alive=True)
         try:
             out, _ = proc.communicate(stdin.encode() if stdin is not None else None, timeout=max(timeout, 0.001))
@@ -173,6 +195,8 @@ def run_owned(
         text = out.decode(errors="replace") if out else ""
         return Finished(proc.returncode, False, time.monotonic() - started, text)
     finally:
+        if leader is not None:
+            _commands.leave(leader)
         if log is not None:
             log.close()
 
@@ -193,3 +217,122 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+# Escaped processes -----------------------------------------------------------------------------------------
+
+_PR_SET_CHILD_SUBREAPER = 36
+_subreaper = False
+
+
+def become_subreaper() -> bool:
+    """Make this process a child subreaper (Linux); return whether it is one.
+
+    Orphans among its descendants (a child that called ``setsid`` and then
+    lost its parent, a double fork) are then reparented to this process
+    rather than to init, where :func:`run_owned` finds and kills them.  The
+    setting is per process, not inherited, and lasts until the process exits.
+    Elsewhere than on Linux this does nothing and returns False: processes
+    that leave their group can outlive a command there.
+    """
+    global _subreaper
+    if not _subreaper and sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return _subreaper
+
+
+@dataclasses.dataclass(frozen=True)
+class _Orphan:
+    pid: int
+    group: int
+    session: int
+    start: int
+
+
+def _our_children() -> list[_Orphan]:
+    """This process's children that are in another session (all of run_owned's are), from ``/proc``."""
+    me, own_session = os.getpid(), os.getsid(0)
+    children = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        ppid, group, session, start = int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19])
+        if ppid == me and session != own_session:
+            children.append(_Orphan(int(entry.name), group, session, start))
+    return children
+
+
+class _Commands:
+    """The run_owned commands running in this process, and the sweep of what escaped them.
+
+    After a command, our children in its session or process group are its
+    orphans, killed at once.  An orphan that made a session of its own cannot
+    be traced to a command by its ids, so by its start time: it is killed if
+    it started after the first command since this process last ran none (a
+    child this process started earlier is not ours to kill) and before every
+    command still running (which it could belong to; if it does not, the last
+    of those kills it when it ends).  Killing only our own children is free of
+    pid-reuse races (a child's pid is ours until we reap it); a killed
+    orphan's children become ours in turn, so the sweep repeats until none is
+    left.
+    """
+
+    #: How long a sweep may take before giving up on, say, a fork bomb.
+    SWEEP_SECONDS = 10.0
+
+    def __init__(self) -> None:
+        # Held while starting a command and while sweeping, so that a sweep
+        # never takes a command just started for an orphan.
+        self._lock = threading.Lock()
+        self._running: dict[int, int] = {}  # leader pid -> its start time (clock ticks since boot)
+        self._since: int | None = None  # start time of the first command since none was running
+
+    def spawn(self, argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
+        """``subprocess.Popen(argv, **popen)`` in a new session, registered as a running command."""
+        become_subreaper()
+        with self._lock:
+            proc = subprocess.Popen(argv, start_new_session=True, **popen)
+            start = _start_time(proc.pid) or 0
+            self._running[proc.pid] = start
+            self._since = start if self._since is None else self._since
+        return proc
+
+    def leave(self, leader: int) -> None:
+        """Kill and reap what escaped the command led by ``leader``, which has ended."""
+        with self._lock:
+            self._running.pop(leader, None)
+            until = min(self._running.values(), default=None)
+            self._sweep(leader, self._since or 0, until)
+            if not self._running:
+                self._since = None
+
+    def _sweep(self, leader: int, since: int, until: int | None) -> None:
+        if not _subreaper:
+            return
+        deadline = time.monotonic() + self.SWEEP_SECONDS
+        while True:
+            orphans = [
+                child.pid
+                for child in _our_children()
+                if leader in (child.session, child.group)
+                or (since <= child.start and (until is None or child.start < until))
+            ]
+            if not orphans:
+                return
+            for pid in orphans:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            for pid in orphans:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+            if time.monotonic() > deadline:
+                _log.warning("processes that escaped a command keep appearing; gave up killing them")
+                return
+
+
+_commands = _Commands()

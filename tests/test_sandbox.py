@@ -1,0 +1,315 @@
+"""The bubblewrap sandbox: real bwrap, real processes, every wall tried from inside."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from pytest_parallel_explore import procs
+from pytest_parallel_explore.procs import clean_env, run_owned
+from pytest_parallel_explore.sandbox import Sandbox, SandboxUnavailable
+from tests.process_testing import ESCAPING_COMMAND, blocking_on, exists, release, unblock, wait_for, wait_pid
+
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+
+
+def sandboxed(command: str, sandbox: Sandbox, cwd: Path, env: dict[str, str] | None = None) -> procs.Finished:
+    """Run a shell command in ``sandbox``, stdout and stderr captured."""
+    return run_owned(
+        f"{{ {command}\n}} 2>&1", cwd=cwd, env=env or clean_env(), timeout=60, capture=True, sandbox=sandbox
+    )
+
+
+@needs_bwrap
+def test_wrap_puts_hidden_before_writable_before_readonly_parents_first(tmp_path: Path) -> None:
+    (tmp_path / "hidden" / "work" / ".git").mkdir(parents=True)
+    sandbox = Sandbox(
+        readonly=(tmp_path / "hidden" / "work" / ".git",),
+        writable=(tmp_path / "hidden" / "work", tmp_path / "missing"),
+        hidden=(tmp_path / "hidden",),
+        network=False,
+    )
+    args = sandbox.wrap(["echo", "hi"], tmp_path)
+    mounts = [args[i : i + 2] for i, arg in enumerate(args) if arg in ("--tmpfs", "--bind-try", "--ro-bind-try")]
+    root = tmp_path.resolve()
+    assert mounts == [
+        ["--tmpfs", "/tmp"],
+        ["--tmpfs", str(root / "hidden")],
+        ["--bind-try", str(root / "hidden" / "work")],
+        ["--ro-bind-try", str(root / "hidden" / "work" / ".git")],
+    ]  # the missing path is left out
+    assert "--unshare-net" in args
+    assert args[-5:] == ["--chdir", str(tmp_path), "--", "echo", "hi"]
+
+
+@needs_bwrap
+def test_only_writable_paths_can_be_written(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    outside = Path(sys.prefix) / f"sandbox-probe-{uuid.uuid4().hex}"  # on the real filesystem, not /tmp
+    try:
+        finished = sandboxed(
+            f"touch {outside}; touch {tmp_path}/beside; touch {work}/inside && echo wrote inside",
+            Sandbox(writable=(work,), readonly=(tmp_path,)),
+            cwd=work,
+        )
+        assert "wrote inside" in finished.stdout
+        assert (work / "inside").exists()
+        assert not outside.exists()
+        assert not (tmp_path / "beside").exists()
+        assert finished.stdout.count("Read-only file system") == 2, finished.stdout
+    finally:
+        outside.unlink(missing_ok=True)
+
+
+@needs_bwrap
+def test_readonly_paths_inside_writable_ones_stay_readonly(tmp_path: Path) -> None:
+    (tmp_path / ".git").write_text("gitdir: /somewhere\n")
+    finished = sandboxed(
+        "echo 'gitdir: /elsewhere' > .git; echo changed > file",
+        Sandbox(writable=(tmp_path,), readonly=(tmp_path / ".git",)),
+        cwd=tmp_path,
+    )
+    assert "Read-only file system" in finished.stdout
+    assert (tmp_path / ".git").read_text() == "gitdir: /somewhere\n"
+    assert (tmp_path / "file").read_text() == "changed\n"
+
+
+@needs_bwrap
+def test_hidden_paths_are_empty_but_writable_paths_inside_them_work(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    (secret / "inner").mkdir(parents=True)
+    (secret / "key.txt").write_text("hunter2\n")
+    (tmp_path / "token.txt").write_text("t0ken\n")
+    command = f"ls -A {secret}; cat {secret}/key.txt {tmp_path}/token.txt; echo out > {secret}/inner/out"
+
+    seen = sandboxed(command, Sandbox(writable=(tmp_path,)), cwd=tmp_path)
+    assert "hunter2" in seen.stdout and "t0ken" in seen.stdout  # visible without hiding
+
+    sandbox = Sandbox(writable=(tmp_path, secret / "inner"), hidden=(secret, tmp_path / "token.txt"))
+    hidden = sandboxed(command, sandbox, cwd=tmp_path)
+    listing = hidden.stdout.splitlines()[0]
+    assert listing == "inner"  # key.txt is gone; the writable path inside is there
+    assert "hunter2" not in hidden.stdout
+    assert "t0ken" not in hidden.stdout
+    assert "token.txt: Permission denied" in hidden.stdout  # a hidden file is an unreadable device node
+    assert (secret / "inner" / "out").read_text() == "out\n"
+    assert (secret / "key.txt").read_text() == "hunter2\n"
+
+
+@needs_bwrap
+def test_nonexistent_paths_do_not_stop_the_sandbox(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    sandbox = Sandbox(
+        writable=(tmp_path, missing / "w"),
+        hidden=(missing / "h",),
+        readonly=(missing / "r",),
+        extra_writable=(Path("~/.no-such-agent-config-dir"),),
+    )
+    finished = sandboxed("echo ran", sandbox, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stdout
+    assert finished.stdout == "ran\n"
+
+
+@needs_bwrap
+def test_extra_writable_paths_expand_the_home_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    (home / ".agent").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    finished = sandboxed(
+        "echo token > ~/.agent/state; echo x > ~/other",
+        Sandbox(extra_writable=(Path("~/.agent"),), readonly=(home,)),
+        cwd=tmp_path,
+        env=clean_env({"HOME": str(home)}),
+    )
+    assert (home / ".agent" / "state").read_text() == "token\n"
+    assert not (home / "other").exists(), finished.stdout
+
+
+#: Run in a process whose initial environment holds a secret: runs a command that looks
+#: for it everywhere in /proc (with the secret removed from the command's own environment).
+_PARENT = """\
+import os, sys
+from pathlib import Path
+from pytest_parallel_explore.procs import run_owned
+from pytest_parallel_explore.sandbox import Sandbox
+
+env = {k: v for k, v in os.environ.items() if k != "PPE_TEST_SECRET"}
+command = (
+    f"cat /proc/*/environ /proc/{os.getpid()}/environ /proc/$PPID/environ /proc/1/environ; env"
+)
+sandbox = Sandbox(readonly=(Path.cwd(),)) if sys.argv[1] == "sandbox" else None
+finished = run_owned(command, cwd=Path.cwd(), env=env, timeout=60, capture=True, sandbox=sandbox)
+sys.stdout.write(finished.stdout)
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize("where", ["sandbox", "no sandbox"])
+def test_the_parents_environment_is_not_readable(where: str, tmp_path: Path) -> None:
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    result = subprocess.run(
+        [sys.executable, "-c", _PARENT, where],
+        cwd=tmp_path,
+        env={**os.environ, "PPE_TEST_SECRET": secret},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "PATH=" in result.stdout  # the command ran and could read its own environment
+    if where == "sandbox":
+        assert secret not in result.stdout
+    else:
+        assert secret in result.stdout  # what the sandbox prevents: /proc/<parent>/environ
+
+
+@needs_bwrap
+def test_proc_shows_only_the_sandboxs_processes(tmp_path: Path) -> None:
+    command = f"test -e /proc/{os.getpid()} && echo parent visible; ls /proc | grep -c '^[0-9]'"
+    finished = sandboxed(command, Sandbox(), cwd=Path("/"))
+    count = int(finished.stdout.split()[-1])
+    assert "parent visible" not in finished.stdout
+    assert 2 <= count <= 5, finished.stdout  # bwrap's init, sh, ls, grep (some may have exited)
+
+
+@needs_bwrap
+def test_tmp_is_private(tmp_path: Path) -> None:
+    with tempfile.NamedTemporaryFile(dir="/tmp", prefix="ppe-outside-") as outside:
+        inside = Path("/tmp") / f"ppe-inside-{uuid.uuid4().hex}"
+        finished = sandboxed(
+            f"test -e {outside.name} && echo visible || echo hidden; touch {inside} && echo made",
+            Sandbox(writable=(tmp_path,)),
+            cwd=tmp_path,
+        )
+    assert finished.stdout == "hidden\nmade\n"
+    assert not inside.exists()
+
+
+_CONNECT = (
+    "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10); print('connected')"
+)
+_LOOPBACK = """\
+import socket
+server = socket.create_server(('127.0.0.1', 0))
+socket.create_connection(server.getsockname(), timeout=10)
+print('loopback works')
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize("network", [True, False])
+def test_network_can_be_cut_but_loopback_stays(network: bool, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        (tmp_path / "connect.py").write_text(_CONNECT)
+        (tmp_path / "loopback.py").write_text(_LOOPBACK)
+        python = sys.executable
+        finished = sandboxed(
+            f"{python} connect.py {port}; {python} loopback.py",
+            Sandbox(writable=(tmp_path,), network=network),
+            cwd=tmp_path,
+        )
+        listener.setblocking(False)
+        try:
+            listener.accept()[0].close()
+            accepted = True
+        except BlockingIOError:
+            accepted = False
+    assert "loopback works" in finished.stdout
+    assert accepted is network
+    assert ("connected" in finished.stdout.split()) is network
+    if not network:
+        assert "ConnectionRefusedError" in finished.stdout or "Network is unreachable" in finished.stdout
+
+
+def _marked_env() -> tuple[str, dict[str, str]]:
+    """A unique ``NAME=value`` and an environment holding it, to find sandboxed processes from outside."""
+    value = uuid.uuid4().hex
+    return f"PPE_SANDBOX_RUN={value}", clean_env({"PPE_SANDBOX_RUN": value})
+
+
+def _host_pid(inner: int, marker: str) -> int | None:
+    """The pid seen from here of the sandboxed process ``inner`` whose environment holds ``marker``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        nspids = next(line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:"))
+        if marker.encode() in environ and int(nspids[-1]) == inner:
+            return int(entry.name)
+    return None
+
+
+@needs_bwrap
+@pytest.mark.parametrize("end", ["normal", "timeout"])
+def test_nothing_started_in_the_sandbox_survives(end: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(procs, "KILL_GRACE_SECONDS", 0.5)
+    fifo, wait = blocking_on(tmp_path)
+    marker, env = _marked_env()
+    command = ESCAPING_COMMAND.format(dir=tmp_path, then=wait)
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(
+            run_owned,
+            command,
+            cwd=tmp_path,
+            env=env,
+            timeout=60 if end == "normal" else 5,
+            sandbox=Sandbox((tmp_path,)),
+        )
+        try:
+            inner = [wait_pid(tmp_path / "escaped.pid"), wait_pid(tmp_path / "stubborn.pid")]
+            pids = [_host_pid(pid, marker) for pid in inner]
+            assert None not in pids, f"sandboxed processes {inner} not found from outside"
+            if end == "normal":
+                release(fifo)
+            finished = future.result(timeout=60)
+        finally:
+            unblock(fifo)
+    assert finished.timed_out is (end == "timeout")
+    assert not any(exists(pid) for pid in pids if pid is not None), "a sandboxed process survived"
+
+
+@needs_bwrap
+def test_the_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
+    """SIGKILL of the process that ran bwrap (an xdist worker, say) takes the sandbox with it."""
+    marker, env = _marked_env()
+    argv = Sandbox((tmp_path,)).wrap(
+        ["sh", "-c", ESCAPING_COMMAND.format(dir=tmp_path, then="exec sleep 300")], tmp_path
+    )
+    script = "import subprocess, sys; subprocess.run(sys.argv[1:])"
+    parent = subprocess.Popen([sys.executable, "-c", script, *argv], env=env)
+    try:
+        pids = [_host_pid(wait_pid(tmp_path / name), marker) for name in ("escaped.pid", "stubborn.pid")]
+        assert None not in pids
+    finally:
+        parent.kill()
+        parent.wait()
+    # The sandbox is torn down asynchronously once its parent is gone.
+    wait_for(lambda: not any(exists(pid) for pid in pids if pid is not None), "the sandbox to go")
+
+
+@needs_bwrap
+def test_the_sandbox_has_no_capabilities(tmp_path: Path) -> None:
+    finished = sandboxed("grep CapEff /proc/self/status; umount /tmp", Sandbox(), cwd=Path("/"))
+    assert "CapEff:\t0000000000000000" in finished.stdout
+    assert "must be superuser" in finished.stdout or "ermission denied" in finished.stdout, finished.stdout
+
+
+def test_run_owned_without_bwrap_refuses_a_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap there
+    with pytest.raises(SandboxUnavailable, match="bubblewrap"):
+        run_owned(["true"], cwd=tmp_path, env=clean_env(), timeout=10, sandbox=Sandbox())
