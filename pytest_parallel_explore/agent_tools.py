@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .procs import run_owned
+from .sandbox import Sandbox
 
 if TYPE_CHECKING:
     from anthropic.types import ToolParam
@@ -138,6 +139,7 @@ class WorktreeTools:
     env: Mapping[str, str]  # for commands: the allow-listed environment
     command_timeout: float
     search_timeout: float = SEARCH_SECONDS
+    sandbox: Sandbox | None = None  # where run_command runs (bubblewrap), or None
 
     def call(self, name: str, args: Any, time_left: float) -> str:
         """Carry out one tool call; anything the model can get wrong is a :class:`ToolError`."""
@@ -305,7 +307,9 @@ class WorktreeTools:
             pipe = Path(scratch, "output")
             os.mkfifo(pipe, 0o600)
             with _CappedOutput(pipe, COMMAND_OUTPUT_CAP_BYTES) as output:
-                finished = run_owned(command, cwd=self.root, env=self.env, timeout=timeout, output=pipe)
+                finished = run_owned(
+                    command, cwd=self.root, env=self.env, timeout=timeout, output=pipe, sandbox=self.sandbox
+                )
         text = output.text()
         if finished.timed_out:
             raise ToolError(f"command timed out after {timeout:g}s and was killed; output so far:\n{text}")

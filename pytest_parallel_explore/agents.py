@@ -18,6 +18,7 @@ import pytest
 
 from .procs import clean_env, expand, run_owned
 from .record import AgentStats
+from .sandbox import Sandbox
 from .spec import VariantSpec
 
 
@@ -40,6 +41,7 @@ class AgentTask:
     timeout: float  # seconds the agent may run
     env: Mapping[str, str]  # EXPLORE_* variables for anything the agent starts
     report: Callable[[AgentStats], None] = lambda stats: None  # running totals, for progress
+    sandbox: Sandbox | None = None  # where the agent's commands run (bubblewrap), or None
 
 
 @dataclasses.dataclass
@@ -102,6 +104,7 @@ class CommandAgent:
             timeout=task.timeout,
             stdin=task.prompt,
             output=task.log_path,
+            sandbox=task.sandbox,
         )
         stats = AgentStats(
             backend="command",

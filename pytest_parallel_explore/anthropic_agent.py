@@ -297,6 +297,7 @@ class _Session:
             root=task.worktree.resolve(),
             env=safe_env(task.env),
             command_timeout=agent.command_timeout,
+            sandbox=task.sandbox,
         )
         self.messages: list[MessageParam] = [{"role": "user", "content": task.prompt}]
         if self.price is None:

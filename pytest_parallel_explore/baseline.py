@@ -91,9 +91,11 @@ def ensure_baseline(settings: Settings) -> tuple[Baseline, bool]:
     if saved is not None:
         return saved, True
     git = gitops.sealed(settings.workspace.repo_root)
-    with scoring_checkout(settings, git, settings.base_commit, BASELINE) as (checkout, out):
+    with scoring_checkout(settings, git, settings.base_commit, BASELINE) as scoring:
         names = [f"{BASELINE}.{i}" for i in range(1, settings.baseline_runs + 1)]
-        runs = [run_test_suite(settings, checkout, name, out=out) for name in names]
+        runs = [
+            run_test_suite(settings, scoring.checkout, name, out=scoring.out, sandbox=scoring.sandbox) for name in names
+        ]
     baseline = _from_runs(baseline_key(settings), settings.base_commit, runs)
     write_json(settings.paths.baseline_json, baseline.to_json())
     return baseline, False

@@ -11,31 +11,44 @@ a process still writing) can reach what is scored.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import trees
+from . import confinement, trees
 from .gitcmd import Git
 from .procs import run_owned
+from .sandbox import Sandbox
 from .settings import Settings
 from .suite import scoring_env
 
 
-def prepare_worktree(settings: Settings, worktree: Path, name: str, *, holdout: bool = False) -> None:
+def prepare_worktree(
+    settings: Settings, worktree: Path, name: str, *, holdout: bool = False, sandbox: Sandbox | None = None
+) -> None:
     """What a folder to work or score in needs besides git's files: ``worktree.copy``, ``worktree.setup``, hold-out."""
     root = settings.workspace.repo_root
     for relative in settings.spec.worktree.copy:
         _copy(root / relative, worktree / relative)
-    run_setup_command(settings, worktree, name, settings.spec.worktree.setup, "worktree.setup")
+    run_setup_command(settings, worktree, name, settings.spec.worktree.setup, "worktree.setup", sandbox=sandbox)
     if holdout:
         copy_holdout(settings, worktree)
 
 
+@dataclasses.dataclass(frozen=True)
+class Scoring:
+    """A sealed scoring checkout, the folder beside it for reports, and the sandbox its commands run in."""
+
+    checkout: Path
+    out: Path
+    sandbox: Sandbox | None
+
+
 @contextlib.contextmanager
-def scoring_checkout(settings: Settings, git: Git, tree: str, name: str) -> Iterator[tuple[Path, Path]]:
-    """``(checkout, out)``: ``tree`` written to a new folder, prepared, hold-out copied in; removed afterwards.
+def scoring_checkout(settings: Settings, git: Git, tree: str, name: str) -> Iterator[Scoring]:
+    """``tree`` written to a new folder, prepared, hold-out copied in; removed afterwards.
 
     ``out`` is a sibling folder for reports the suite writes (its junit
     file).  Both live outside the repository, so no configuration of the
@@ -43,11 +56,11 @@ def scoring_checkout(settings: Settings, git: Git, tree: str, name: str) -> Iter
     """
     folder = Path(tempfile.mkdtemp(prefix=f"explore-{settings.experiment}-{name}-"))
     try:
-        checkout, out = folder / "checkout", folder / "out"
-        out.mkdir()
-        trees.materialize(git, tree, checkout)
-        prepare_worktree(settings, checkout, name, holdout=True)
-        yield checkout, out
+        scoring = Scoring(folder / "checkout", folder / "out", confinement.for_scoring(settings, folder, git.git_dir))
+        scoring.out.mkdir()
+        trees.materialize(git, tree, scoring.checkout)
+        prepare_worktree(settings, scoring.checkout, name, holdout=True, sandbox=scoring.sandbox)
+        yield scoring
     finally:
         trees.remove_tree(folder)
 
@@ -72,7 +85,9 @@ def _copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def run_setup_command(settings: Settings, worktree: Path, name: str, command: str | None, key: str) -> None:
+def run_setup_command(
+    settings: Settings, worktree: Path, name: str, command: str | None, key: str, *, sandbox: Sandbox | None = None
+) -> None:
     """Run a set-up command in the worktree (output in ``<name>_setup.log``); raise when it fails."""
     if not command:
         return
@@ -82,6 +97,7 @@ def run_setup_command(settings: Settings, worktree: Path, name: str, command: st
         env=scoring_env(settings, worktree, name),
         timeout=settings.score_timeout,
         output=settings.paths.trial_file(name, "_setup.log"),
+        sandbox=sandbox,
     )
     if finished.returncode != 0:
         raise RuntimeError(f"{key} failed (exit {finished.returncode}; see {name}_setup.log): {command}")

@@ -108,6 +108,7 @@ class ClaudeCodeAgent:
             timeout=task.timeout,
             stdin=task.prompt,
             output=task.log_path,  # the raw output stays in the log; the result is read back from there
+            sandbox=task.sandbox,
         )
         with task.log_path.open("rb") as log:
             log.seek(start)

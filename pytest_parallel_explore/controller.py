@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from . import __version__, gitops, procs, repostate
+from . import __version__, confinement, gitops, procs, repostate
 from .baseline import Baseline, ensure_baseline
 from .defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
 from .record import Status, TrialRecord, save, try_load, write_json
 from .results import format_table, is_repeated, load_records, write_report
 from .runlock import ExperimentBusy, ExperimentLock
+from .sandbox import find_bwrap
 from .settings import Settings
 
 #: How often the progress files are polled for changes.
@@ -91,6 +92,7 @@ class RunStart:
     lock: ExperimentLock
     checkout: dict[str, str]
     baseline: Baseline | None
+    sandbox_warning: str | None = None
 
 
 def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
@@ -114,6 +116,7 @@ def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
             agent.preflight()
         except AgentUnavailable as exc:
             raise pytest.UsageError(f"{where}: {exc}") from None
+    sandbox_warning = _check_sandbox(settings)
     lock = ExperimentLock(settings.paths.lock)
     try:
         lock.acquire()
@@ -123,6 +126,8 @@ def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
     if lock.stale_pid is not None:
         notices.append(f"warning: took over the lock of an earlier run that died (pid {lock.stale_pid})")
     notices.extend(recover_interrupted(settings))
+    if sandbox_warning:
+        notices.append(f"warning: {sandbox_warning}")
     root = settings.workspace.repo_root
     if gitops.is_dirty(root):
         # Said on the terminal, not with `warnings`: a project's filterwarnings=error would make it a crash.
@@ -143,7 +148,23 @@ def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
             f"baseline {'reused' if reused else 'scored'}: {baseline.tests.passed}/{baseline.tests.total} tests "
             f"pass at {settings.base_commit[:12]} ({baseline.runs} runs{flaky})"
         )
-    return RunStart(notices, lock, checkout, baseline)
+    return RunStart(notices, lock, checkout, baseline, sandbox_warning)
+
+
+def _check_sandbox(settings: Settings) -> str | None:
+    """Refuse ``sandbox: bwrap`` without bubblewrap; the warning to give when ``auto`` finds none."""
+    modes = {settings.spec.sandbox.mode} | {confinement.sandbox_spec(settings, t.variant).mode for t in settings.trials}
+    if find_bwrap() is not None or modes == {"none"}:
+        return None
+    if "bwrap" in modes:
+        raise pytest.UsageError(
+            f"{settings.spec.source}: sandbox: 'bwrap' needs bubblewrap, which is not installed "
+            "(Debian/Ubuntu: apt-get install bubblewrap); or choose sandbox: auto or none"
+        )
+    return (
+        "no sandbox: bubblewrap (bwrap) is not installed, so agents and the scoring runs work with your "
+        "account's full access (install the 'bubblewrap' package; see the README's Trust model)"
+    )
 
 
 def own_refs(settings: Settings) -> str:
@@ -162,6 +183,7 @@ class ExploreController:
         self.prepared = prepared
         self.distributed = distributed
         self.info = experiment_info(settings)
+        self.info["sandbox_warning"] = prepared.sandbox_warning
         self.results: dict[str, Any] | None = None
         self.reported: dict[str, dict[str, Any]] = {}  # each trial's record as its process reported it
         self._seen: dict[str, tuple[Any, ...]] = {}

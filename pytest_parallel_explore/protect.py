@@ -93,8 +93,10 @@ class Policy:
 def _is_test_file(path: str) -> bool:
     name = posixpath.basename(path)
     folders = path.split("/")[:-1]
-    return (name.startswith("test_") and name.endswith(".py")) or name.endswith("_test.py") or bool(
-        _TEST_FOLDERS & set(folders)
+    return (
+        (name.startswith("test_") and name.endswith(".py"))
+        or name.endswith("_test.py")
+        or bool(_TEST_FOLDERS & set(folders))
     )
 
 

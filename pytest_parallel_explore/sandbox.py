@@ -110,3 +110,8 @@ class Sandbox:
         ]
         existing = {(path.resolve(), kind) for path, kind in wanted if path.exists()}
         yield from sorted(existing, key=lambda item: (len(item[0].parts), item[1], str(item[0])))
+
+
+def wanted(mode: str) -> bool:
+    """Whether a ``sandbox:`` mode (``auto``, ``bwrap``, ``none``) means running in bubblewrap here."""
+    return mode == "bwrap" or (mode == "auto" and find_bwrap() is not None)

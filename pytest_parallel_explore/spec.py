@@ -325,9 +325,7 @@ def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | N
     )
 
 
-def _variants(
-    raw: Any, defaults: dict[str, Any], problems: list[str], sandbox: SandboxSpec
-) -> list[VariantSpec]:
+def _variants(raw: Any, defaults: dict[str, Any], problems: list[str], sandbox: SandboxSpec) -> list[VariantSpec]:
     if raw is None or raw == {} or raw == []:
         problems.append("variants: empty; expected at least one variant (name: description)")
         return []

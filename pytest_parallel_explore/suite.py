@@ -22,6 +22,7 @@ from pathlib import Path
 from .environ import safe_env
 from .procs import expand, run_owned
 from .record import TestStats
+from .sandbox import Sandbox
 from .settings import Settings
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -61,7 +62,9 @@ def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str
     )
 
 
-def run_test_suite(settings: Settings, worktree: Path, trial: str, *, out: Path) -> TestStats:
+def run_test_suite(
+    settings: Settings, worktree: Path, trial: str, *, out: Path, sandbox: Sandbox | None = None
+) -> TestStats:
     """Run ``score.command`` in the checkout ``worktree`` and read its outcome, test by test.
 
     The junit report is written to ``out`` (a folder outside the checkout's
@@ -88,6 +91,7 @@ def run_test_suite(settings: Settings, worktree: Path, trial: str, *, out: Path)
         env=scoring_env(settings, worktree, trial),
         timeout=settings.score_timeout,
         output=log,
+        sandbox=sandbox,
     )
     if report is not None and report.is_file():
         stats = parse_junit(report)
@@ -152,7 +156,9 @@ def _node_id(attrib: Mapping[str, str]) -> str:
     return "::".join(part for part in parts if part)
 
 
-def run_metric(settings: Settings, worktree: Path, trial: str, command: str) -> float | None:
+def run_metric(
+    settings: Settings, worktree: Path, trial: str, command: str, sandbox: Sandbox | None = None
+) -> float | None:
     """The last number a ``score.metrics`` command prints, or None."""
     finished = run_owned(
         expand(command, command_values(settings, worktree, trial)),
@@ -160,17 +166,20 @@ def run_metric(settings: Settings, worktree: Path, trial: str, command: str) -> 
         env=scoring_env(settings, worktree, trial),
         timeout=settings.score_timeout,
         capture=True,
+        sandbox=sandbox,
     )
     numbers = _NUMBER.findall(finished.stdout)
     return float(numbers[-1]) if numbers and not finished.timed_out else None
 
 
-def yaml_metrics(settings: Settings, checkout: Path, trial: str) -> tuple[dict[str, float], list[str]]:
+def yaml_metrics(
+    settings: Settings, checkout: Path, trial: str, sandbox: Sandbox | None = None
+) -> tuple[dict[str, float], list[str]]:
     """The ``score.metrics`` commands' numbers, and a flag for each that printed none."""
     metrics: dict[str, float] = {}
     flags = []
     for name, metric in settings.spec.score.metrics.items():
-        value = run_metric(settings, checkout, trial, metric.command)
+        value = run_metric(settings, checkout, trial, metric.command, sandbox)
         if value is None:
             flags.append(f"metric {name!r} printed no number")
         else:

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import pytest
 
-from . import gitops, procs, protect, repostate
+from . import confinement, gitops, procs, protect, repostate
 from .agents import AgentOutcome, AgentTask
 from .baseline import judge, load_baseline
 from .checkout import prepare_worktree, run_setup_command, scoring_checkout
@@ -223,6 +223,9 @@ class TrialRunner:
             timeout=self.trial.timeout,
             env=self._explore_env(prompt, prompt_file),
             report=report,
+            sandbox=confinement.for_agent(
+                self.settings, variant, self.worktree, self._worktree(record).admin, prompt_file
+            ),
         )
         try:
             outcome: AgentOutcome = agent.run(task)
@@ -308,11 +311,13 @@ class TrialRunner:
         self._tampered(record, sealed.tampering)
         if record.tampering:
             record.flags.append(f"tampering: {len(record.tampering)} protected things changed, undone before scoring")
-        with scoring_checkout(self.settings, git, sealed.tree, self.trial.name) as (checkout, out):
-            run_setup_command(self.settings, checkout, self.trial.name, self.settings.spec.score.setup, "score.setup")
-            record.tests = run_test_suite(self.settings, checkout, self.trial.name, out=out)
+        name, setup = self.trial.name, self.settings.spec.score.setup
+        with scoring_checkout(self.settings, git, sealed.tree, name) as scoring:
+            checkout, sandbox = scoring.checkout, scoring.sandbox
+            run_setup_command(self.settings, checkout, name, setup, "score.setup", sandbox=sandbox)
+            record.tests = run_test_suite(self.settings, checkout, name, out=scoring.out, sandbox=sandbox)
             record.verdicts, record.broken_tests = judge(load_baseline(self.settings), record.tests)
-            metrics, flags = yaml_metrics(self.settings, checkout, self.trial.name)
+            metrics, flags = yaml_metrics(self.settings, checkout, name, sandbox)
             record.flags.extend(flags)
             for result in self.config.hook.pytest_explore_score(config=self.config, trial=self.view, checkout=checkout):
                 metrics.update(result or {})

@@ -49,12 +49,12 @@ ATTACKS: dict[str, tuple[str, list[str]]] = {
         ["pytest.ini"],
     ),
     "pyproject": (
-        "printf '[project]\\nname = \"calc\"\\n\\n[tool.pytest.ini_options]\\n"
-        "addopts = \"--deselect tests/test_calc.py::test_add\"\\n' > pyproject.toml",
+        'printf \'[project]\\nname = "calc"\\n\\n[tool.pytest.ini_options]\\n'
+        'addopts = "--deselect tests/test_calc.py::test_add"\\n\' > pyproject.toml',
         ["pyproject.toml"],
     ),
     "sitecustomize": (
-        "printf 'import os\\nos.environ[\"PYTEST_ADDOPTS\"] = \"-k zero\"\\n' > sitecustomize.py",
+        'printf \'import os\\nos.environ["PYTEST_ADDOPTS"] = "-k zero"\\n\' > sitecustomize.py',
         ["sitecustomize.py"],
     ),
     "shadow_pytest": ("mkdir -p _pytest && printf 'raise SystemExit(0)\\n' > pytest.py", ["pytest.py"]),
@@ -100,7 +100,7 @@ ATTACKS: dict[str, tuple[str, list[str]]] = {
     ),
     "other_record": (
         # Runs after "a_honest" (no xdist: items run in order) and rewrites its finished record.
-        'python3 -c "import json,sys; p=sys.argv[1]; d=json.load(open(p)); d[\'score\']=0.0; '
+        "python3 -c \"import json,sys; p=sys.argv[1]; d=json.load(open(p)); d['score']=0.0; "
         "json.dump(d, open(p, 'w'))\" $EXPLORE_RESULTS/a_honest_progress.json",
         [],
     ),
@@ -133,11 +133,14 @@ def victim(calc_project: Project, tmp_path: Path) -> Project:
 def repository_state(project: Project) -> dict[str, Any]:
     """Everything of the user's repository that no run may change."""
     common = project.path / ".git"
-    exclude = (common / "info" / "exclude").read_text().replace("/.data/parallel_explorer/\n", "")
+    exclude = [line for line in (common / "info" / "exclude").read_text().splitlines() if line]
+    exclude.remove("/.data/parallel_explorer/") if "/.data/parallel_explorer/" in exclude else None
     files = {}
     for path in sorted(project.path.rglob("*")):
         relative = path.relative_to(project.path).as_posix()
-        if relative.split("/")[0] in (".git", ".data", "stdout", "stderr") or relative.startswith("runpytest-"):
+        if relative.split("/")[0] in (".git", ".data", ".pytest_cache", "stdout", "stderr") or relative.startswith(
+            "runpytest-"
+        ):
             continue
         if path.is_file():
             files[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -162,9 +165,7 @@ def spec_for(project: Project, sandbox: str, attacks: list[str], pwned: Path | N
         variants[name] = f"{BAD_AGENT} && {ATTACKS[name][0]}".replace("PWNED_PATH", str(pwned))
     spec = project.calc_spec(**variants)
     spec["sandbox"] = sandbox
-    spec["score"].update(
-        {"holdout": "holdout", "command": "{python} -m pytest -q -p no:cacheprovider tests holdout"}
-    )
+    spec["score"].update({"holdout": "holdout", "command": "{python} -m pytest -q -p no:cacheprovider tests holdout"})
     return spec
 
 
@@ -186,9 +187,10 @@ def test_no_attack_forges_a_score_or_harms_the_repository(
     monkeypatch.setenv("EXPLORE_PIDS", str(pids))
     monkeypatch.setenv("EXPLORE_ROOT", str(victim.path))
     monkeypatch.setenv("EXPLORE_RESULTS", str(victim.experiment_dir() / "results"))
+    variants = victim.variants(spec_for(victim, sandbox, list(ATTACKS), pwned))
     before = repository_state(victim)
 
-    result = victim.explore("--variants", victim.variants(spec_for(victim, sandbox, list(ATTACKS), pwned)))
+    result = victim.explore("--variants", variants)
 
     trials = victim.trials()
     assert trials["a_honest"]["score"] == pytest.approx(HONEST_SCORE), result.stdout.str()
@@ -201,7 +203,9 @@ def test_no_attack_forges_a_score_or_harms_the_repository(
                 assert thing in trial["tampering"], (name, trial["tampering"])
         # Score, branch and patch are one tree: the honest change to calc.py, whatever else the agent did.
         assert "return a * b" in victim.git("show", f"explore/calc/{name}:calc.py")
-    assert repository_state(victim) == before
+    after = repository_state(victim)
+    changed = {k: (before[k], v) for k, v in after.items() if v != before[k]}
+    assert changed == {}, json.dumps(changed, indent=1)[-1500:]
     assert not pwned.exists(), "a hook or filter planted by an agent ran"
     if sandbox == "none":  # the finished record another trial rewrote is kept as its trial reported it
         assert "its record on disk was changed after the trial ended" in " ".join(trials["a_honest"]["flags"])
@@ -249,7 +253,7 @@ def test_the_scoring_run_sees_no_secrets(victim: Project, monkeypatch: pytest.Mo
     monkeypatch.setenv("PYTEST_ADDOPTS", "--deselect=tests/test_calc.py::test_add")
     leak = "import os\\n\\ndef test_env():\\n    assert 'hunter2' not in str(os.environ)\\n"
     spec = spec_for(victim, "none", [])
-    spec["variants"]["leaky"] = {"agent": {"run": f"{BAD_AGENT} && printf \"{leak}\" > tests/test_env.py"}}
+    spec["variants"]["leaky"] = {"agent": {"run": f'{BAD_AGENT} && printf "{leak}" > tests/test_env.py'}}
     result = victim.explore("--variants", victim.variants(spec))
 
     assert "leaky" in victim.trials(), result.stdout.str()

@@ -161,6 +161,7 @@ def test_a_test_flaky_at_the_base_is_detected_and_left_out(
     verdict_project.commit("flaky test")
     spec = spec_for(verdict_project, fixer=sed("m.py", "/def c/{n;s/raise NotImplementedError/return 3/}"))
     spec["score"]["pass_env"] = ["FLAKY_STATE"]  # the scoring run sees only allowed variables and these
+    spec["sandbox"] = "none"  # the state file is outside the checkout, where a sandboxed suite cannot write
     result = verdict_project.explore("--variants", verdict_project.variants(spec))
     assert result.ret == 0
 
