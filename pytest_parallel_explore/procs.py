@@ -252,6 +252,14 @@ def become_subreaper() -> bool:
     return _subreaper
 
 
+def _forget_subreaper() -> None:
+    global _subreaper
+    _subreaper = False  # a forked child is not a subreaper, whatever its parent was
+
+
+os.register_at_fork(after_in_child=_forget_subreaper)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Orphan:
     pid: int
