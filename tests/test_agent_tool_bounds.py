@@ -57,25 +57,43 @@ def tools(agent_worktree: Path) -> WorktreeTools:
     return WorktreeTools(root=agent_worktree.resolve(), env=safe_env({"EXPLORE_VARIANT": "v1"}), command_timeout=30.0)
 
 
-def _processes() -> Iterator[tuple[int, str, int, int]]:
-    """(pid, state, ppid, process group) of every process, from ``/proc``."""
+_PF_EXITING = 0x4  # a process's flags in /proc/<pid>/stat: it is on its way out
+_SIGKILL_BIT = 1 << (9 - 1)
+
+
+def _dying(pid: int, flags: int) -> bool:
+    """Killed, but not yet gone: exiting, or with SIGKILL pending (a kill is asynchronous)."""
+    if flags & _PF_EXITING:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return True
+    pending = [int(line.split()[1], 16) for line in status if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(mask & _SIGKILL_BIT for mask in pending)
+
+
+def _running() -> Iterator[tuple[int, int, int]]:
+    """(pid, ppid, process group) of every process that is neither a zombie nor dying, from ``/proc``."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                state, ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
-            except (OSError, ValueError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
                 continue
-            yield int(entry.name), state, int(ppid), int(pgrp)
+            pid, state, ppid, pgrp, flags = int(entry.name), fields[0], int(fields[1]), int(fields[2]), int(fields[6])
+            # Zombies count as gone: this container's init may never reap them.
+            if state not in ("Z", "X") and not _dying(pid, flags):
+                yield pid, ppid, pgrp
 
 
 def _group_alive(pgid: int) -> bool:
-    """Whether a process of the group is still running (zombies left to a non-reaping init do not count)."""
-    return any(pgrp == pgid and state != "Z" for _, state, _, pgrp in _processes())
+    return any(pgrp == pgid for _, _, pgrp in _running())
 
 
 def _children() -> set[int]:
     """Running child processes of this process."""
-    return {pid for pid, state, ppid, _ in _processes() if ppid == os.getpid() and state != "Z"}
+    return {pid for pid, ppid, _ in _running() if ppid == os.getpid()}
 
 
 def run_tool(
