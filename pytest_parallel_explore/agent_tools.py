@@ -221,7 +221,7 @@ class WorktreeTools:
         shown: list[str] = []
         length = 0
         for number, line in enumerate(itertools.islice(_lines(text), first - 1, last), first):
-            shown.append(f"{number:6}\t{line.rstrip(_EOL)}")
+            shown.append(f"{number:6}\t{line}")
             length += len(shown[-1]) + 1
             if length > _OUTPUT_LIMIT:
                 break
@@ -334,11 +334,15 @@ def _arg(args: Mapping[str, Any], name: str, kind: type, *default: Any) -> Any:
 
 
 def _lines(text: str) -> Iterator[str]:
-    """The lines of ``text`` one by one, ends kept (``splitlines`` would hold them all at once)."""
+    """The lines of ``text`` one by one, without their ends, each cut to what can be shown.
+
+    Not ``splitlines``, which would hold every line at once, nor whole lines: a
+    10 MB line would be copied twice to show 30,000 characters of it.
+    """
     start = 0
     while start < len(text):
         end = text.find("\n", start) + 1 or len(text)
-        yield text[start:end]
+        yield text[start : min(end, start + _OUTPUT_LIMIT + 2)].rstrip(_EOL)
         start = end
 
 

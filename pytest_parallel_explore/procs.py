@@ -164,7 +164,7 @@ def run_owned(
     log: IO[bytes] | None = output.open("ab") if output is not None else None
     stdout: int | IO[bytes] = subprocess.PIPE if capture else (log or subprocess.DEVNULL)
     started = time.monotonic()
-    leader: int | None = None
+    proc: subprocess.Popen[bytes] | None = None
     try:
         try:
             proc = _commands.spawn(
@@ -179,7 +179,6 @@ def run_owned(
             if log is not None:
                 log.write(f"could not start {argv[0]!r}: {exc}\n".encode())
             return Finished(returncode=127, timed_out=False, seconds=0.0)
-        leader = proc.pid
         _announce(proc.pid, alive=True)
         try:
             out, _ = proc.communicate(stdin.encode() if stdin is not None else None, timeout=max(timeout, 0.001))
@@ -195,8 +194,10 @@ def run_owned(
         text = out.decode(errors="replace") if out else ""
         return Finished(proc.returncode, False, time.monotonic() - started, text)
     finally:
-        if leader is not None:
-            _commands.leave(leader)
+        if proc is not None:
+            if proc.returncode is None:  # interrupted before its wait began (while announcing it, say)
+                kill_group(proc)
+            _commands.leave(proc.pid)
         if log is not None:
             log.close()
 
@@ -240,6 +241,14 @@ def become_subreaper() -> bool:
         libc = ctypes.CDLL(None, use_errno=True)
         _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     return _subreaper
+
+
+def _forget_subreaper() -> None:
+    global _subreaper
+    _subreaper = False  # a forked child is not a subreaper, whatever its parent was
+
+
+os.register_at_fork(after_in_child=_forget_subreaper)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,9 +306,14 @@ class _Commands:
         become_subreaper()
         with self._lock:
             proc = subprocess.Popen(argv, start_new_session=True, **popen)
-            start = _start_time(proc.pid) or 0
-            self._running[proc.pid] = start
-            self._since = start if self._since is None else self._since
+            try:
+                start = _start_time(proc.pid) or 0
+                self._running[proc.pid] = start
+                self._since = start if self._since is None else self._since
+            except BaseException:  # Ctrl-C right now: the caller never gets the process to kill
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
         return proc
 
     def leave(self, leader: int) -> None:

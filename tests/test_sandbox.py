@@ -174,7 +174,7 @@ def test_the_parents_environment_is_not_readable(where: str, tmp_path: Path) -> 
 
 
 @needs_bwrap
-def test_proc_shows_only_the_sandboxs_processes(tmp_path: Path) -> None:
+def test_proc_shows_only_the_sandboxs_processes() -> None:
     command = f"test -e /proc/{os.getpid()} && echo parent visible; ls /proc | grep -c '^[0-9]'"
     finished = sandboxed(command, Sandbox(), cwd=Path("/"))
     count = int(finished.stdout.split()[-1])
