@@ -11,6 +11,7 @@ none of the experiment's folders or the shared git directory.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .sandbox import Sandbox, wanted
@@ -32,7 +33,8 @@ def for_agent(
     return Sandbox(
         writable=(worktree, admin),
         hidden=(settings.workspace.explore_dir, common / "worktrees", *_holdout(settings)),
-        readonly=(common, prompt_file),  # explicitly: the repository may live where /tmp is made private
+        # Explicitly: the repository and the interpreter may live where /tmp is made private.
+        readonly=(common, prompt_file, *_interpreter()),
         extra_writable=tuple(Path(p) for p in spec.writable),
         network=True,
     )
@@ -45,8 +47,14 @@ def for_scoring(settings: Settings, folder: Path, git_dir: Path) -> Sandbox | No
     return Sandbox(
         writable=(folder,),
         hidden=(settings.workspace.explore_dir, git_dir, *_holdout(settings)),
+        readonly=_interpreter(),
         network=spec.scoring_network,
     )
+
+
+def _interpreter() -> tuple[Path, ...]:
+    """The Python environment that runs ``{python}``: it must stay visible inside the sandbox."""
+    return tuple(Path(p) for p in {sys.prefix, sys.base_prefix})
 
 
 def _holdout(settings: Settings) -> list[Path]:

@@ -107,6 +107,7 @@ def test_never_more_than_max_concurrent_trials_at_once(calc_project: Project) ->
     agent = f"echo start $(date +%s.%N) >> {log}; sleep 0.6; echo end $(date +%s.%N) >> {log}; {GOOD_AGENT}"
     spec = calc_project.calc_spec(**{f"v{i}": agent for i in range(4)})
     spec["max_concurrent"] = 2
+    spec["sandbox"] = "none"  # the agents log into the project, which a sandbox forbids
     result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "4")
 
     assert result.ret == 0

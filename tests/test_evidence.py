@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import textwrap
 from pathlib import Path
@@ -209,6 +210,7 @@ def test_tampering_with_protected_tests_is_undone_and_flagged(verdict_project: P
 def test_an_agent_writing_into_the_main_checkout_is_reported(verdict_project: Project) -> None:
     escape = f"printf 'def a():\\n    return 99\\n' > {verdict_project.path}/m.py"
     spec = spec_for(verdict_project, escaper=escape)
+    spec["sandbox"] = "none"  # only without a sandbox can the write happen; then it is reported
     result = verdict_project.explore("--variants", verdict_project.variants(spec))
 
     result.stdout.fnmatch_lines(["*warning: the main checkout changed while the trials ran: m.py*"])
@@ -220,6 +222,18 @@ def test_an_agent_writing_into_the_main_checkout_is_reported(verdict_project: Pr
     assert "checkout-changes" in report and "m.py" in report
 
 
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+def test_in_the_sandbox_an_agent_cannot_write_into_the_main_checkout(verdict_project: Project) -> None:
+    before = (verdict_project.path / "m.py").read_bytes()
+    escape = f"printf 'def a():\\n    return 99\\n' > {verdict_project.path}/m.py"
+    spec = spec_for(verdict_project, escaper=escape)
+    spec["sandbox"] = "bwrap"
+    result = verdict_project.explore("--variants", verdict_project.variants(spec))
+
+    assert (verdict_project.path / "m.py").read_bytes() == before, result.stdout.str()
+    assert verdict_project.results()["checkout_changes"] == []
+
+
 def test_real_project_settings_copy_setup_and_trial_variables(calc_project: Project) -> None:
     calc_project.write({".env": "SECRET=from-main\n"})  # untracked: only copied, never committed
     record = "echo $EXPLORE_TRIAL $EXPLORE_TRIAL_INDEX $EXPLORE_PORT_BASE $(cat .env) > {root}/seen-$EXPLORE_TRIAL"
@@ -228,6 +242,7 @@ def test_real_project_settings_copy_setup_and_trial_variables(calc_project: Proj
         second=f"{record.format(root=calc_project.path)}; {GOOD_AGENT}",
     )
     spec["worktree"] = {"copy": [".env"], "setup": "touch set-up-ran"}
+    spec["sandbox"] = "none"  # the agents write what they saw into the project, which a sandbox forbids
     result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "2")
     assert result.ret == 0, result.stdout.str()
 

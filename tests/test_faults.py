@@ -65,6 +65,7 @@ class Faults:
 
     def spec(self, *names: str, **overrides: Any) -> str:
         spec = self.project.calc_spec(**{name: f"sh {self.root}/agent.sh {name}" for name in names})
+        spec["sandbox"] = "none"  # the agents write their logs and pids into the project, which a sandbox forbids
         spec.update(overrides)
         return self.project.variants(spec)
 
@@ -158,6 +159,7 @@ def test_a_killed_xdist_worker_loses_nothing(faults: Faults) -> None:
 def test_a_timed_out_agent_is_killed_with_its_children_and_scored(faults: Faults) -> None:
     faults.block("slow")
     spec = faults.project.calc_spec(slow=f"sh {faults.root}/agent.sh slow")
+    spec["sandbox"] = "none"  # the agents log into the project
     spec["variants"]["slow"]["timeout"] = "2s"
     result = faults.project.explore("--variants", faults.project.variants(spec))
 
@@ -191,6 +193,7 @@ def test_a_truncated_progress_file_is_reported_and_that_trial_rerun(faults: Faul
 def test_a_run_stopped_while_scoring_resumes_at_scoring_with_a_recreated_worktree(faults: Faults) -> None:
     marker = faults.root / "scoring-started"
     spec = faults.project.calc_spec(fast=f"sh {faults.root}/agent.sh fast")
+    spec["sandbox"] = "none"  # the agents log into the project
     # The first scoring blocks (so the run can be stopped there); later ones do not.
     spec["score"]["setup"] = f"test -e {marker} || {{ touch {marker}; sleep 300; }}"
     spec_file = faults.project.variants(spec)
@@ -242,6 +245,7 @@ def test_a_stale_lock_of_a_dead_run_is_taken_over(faults: Faults) -> None:
 
 def test_changing_one_variant_reruns_it_alone(faults: Faults) -> None:
     spec = faults.project.calc_spec(**{n: f"sh {faults.root}/agent.sh {n}" for n in ("a", "b", "c")})
+    spec["sandbox"] = "none"  # the agents log into the project
     assert faults.project.explore("--variants", faults.project.variants(spec)).ret == 0
     spec["variants"]["b"]["description"] = "b, asked differently"
     assert faults.project.explore("--variants", faults.project.variants(spec)).ret == 0

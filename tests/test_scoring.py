@@ -92,6 +92,7 @@ def test_the_worktree_code_is_scored_even_when_the_project_is_installed(
     score = f"cd {run_tests_from} && {venv_python} -m pytest -q -p no:cacheprovider {target}"
     spec = project.calc_spec(fixed=AGENT_WRITES_WORKTREE.format(module=module))
     spec["score"]["command"] = score
+    spec["sandbox"] = "none"  # this venv lives in /tmp, which the sandbox makes private
     result = project.explore("--variants", project.variants(spec))
 
     assert result.ret == 0, result.stdout.str()
