@@ -248,16 +248,37 @@ def test_a_rerun_keeps_a_users_commits_on_a_trial_branch_and_a_dirty_worktree(vi
     assert any("kept" in flag for flag in victim.trials()["a_honest"]["flags"])
 
 
-def test_the_scoring_run_sees_no_secrets(victim: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+#: Tests an agent adds to read the user's secrets during scoring: from its own environment, and from
+#: every process it can see in /proc (the plugin's own process has the whole environment).
+LEAK_TESTS = (
+    "import os, glob\\n\\n"
+    "def test_env():\\n"
+    "    assert 'hunter2' not in str(os.environ)\\n\\n"
+    "def test_proc():\\n"
+    "    seen = []\\n"
+    "    for path in glob.glob('/proc/*/environ'):\\n"
+    "        try:\\n"
+    "            seen.append(open(path, 'rb').read())\\n"
+    "        except OSError:\\n"
+    "            pass\\n"
+    "    assert not any(b'hunter2' in s for s in seen)\\n"
+)
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_the_scoring_run_sees_no_secrets(victim: Project, sandbox: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_SERVICE_CREDENTIAL", "hunter2")
     monkeypatch.setenv("PYTEST_ADDOPTS", "--deselect=tests/test_calc.py::test_add")
-    leak = "import os\\n\\ndef test_env():\\n    assert 'hunter2' not in str(os.environ)\\n"
-    spec = spec_for(victim, "none", [])
-    spec["variants"]["leaky"] = {"agent": {"run": f'{BAD_AGENT} && printf "{leak}" > tests/test_env.py'}}
+    spec = spec_for(victim, sandbox, [])
+    spec["variants"]["leaky"] = {"agent": {"run": f'{BAD_AGENT} && printf "{LEAK_TESTS}" > tests/test_leak.py'}}
     result = victim.explore("--variants", victim.variants(spec))
 
     assert "leaky" in victim.trials(), result.stdout.str()
     cases = victim.trials()["leaky"]["tests"]["cases"]
-    assert cases["tests/test_env.py::test_env"]["outcome"] == "passed", result.stdout.str()
-    assert len(cases) == 5  # PYTEST_ADDOPTS of the user's shell did not deselect anything
+    assert cases["tests/test_leak.py::test_env"]["outcome"] == "passed", result.stdout.str()
+    # Reading another process's environment in /proc is stopped only by the sandbox's pid namespace.
+    leaked = "failed" if sandbox == "none" else "passed"
+    assert cases["tests/test_leak.py::test_proc"]["outcome"] == leaked
+    assert len(cases) == 6  # PYTEST_ADDOPTS of the user's shell did not deselect anything
+    assert victim.trials()["leaky"]["score"] == pytest.approx(HONEST_SCORE)  # added tests do not count
     assert json.dumps(victim.trials()).count("hunter2") == 0
