@@ -48,15 +48,12 @@ _OVERRIDES = (
     "commit.gpgSign=false",
     "tag.gpgSign=false",
     "log.showSignature=false",
-    "diff.external=",
     "gc.auto=0",
     "maintenance.auto=false",
     "protocol.allow=never",
     "safe.directory=*",
 )
 _TRUSTED_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "HOME")
-#: Commands that may run clean/smudge filters; others skip the look at the configuration's filters.
-_FILTERING_COMMANDS = frozenset({"worktree", "checkout", "reset", "read-tree", "add", "status", "diff", "merge"})
 
 
 class GitFailed(Exception):
@@ -106,7 +103,7 @@ class Git:
             env["GIT_WORK_TREE"] = str(self.work_tree)
         if self.index is not None:
             env["GIT_INDEX_FILE"] = str(self.index)
-        argv = ["git", *(a for o in self._overrides(args[0]) for a in ("-c", o)), *args]
+        argv = ["git", *(a for o in self._overrides() for a in ("-c", o)), *args]
         data = input.encode() if isinstance(input, str) else input
         finished = subprocess.run(
             argv,
@@ -129,10 +126,9 @@ class Git:
             return False
         return True
 
-    def _overrides(self, command: str) -> Iterable[str]:
+    def _overrides(self) -> Iterable[str]:
         yield from _OVERRIDES
-        if command not in _FILTERING_COMMANDS:
-            return
+        # Any command may refresh the index and so run a clean filter: every driver is looked up each time.
         for name in filter_drivers(self.git_dir) - self.trusted_filters:
             # An empty command means "no filter"; not required, so git never refuses the file.
             yield from (f"filter.{name}.clean=", f"filter.{name}.smudge=", f"filter.{name}.process=")

@@ -105,7 +105,10 @@ ATTACKS: dict[str, tuple[str, list[str]]] = {
         [],
     ),
     "escaped_process": (
-        "(setsid sh -c 'sleep 300 & echo $! > \"$EXPLORE_PIDS/escaped\"' < /dev/null > /dev/null 2>&1 &)",
+        # A new session, so the agent's process group is not its own; the agent waits until it runs.
+        "(setsid sh -c 'echo $$ > \"$EXPLORE_PIDS/escaped.tmp\" && mv \"$EXPLORE_PIDS/escaped.tmp\" "
+        "\"$EXPLORE_PIDS/escaped\" && exec sleep 300' < /dev/null > /dev/null 2>&1 &)"
+        " && until [ -e \"$EXPLORE_PIDS/escaped\" ] || [ ! -w \"$EXPLORE_PIDS\" ]; do :; done",
         [],
     ),
 }
@@ -203,6 +206,9 @@ def test_no_attack_forges_a_score_or_harms_the_repository(
                 assert thing in trial["tampering"], (name, trial["tampering"])
         # Score, branch and patch are one tree: the honest change to calc.py, whatever else the agent did.
         assert "return a * b" in victim.git("show", f"explore/calc/{name}:calc.py")
+    for name in ("deleted_git_link", "rewritten_git_link"):  # the worktree was repaired, not left broken
+        worktree = trials[name]["worktree"]
+        assert victim.git("-C", worktree, "symbolic-ref", "HEAD").strip() == f"refs/heads/explore/calc/{name}"
     after = repository_state(victim)
     changed = {k: (before[k], v) for k, v in after.items() if v != before[k]}
     assert changed == {}, json.dumps(changed, indent=1)[-1500:]

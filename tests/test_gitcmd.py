@@ -1,0 +1,63 @@
+"""Sealed git: configuration an agent plants in the repository runs nothing when the plugin calls git.
+
+Each test plants hooks, an fsmonitor, clean/smudge filters (directly and through
+an ``include.path``) and checks that the plugin's git runs none of them, while
+plain ``git`` on the same repository does (so the planted traps are real).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pytest_parallel_explore.gitcmd import Git
+
+
+@pytest.fixture
+def trapped(tmp_path: Path) -> tuple[Path, Path]:
+    """A repository whose configuration runs ``touch <marker>`` from every place git would run a program."""
+    repo, marker, hooks = tmp_path / "repo", tmp_path / "ran", tmp_path / "hooks"
+    repo.mkdir()
+    hooks.mkdir()
+    trap = f"touch {marker}"
+    for hook in ("post-checkout", "pre-commit", "post-index-change", "reference-transaction"):
+        (hooks / hook).write_text(f"#!/bin/sh\n{trap}\n")
+        (hooks / hook).chmod(0o755)
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=u", "-c", "user.email=u@x", *args], cwd=repo, check=True)
+
+    git("init", "-q", "-b", "main")
+    (repo / "a.txt").write_text("a\n")
+    (repo / ".gitattributes").write_text("* filter=evil\n")
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    (tmp_path / "included").write_text(f'[filter "sneaky"]\n\tsmudge = "{trap}; cat"\n\tclean = "{trap}; cat"\n')
+    git("config", "core.hooksPath", str(hooks))
+    git("config", "core.fsmonitor", f"{trap}; true")
+    git("config", "filter.evil.clean", f"{trap}; cat")
+    git("config", "filter.evil.smudge", f"{trap}; cat")
+    git("config", "include.path", str(tmp_path / "included"))
+    (repo / "a.txt").write_text("changed\n")
+    return repo, marker
+
+
+def test_the_traps_are_real(trapped: tuple[Path, Path]) -> None:
+    repo, marker = trapped
+    subprocess.run(["git", "status", "--porcelain"], cwd=repo, check=True, capture_output=True)
+    assert marker.exists()
+
+
+def test_sealed_git_runs_no_hook_fsmonitor_or_filter(trapped: tuple[Path, Path], tmp_path: Path) -> None:
+    repo, marker = trapped
+    git = Git(repo / ".git", work_tree=repo)
+    git.run("status", "--porcelain")
+    git.run("diff", "--no-ext-diff", "--no-textconv", "HEAD")  # as the plugin diffs
+    git.run("add", "-A")
+    git.run("commit", "-qm", "sealed commit")
+    git.run("checkout", "-q", "HEAD~1", "--", "a.txt")
+    Git(repo / ".git").run("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "other")
+    assert not marker.exists()
+    assert (tmp_path / "wt" / "a.txt").read_text() == "changed\n"  # the sealed commit, checked out
