@@ -23,7 +23,7 @@ from .defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
 from .record import Status, TrialRecord, save, try_load, write_json
 from .results import format_table, is_repeated, load_records, write_report
 from .runlock import ExperimentBusy, ExperimentLock
-from .sandbox import find_bwrap
+from .sandbox import find_bwrap, wanted
 from .settings import Settings
 
 #: How often the progress files are polled for changes.
@@ -151,6 +151,14 @@ def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
     return RunStart(notices, lock, checkout, baseline, sandbox_warning)
 
 
+def _sandbox_use(settings: Settings) -> str:
+    """How the trials are confined, for the summary: ``bubblewrap``, ``none``, or per variant."""
+    modes = {
+        "bubblewrap" if wanted(confinement.sandbox_spec(settings, t.variant).mode) else "none" for t in settings.trials
+    }
+    return modes.pop() if len(modes) == 1 else "per variant (bubblewrap for some, none for others)"
+
+
 def _check_sandbox(settings: Settings) -> str | None:
     """Refuse ``sandbox: bwrap`` without bubblewrap; the warning to give when ``auto`` finds none."""
     modes = {settings.spec.sandbox.mode} | {confinement.sandbox_spec(settings, t.variant).mode for t in settings.trials}
@@ -184,6 +192,7 @@ class ExploreController:
         self.distributed = distributed
         self.info = experiment_info(settings)
         self.info["sandbox_warning"] = prepared.sandbox_warning
+        self.info["sandbox"] = "none (bubblewrap not found)" if prepared.sandbox_warning else _sandbox_use(settings)
         self.results: dict[str, Any] | None = None
         self.reported: dict[str, dict[str, Any]] = {}  # each trial's record as its process reported it
         self._seen: dict[str, tuple[Any, ...]] = {}
