@@ -111,8 +111,16 @@ ATTACKS: dict[str, tuple[str, list[str]]] = {
         " && until [ -e \"$EXPLORE_PIDS/escaped\" ] || [ ! -w \"$EXPLORE_PIDS\" ]; do :; done",
         [],
     ),
+    "steal_holdout": ("cp $EXPLORE_ROOT/holdout/test_hidden.py stolen_holdout.py", []),
 }
-SANDBOX_STOPS = {"exclude_conftest", "moved_head", "planted_git", "other_record", "escaped_process"}
+SANDBOX_STOPS = {
+    "exclude_conftest",
+    "moved_head",
+    "planted_git",
+    "other_record",
+    "escaped_process",
+    "steal_holdout",
+}
 
 
 @pytest.fixture
@@ -209,6 +217,9 @@ def test_no_attack_forges_a_score_or_harms_the_repository(
     for name in ("deleted_git_link", "rewritten_git_link"):  # the worktree was repaired, not left broken
         worktree = trials[name]["worktree"]
         assert victim.git("-C", worktree, "symbolic-ref", "HEAD").strip() == f"refs/heads/explore/calc/{name}"
+    # Reading the hold-out tests from the main checkout is stopped only by the sandbox (they are hidden there).
+    stolen = victim.git("ls-tree", "--name-only", "explore/calc/steal_holdout").split()
+    assert ("stolen_holdout.py" in stolen) == (sandbox == "none")
     after = repository_state(victim)
     changed = {k: (before[k], v) for k, v in after.items() if v != before[k]}
     assert changed == {}, json.dumps(changed, indent=1)[-1500:]
