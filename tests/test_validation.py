@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_parallel_explore.spec import parse_duration
+from pytest_parallel_explore.checks import parse_duration
 from tests.explore_testing import GOOD_AGENT, Project
 
 #: A value that means "remove this key" in ``with_setting``.
