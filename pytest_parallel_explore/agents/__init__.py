@@ -7,6 +7,7 @@ are :mod:`.command`, :mod:`.claude_code` and the built-in agent in
 :mod:`.anthropic`.
 """
 
+from ..record import AgentStats
 from .base import Agent, AgentBackend, AgentOutcome, AgentTask, AgentUnavailable
 from .command import CommandAgent
 from .registry import BUILTIN_BACKENDS, agent_backends, unknown_backend
@@ -16,6 +17,7 @@ __all__ = [
     "Agent",
     "AgentBackend",
     "AgentOutcome",
+    "AgentStats",
     "AgentTask",
     "AgentUnavailable",
     "CommandAgent",
