@@ -102,16 +102,14 @@ def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
     running elsewhere; trials that an earlier run left midway are closed;
     the base commit is scored (or its saved baseline reused).
     """
-    from .agents import AgentUnavailable
+    from .agents import AgentUnavailable, agent_backends, unknown_backend
 
     for trial in settings.trials:
         agent = config.hook.pytest_explore_make_agent(config=config, variant=trial.variant)
         where = f"{settings.spec.source}: variants.{trial.variant.name}.agent.backend"
         if agent is None:
-            raise pytest.UsageError(
-                f"{where}: unknown backend {trial.variant.agent.get('backend')!r}; "
-                "expected 'command', 'anthropic', 'claude-code' or one registered by a plugin"
-            )
+            backend = trial.variant.agent.get("backend")
+            raise pytest.UsageError(f"{where}: {unknown_backend(backend, agent_backends(config))}")
         try:
             agent.preflight()
         except AgentUnavailable as exc:

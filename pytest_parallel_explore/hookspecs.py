@@ -2,22 +2,39 @@
 
 Implementations run in the process that runs the trial (an xdist worker, or
 the main process without xdist), except ``pytest_explore_summary`` which runs
-in the controller.  The plugin's own implementations are ``trylast`` so that a
-user's ``conftest.py`` wins.
+in the controller and ``pytest_explore_agent_backends`` which runs in both.
+The plugin's own implementations are ``trylast`` so that a user's
+``conftest.py`` wins.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from .agents import Agent
+    from .agents import Agent, AgentBackend
     from .record import TrialRecord
     from .settings import TrialView
     from .spec import VariantSpec
+
+
+@pytest.hookspec
+def pytest_explore_agent_backends(config: pytest.Config) -> Mapping[str, type[AgentBackend]] | None:
+    """Return agent backends to register, as ``{name: class}``; every implementation's answer is used.
+
+    Called once per process (controller and workers) while the variants are
+    loaded in ``pytest_configure``, before anything is created.  Each class
+    subclasses :class:`pytest_parallel_explore.agents.AgentBackend`: its
+    ``setting_keys`` and ``validate_settings`` check the variants that name
+    it, with the same errors as the built-in backends (exit 4, the key path,
+    "did you mean"), and the plugin builds its agents with ``from_settings``
+    unless a ``pytest_explore_make_agent`` answers first.  A name replaces a
+    built-in backend of that name; two classes under one name are an error.
+    """
 
 
 @pytest.hookspec(firstresult=True)
@@ -26,7 +43,10 @@ def pytest_explore_make_agent(config: pytest.Config, variant: VariantSpec) -> Ag
 
     Called in the controller (to check that every variant has an agent and
     that it can run, before anything is created) and in the process running
-    the trial.  ``variant.agent`` is the merged ``agent:`` mapping.
+    the trial.  ``variant.agent`` is the merged ``agent:`` mapping.  The
+    plugin's own implementation builds any backend of the registry (see
+    ``pytest_explore_agent_backends``); a backend returned only from here has
+    its settings checked by nobody but itself.
     """
 
 

@@ -136,7 +136,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("explore") is None or _command_asked(config):
         return
-    from . import agents, prompt
+    from . import prompt
+    from .agents import registry
     from .settings import resolve_settings
 
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
@@ -146,8 +147,8 @@ def pytest_configure(config: pytest.Config) -> None:
         from .repostate import RepoState
 
         config.stash[REPO_STATE_KEY] = RepoState.from_json(workerinput[REPO_STATE_INPUT])
-    for module in (agents, prompt):
-        config.pluginmanager.register(module, f"explore-{module.__name__.rsplit('.', 1)[-1]}")
+    config.pluginmanager.register(registry, "explore-agents")
+    config.pluginmanager.register(prompt, "explore-prompt")
     _interrupt_on_sigterm(config)
 
     distributed = workerinput is None and _distributed(config)

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from .agents.registry import agent_backends
+from .checks import parse_duration
 from .defaults import (
     DEFAULT_DIR,
     DEFAULT_MAX_CONCURRENT,
@@ -23,7 +25,7 @@ from .defaults import (
     DEFAULT_TIMEOUT,
     PORT_RANGE_START,
 )
-from .spec import ExperimentSpec, SpecError, VariantSpec, is_safe_name, load_spec, parse_duration, variant_hash
+from .spec import ExperimentSpec, SpecError, VariantSpec, is_safe_name, load_spec, variant_hash
 
 #: The files a trial leaves in ``results/``, as ``<trial><suffix>``.
 TRIAL_FILE_SUFFIXES = (
@@ -234,6 +236,7 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
             task=config.getoption("explore_task"),
             invocation_dir=config.invocation_params.dir,
             default_backend=default_backend,
+            backends=agent_backends(config),
         )
     except SpecError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -10,19 +10,17 @@ expected.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from .checks import describe, is_a, is_number, parse_duration, unknown_keys
 
 #: Names become paths and git refs: keep them to a safe alphabet.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hms]?)")
-_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
 
 TOP_KEYS = frozenset(
     {
@@ -62,9 +60,20 @@ WORKTREE_KEYS = frozenset({"copy", "setup"})
 RESERVED_NAMES = frozenset({"baseline"})
 METRIC_KEYS = frozenset({"command", "weight"})
 VARIANT_KEYS = frozenset({"description", "agent", "timeout", "sandbox"})
-#: Keys every backend understands; a backend adds its own through ``validate_settings``.
-COMMON_AGENT_KEYS = frozenset({"backend", "model"})
-COMMAND_AGENT_KEYS = COMMON_AGENT_KEYS | {"run"}
+
+
+class BackendSettings(Protocol):
+    """What the spec asks of a registered agent backend (see :class:`.agents.AgentBackend`)."""
+
+    @classmethod
+    def known_keys(cls) -> frozenset[str]: ...
+
+    @classmethod
+    def validate_settings(cls, settings: Mapping[str, Any], where: str) -> list[str]: ...
+
+
+#: Backend name -> backend class: the registry :func:`.agents.agent_backends` builds.
+Backends = Mapping[str, type[BackendSettings]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,33 +151,20 @@ def is_safe_name(name: str) -> bool:
     return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name and not name.endswith((".lock", "."))
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"20m"``, ``"1h30m"``; ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, (int, float)):
-        # YAML reads ``.inf`` and ``.nan`` as floats: neither is a time limit.
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(value)
-        return float(value)
-    text = str(value).strip().lower()
-    parts = _DURATION.findall(text)
-    if not parts or _DURATION.sub("", text).strip() or (len(parts) > 1 and "" in [u for _, u in parts]):
-        raise ValueError(value)
-    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise ValueError(value)
-    return seconds
-
-
 def load_spec(
-    value: str, *, task: str | None = None, invocation_dir: Path, default_backend: str | None = None
+    value: str,
+    *,
+    task: str | None = None,
+    invocation_dir: Path,
+    default_backend: str | None = None,
+    backends: Backends,
 ) -> ExperimentSpec:
     """Read ``--variants`` (file, inline JSON or an integer) into a validated spec.
 
     ``task`` (``--explore-task``) takes precedence over the file's ``task``;
     ``default_backend`` (ini ``explore_agent``, or ``anthropic`` when a key is
-    set) applies to variants whose agent names none.  Raises
+    set) applies to variants whose agent names none; ``backends`` is the
+    registry whose backends check their variants' settings.  Raises
     :class:`SpecError` with every problem found.
     """
     text = value.strip()
@@ -202,17 +198,14 @@ def load_spec(
         if not isinstance(data, dict):
             data = {}
         data = {**data, "task": task}
-    try:
-        return validate(data, source=source, base_dir=base_dir, default_backend=default_backend)
-    except SpecError as exc:
-        if not short_form or default_backend != "command":
-            raise
-        # A number or {name: description} has nowhere to put the command agent's ``run``: say so once, and how.
-        missing_run = re.compile(r"variants\.[^:]+\.agent\.run: ")
-        problems = [p for p in exc.problems if not missing_run.match(p)]
-        if len(problems) < len(exc.problems):
-            problems.append(_SHORT_FORM_NO_RUN)
-        raise SpecError(source, problems) from None
+    return validate(
+        data,
+        source=source,
+        base_dir=base_dir,
+        default_backend=default_backend,
+        backends=backends,
+        short_form=short_form,
+    )
 
 
 _SHORT_FORM_NO_RUN = (
@@ -267,11 +260,23 @@ def _read_file(path: Path, source: str) -> Any:
     return data
 
 
-def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | None = None) -> ExperimentSpec:
-    """Turn parsed data into an :class:`ExperimentSpec`, or raise :class:`SpecError`."""
+def validate(
+    data: Any,
+    *,
+    source: str,
+    base_dir: Path,
+    default_backend: str | None = None,
+    backends: Backends,
+    short_form: bool = False,
+) -> ExperimentSpec:
+    """Turn parsed data into an :class:`ExperimentSpec`, or raise :class:`SpecError`.
+
+    ``short_form``: the data came from a number or ``{name: description}``,
+    which have no place for the experiment's agent settings.
+    """
     problems: list[str] = []
     if not isinstance(data, dict):
-        raise SpecError(source, [f"expected a mapping with 'task' and 'variants', got {_kind(data)}"])
+        raise SpecError(source, [f"expected a mapping with 'task' and 'variants', got {describe(data)}"])
     problems.extend(unknown_keys(data, TOP_KEYS, ""))
 
     task = data.get("task")
@@ -279,7 +284,7 @@ def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | N
         problems.append("task: missing; say what every variant must do (or pass --explore-task)")
         task = None
     elif not isinstance(task, str):
-        problems.append(f"task: expected text, got {_kind(task)}")
+        problems.append(f"task: expected text, got {describe(task)}")
         task = None
 
     base = _optional(data, "base", str, "a commit-ish such as HEAD or main", "", problems)
@@ -291,7 +296,7 @@ def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | N
         problems.append(f"max_cost_usd: expected an amount in US dollars above 0, got {max_cost}")
     defaults = data.get("agent", {})
     if not isinstance(defaults, dict):
-        problems.append(f"agent: expected a mapping of agent settings, got {_kind(defaults)}")
+        problems.append(f"agent: expected a mapping of agent settings, got {describe(defaults)}")
         defaults = {}
     score = _score(data.get("score", {}), problems)
     worktree = _worktree(data.get("worktree", {}), problems)
@@ -303,9 +308,9 @@ def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | N
 
     if default_backend is not None:
         defaults = {"backend": default_backend, **defaults}
-    variants = _variants(data.get("variants"), defaults, problems, sandbox)
-    if all(backend_keys(v.agent.get("backend")) is not None for v in variants):
-        known = COMMAND_AGENT_KEYS.union(*(backend_keys(b) or () for b in BACKEND_VALIDATORS))
+    variants = _variants(data.get("variants"), defaults, problems, sandbox, backends, short_form=short_form)
+    if all(_backend(backends, v.agent.get("backend")) is not None for v in variants):
+        known = frozenset[str]().union(*(backend.known_keys() for backend in backends.values()))
         problems.extend(unknown_keys(defaults, known, "agent."))
     if problems:
         raise SpecError(source, problems)
@@ -325,7 +330,15 @@ def validate(data: Any, *, source: str, base_dir: Path, default_backend: str | N
     )
 
 
-def _variants(raw: Any, defaults: dict[str, Any], problems: list[str], sandbox: SandboxSpec) -> list[VariantSpec]:
+def _variants(
+    raw: Any,
+    defaults: dict[str, Any],
+    problems: list[str],
+    sandbox: SandboxSpec,
+    backends: Backends,
+    *,
+    short_form: bool,
+) -> list[VariantSpec]:
     if raw is None or raw == {} or raw == []:
         problems.append("variants: empty; expected at least one variant (name: description)")
         return []
@@ -339,10 +352,11 @@ def _variants(raw: Any, defaults: dict[str, Any], problems: list[str], sandbox: 
             problems.append(f"variants.{name}: duplicate variant name")
         raw = {n: "" for n in raw}
     if not isinstance(raw, dict):
-        problems.append(f"variants: expected a mapping of name -> description or settings, got {_kind(raw)}")
+        problems.append(f"variants: expected a mapping of name -> description or settings, got {describe(raw)}")
         return []
     variants = []
     lowered: dict[str, str] = {}
+    run_missing = False  # in the short form, where the command agent's run has no place
     for name, body in raw.items():
         where = f"variants.{name}"
         name = str(name)
@@ -366,21 +380,27 @@ def _variants(raw: Any, defaults: dict[str, Any], problems: list[str], sandbox: 
         if isinstance(body, str):
             body = {"description": body}
         if not isinstance(body, dict):
-            problems.append(f"{where}: expected a description or a mapping with 'description', got {_kind(body)}")
+            problems.append(f"{where}: expected a description or a mapping with 'description', got {describe(body)}")
             continue
         problems.extend(unknown_keys(body, VARIANT_KEYS, where + "."))
         description = body.get("description", "")
         if not isinstance(description, str):
-            problems.append(f"{where}.description: expected text, got {_kind(description)}")
+            problems.append(f"{where}.description: expected text, got {describe(description)}")
             description = ""
         override = body.get("agent", {})
         if not isinstance(override, dict):
-            problems.append(f"{where}.agent: expected a mapping of agent settings, got {_kind(override)}")
+            problems.append(f"{where}.agent: expected a mapping of agent settings, got {describe(override)}")
             override = {}
         # A default meant for another backend (say anthropic's max_turns) does not reach this one.
-        keys = backend_keys(override.get("backend", defaults.get("backend")))
+        backend = _backend(backends, override.get("backend", defaults.get("backend")))
+        keys = backend.known_keys() if backend is not None else None  # a plugin's unregistered backend: any key
         agent = {**{k: v for k, v in defaults.items() if keys is None or k in keys}, **override}
-        _check_agent(agent, where + ".agent", problems)
+        if short_form and agent.get("backend") == "command" and "run" not in agent:
+            # Said once for the whole spec, with the way out, not once per variant; other keys are still checked.
+            run_missing = True
+            problems.extend(unknown_keys(agent, backends["command"].known_keys(), where + ".agent."))
+        else:
+            _check_agent(agent, where + ".agent", problems, backends)
         variants.append(
             VariantSpec(
                 name=name,
@@ -390,11 +410,13 @@ def _variants(raw: Any, defaults: dict[str, Any], problems: list[str], sandbox: 
                 sandbox=_sandbox(body["sandbox"], sandbox, where + ".sandbox", problems) if "sandbox" in body else None,
             )
         )
+    if run_missing:
+        problems.append(_SHORT_FORM_NO_RUN)
     return variants
 
 
-def _check_agent(agent: dict[str, Any], where: str, problems: list[str]) -> None:
-    """Check the settings the built-in backends know; plugin backends check their own."""
+def _check_agent(agent: dict[str, Any], where: str, problems: list[str], backends: Backends) -> None:
+    """Check the settings of a registered backend; a backend nothing registered is left to its plugin."""
     backend = agent.get("backend")
     if backend is None:
         problems.append(
@@ -405,55 +427,23 @@ def _check_agent(agent: dict[str, Any], where: str, problems: list[str]) -> None
         return
     if not isinstance(backend, str):
         problems.append(
-            f"{where}.backend: expected a backend name such as 'anthropic' or 'command', got {_kind(backend)}"
+            f"{where}.backend: expected a backend name such as 'anthropic' or 'command', got {describe(backend)}"
         )
         return
-    if backend == "command":
-        problems.extend(unknown_keys(agent, COMMAND_AGENT_KEYS, where + "."))
-        run = agent.get("run")
-        if not isinstance(run, str) or not run.strip():
-            problems.append(
-                f'{where}.run: expected the agent\'s shell command (e.g. "claude -p {{prompt}}"), got {_kind(run)}'
-            )
-    elif backend in BACKEND_VALIDATORS:
-        problems.extend(BACKEND_VALIDATORS[backend](agent, where))
+    if backend in backends:
+        problems.extend(backends[backend].validate_settings(agent, where))
     if "model" in agent and not isinstance(agent["model"], str):
-        problems.append(f"{where}.model: expected a model name, got {_kind(agent['model'])}")
+        problems.append(f"{where}.model: expected a model name, got {describe(agent['model'])}")
 
 
-def backend_keys(backend: Any) -> frozenset[str] | None:
-    """The agent settings a built-in backend understands; None for a plugin's backend (any key)."""
-    if backend == "command":
-        return COMMAND_AGENT_KEYS
-    if backend == "anthropic":
-        from .anthropic_agent import SETTING_KEYS
-
-        return frozenset(SETTING_KEYS)
-    if backend == "claude-code":
-        from .claude_code_agent import SETTING_KEYS as CLAUDE_CODE_KEYS
-
-        return frozenset(CLAUDE_CODE_KEYS)
-    return None
-
-
-def _anthropic_problems(agent: Mapping[str, Any], where: str) -> list[str]:
-    from .anthropic_agent import validate_settings
-
-    return validate_settings(agent, where)
-
-
-def _claude_code_problems(agent: Mapping[str, Any], where: str) -> list[str]:
-    from .claude_code_agent import validate_settings
-
-    return validate_settings(agent, where)
-
-
-BACKEND_VALIDATORS = {"anthropic": _anthropic_problems, "claude-code": _claude_code_problems}
+def _backend(backends: Backends, name: Any) -> type[BackendSettings] | None:
+    """The registered backend called ``name``; None for a name nothing registered, or not a name at all."""
+    return backends.get(name) if isinstance(name, str) else None
 
 
 def _score(raw: Any, problems: list[str]) -> ScoreSpec:
     if not isinstance(raw, dict):
-        problems.append(f"score: expected a mapping (command, setup, holdout, metrics, weights), got {_kind(raw)}")
+        problems.append(f"score: expected a mapping (command, setup, holdout, metrics, weights), got {describe(raw)}")
         return ScoreSpec()
     problems.extend(unknown_keys(raw, SCORE_KEYS, "score."))
     command = _optional(raw, "command", str, "a shell command", "score.", problems)
@@ -463,29 +453,31 @@ def _score(raw: Any, problems: list[str]) -> ScoreSpec:
     metrics: dict[str, MetricSpec] = {}
     raw_metrics = raw.get("metrics") or {}
     if not isinstance(raw_metrics, dict):
-        problems.append(f"score.metrics: expected a mapping of name -> {{command, weight}}, got {_kind(raw_metrics)}")
+        problems.append(
+            f"score.metrics: expected a mapping of name -> {{command, weight}}, got {describe(raw_metrics)}"
+        )
         raw_metrics = {}
     for name, body in raw_metrics.items():
         where = f"score.metrics.{name}"
         if isinstance(body, str):
             body = {"command": body}
         if not isinstance(body, dict) or not isinstance(body.get("command"), str):
-            problems.append(f'{where}: expected {{command: "...", weight: 0.5}} or a command, got {_kind(body)}')
+            problems.append(f'{where}: expected {{command: "...", weight: 0.5}} or a command, got {describe(body)}')
             continue
         problems.extend(unknown_keys(body, METRIC_KEYS, where + "."))
         weight = body.get("weight", 0.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            problems.append(f"{where}.weight: expected a number, got {_kind(weight)}")
+        if not is_number(weight):
+            problems.append(f"{where}.weight: expected a number, got {describe(weight)}")
             weight = 0.0
         metrics[str(name)] = MetricSpec(body["command"], float(weight))
     weights: dict[str, float] = {}
     raw_weights = raw.get("weights") or {}
     if not isinstance(raw_weights, dict):
-        problems.append(f"score.weights: expected a mapping of metric -> weight, got {_kind(raw_weights)}")
+        problems.append(f"score.weights: expected a mapping of metric -> weight, got {describe(raw_weights)}")
         raw_weights = {}
     for name, weight in raw_weights.items():
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            problems.append(f"score.weights.{name}: expected a number, got {_kind(weight)}")
+        if not is_number(weight):
+            problems.append(f"score.weights.{name}: expected a number, got {describe(weight)}")
         else:
             weights[str(name)] = float(weight)
     return ScoreSpec(
@@ -529,12 +521,12 @@ def _sandbox(raw: Any, default: SandboxSpec, where: str, problems: list[str]) ->
     if isinstance(raw, str):
         raw = {"mode": raw}
     if not isinstance(raw, dict):
-        problems.append(f"{where}: expected 'auto', 'bwrap', 'none' or a mapping (mode, writable), got {_kind(raw)}")
+        problems.append(f"{where}: expected 'auto', 'bwrap', 'none' or a mapping (mode, writable), got {describe(raw)}")
         return default
     problems.extend(unknown_keys(raw, SANDBOX_KEYS, where + "."))
     network = raw.get("scoring_network", default.scoring_network)
     if not isinstance(network, bool):
-        problems.append(f"{where}.scoring_network: expected true or false, got {_kind(network)}")
+        problems.append(f"{where}.scoring_network: expected true or false, got {describe(network)}")
         network = default.scoring_network
     writable = _paths_anywhere(raw, "writable", where + ".", problems)
     return SandboxSpec(
@@ -549,14 +541,14 @@ def _paths_anywhere(data: dict[str, Any], key: str, prefix: str, problems: list[
     if isinstance(value, str):
         value = (value,)
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{prefix}{key}: expected a path or a list of paths, got {_kind(value)}")
+        problems.append(f"{prefix}{key}: expected a path or a list of paths, got {describe(value)}")
         return ()
     return tuple(value)
 
 
 def _worktree(raw: Any, problems: list[str]) -> WorktreeSpec:
     if not isinstance(raw, dict):
-        problems.append(f"worktree: expected a mapping (copy, setup), got {_kind(raw)}")
+        problems.append(f"worktree: expected a mapping (copy, setup), got {describe(raw)}")
         return WorktreeSpec()
     problems.extend(unknown_keys(raw, WORKTREE_KEYS, "worktree."))
     return WorktreeSpec(
@@ -571,7 +563,7 @@ def _paths(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> 
     if isinstance(value, str):
         value = (value,)
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{prefix}{key}: expected a path or a list of paths, got {_kind(value)}")
+        problems.append(f"{prefix}{key}: expected a path or a list of paths, got {describe(value)}")
         return ()
     for path in value:
         if Path(path).is_absolute() or ".." in Path(path).parts:
@@ -587,26 +579,14 @@ def _positive_int(data: dict[str, Any], key: str, prefix: str, problems: list[st
     return value
 
 
-def unknown_keys(data: Mapping[str, Any], known: Iterable[str], prefix: str) -> list[str]:
-    """One problem per key of ``data`` not in ``known``, suggesting the nearest known key."""
-    known = sorted(known)
-    problems = []
-    for key in data:
-        if key not in known:
-            near = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; expected one of {', '.join(known)}"
-            problems.append(f"{prefix}{key}: unknown key{hint}")
-    return problems
-
-
 def _optional(
     data: dict[str, Any], key: str, kind: type | tuple[type, ...], expected: str, prefix: str, problems: list[str]
 ) -> Any:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, kind):
-        problems.append(f"{prefix}{key}: expected {expected}, got {_kind(value)}")
+    if not is_a(value, kind):
+        problems.append(f"{prefix}{key}: expected {expected}, got {describe(value)}")
         return None
     return value
 
@@ -619,16 +599,6 @@ def _duration(data: dict[str, Any], key: str, prefix: str, problems: list[str]) 
     except ValueError:
         problems.append(f"{prefix}{key}: expected a duration such as 90, '90s', '20m' or '1h', got {data[key]!r}")
         return None
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, (bool, int, float)):
-        return f"{type(value).__name__} {value!r}"
-    return type(value).__name__
 
 
 def variant_hash(spec: ExperimentSpec, variant: VariantSpec, extra: Mapping[str, Any]) -> str:

@@ -99,6 +99,18 @@ class Project:
         }
 
 
+def assert_refused(project: Project, result: pytest.RunResult, *fragments: str) -> None:
+    """Exit 4 with each fragment on stderr, no traceback, and nothing made: no data dir, branch or worktree."""
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    for fragment in fragments:
+        assert fragment in result.stderr.str(), output
+    assert "Traceback" not in output
+    assert not (project.path / ".data").exists()
+    assert project.git("branch", "--list", "explore/*") == ""
+    assert len(project.git("worktree", "list").splitlines()) == 1
+
+
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Project:
     """An empty git repository; commits work without any git configuration."""

@@ -27,15 +27,15 @@ import pytest
 from messages_server import MessagesServer, text, tool_use
 
 from pytest_parallel_explore import procs
-from pytest_parallel_explore.agent_tools import (
+from pytest_parallel_explore.agents import AgentTask
+from pytest_parallel_explore.agents.anthropic import AnthropicAgent
+from pytest_parallel_explore.agents.anthropic.tools import (
     COMMAND_OUTPUT_CAP_BYTES,
     READ_LIMIT_BYTES,
     WRITE_LIMIT_BYTES,
     ToolError,
     WorktreeTools,
 )
-from pytest_parallel_explore.agents import AgentTask
-from pytest_parallel_explore.anthropic_agent import AnthropicAgent
 from pytest_parallel_explore.environ import is_allowed, safe_env
 
 #: A guard against hangs, not a performance target.
@@ -53,7 +53,7 @@ class Outcome:
 
 @pytest.fixture
 def tools(agent_worktree: Path) -> WorktreeTools:
-    """The tools as ``anthropic_agent._Session`` builds them for a trial."""
+    """The tools as ``agents.anthropic.agent._Session`` builds them for a trial."""
     return WorktreeTools(root=agent_worktree.resolve(), env=safe_env({"EXPLORE_VARIANT": "v1"}), command_timeout=30.0)
 
 

@@ -13,8 +13,8 @@ import pytest
 from messages_server import MessagesServer, text, thinking, tokens, tool_use
 
 from pytest_parallel_explore.agents import AgentTask, AgentUnavailable
-from pytest_parallel_explore.anthropic_agent import DEFAULT_MODEL, AnthropicAgent, validate_settings
-from pytest_parallel_explore.pricing import PRICES_USD_PER_MTOK, Price, price_for
+from pytest_parallel_explore.agents.anthropic import DEFAULT_MODEL, AnthropicAgent, validate_settings
+from pytest_parallel_explore.agents.anthropic.pricing import PRICES_USD_PER_MTOK, Price, price_for
 
 MakeAgent = Callable[..., AnthropicAgent]
 

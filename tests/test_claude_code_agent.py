@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_parallel_explore.agents import AgentTask, AgentUnavailable
-from pytest_parallel_explore.claude_code_agent import ClaudeCodeAgent, validate_settings
+from pytest_parallel_explore.agents.claude_code import ClaudeCodeAgent, validate_settings
 
 #: Records how it was called next to itself, edits the worktree, then prints a
 #: result in the shape of ``claude -p --output-format json``.  STUB_SUBTYPE picks

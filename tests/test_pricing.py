@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_parallel_explore.pricing import PRICES_USD_PER_MTOK, Price, price_for, price_problems
+from pytest_parallel_explore.agents.anthropic.pricing import PRICES_USD_PER_MTOK, Price, price_for, price_problems
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_parallel_explore.spec import parse_duration
-from tests.explore_testing import GOOD_AGENT, Project
+from pytest_parallel_explore.checks import parse_duration
+from tests.explore_testing import GOOD_AGENT, Project, assert_refused
 
 #: A value that means "remove this key" in ``with_setting``.
 REMOVE = object()
@@ -32,18 +32,6 @@ def with_setting(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     else:
         node[last] = value
     return spec
-
-
-def assert_refused(project: Project, result: pytest.RunResult, *fragments: str) -> None:
-    """Exit 4 with each fragment on stderr, no traceback, and nothing made: no data dir, branch or worktree."""
-    output = result.stdout.str() + result.stderr.str()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
-    for fragment in fragments:
-        assert fragment in result.stderr.str(), output
-    assert "Traceback" not in output
-    assert not (project.path / ".data").exists()
-    assert project.git("branch", "--list", "explore/*") == ""
-    assert len(project.git("worktree", "list").splitlines()) == 1
 
 
 DURATION = "expected a duration such as 90, '90s', '20m' or '1h', got"

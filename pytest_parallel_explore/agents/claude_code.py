@@ -17,13 +17,12 @@ import json
 import shlex
 import shutil
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from .agent_settings import positive_int_problem, thinking_problem
-from .agents import AgentOutcome, AgentTask, AgentUnavailable
-from .procs import clean_env, run_owned
-from .record import AgentStats
-from .spec import unknown_keys
+from ..checks import positive_int_problem, unknown_keys
+from ..procs import clean_env, run_owned
+from ..record import AgentStats
+from .base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
 
 SETTING_KEYS = ("backend", "model", "thinking", "permission_mode", "allowed_tools", "max_turns", "executable")
 #: ``--permission-mode`` values; in print mode nobody is asked, so whatever is not
@@ -53,8 +52,10 @@ def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class ClaudeCodeAgent:
+class ClaudeCodeAgent(AgentBackend):
     """``agent: {backend: claude-code, ...}``; build it with :meth:`from_settings`."""
+
+    setting_keys: ClassVar[frozenset[str]] = frozenset(SETTING_KEYS)
 
     model: str | None = None  # None: Claude Code's own default
     thinking: str | int = "adaptive"
@@ -62,6 +63,10 @@ class ClaudeCodeAgent:
     allowed_tools: tuple[str, ...] = ()
     max_turns: int | None = None
     executable: str = "claude"
+
+    @classmethod
+    def validate_settings(cls, settings: Mapping[str, Any], where: str) -> list[str]:
+        return validate_settings(settings, where)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ClaudeCodeAgent:

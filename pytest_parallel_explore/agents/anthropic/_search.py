@@ -1,4 +1,4 @@
-"""The built-in agent's ``search`` tool, run as a child process by :mod:`.agent_tools`.
+"""The built-in agent's ``search`` tool, run as a child process by :mod:`.tools`.
 
 Python's ``re`` cannot be interrupted from its own thread, and a pattern such
 as ``(a+)+$`` backtracks for as long as you let it; so the search runs here,

@@ -21,8 +21,8 @@ inside the worktree.  Choices worth knowing about:
 * **Confinement** covers the file tools: paths are resolved (symlinks
   followed) and refused unless they stay inside the worktree.  ``run_command``
   is a shell in the worktree, not a sandbox; its environment is an allow-list
-  (:mod:`.environ`), so it lacks API keys and other secrets.  The
-  tools and their rules are in :mod:`.agent_tools`, the price table in
+  (:mod:`pytest_parallel_explore.environ`), so it lacks API keys and other secrets.  The
+  tools and their rules are in :mod:`.tools`, the price table in
   :mod:`.pricing`.
 * **Lazy SDK import.** ``anthropic`` takes most of a second to import, so it is
   imported only where a request is made; validating settings stays cheap.
@@ -36,15 +36,14 @@ import random
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .agent_settings import is_int, is_number, positive_int_problem, thinking_problem
-from .agent_tools import TOOLS, ToolError, WorktreeTools
-from .agents import AgentOutcome, AgentTask, AgentUnavailable
-from .environ import safe_env
+from ...checks import is_int, is_number, parse_duration, positive_int_problem, unknown_keys
+from ...environ import safe_env
+from ...record import AgentStats
+from ..base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
 from .pricing import price_for, price_problems
-from .record import AgentStats
-from .spec import parse_duration, unknown_keys
+from .tools import TOOLS, ToolError, WorktreeTools
 
 if TYPE_CHECKING:
     import anthropic
@@ -152,8 +151,10 @@ When the task is done, reply with a short summary of what you changed and stop c
 
 
 @dataclasses.dataclass(frozen=True)
-class AnthropicAgent:
+class AnthropicAgent(AgentBackend):
     """``agent: {backend: anthropic, ...}``; build it with :meth:`from_settings`."""
+
+    setting_keys: ClassVar[frozenset[str]] = frozenset(SETTING_KEYS)
 
     model: str = DEFAULT_MODEL
     thinking: str | int = "adaptive"
@@ -164,6 +165,10 @@ class AnthropicAgent:
     prices: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
     base_url: str | None = None  # None: ANTHROPIC_BASE_URL, else the SDK's default
     system: str | None = None  # replaces the built-in system prompt
+
+    @classmethod
+    def validate_settings(cls, settings: Mapping[str, Any], where: str) -> list[str]:
+        return validate_settings(settings, where)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> AnthropicAgent:

@@ -1,0 +1,9 @@
+"""The built-in agent (``backend: anthropic``): the Messages API loop, its worktree tools and its prices.
+
+:mod:`.agent` is the loop and its settings, :mod:`.tools` the confined tools,
+:mod:`._search` the search tool's child process, :mod:`.pricing` the price table.
+"""
+
+from .agent import DEFAULT_MODEL, AnthropicAgent, validate_settings
+
+__all__ = ["DEFAULT_MODEL", "AnthropicAgent", "validate_settings"]

@@ -1,0 +1,106 @@
+"""The agent interface: what a trial gives an agent, what it gets back, and what a backend class provides.
+
+An agent edits a worktree to carry out a prompt.  A *backend* is a class
+named by ``agent: {backend: NAME}``: it declares the settings it understands,
+checks them (:meth:`AgentBackend.validate_settings`, before anything is
+created) and builds the agent from them (:meth:`AgentBackend.from_settings`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from ..checks import is_int, unknown_keys
+from ..record import AgentStats
+from ..sandbox import Sandbox
+
+#: Keys every backend understands, besides its own ``setting_keys``.
+COMMON_AGENT_KEYS = frozenset({"backend", "model"})
+THINKING_EXPECTED = '"adaptive", a token budget (int >= 1024) or 0'
+
+
+class AgentUnavailable(Exception):
+    """An agent cannot run at all (missing key or executable): raised before any work starts."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentTask:
+    """Everything an agent is given for one trial."""
+
+    experiment: str
+    trial: str
+    variant: str
+    settings: Mapping[str, Any]  # the variant's merged ``agent:`` mapping
+    prompt: str
+    prompt_file: Path
+    worktree: Path
+    log_path: Path  # the agent's own log / transcript
+    timeout: float  # seconds the agent may run
+    env: Mapping[str, str]  # EXPLORE_* variables for anything the agent starts
+    report: Callable[[AgentStats], None] = lambda stats: None  # running totals, for progress
+    sandbox: Sandbox | None = None  # where the agent's commands run (bubblewrap), or None
+
+
+@dataclasses.dataclass
+class AgentOutcome:
+    stats: AgentStats
+    failure: str | None = None  # why the agent failed; None when it finished normally
+    timed_out: bool = False
+
+
+class Agent(Protocol):
+    """What a backend returned by ``pytest_explore_make_agent`` must provide."""
+
+    def preflight(self) -> None:
+        """Raise :class:`AgentUnavailable` if the agent cannot run at all.
+
+        Called in the controller before any worktree is made.
+        """
+
+    def run(self, task: AgentTask) -> AgentOutcome:
+        """Edit ``task.worktree``; never raise for the agent's own failures."""
+
+
+class AgentBackend:
+    """Base class of a backend registered by name (built in, or by ``pytest_explore_agent_backends``).
+
+    A subclass sets :attr:`setting_keys`, implements :meth:`from_settings` and
+    :meth:`run`, and extends :meth:`validate_settings` when its values need
+    more than a known key.  Validation runs while the spec is loaded, in every
+    process, before anything is created; ``from_settings`` gets settings that
+    passed it.
+    """
+
+    #: The ``agent:`` keys this backend understands besides ``backend`` and ``model``.
+    setting_keys: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def known_keys(cls) -> frozenset[str]:
+        return COMMON_AGENT_KEYS | cls.setting_keys
+
+    @classmethod
+    def validate_settings(cls, settings: Mapping[str, Any], where: str) -> list[str]:
+        """Problems with a variant's merged ``agent:`` mapping, each naming its key path (``where`` + key)."""
+        return unknown_keys(settings, cls.known_keys(), where + ".")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Agent:
+        """The agent for a variant's merged ``agent:`` mapping, already validated."""
+        raise NotImplementedError(f"{cls.__name__}.from_settings")
+
+    def preflight(self) -> None:
+        """Raise :class:`AgentUnavailable` if the agent cannot run at all; by default it can."""
+
+    def run(self, task: AgentTask) -> AgentOutcome:
+        raise NotImplementedError(f"{type(self).__name__}.run")
+
+
+def thinking_problem(settings: Mapping[str, Any], where: str) -> str | None:
+    """The problem with a ``thinking`` setting, shared by the backends that take one."""
+    value = settings.get("thinking", "adaptive")
+    if value == "adaptive" or (is_int(value) and (value == 0 or value >= 1024)):
+        return None
+    return f"{where}.thinking: expected {THINKING_EXPECTED}, got {value!r}"
