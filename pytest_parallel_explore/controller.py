@@ -67,6 +67,7 @@ def recover_interrupted(settings: Settings, *, only_dead_owners: bool = False) -
             record.reason = f"interrupted during {record.status.value}: the process running it stopped"
             record.status = Status.ERROR
             record.finished_at = record.finished_at or time.time()
+            record.end_attempt(record.agent.cost_usd)
             notices.append(
                 f"{trial.name}: {record.reason}" + (f"; killed {len(killed)} process groups" if killed else "")
             )

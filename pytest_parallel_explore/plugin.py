@@ -50,9 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--explore-repeat",
         dest="explore_repeat",
-        type=int,
-        metavar="K",
-        help="run K trials of every variant, for confidence intervals and significance",
+        metavar="K|auto",
+        help="run K trials of every variant, for confidence intervals and significance; 'auto': a sequential "
+        "race of up to 12 trials per variant (or the variants file's repeat.max) that stops once the winner is clear",
     )
     group.addoption(
         "--explore-rerun",
