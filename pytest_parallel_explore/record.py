@@ -167,7 +167,8 @@ class TrialRecord:
     finished_at: float | None = None
     from_checkpoint: bool = False
     skipped_by: str | None = None  # "budget" or "race" (SKIPPED_BY_RACE), for a skipped trial
-    attempts: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # every run of it: status, reason, times, cost
+    # Every run of the trial that ended: status, reason, started, finished, cost.
+    attempts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

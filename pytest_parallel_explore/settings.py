@@ -334,7 +334,8 @@ def _trials(
     """
     named: list[tuple[int, int, str, VariantSpec]] = []
     for position, variant in enumerate(spec.variants):
-        names = [variant.name] if repeat == 1 and race is None else [f"{variant.name}.{k}" for k in range(1, repeat + 1)]
+        single = repeat == 1 and race is None
+        names = [variant.name] if single else [f"{variant.name}.{k}" for k in range(1, repeat + 1)]
         named.extend((k, position, name, variant) for k, name in enumerate(names))
     if race is not None:
         named.sort(key=lambda entry: (entry[0], entry[1]))
