@@ -30,19 +30,29 @@ def counted(record: TrialRecord) -> bool:
 
 
 def race_scores(records: Iterable[TrialRecord], variants: Sequence[str]) -> dict[str, list[float]]:
-    """Each variant's scores of the trials that count, in round order (an unscored trial scores 0).
+    """Each variant's scores in round order, up to its first trial not finished yet (an unscored trial scores 0).
 
-    Scores are clipped to [0, 1], the range the race's confidence sequences assume: the default score
-    (the pass rate) lies there; a weighted score outside it counts as its nearest end.
+    A trial still running, or not started, ends its variant's scores for now: a later round that
+    finished first waits for it, so every view of the race while trials run is a prefix of the final
+    one, and a trial decides at its start what the report will say.  A trial without an outcome
+    (error) or skipped is passed over.  Scores are clipped to [0, 1], the range the race's confidence
+    sequences assume: the default score (the pass rate) lies there; a weighted score outside it counts
+    as its nearest end.
     """
-    by_variant: dict[str, list[TrialRecord]] = {name: [] for name in variants}
+    by_round: dict[str, dict[int, TrialRecord]] = {name: {} for name in variants}
     for record in records:
-        if counted(record) and record.variant in by_variant:
-            by_variant[record.variant].append(record)
-    return {
-        name: [min(1.0, max(0.0, r.score or 0.0)) for r in sorted(trials, key=round_of)]
-        for name, trials in by_variant.items()
-    }
+        if record.variant in by_round:
+            by_round[record.variant][round_of(record)] = record
+    scores: dict[str, list[float]] = {}
+    for name, trials in by_round.items():
+        scores[name] = []
+        for k in range(1, max(trials, default=0) + 1):
+            record = trials.get(k)
+            if record is None or not record.status.finished:
+                break
+            if counted(record):
+                scores[name].append(min(1.0, max(0.0, record.score or 0.0)))
+    return scores
 
 
 def race_of(records: Iterable[TrialRecord], variants: Sequence[str], race: RaceSpec) -> RaceState:
@@ -54,11 +64,11 @@ def skip_reason(state: RaceState, variant: str) -> str | None:
     """Why ``variant``'s next trial is not needed, or None when it is."""
     if state.should_run(variant):
         return None
-    if state.decided is not None:
-        return f"race decided: {state.reason}"
     for elimination in state.eliminated:
         if elimination.variant == variant:
             return elimination.sentence
+    if state.decided is not None:
+        return f"race decided: {state.reason}"
     return f"{variant} has its {state.max_trials} trials"
 
 
