@@ -47,11 +47,11 @@ def race_scores(records: Iterable[TrialRecord], variants: Sequence[str]) -> dict
     for name, trials in by_round.items():
         scores[name] = []
         for k in range(1, max(trials, default=0) + 1):
-            record = trials.get(k)
-            if record is None or not record.status.finished:
+            trial = trials.get(k)
+            if trial is None or not trial.status.finished:
                 break
-            if counted(record):
-                scores[name].append(min(1.0, max(0.0, record.score or 0.0)))
+            if counted(trial):
+                scores[name].append(min(1.0, max(0.0, trial.score or 0.0)))
     return scores
 
 
