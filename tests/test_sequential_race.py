@@ -110,3 +110,11 @@ def test_a_race_in_two_workers_picks_the_winner_with_fewer_trials(race_project: 
     merged = race_project.pytester.runpytest_subprocess("--explore", "calc", "--explore-merge", str(results_dir))
     assert merged.ret == 0, merged.stderr.str()
     assert json.loads((results_dir / "results.json").read_text())["race"] == race
+
+
+def test_repeat_auto_collects_up_to_twelve_trials_per_variant_round_by_round(race_project: Project) -> None:
+    spec = race_project.calc_spec(good="true", weak="true")
+    result = race_project.explore("--variants", race_project.variants(spec), "--explore-repeat", "auto", "--co", "-q")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    ids = [line for line in result.stdout.lines if line.startswith("explore::")]
+    assert ids == [f"explore::calc[{name}.{k}]" for k in range(1, 13) for name in ("good", "weak")]
