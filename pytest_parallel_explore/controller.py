@@ -39,6 +39,8 @@ def experiment_info(settings: Settings) -> dict[str, Any]:
         "base": settings.base,
         "base_commit": settings.base_commit,
         "trial_names": [t.name for t in settings.trials],
+        "variant_names": list(settings.variant_names),
+        "race": dataclasses.asdict(settings.race) if settings.race else None,
         "score_command": settings.score_command,
         "plugin_version": __version__,
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -67,6 +69,7 @@ def recover_interrupted(settings: Settings, *, only_dead_owners: bool = False) -
             record.reason = f"interrupted during {record.status.value}: the process running it stopped"
             record.status = Status.ERROR
             record.finished_at = record.finished_at or time.time()
+            record.end_attempt(record.agent.cost_usd)
             notices.append(
                 f"{trial.name}: {record.reason}" + (f"; killed {len(killed)} process groups" if killed else "")
             )
@@ -334,6 +337,15 @@ class ExploreController:
             terminalreporter.write_line("")
             for comparison in self.results["comparisons"]:
                 terminalreporter.write_line(comparison["sentence"])
+        race = self.results.get("race")
+        if race:
+            terminalreporter.write_line("")
+            terminalreporter.write_line(
+                f"race: {race['trials_total']} of at most {race['trials_max']} trials; "
+                + (f"stopped: {race['reason']}" if race["decided"] else f"not decided: {race['reason']}")
+            )
+            for elimination in race["eliminated"]:
+                terminalreporter.write_line(f"  {elimination['sentence']}")
         terminalreporter.write_line("")
         terminalreporter.write_line(f"summary: {self.settings.paths.summary_md}")
 

@@ -43,6 +43,8 @@ class TrialItem(pytest.Item):
         self.user_properties.append(("explore_record", record.to_json()))
         if record.status is Status.SKIPPED:
             pytest.skip(record.reason or "skipped")
+        if record.missing:  # not the variant's failure, but CI must still hear that the trial did not run
+            raise TrialFailed(f"missing ({record.status.value}): {record.reason or 'no reason recorded'}")
         if not record.ok:
             raise TrialFailed(f"{record.status.value}: {record.reason or 'no reason recorded'}")
         minimum = self.settings.min_score
@@ -89,11 +91,11 @@ def select_trials(session: pytest.Session, items: list[pytest.Item]) -> list[pyt
 
 
 def _failed_trials(settings: Settings) -> set[str]:
-    """Item names of the trials whose saved record failed, timed out or broke."""
+    """Item names of the trials to retry: failed or timed out, or still without an outcome (missing)."""
     failed = set()
     for trial in settings.trials:
         record = try_load(settings.paths.trial_file(trial.name, "_progress.json"))
-        if record is not None and record.status in (Status.AGENT_FAILED, Status.TIMEOUT, Status.ERROR):
+        if record is not None and (record.status.failed or record.missing):
             failed.add(f"{settings.experiment}[{trial.name}]")
     return failed
 

@@ -22,7 +22,17 @@ from .settings import TRIAL_FILE_SUFFIXES, Workspace
 from .spec import is_safe_name
 
 #: The experiment-level keys of results.json that are copied into the merged report.
-_EXPERIMENT_KEYS = ("experiment", "task", "source", "base", "base_commit", "score_command", "plugin_version")
+_EXPERIMENT_KEYS = (
+    "experiment",
+    "task",
+    "source",
+    "base",
+    "base_commit",
+    "score_command",
+    "plugin_version",
+    "variant_names",
+    "race",
+)
 
 
 def find_results(source: Path) -> list[Path]:
@@ -111,9 +121,12 @@ def _trial_records(data: dict[str, Any], experiment: str, where: str) -> list[Tr
 
 
 def _better(candidate: TrialRecord, current: TrialRecord | None) -> bool:
-    """Prefer a finished record to an unfinished one, then the most recent."""
+    """Prefer a record with an outcome to a missing one, a done one to any other, then the most recent."""
     if current is None:
         return True
+    outcome = (candidate.status.outcome, current.status.outcome)
+    if outcome[0] != outcome[1]:
+        return outcome[0]
     done = (candidate.status is Status.DONE, current.status is Status.DONE)
     if done[0] != done[1]:
         return done[0]

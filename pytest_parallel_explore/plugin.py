@@ -50,9 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--explore-repeat",
         dest="explore_repeat",
-        type=int,
-        metavar="K",
-        help="run K trials of every variant, for confidence intervals and significance",
+        metavar="K|auto",
+        help="run K trials of every variant, for confidence intervals and significance; 'auto': a sequential "
+        "race of up to 12 trials per variant (or the variants file's repeat.max) that stops once the winner is clear",
     )
     group.addoption(
         "--explore-rerun",
@@ -163,7 +163,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(controller, "explore-controller")
         if distributed:
             config.pluginmanager.register(XdistHooks(controller), "explore-xdist")
-            _schedule_workers(config, min(settings.max_concurrent, len(settings.trials)))
+            limit = min(settings.max_concurrent, len(settings.trials))
+            _schedule_workers(config, limit, race=settings.race is not None)
 
 
 def _distributed(config: pytest.Config) -> bool:
@@ -192,14 +193,17 @@ def _interrupt_on_sigterm(config: pytest.Config) -> None:
     config.add_cleanup(restore)
 
 
-def _schedule_workers(config: pytest.Config, limit: int) -> None:
+def _schedule_workers(config: pytest.Config, limit: int, *, race: bool = False) -> None:
     """At most ``limit`` xdist workers, and no trial queued behind a busy one while another idles.
 
+    A race keeps xdist's ``load`` scheduling, which hands the items out one by one in their
+    round-robin order: ``worksteal`` would give each worker a contiguous half, so one worker would
+    start on the last rounds before the first ones had told the race anything.
     xdist reads ``tx`` and ``dist`` when the session starts, after this.
     """
     tx = getattr(config.option, "tx", None)
     if tx and len(tx) > limit:
         config.option.tx = tx[:limit]
         config.option.numprocesses = limit
-    if getattr(config.option, "dist", "no") == "load":
+    if getattr(config.option, "dist", "no") == "load" and not race:
         config.option.dist = "worksteal"

@@ -35,10 +35,30 @@ class Status(str, enum.Enum):
 
     @property
     def finished(self) -> bool:
+        """The trial's run is over, with an outcome or not (nothing of it is still running)."""
         return self in FINISHED
+
+    @property
+    def outcome(self) -> bool:
+        """A result of the variant: reused by a plain rerun, counted in the statistics.
+
+        ``error`` (the pipeline broke: git, the suite could not start, ``score.setup`` failed) and an
+        interrupted step are not outcomes: the variant is not to blame, so the trial is "missing" and
+        a plain rerun runs it again.
+        """
+        return self in OUTCOMES
+
+    @property
+    def failed(self) -> bool:
+        """The variant's agent failed or timed out: an outcome, rerun only with ``--explore-retry-failed``."""
+        return self in FAILED
 
 
 FINISHED = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.ERROR, Status.SKIPPED})
+OUTCOMES = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.SKIPPED})
+FAILED = frozenset({Status.AGENT_FAILED, Status.TIMEOUT})
+#: ``skipped_by`` of a trial the sequential race did not need; recomputed by every run, never reused.
+SKIPPED_BY_RACE = "race"
 
 
 @dataclasses.dataclass
@@ -146,6 +166,9 @@ class TrialRecord:
     started_at: float | None = None
     finished_at: float | None = None
     from_checkpoint: bool = False
+    skipped_by: str | None = None  # "budget" or "race" (SKIPPED_BY_RACE), for a skipped trial
+    # Every run of the trial that ended: status, reason, started, finished, cost.
+    attempts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -169,6 +192,40 @@ class TrialRecord:
     def ok(self) -> bool:
         """True when the trial ran and was scored on a judgeable test run."""
         return self.status is Status.DONE and not self.tests.problem
+
+    @property
+    def missing(self) -> bool:
+        """No outcome yet (interrupted, or broken by the pipeline): left out of the statistics, shown as missing."""
+        return not self.status.outcome
+
+    def retryable(self, retry_failed: bool) -> bool:
+        """Whether a run should run this trial again rather than reuse it (same spec, no ``--explore-rerun``).
+
+        A trial without an outcome always is; a failed or timed-out one with ``--explore-retry-failed``;
+        one the race skipped always is, since the race decides again from the saved records.
+        """
+        return (
+            self.missing
+            or (retry_failed and self.status.failed)
+            or (self.status is Status.SKIPPED and self.skipped_by == SKIPPED_BY_RACE)
+        )
+
+    @property
+    def retried(self) -> bool:
+        """An earlier attempt failed or timed out, and this record is a later one (its outcome favours the variant)."""
+        return any(Status(a["status"]).failed for a in self.attempts[:-1])
+
+    def end_attempt(self, cost: float) -> None:
+        """Add this run of the trial, now ended, to ``attempts``."""
+        self.attempts.append(
+            {
+                "status": self.status.value,
+                "reason": self.reason,
+                "started": self.started_at,
+                "finished": self.finished_at,
+                "cost": cost,
+            }
+        )
 
     def finished_step(self, status: Status) -> bool:
         """Whether the step ``status`` ran to its end in this record."""

@@ -83,7 +83,7 @@ LEGEND = (
 
 _OUTCOMES = frozenset({"passed", "failed", "error", "skipped"})
 _PASSING_STATUSES = {Status.DONE.value}
-_FAILED_STATUSES = {Status.AGENT_FAILED.value, Status.TIMEOUT.value, Status.ERROR.value}
+_FAILED_STATUSES = {Status.AGENT_FAILED.value, Status.TIMEOUT.value}  # an error is missing, not failed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,7 +233,8 @@ def render_html(results: Mapping[str, Any], patches: Mapping[str, str]) -> str:
         + [_float(v.get(key)) for v in stats for key in ("mean", "ci_low", "ci_high", "min", "max")]
         + ([baseline["tests"].get("pass_rate")] if baseline else [])
     )
-    failed = [t for t in trials if t["status"] != Status.DONE.value or t["tests"].get("problem")]
+    failed = [t for t in trials if is_failed(t)]
+    missing = [t for t in trials if t["name"] in (results.get("missing") or ())]
     best = next((t for t in trials if t["name"] == results.get("best")), None)
     return render(
         "report.html.j2",
@@ -248,13 +249,35 @@ def render_html(results: Mapping[str, Any], patches: Mapping[str, str]) -> str:
         matrix=build_matrix(trials, baseline),
         trials=[_trial_view(results, t, patches.get(t["name"]), len(trials)) for t in trials],
         failed=failed,
-        retry_command=retry_command(dict(results), [t["name"] for t in failed]) if failed else "",
+        retry_command=retry_command(dict(results), [t["name"] for t in failed], retry_failed=True) if failed else "",
+        missing=missing,
+        rerun_command=retry_command(dict(results), [t["name"] for t in missing]) if missing else "",
+        race=results.get("race"),
         checkout_changes=list(results.get("checkout_changes") or ()),
         cell_meanings=CELL_MEANINGS,
         legend=LEGEND,
         bar_width=BAR_WIDTH,
         fmt=fmt,
     )
+
+
+def is_failed(trial: Mapping[str, Any]) -> bool:
+    """A trial (as in ``results.json``) whose outcome is a failure: agent failed, timed out, or suite unjudged."""
+    if Status(trial["status"]).failed:
+        return True
+    return trial["status"] == Status.DONE.value and bool(trial["tests"].get("problem"))
+
+
+def status_text(trial: Mapping[str, Any]) -> str:
+    """The status as the table shows it: "missing (error)" for a trial without an outcome, the attempt when retried."""
+    status = Status(trial["status"])
+    text = status.value if status.outcome else f"missing ({status.value})"
+    if trial.get("from_checkpoint"):
+        text += " (checkpoint)"
+    attempts = len(trial.get("attempts", ()))
+    if attempts > 1:
+        text += f" (attempt {attempts})"
+    return text
 
 
 def fmt(value: Any, spec: str = ".3f") -> str:
@@ -342,7 +365,7 @@ def _ranked_rows(
                 rank=str(t["rank"]) if t.get("rank") is not None else DASH,
                 name=t["name"],
                 anchor=_anchor(t["name"]),
-                status=t["status"],
+                status=status_text(t),
                 status_kind=_status_kind(t),
                 score=fmt(t.get("score")),
                 bar=_bar(axis, t["score"], ci, label) if scored else None,

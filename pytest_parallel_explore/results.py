@@ -7,9 +7,9 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from . import stats
+from . import racing, stats
 from .record import SCHEMA, Status, TrialRecord, read_json, try_load, write_atomic, write_json
-from .report import render_report
+from .report import is_failed, render_report, status_text
 from .settings import ExperimentPaths
 from .templating import render
 
@@ -51,6 +51,11 @@ def build_results(
     ordered = rank(records)
     best = next((r.name for r in ordered if r.rank == 1), None)
     variants, comparisons = variant_statistics(ordered)
+    race = racing.race_settings(experiment.get("race"))
+    race_section = None
+    if race is not None:
+        names = experiment.get("variant_names") or sorted({r.variant for r in ordered})
+        race_section = racing.race_report(racing.race_of(ordered, names, race), race, ordered)
     return {
         "schema": SCHEMA,
         **experiment,
@@ -61,6 +66,9 @@ def build_results(
         "baseline": baseline,
         "variants": variants,
         "comparisons": comparisons,
+        "race": race_section,
+        "missing": [r.name for r in ordered if r.missing],
+        "retried": [r.name for r in ordered if r.retried],
         "trials": [r.to_json() for r in ordered],
     }
 
@@ -69,12 +77,13 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[dict[str, A
     """Per variant over its trials: score statistics, the solved rate with its exact interval and pass@k;
     and the best variant against each other, Holm-adjusted (see :func:`stats.compare_to_best`).
 
-    Every trial that ran counts (an unscored one as 0); trials skipped or
-    broken by the pipeline do not.
+    Every trial with an outcome that ran counts (an unscored one as 0); skipped trials and missing
+    ones (interrupted, or broken by the pipeline) do not.  A trial retried after a failure counts
+    with its last attempt: the variant's entry lists them in ``retried``, and its comparison says so.
     """
     by_variant: dict[str, list[TrialRecord]] = {}  # in ranking order, so that ties keep it
     for record in records:
-        if record.status.finished and record.status not in (Status.SKIPPED, Status.ERROR):
+        if racing.counted(record):
             by_variant.setdefault(record.variant, []).append(record)
     variants, samples = [], {}
     for name, trials in by_variant.items():
@@ -89,6 +98,7 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[dict[str, A
             {
                 "name": name,
                 "trials": [t.name for t in trials],
+                "retried": [t.name for t in trials if t.retried],
                 **dataclasses.asdict(stats.summarize(scores)),
                 "solved": solved,
                 "solved_ci_low": solved_low,
@@ -104,7 +114,18 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[dict[str, A
         return variants, []
     ordered = {v["name"]: samples[v["name"]] for v in variants}
     comparisons = stats.compare_to_best(variants[0]["name"], ordered)
-    return variants, [{**dataclasses.asdict(c), "sentence": c.sentence()} for c in comparisons]
+    retried = {v["name"]: v["retried"] for v in variants}
+    return variants, [
+        {**dataclasses.asdict(c), "sentence": c.sentence() + _retried_note(retried[c.best] + retried[c.other])}
+        for c in comparisons
+    ]
+
+
+def _retried_note(names: Sequence[str]) -> str:
+    """Said after a comparison that includes trials retried after a failure (their last attempt counts)."""
+    if not names:
+        return ""
+    return f" (includes retried trials, counted by their last attempt: {', '.join(names)})"
 
 
 def _passed_tests(record: TrialRecord) -> dict[str, bool]:
@@ -130,7 +151,8 @@ def write_report(paths: ExperimentPaths, experiment: dict[str, Any], records: Se
 
 
 def render_summary(results: dict[str, Any]) -> str:
-    failed = [t for t in results["trials"] if t["status"] != Status.DONE.value or t["tests"].get("problem")]
+    failed = [t for t in results["trials"] if is_failed(t)]
+    missing = [t for t in results["trials"] if t["name"] in results.get("missing", ())]
     return render(
         "summary.md.j2",
         results=results,
@@ -140,7 +162,9 @@ def render_summary(results: dict[str, Any]) -> str:
         builtin_metrics=BUILTIN_METRICS,
         repeated=is_repeated(results),
         table=table_rows(results),
-        retry_command=retry_command(results, [t["name"] for t in failed]),
+        missing=missing,
+        retry_command=retry_command(results, [t["name"] for t in failed], retry_failed=True),
+        rerun_command=retry_command(results, [t["name"] for t in missing]),
     )
 
 
@@ -149,10 +173,16 @@ def is_repeated(results: dict[str, Any]) -> bool:
     return any(v["k"] > 1 for v in results.get("variants", []))
 
 
-def retry_command(results: dict[str, Any], names: Sequence[str]) -> str:
-    """The command that reruns just ``names`` (unfinished trials are rerun, finished ones reused)."""
+def retry_command(results: dict[str, Any], names: Sequence[str], *, retry_failed: bool = False) -> str:
+    """The command that reruns just ``names``.
+
+    A plain run reruns trials without an outcome and reuses the others; failed ones run again only
+    with ``--explore-retry-failed`` (``retry_failed``).
+    """
     ids = " ".join(f"'{node_id(results['experiment'], n)}'" for n in names)
-    return f"pytest --explore {results['experiment']} --variants {results.get('source', 'VARIANTS')} {ids}".rstrip()
+    flag = " --explore-retry-failed" if retry_failed else ""
+    source = results.get("source", "VARIANTS")
+    return f"pytest --explore {results['experiment']} --variants {source}{flag} {ids}".rstrip()
 
 
 def node_id(experiment: str, trial: str) -> str:
@@ -178,7 +208,7 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
         )
     for t in results["trials"]:
         tests, agent, diff, verdicts = t["tests"], t["agent"], t["diff"], t["verdicts"]
-        status = t["status"] + (" (checkpoint)" if t.get("from_checkpoint") else "")
+        status = status_text(t)
         tokens = agent["input_tokens"] + agent["output_tokens"]
         scored = t["score"] is not None
         rows.append(

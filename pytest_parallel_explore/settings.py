@@ -25,7 +25,15 @@ from .defaults import (
     DEFAULT_TIMEOUT,
     PORT_RANGE_START,
 )
-from .spec import ExperimentSpec, SpecError, VariantSpec, is_safe_name, load_spec, variant_hash
+from .spec import (
+    ExperimentSpec,
+    RaceSpec,
+    SpecError,
+    VariantSpec,
+    is_safe_name,
+    load_spec,
+    variant_hash,
+)
 
 #: The files a trial leaves in ``results/``, as ``<trial><suffix>``.
 TRIAL_FILE_SUFFIXES = (
@@ -153,6 +161,12 @@ class Settings:
     baseline_runs: int
     max_cost_usd: float | None
     trials: tuple[Trial, ...]
+    race: RaceSpec | None = None  # a sequential race over the trials (``repeat: {max, stop}``), or None
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        """Every variant of the experiment, selected for this run or not."""
+        return tuple(v.name for v in self.spec.variants)
 
     @property
     def paths(self) -> ExperimentPaths:
@@ -260,10 +274,13 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
     max_concurrent = spec.max_concurrent or _ini_int(config, "explore_max_concurrent") or DEFAULT_MAX_CONCURRENT
     score_command = spec.score.command or config.getini("explore_score_command") or DEFAULT_SCORE_COMMAND
     score_timeout = spec.score.timeout or DEFAULT_SCORE_TIMEOUT
-    repeat = config.getoption("explore_repeat") or spec.repeat or 1
-    if repeat < 1:
-        raise pytest.UsageError(f"--explore-repeat: expected a whole number >= 1, got {repeat}")
-    trials = _trials(spec, repeat, timeout, {"base_commit": base_commit, "score_command": score_command})
+    option = config.getoption("explore_repeat")
+    repeat_option = parse_repeat(option) if option is not None else None
+    race = _race(repeat_option, spec)
+    repeat = race.max if race else spec.repeat if isinstance(spec.repeat, int) else 1
+    if isinstance(repeat_option, int):
+        repeat = repeat_option
+    trials = _trials(spec, repeat, timeout, {"base_commit": base_commit, "score_command": score_command}, race)
     return Settings(
         experiment=name,
         spec=spec,
@@ -280,18 +297,55 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
         max_cost_usd=spec.max_cost_usd,
         retry_failed=bool(config.getoption("explore_retry_failed")),
         trials=trials,
+        race=race,
     )
 
 
-def _trials(spec: ExperimentSpec, repeat: int, timeout: float, fingerprint: dict[str, Any]) -> tuple[Trial, ...]:
-    """Every trial to run: a variant's name, or ``<variant>.<k>`` for each of ``repeat`` repeats."""
+def parse_repeat(value: str) -> int | str:
+    """``--explore-repeat``: a whole number >= 1, or ``auto`` (a sequential race)."""
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise pytest.UsageError(
+            f"--explore-repeat: expected a whole number >= 1 or 'auto' (a sequential race), got {value!r}"
+        )
+    return number
+
+
+def _race(option: int | str | None, spec: ExperimentSpec) -> RaceSpec | None:
+    """The race to run: ``--explore-repeat auto`` (the file's race settings, if any), else the file's race."""
+    if isinstance(option, int):
+        return None
+    if option == "auto":
+        return spec.repeat if isinstance(spec.repeat, RaceSpec) else RaceSpec()
+    return spec.repeat if isinstance(spec.repeat, RaceSpec) else None
+
+
+def _trials(
+    spec: ExperimentSpec, repeat: int, timeout: float, fingerprint: dict[str, Any], race: RaceSpec | None
+) -> tuple[Trial, ...]:
+    """Every trial to run: a variant's name, or ``<variant>.<k>`` for each of ``repeat`` repeats.
+
+    A race orders them round by round (``a.1, b.1, a.2, b.2, ...``): items start in that order, so
+    each round's trials run before the next round's, and a trial decides at its start whether the
+    race still needs it.
+    """
+    named: list[tuple[int, int, str, VariantSpec]] = []
+    for position, variant in enumerate(spec.variants):
+        single = repeat == 1 and race is None
+        names = [variant.name] if single else [f"{variant.name}.{k}" for k in range(1, repeat + 1)]
+        named.extend((k, position, name, variant) for k, name in enumerate(names))
+    if race is not None:
+        named.sort(key=lambda entry: (entry[0], entry[1]))
     trials: list[Trial] = []
-    for variant in spec.variants:
+    for _, _, name, variant in named:
         limit = variant.timeout or timeout
         spec_hash = variant_hash(spec, variant, {**fingerprint, "timeout": limit})
-        names = [variant.name] if repeat == 1 else [f"{variant.name}.{k}" for k in range(1, repeat + 1)]
-        for name in names:
-            trials.append(Trial(name, variant, spec_hash, limit, index=len(trials)))
+        trials.append(Trial(name, variant, spec_hash, limit, index=len(trials)))
     clashes = sorted({t.name for t in trials if sum(u.name == t.name for u in trials) > 1})
     if clashes:
         raise pytest.UsageError(

@@ -59,6 +59,10 @@ WORKTREE_KEYS = frozenset({"copy", "setup"})
 #: Trial names the plugin uses for itself.
 RESERVED_NAMES = frozenset({"baseline"})
 METRIC_KEYS = frozenset({"command", "weight"})
+RACE_KEYS = frozenset({"max", "stop", "alpha", "margin"})
+RACE_STOPS = ("decided", "max")
+#: ``--explore-repeat auto`` and a ``repeat`` mapping without ``max``: at most this many trials per variant.
+DEFAULT_RACE_MAX = 12
 VARIANT_KEYS = frozenset({"description", "agent", "timeout", "sandbox"})
 
 
@@ -111,6 +115,20 @@ class WorktreeSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class RaceSpec:
+    """``repeat: {max, stop, alpha, margin}``: a sequential race of up to ``max`` trials per variant.
+
+    ``stop: decided`` skips the trials the race no longer needs; ``stop: max`` runs them all and only
+    reports the race.
+    """
+
+    max: int = DEFAULT_RACE_MAX
+    stop: str = "decided"
+    alpha: float = 0.05
+    margin: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
 class VariantSpec:
     name: str
     description: str
@@ -129,7 +147,7 @@ class ExperimentSpec:
     base: str | None = None
     timeout: float | None = None
     max_concurrent: int | None = None
-    repeat: int | None = None
+    repeat: int | RaceSpec | None = None
     max_cost_usd: float | None = None
     score: ScoreSpec = ScoreSpec()
     worktree: WorktreeSpec = WorktreeSpec()
@@ -290,7 +308,7 @@ def validate(
     base = _optional(data, "base", str, "a commit-ish such as HEAD or main", "", problems)
     timeout = _duration(data, "timeout", "", problems)
     max_concurrent = _positive_int(data, "max_concurrent", "", problems)
-    repeat = _positive_int(data, "repeat", "", problems)
+    repeat = _repeat(data.get("repeat"), problems)
     max_cost = _optional(data, "max_cost_usd", (int, float), "an amount in US dollars", "", problems)
     if max_cost is not None and max_cost <= 0:
         problems.append(f"max_cost_usd: expected an amount in US dollars above 0, got {max_cost}")
@@ -569,6 +587,38 @@ def _paths(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> 
         if Path(path).is_absolute() or ".." in Path(path).parts:
             problems.append(f"{prefix}{key}: expected a path inside the repository, got {path!r}")
     return tuple(value)
+
+
+def _repeat(raw: Any, problems: list[str]) -> int | RaceSpec | None:
+    """``repeat: K`` (fixed trials per variant) or ``repeat: {max, stop, alpha, margin}`` (a race)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        expected = "a whole number >= 1, or a race such as {max: 12, stop: decided, alpha: 0.05}"
+        value = _optional({"repeat": raw}, "repeat", int, expected, "", problems)
+        if value is not None and value < 1:
+            problems.append(f"repeat: expected {expected}, got {value}")
+            return None
+        return value
+    problems.extend(unknown_keys(raw, RACE_KEYS, "repeat."))
+    found = len(problems)
+    maximum = _positive_int(raw, "max", "repeat.", problems)
+    stop = _choice(raw, "stop", RACE_STOPS, "repeat.", problems)
+    alpha = _optional(raw, "alpha", (int, float), "a number between 0 and 1 (exclusive)", "repeat.", problems)
+    if alpha is not None and not 0 < alpha < 1:
+        problems.append(f"repeat.alpha: expected a number between 0 and 1 (exclusive), got {alpha!r}")
+    margin = _optional(raw, "margin", (int, float), "a score difference in [0, 1)", "repeat.", problems)
+    if margin is not None and not 0 <= margin < 1:
+        problems.append(f"repeat.margin: expected a score difference in [0, 1), got {margin!r}")
+    if len(problems) > found:
+        return None
+    default = RaceSpec()
+    return RaceSpec(
+        max=maximum or default.max,
+        stop=stop or default.stop,
+        alpha=float(alpha) if alpha is not None else default.alpha,
+        margin=float(margin) if margin is not None else default.margin,
+    )
 
 
 def _positive_int(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> int | None:

@@ -18,12 +18,22 @@ from typing import TypeVar
 
 import pytest
 
-from . import confinement, gitops, procs, protect, repostate
+from . import confinement, gitops, procs, protect, racing, repostate
 from .agents import AgentOutcome, AgentTask
 from .baseline import judge, load_baseline
 from .checkout import prepare_worktree, run_setup_command, scoring_checkout
 from .defaults import REPO_STATE_KEY
-from .record import AgentStats, CorruptRecord, DiffStats, Status, TestStats, TrialRecord, load, save
+from .record import (
+    SKIPPED_BY_RACE,
+    AgentStats,
+    CorruptRecord,
+    DiffStats,
+    Status,
+    TestStats,
+    TrialRecord,
+    load,
+    save,
+)
 from .results import load_records
 from .settings import TRIAL_FILE_SUFFIXES, Settings, Trial
 from .suite import run_test_suite, weighted_score, yaml_metrics
@@ -50,13 +60,15 @@ class TrialRunner:
             previous.from_checkpoint = True
             self._save(previous)
             return previous
+        unneeded = self._race_skip(previous)
+        if unneeded is not None:
+            return self._skipped(unneeded, SKIPPED_BY_RACE, previous)
         spent = self._budget_spent()
         if spent is not None:
-            return self._skipped(
-                f"the experiment's budget of ${self.settings.max_cost_usd:.2f} is spent (${spent:.2f})"
-            )
+            reason = f"the experiment's budget of ${self.settings.max_cost_usd:.2f} is spent (${spent:.2f})"
+            return self._skipped(reason, "budget", previous)
         resume = previous is not None and self._agent_work_kept(previous)
-        record = self._resumed(previous) if resume and previous else self._new_record()
+        record = self._resumed(previous) if resume and previous else self._new_record(previous)
         if problem:
             record.flags.append(problem)
         with procs.watching(lambda groups: self._groups_changed(record, groups)):
@@ -78,9 +90,11 @@ class TrialRunner:
                 record.reason = f"interrupted during {record.status.value} ({type(exc).__name__})"
                 record.status = Status.ERROR
                 record.finished_at = time.time()
+                record.end_attempt(self._attempt_cost(record))
                 self._save(record)
                 raise
         record.finished_at = time.time()
+        record.end_attempt(self._attempt_cost(record))
         self._save(record)
         self.config.hook.pytest_explore_trial_finished(config=self.config, trial=record)
         return record
@@ -94,9 +108,30 @@ class TrialRunner:
         spent = sum(r.agent.cost_usd for r in load_records(self.paths, others))
         return spent if spent >= budget else None
 
-    def _skipped(self, reason: str) -> TrialRecord:
-        record = self._new_record()
+    def _race_skip(self, previous: TrialRecord | None) -> str | None:
+        """Why the sequential race does not need this trial, from the other trials' saved records; or None.
+
+        Decided here, when the trial starts, in whatever process runs it: so xdist workers, a resumed
+        run and a CI job all follow the same race.  A trial that already has an outcome of its own
+        (retried with ``--explore-retry-failed``) is run again, not replaced by a skip.
+        """
+        race = self.settings.race
+        if race is None or race.stop != "decided":
+            return None
+        if previous is not None and previous.status.outcome and previous.skipped_by != SKIPPED_BY_RACE:
+            return None
+        others = [t.name for t in self.settings.trials if t.name != self.trial.name]
+        state = racing.race_of(load_records(self.paths, others), self.settings.variant_names, race)
+        return racing.skip_reason(state, self.trial.variant.name)
+
+    def _attempt_cost(self, record: TrialRecord) -> float:
+        """What the agent cost in this attempt (nothing when the attempt resumed after the agent step)."""
+        return 0.0 if "resumed after the agent step" in record.flags else record.agent.cost_usd
+
+    def _skipped(self, reason: str, by: str, previous: TrialRecord | None) -> TrialRecord:
+        record = self._new_record(previous)
         record.status, record.reason, record.finished_at = Status.SKIPPED, reason, time.time()
+        record.skipped_by = by
         self._save(record)
         self.config.hook.pytest_explore_trial_finished(config=self.config, trial=record)
         return record
@@ -111,8 +146,12 @@ class TrialRunner:
             return None, f"the saved progress was unreadable ({exc}); kept as {kept.name}, trial run again"
 
     def _reusable(self, previous: TrialRecord) -> bool:
-        """A finished trial of the same spec is not run again (unless --explore-rerun)."""
-        return not self.settings.rerun and previous.status is Status.DONE and previous.spec_hash == self.trial.spec_hash
+        """A trial with an outcome, of the same spec, is not run again (see ``TrialRecord.retryable``)."""
+        return (
+            not self.settings.rerun
+            and previous.spec_hash == self.trial.spec_hash
+            and not previous.retryable(self.settings.retry_failed)
+        )
 
     def _agent_work_kept(self, previous: TrialRecord) -> bool:
         """Whether a trial stopped after its agent succeeded can resume at scoring."""
@@ -140,6 +179,7 @@ class TrialRunner:
             steps={k: v for k, v in previous.steps.items() if k != Status.SCORE.value},
             owner_pid=os.getpid(),
             process_groups=[],
+            started_at=time.time(),  # of this attempt; the earlier ones are in ``attempts``
             finished_at=None,
             from_checkpoint=False,
         )
@@ -150,7 +190,8 @@ class TrialRunner:
         record.process_groups = [list(group) for group in groups]
         self._save(record)
 
-    def _new_record(self) -> TrialRecord:
+    def _new_record(self, previous: TrialRecord | None = None) -> TrialRecord:
+        """A fresh record; it keeps the earlier attempts of ``previous`` (unless --explore-rerun discards them)."""
         record = TrialRecord(
             experiment=self.settings.experiment,
             name=self.trial.name,
@@ -165,6 +206,7 @@ class TrialRunner:
             ),
             owner_pid=os.getpid(),
             started_at=time.time(),
+            attempts=list(previous.attempts) if previous is not None and not self.settings.rerun else [],
         )
         for suffix in TRIAL_FILE_SUFFIXES:  # nothing of an earlier attempt is mixed in
             if suffix != "_progress.json":

@@ -128,7 +128,8 @@ def test_an_interrupted_run_loses_nothing_and_resumes(faults: Faults, sig: signa
     slow = faults.record("slow")
     assert slow["status"] == "error" and "interrupted during agent" in slow["reason"]
     summary = (faults.project.experiment_dir() / "results" / "summary.md").read_text()
-    assert "**slow** (error): interrupted during agent" in summary
+    assert "**slow** (missing: error): interrupted during agent" in summary  # no outcome: missing, not failed
+    assert "Failed or unjudged" not in summary
 
     faults.unblock("slow")
     assert faults.project.explore("--variants", spec).ret == 0

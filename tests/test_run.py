@@ -106,7 +106,8 @@ def test_a_failing_agent_fails_alone(calc_project: Project) -> None:
     assert trials["missing"]["score"] is None
     summary = (calc_project.experiment_dir() / "results" / "summary.md").read_text()
     assert "agent command not found: no-such-agent-anywhere" in summary
-    assert "pytest --explore calc --variants variants.yaml 'explore::calc[crashes]' 'explore::calc[missing]'" in summary
+    retry = "pytest --explore calc --variants variants.yaml --explore-retry-failed"
+    assert f"{retry} 'explore::calc[crashes]' 'explore::calc[missing]'" in summary
 
 
 def test_progress_file_shows_each_step(calc_project: Project) -> None:

@@ -57,6 +57,17 @@ BAD_SETTINGS = [
     ("variants.good.agent.run", REMOVE, f"variants.good.agent.run: {RUN_EXPECTED} nothing"),
     ("variants.good.agent.run", " ", f"variants.good.agent.run: {RUN_EXPECTED} ' '"),
     ("score.weights", {"tests_pass_rate": "high"}, "score.weights.tests_pass_rate: expected a number, got 'high'"),
+    # the race form of repeat
+    (
+        "repeat",
+        "many",
+        "repeat: expected a whole number >= 1, or a race such as {max: 12, stop: decided, alpha: 0.05}, got 'many'",
+    ),
+    ("repeat", {"max": 0}, "repeat.max: expected a whole number >= 1, got 0"),
+    ("repeat", {"stop": "soon"}, "repeat.stop: expected 'decided' or 'max', got 'soon'"),
+    ("repeat", {"alpha": 1.5}, "repeat.alpha: expected a number between 0 and 1 (exclusive), got 1.5"),
+    ("repeat", {"margin": "small"}, "repeat.margin: expected a score difference in [0, 1), got 'small'"),
+    ("repeat", {"maxx": 12}, "repeat.maxx: unknown key; did you mean 'max'?"),
     # bad durations
     ("timeout", "soon", f"timeout: {DURATION} 'soon'"),
     ("timeout", 0, f"timeout: {DURATION} 0"),
