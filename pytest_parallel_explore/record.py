@@ -146,6 +146,7 @@ class TrialRecord:
     started_at: float | None = None
     finished_at: float | None = None
     from_checkpoint: bool = False
+    score_cached: bool = False  # its tests' outcomes came from the score cache (the same tree scored before)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

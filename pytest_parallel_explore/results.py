@@ -179,6 +179,7 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     for t in results["trials"]:
         tests, agent, diff, verdicts = t["tests"], t["agent"], t["diff"], t["verdicts"]
         status = t["status"] + (" (checkpoint)" if t.get("from_checkpoint") else "")
+        status += " (score cached)" if t.get("score_cached") else ""
         tokens = agent["input_tokens"] + agent["output_tokens"]
         scored = t["score"] is not None
         rows.append(
