@@ -327,7 +327,6 @@ class TrialRunner:
         record.metrics = {**suite_metrics(record), **metrics}
         record.score = weighted_score(self.settings, record.metrics, record.tests)
 
-
     def _score_in_checkout(self, record: TrialRecord, git: Git, tree: str) -> dict[str, float]:
         """Write the sealed checkout; run the suite (unless its outcomes are cached), metrics and hooks."""
         name, setup = self.trial.name, self.settings.spec.score.setup
