@@ -512,6 +512,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+def _slug(method: str) -> str:
+    """A method's name as it may appear in an experiment name: ``plugin, same trees`` -> ``plugin-same-trees``."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", method)
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     if importlib.util.find_spec("pytest_parallel_explore") is None:
@@ -528,13 +533,13 @@ def main(argv: Sequence[str]) -> int:
         )
         methods = [m for m in _METHODS if m in args.methods]
         for method in methods:  # untimed: the first run of each pays for cold caches
-            run_once(template, scratch, method, f"warmup-{method.replace(' ', '-')}", 1, args)
+            run_once(template, scratch, method, f"warmup-{_slug(method)}", 1, args)
         results: dict[tuple[str, int], list[Measurement]] = {(m, n): [] for m in methods for n in args.counts}
         for repeat in range(args.repeat):
             for position, n in enumerate(args.counts):
                 order = methods if (repeat + position) % 2 == 0 else list(reversed(methods))
                 for method in order:
-                    label = f"bench-{n}-{repeat}-{method.replace(' ', '-')}"
+                    label = f"bench-{n}-{repeat}-{_slug(method)}"
                     measurement = run_once(template, scratch, method, label, n, args)
                     results[method, n].append(measurement)
                     foreign = measurement.foreign_cpu_seconds
