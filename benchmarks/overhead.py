@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -191,7 +192,7 @@ class Timing:
 class Measurement:
     """One timed batch of trials by one method."""
 
-    method: str  # "plugin" or "by hand"
+    method: str  # a key of _METHODS
     trials: int
     seconds: float  # wall time of the batch
     cpu_seconds: float  # user + system time of every process the batch started
@@ -205,17 +206,33 @@ class Measurement:
         return self.foreign_cpu_seconds is not None and self.foreign_cpu_seconds > 0.05 * capacity
 
 
-def measure_plugin(project: Path, name: str, trials: int, concurrency: int, expected_tests: int) -> Timing:
-    """Run the experiment ``name`` with ``trials`` no-op variants; check that every trial passed."""
+#: Agents of the main scenario: each writes a file with its trial's name, so every trial leaves its own tree.
+DIFFERENT_TREES = 'echo "$EXPLORE_TRIAL" > trial_note.txt'
+#: Agents of the second scenario: all write the same file, so every trial leaves the same tree.
+SAME_TREES = "echo same > trial_note.txt"
+
+
+def measure_plugin(
+    project: Path,
+    name: str,
+    trials: int,
+    concurrency: int,
+    expected_tests: int,
+    *,
+    agent: str = DIFFERENT_TREES,
+    sandbox: str = "auto",
+) -> Timing:
+    """Run the experiment ``name`` with ``trials`` variants whose agent is ``agent``; check that every trial passed."""
     variants = project.parent / "variants.json"
     variants.write_text(
         json.dumps(
             {
-                "task": "Benchmark: change nothing.",
+                "task": "Benchmark: write one file.",
                 "max_concurrent": concurrency,
-                "agent": {"backend": "command", "run": "true"},
+                "sandbox": sandbox,
+                "agent": {"backend": "command", "run": agent},
                 "score": {"command": SCORE_COMMAND},
-                "variants": {f"v{i:03d}": f"no-op variant {i}" for i in range(trials)},
+                "variants": {f"v{i:03d}": f"variant {i}" for i in range(trials)},
             }
         )
     )
@@ -272,15 +289,21 @@ def _plugin_breakdown(
     def mean_step(step: str) -> float:
         return statistics.mean(float(r["steps"][step]["seconds"]) for r in records)
 
+    cached = sum(bool(r.get("score_cached")) for r in records)
+    live = [r for r in records if not r.get("score_cached")]
+    sealed = statistics.mean(r["steps"]["score"]["seconds"] - r["tests"]["seconds"] for r in live) if live else 0.0
+
     return {
         "before the first trial": first_start - started_at,
-        "  baseline suite runs": baseline["tests"]["seconds"] * baseline["runs"],
+        "  baseline suite runs (in the background)": baseline["tests"]["seconds"] * baseline["runs"],
         "trials (first start to last end)": last_end - first_start,
         "after the last trial": ended_at - last_end,
         "per trial: worktree step (and its turn)": mean_step("worktree"),
         "per trial: agent step": mean_step("agent"),
         "per trial: score step": mean_step("score"),
-        "  of which the suite process": statistics.mean(r["tests"]["seconds"] for r in records),
+        "  of which the suite process": statistics.mean(r["tests"]["seconds"] for r in live) if live else 0.0,
+        "  of which the sealed checkout and the rest": sealed,
+        "suite runs saved by the score cache": float(cached),
         "per trial: outside the steps": statistics.mean(
             r["finished_at"] - r["started_at"] - sum(s["seconds"] for s in r["steps"].values()) for r in records
         ),
@@ -288,7 +311,7 @@ def _plugin_breakdown(
 
 
 def measure_by_hand(project: Path, name: str, trials: int, concurrency: int, expected_tests: int) -> Timing:
-    """``git worktree add`` then the suite, per trial, ``concurrency`` trials at a time."""
+    """``git worktree add``, the agent's file, then the suite, per trial, ``concurrency`` trials at a time."""
     worktrees = project.parent / "by_hand_worktrees"
     env = _environment()
     # Concurrent `git worktree add`s race on .git/worktrees ("failed to read .git/worktrees/t002/commondir"),
@@ -300,6 +323,7 @@ def measure_by_hand(project: Path, name: str, trials: int, concurrency: int, exp
         started = time.perf_counter()
         with adding:
             _git(project, "worktree", "add", "-q", "-b", f"by-hand/{name}/t{index:03d}", str(worktree), "HEAD")
+        (worktree / "trial_note.txt").write_text(f"t{index:03d}\n")
         added = time.perf_counter()
         suite = subprocess.run(
             [sys.executable, *SUITE_ARGS],
@@ -325,7 +349,14 @@ def measure_by_hand(project: Path, name: str, trials: int, concurrency: int, exp
     return Timing(seconds, breakdown)
 
 
-_METHODS = {"plugin": measure_plugin, "by hand": measure_by_hand}
+_METHODS: dict[str, Any] = {
+    "plugin": measure_plugin,
+    "by hand": measure_by_hand,
+    # The same plugin run with every agent leaving the same tree: the score cache scores it once.
+    "plugin, same trees": functools.partial(measure_plugin, agent=SAME_TREES),
+    # What the sandbox costs: agents and scoring runs without bubblewrap.
+    "plugin, no sandbox": functools.partial(measure_plugin, sandbox="none"),
+}
 
 
 def _cpu_now() -> tuple[float, float | None]:
@@ -406,6 +437,25 @@ def print_table(counts: Sequence[int], concurrency: int, results: Mapping[tuple[
             f"{n:>4}  {concurrency:>4}  {spread[0]:>19}  {spread[1]:>19}  {wall[0] / wall[1]:>14.2f}"
             f"  {cpu[0]:>12.2f}  {cpu[1]:>13.2f}  {cpu[0] / cpu[1]:>9.2f}"
         )
+    extra = [m for m in ("plugin, same trees", "plugin, no sandbox") if (m, counts[0]) in results]
+    if extra:
+        print("\nthe other scenarios: median wall seconds (min-max), and their ratio")
+        for n in counts:
+            by_hand = statistics.median(m.seconds for m in results["by hand", n])
+            plugin = statistics.median(m.seconds for m in results["plugin", n])
+            for method in extra:
+                runs = results[method, n]
+                wall = statistics.median(m.seconds for m in runs)
+                spread = f"{wall:6.2f} ({min(m.seconds for m in runs):5.2f}-{max(m.seconds for m in runs):5.2f})"
+                if method == "plugin, same trees":
+                    saved = statistics.median(m.breakdown["suite runs saved by the score cache"] for m in runs)
+                    ratio = wall / by_hand
+                    print(f"N={n:<4} {method:<20} {spread}  /by hand {ratio:5.2f}  suite runs saved {saved:.0f}")
+                else:
+                    print(
+                        f"N={n:<4} {method:<20} {spread}  /by hand {wall / by_hand:5.2f}"
+                        f"  sandbox cost {plugin - wall:+.2f} s ({plugin / wall - 1:+.0%})"
+                    )
     measurements = [m for runs in results.values() for m in runs]
     shared = [m for m in measurements if m.shared_machine]
     if shared:
@@ -415,11 +465,13 @@ def print_table(counts: Sequence[int], concurrency: int, results: Mapping[tuple[
         )
 
 
-def print_breakdown(counts: Sequence[int], results: Mapping[tuple[str, int], list[Measurement]]) -> None:
+def print_breakdown(
+    counts: Sequence[int], methods: Sequence[str], results: Mapping[tuple[str, int], list[Measurement]]
+) -> None:
     print("\nwhere the time goes (median run of each; seconds, per-trial figures are means)")
     for n in counts:
         print(f"N={n}")
-        for method in _METHODS:
+        for method in methods:
             run = median_run(results[method, n])
             print(f"  {method}: {run.seconds:.2f} s wall, {run.cpu_seconds:.2f} s CPU")
             for label, seconds in run.breakdown.items():
@@ -441,13 +493,28 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="where to build the project and worktrees (default: $TMPDIR or /tmp); a tmpfs such as /dev/shm "
         "takes the disk out of the figures",
     )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(_METHODS),
+        default=list(_METHODS),
+        metavar="METHOD",
+        help=f"what to measure (default all: {', '.join(repr(m) for m in _METHODS)}); 'plugin' and 'by hand' always",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print where it is")
     args = parser.parse_args(argv)
+    if not {"plugin", "by hand"} <= set(args.methods):
+        parser.error("--methods: 'plugin' and 'by hand' are always measured")
     if not args.counts or min(args.counts) < 1 or args.concurrency < 1 or args.repeat < 1:
         parser.error("trial counts, --concurrency and --repeat must be whole numbers >= 1")
     if args.tests < args.test_modules or args.files < args.tests // 5 + args.test_modules + 50:
         parser.error("--tests must be at least --test-modules, and --files large enough to hold the packages")
     return args
+
+
+def _slug(method: str) -> str:
+    """A method's name as it may appear in an experiment name: ``plugin, same trees`` -> ``plugin-same-trees``."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", method)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -464,14 +531,15 @@ def main(argv: Sequence[str]) -> int:
             f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; project: {workload.files} files, "
             f"{workload.tests} tests in {workload.test_modules} modules; concurrency {args.concurrency}; in {scratch}"
         )
-        for method in _METHODS:  # untimed: the first run of each pays for cold caches
-            run_once(template, scratch, method, f"warmup-{method.replace(' ', '-')}", 1, args)
-        results: dict[tuple[str, int], list[Measurement]] = {(m, n): [] for m in _METHODS for n in args.counts}
+        methods = [m for m in _METHODS if m in args.methods]
+        for method in methods:  # untimed: the first run of each pays for cold caches
+            run_once(template, scratch, method, f"warmup-{_slug(method)}", 1, args)
+        results: dict[tuple[str, int], list[Measurement]] = {(m, n): [] for m in methods for n in args.counts}
         for repeat in range(args.repeat):
             for position, n in enumerate(args.counts):
-                order = list(_METHODS) if (repeat + position) % 2 == 0 else list(reversed(_METHODS))
+                order = methods if (repeat + position) % 2 == 0 else list(reversed(methods))
                 for method in order:
-                    label = f"bench-{n}-{repeat}-{method.replace(' ', '-')}"
+                    label = f"bench-{n}-{repeat}-{_slug(method)}"
                     measurement = run_once(template, scratch, method, label, n, args)
                     results[method, n].append(measurement)
                     foreign = measurement.foreign_cpu_seconds
@@ -481,7 +549,7 @@ def main(argv: Sequence[str]) -> int:
                         flush=True,
                     )
         print_table(args.counts, args.concurrency, results)
-        print_breakdown(args.counts, results)
+        print_breakdown(args.counts, methods, results)
     finally:
         if args.keep:
             print(f"\nkept: {scratch}")

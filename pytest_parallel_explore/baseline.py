@@ -10,13 +10,16 @@ SWE-bench judges a patch: ``fixed`` (failing at base, passing now), ``kept``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any
+import threading
+from collections.abc import Iterator, Mapping
+from typing import IO, Any
 
-from . import gitops
+from . import gitops, scorecache
 from .checkout import scoring_checkout
 from .record import TestStats, read_json, write_json
 from .settings import Settings
@@ -68,7 +71,7 @@ def baseline_key(settings: Settings) -> str:
     payload = {
         "base_commit": settings.base_commit,
         "score_command": settings.score_command,
-        "score": dataclasses.asdict(spec.score),
+        "score": {k: v for k, v in dataclasses.asdict(spec.score).items() if k != "cache"},
         "worktree": dataclasses.asdict(spec.worktree),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -85,20 +88,104 @@ def load_baseline(settings: Settings) -> Baseline | None:
         return None
 
 
-def ensure_baseline(settings: Settings) -> tuple[Baseline, bool]:
-    """The baseline for these settings, scored now unless a valid one is saved; and whether it was reused."""
+def ensure_baseline(settings: Settings) -> tuple[Baseline, str]:
+    """The baseline for these settings, and how it was had: ``reused`` (saved), ``cached`` or ``scored``.
+
+    Only one process scores it: the others wait on ``results/baseline.lock``
+    and then read what it saved.
+    """
     saved = load_baseline(settings)
     if saved is not None:
-        return saved, True
+        return saved, "reused"
+    with _baseline_lock(settings):
+        return _ensure_locked(settings)
+
+
+@contextlib.contextmanager
+def _baseline_lock(settings: Settings) -> Iterator[None]:
+    lock = _open_lock(settings)
+    try:
+        yield
+    finally:
+        _close_lock(lock)
+
+
+def _open_lock(settings: Settings) -> IO[str]:
+    """``results/baseline.lock``, held (``flock``: the kernel lets go of it if this process dies)."""
+    settings.paths.results.mkdir(parents=True, exist_ok=True)
+    lock = (settings.paths.results / "baseline.lock").open("a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def _close_lock(lock: IO[str]) -> None:
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
+
+
+class Cancelled(Exception):
+    """The run stopped while the baseline was scored: what it measured is not kept."""
+
+
+def _ensure_locked(settings: Settings, cancelled: threading.Event | None = None) -> tuple[Baseline, str]:
+    saved = load_baseline(settings)
+    if saved is not None:
+        return saved, "reused"
     git = gitops.sealed(settings.workspace.repo_root)
-    with scoring_checkout(settings, git, settings.base_commit, BASELINE) as scoring:
-        names = [f"{BASELINE}.{i}" for i in range(1, settings.baseline_runs + 1)]
-        runs = [
-            run_test_suite(settings, scoring.checkout, name, out=scoring.out, sandbox=scoring.sandbox) for name in names
-        ]
+    # Every run is kept in the cache entry, so the flaky set is always worked out from real runs.
+    with scorecache.claim(settings, git, settings.base_commit, runs=settings.baseline_runs) as slot:
+        if slot is not None and slot.runs is not None:
+            runs, how = slot.runs, "cached"
+        else:
+            with scoring_checkout(settings, git, settings.base_commit, BASELINE) as scoring:
+                names = [f"{BASELINE}.{i}" for i in range(1, settings.baseline_runs + 1)]
+                runs = [
+                    run_test_suite(settings, scoring.checkout, name, out=scoring.out, sandbox=scoring.sandbox)
+                    for name in names
+                ]
+            how = "scored"
+            if cancelled is not None and cancelled.is_set():
+                raise Cancelled("the run was interrupted")
+            if slot is not None:
+                slot.store(runs, f"{settings.experiment}/{BASELINE}")
     baseline = _from_runs(baseline_key(settings), settings.base_commit, runs)
     write_json(settings.paths.baseline_json, baseline.to_json())
-    return baseline, False
+    return baseline, how
+
+
+class BackgroundBaseline:
+    """The baseline scored in a thread of the controller while the trials start.
+
+    The lock is taken before the thread starts (so before any worker
+    exists): a trial that finishes scoring first waits in
+    :func:`ensure_baseline` until this thread has saved the baseline.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.result: tuple[Baseline, str] | None = None
+        self.error: BaseException | None = None
+        self.cancelled = threading.Event()
+        self._lock = _open_lock(settings)
+        self._thread = threading.Thread(target=self._run, name="explore-baseline", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = _ensure_locked(self.settings, self.cancelled)
+        except BaseException as exc:  # reported by wait(); a trial then scores the baseline itself
+            self.error = exc
+        finally:
+            _close_lock(self._lock)
+
+    def wait(self, timeout: float | None = None) -> tuple[Baseline, str] | None:
+        """The baseline and how it was had, once the thread is done; None if it failed or is still running."""
+        self._thread.join(timeout)
+        return self.result
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
 
 def _from_runs(key: str, base_commit: str, runs: list[TestStats]) -> Baseline:

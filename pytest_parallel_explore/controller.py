@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from . import __version__, confinement, gitops, procs, repostate
-from .baseline import Baseline, ensure_baseline
+from .baseline import BackgroundBaseline
 from .defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
 from .record import Status, TrialRecord, save, try_load, write_json
 from .results import format_table, is_repeated, load_records, write_report
@@ -94,7 +94,7 @@ class RunStart:
     notices: list[str]
     lock: ExperimentLock
     checkout: dict[str, str]
-    baseline: Baseline | None
+    baseline: BackgroundBaseline | None
     sandbox_warning: str | None = None
 
 
@@ -103,7 +103,8 @@ def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
 
     Every agent must exist and be able to run; the experiment must not be
     running elsewhere; trials that an earlier run left midway are closed;
-    the base commit is scored (or its saved baseline reused).
+    the base commit starts being scored in the background (or its saved
+    or cached baseline is reused).
     """
     from .agents import AgentUnavailable, agent_backends, unknown_backend
 
@@ -141,14 +142,8 @@ def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
     settings.paths.results.mkdir(parents=True, exist_ok=True)
     checkout = gitops.checkout_snapshot(root)
     config.stash[REPO_STATE_KEY] = repostate.capture(gitops.sealed(root).git_dir, own_refs(settings))
-    baseline = None
-    if not config.getoption("collectonly"):
-        baseline, reused = ensure_baseline(settings)
-        flaky = f"; {len(baseline.flaky)} flaky tests left out" if baseline.flaky else ""
-        notices.append(
-            f"baseline {'reused' if reused else 'scored'}: {baseline.tests.passed}/{baseline.tests.total} tests "
-            f"pass at {settings.base_commit[:12]} ({baseline.runs} runs{flaky})"
-        )
+    # Scored while the agents work: trials wait for it only to judge their tests.
+    baseline = None if config.getoption("collectonly") else BackgroundBaseline(settings)
     return RunStart(notices, lock, checkout, baseline, sandbox_warning)
 
 
@@ -158,6 +153,22 @@ def _sandbox_use(settings: Settings) -> str:
         "bubblewrap" if wanted(confinement.sandbox_spec(settings, t.variant).mode) else "none" for t in settings.trials
     }
     return modes.pop() if len(modes) == 1 else "per variant (bubblewrap for some, none for others)"
+
+
+def baseline_notice(settings: Settings, background: BackgroundBaseline, *, interrupted: bool) -> list[str]:
+    """Wait for the baseline (not after Ctrl-C: then its suite is stopped) and say how it was had."""
+    if interrupted and background.running:
+        background.cancelled.set()
+        procs.reap(procs.live_groups())
+    result = background.wait()
+    if result is None:
+        return [f"warning: the baseline could not be scored: {background.error}"] if background.error else []
+    baseline, how = result
+    flaky = f"; {len(baseline.flaky)} flaky tests left out" if baseline.flaky else ""
+    return [
+        f"baseline {how}: {baseline.tests.passed}/{baseline.tests.total} tests "
+        f"pass at {settings.base_commit[:12]} ({baseline.runs} runs{flaky})"
+    ]
 
 
 def _check_sandbox(settings: Settings) -> str | None:
@@ -269,6 +280,9 @@ class ExploreController:
         if self.settings.retry_failed and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             self.say(["--explore-retry-failed: no failed or timed-out variant to retry"])
             session.exitstatus = pytest.ExitCode.OK
+        if self.prepared.baseline is not None:
+            interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
+            self.say(baseline_notice(self.settings, self.prepared.baseline, interrupted=interrupted))
         # The session is over: nothing of it may keep running, whatever stopped it.
         self.say(recover_interrupted(self.settings))
         self.info["repository_changes"] = self._restore_repository()

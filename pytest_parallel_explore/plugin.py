@@ -61,6 +61,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="ignore saved progress and run every variant again",
     )
     group.addoption(
+        "--explore-no-cache",
+        dest="explore_no_cache",
+        action="store_true",
+        help="score every tree again: no outcomes from the score cache, none kept in it",
+    )
+    group.addoption(
         "--explore-retry-failed",
         dest="explore_retry_failed",
         action="store_true",

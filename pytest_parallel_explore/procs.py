@@ -100,6 +100,11 @@ def watching(listener: Callable[[list[Group]], None]) -> Iterator[None]:
         _listeners.remove(listener)
 
 
+def live_groups() -> list[Group]:
+    """The process groups of this process's commands running now (every thread's)."""
+    return sorted(_live.values())
+
+
 def _announce(pid: int, alive: bool) -> None:
     if alive:
         _live[pid] = (pid, _start_time(pid) or 0)

@@ -169,6 +169,7 @@ class TrialRecord:
     skipped_by: str | None = None  # "budget" or "race" (SKIPPED_BY_RACE), for a skipped trial
     # Every run of the trial that ended: status, reason, started, finished, cost.
     attempts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    score_cached: bool = False  # its tests' outcomes came from the score cache (the same tree scored before)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

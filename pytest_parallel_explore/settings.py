@@ -159,6 +159,7 @@ class Settings:
     rerun: bool
     retry_failed: bool
     baseline_runs: int
+    score_cache: bool  # score.cache, unless --explore-no-cache
     max_cost_usd: float | None
     trials: tuple[Trial, ...]
     race: RaceSpec | None = None  # a sequential race over the trials (``repeat: {max, stop}``), or None
@@ -294,6 +295,7 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
         min_score=config.getoption("explore_min_score"),
         rerun=bool(config.getoption("explore_rerun")),
         baseline_runs=spec.score.baseline_runs,
+        score_cache=spec.score.cache and not config.getoption("explore_no_cache", False),
         max_cost_usd=spec.max_cost_usd,
         retry_failed=bool(config.getoption("explore_retry_failed")),
         trials=trials,

@@ -51,6 +51,7 @@ SCORE_KEYS = frozenset(
         "protect",
         "protect_mode",
         "pass_env",
+        "cache",
     }
 )
 SANDBOX_KEYS = frozenset({"mode", "writable", "scoring_network"})
@@ -99,6 +100,7 @@ class ScoreSpec:
     protect: tuple[str, ...] = ()  # globs of files the agent must not change
     protect_mode: str = "flag"  # flag | fail: what a trial that tampered gets
     pass_env: tuple[str, ...] = ()  # environment variables the scoring run may see besides the basics
+    cache: bool = True  # reuse the outcomes of a tree scored before (see scorecache)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -510,7 +512,16 @@ def _score(raw: Any, problems: list[str]) -> ScoreSpec:
         protect=_paths(raw, "protect", "score.", problems),
         protect_mode=_choice(raw, "protect_mode", ("flag", "fail"), "score.", problems) or "flag",
         pass_env=_names(raw, "pass_env", "score.", problems),
+        cache=_flag(raw, "cache", "score.", problems),
     )
+
+
+def _flag(data: dict[str, Any], key: str, prefix: str, problems: list[str], default: bool = True) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        problems.append(f"{prefix}{key}: expected true or false, got {value!r}")
+        return default
+    return value
 
 
 def _choice(data: dict[str, Any], key: str, choices: tuple[str, ...], prefix: str, problems: list[str]) -> str | None:
@@ -660,7 +671,8 @@ def variant_hash(spec: ExperimentSpec, variant: VariantSpec, extra: Mapping[str,
     payload = {
         "task": spec.task,
         "variant": dataclasses.asdict(variant),
-        "score": dataclasses.asdict(spec.score),
+        # Whether scores may come from the cache does not change what they are.
+        "score": {k: v for k, v in dataclasses.asdict(spec.score).items() if k != "cache"},
         "template": spec.prompt_template.read_text() if spec.prompt_template else None,
         **extra,
     }

@@ -18,11 +18,12 @@ from typing import TypeVar
 
 import pytest
 
-from . import confinement, gitops, procs, protect, racing, repostate
+from . import confinement, gitops, procs, protect, racing, repostate, scorecache
 from .agents import AgentOutcome, AgentTask
-from .baseline import judge, load_baseline
+from .baseline import Baseline, ensure_baseline, judge
 from .checkout import prepare_worktree, run_setup_command, scoring_checkout
 from .defaults import REPO_STATE_KEY
+from .gitcmd import Git
 from .record import (
     SKIPPED_BY_RACE,
     AgentStats,
@@ -353,18 +354,53 @@ class TrialRunner:
         self._tampered(record, sealed.tampering)
         if record.tampering:
             record.flags.append(f"tampering: {len(record.tampering)} protected things changed, undone before scoring")
+        with scorecache.claim(self.settings, git, sealed.tree) as slot:
+            if slot is not None and slot.runs is not None:
+                record.tests, record.score_cached = slot.runs[0], True
+                self._note_cached(slot)
+            if record.score_cached and not self._scores_from_checkout():
+                metrics = {}  # nothing else needs the checkout: it is not even written
+            else:
+                metrics = self._score_in_checkout(record, git, sealed.tree)
+            if slot is not None and not record.score_cached:
+                slot.store([record.tests], f"{self.settings.experiment}/{self.trial.name}")
+        # The baseline may still be scoring (in the background): verdicts need both.
+        record.verdicts, record.broken_tests = judge(self._baseline(record), record.tests)
+        record.metrics = {**suite_metrics(record), **metrics}
+        record.score = weighted_score(self.settings, record.metrics, record.tests)
+
+    def _score_in_checkout(self, record: TrialRecord, git: Git, tree: str) -> dict[str, float]:
+        """Write the sealed checkout; run the suite (unless its outcomes are cached), metrics and hooks."""
         name, setup = self.trial.name, self.settings.spec.score.setup
-        with scoring_checkout(self.settings, git, sealed.tree, name) as scoring:
+        with scoring_checkout(self.settings, git, tree, name) as scoring:
             checkout, sandbox = scoring.checkout, scoring.sandbox
-            run_setup_command(self.settings, checkout, name, setup, "score.setup", sandbox=sandbox)
-            record.tests = run_test_suite(self.settings, checkout, name, out=scoring.out, sandbox=sandbox)
-            record.verdicts, record.broken_tests = judge(load_baseline(self.settings), record.tests)
+            if not record.score_cached:
+                run_setup_command(self.settings, checkout, name, setup, "score.setup", sandbox=sandbox)
+                record.tests = run_test_suite(self.settings, checkout, name, out=scoring.out, sandbox=sandbox)
             metrics, flags = yaml_metrics(self.settings, checkout, name, sandbox)
             record.flags.extend(flags)
             for result in self.config.hook.pytest_explore_score(config=self.config, trial=self.view, checkout=checkout):
                 metrics.update(result or {})
-        record.metrics = {**suite_metrics(record), **metrics}
-        record.score = weighted_score(self.settings, record.metrics, record.tests)
+        return metrics
+
+    def _scores_from_checkout(self) -> bool:
+        """Whether metric commands or ``pytest_explore_score`` hooks need a checkout (they are never cached)."""
+        return bool(self.settings.spec.score.metrics) or bool(self.config.hook.pytest_explore_score.get_hookimpls())
+
+    def _note_cached(self, slot: scorecache.Slot) -> None:
+        """The trial's tests log says where its outcomes came from."""
+        for suffix in ("_tests.log", "_junit.xml"):
+            self.paths.trial_file(self.trial.name, suffix).unlink(missing_ok=True)
+        self.paths.trial_file(self.trial.name, "_tests.log").write_text(
+            f"score cached: the same tree was scored by {slot.origin} (key {slot.key}); the suite did not run again\n"
+        )
+
+    def _baseline(self, record: TrialRecord) -> Baseline | None:
+        try:
+            return ensure_baseline(self.settings)[0]
+        except Exception as exc:  # the trial keeps its outcomes; only the verdicts are missing
+            record.flags.append(f"no baseline to judge against: {exc}")
+            return None
 
 
 def suite_metrics(record: TrialRecord) -> dict[str, float]:

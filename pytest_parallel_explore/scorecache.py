@@ -1,0 +1,193 @@
+"""The score cache: a test suite's per-test outcomes, by what was scored rather than by which trial scored it.
+
+The sealed scoring checkout is written by the plugin from a tree (see
+``checkout.scoring_checkout``), so everything a suite run depends on is
+known before any file is written: the tree id (protected files already
+restored), the hold-out and ``worktree.copy`` files copied in from the main
+checkout, the commands and score settings, the sandbox, the interpreter, the
+plugin and what is installed.  Their digest is the key; a run of the same
+key in this experiment or another of the same repository is not repeated,
+its outcomes are reused and the trial is marked ``score_cached``.
+
+Entries live in ``<explore_dir>/.cache/scores/<key>.json``, written
+atomically.  A lock file per key (``flock``, released by the kernel when its
+process dies) makes concurrent trials of the same key score it once: the
+first scores, the others wait and reuse.  Only judgeable runs are kept (a
+timed-out suite, or one that collected nothing, is run again next time).
+
+Flaky tests: a cached trial entry is one run.  Tests the baseline found
+flaky are left out of every verdict and pass rate, cached or not, and the
+baseline's flaky set always comes from real runs: its entry keeps each of
+its runs, and the flaky set is worked out again from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .gitcmd import Git
+from .record import TestStats, read_json, write_json
+from .sandbox import wanted
+from .settings import Settings
+
+SCHEMA = 1
+#: Files at the top of the main checkout that say what the project's environment holds.
+LOCK_FILE_PATTERNS = (
+    "requirements*.txt",
+    "requirements*.in",
+    "constraints*.txt",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile.lock",
+    "pdm.lock",
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+)
+#: Score settings that change neither the suite's command nor its outcome: not part of the key.
+_NOT_IN_KEY = ("cache", "metrics", "weights", "protect_mode", "baseline_runs", "protect", "holdout")
+
+
+def cache_dir(settings: Settings) -> Path:
+    """Where entries live: shared by every experiment of the repository."""
+    return settings.workspace.explore_dir / ".cache" / "scores"
+
+
+def key_parts(settings: Settings, git: Git, tree: str) -> dict[str, Any]:
+    """Everything a suite run in the sealed checkout of ``tree`` depends on, as plain data."""
+    spec = settings.spec
+    root = settings.workspace.repo_root
+    score = {k: v for k, v in dataclasses.asdict(spec.score).items() if k not in _NOT_IN_KEY}
+    return {
+        "schema": SCHEMA,
+        "tree": git.run("rev-parse", f"{tree}^{{tree}}"),
+        "holdout": _files_digest(root, spec.score.holdout),
+        "copied": _files_digest(root, spec.worktree.copy),
+        "worktree_setup": spec.worktree.setup,
+        "score_command": settings.score_command,
+        "score": score,
+        "score_timeout": settings.score_timeout,
+        "pass_env": {name: os.environ.get(name) for name in spec.score.pass_env},
+        "sandbox": {"used": wanted(spec.sandbox.mode), "network": spec.sandbox.scoring_network},
+        "python": [sys.version, sys.executable],
+        "plugin": __version__,
+        "installed": _installed(),
+        "lock_files": _files_digest(root, _lock_files(root)),
+    }
+
+
+def key_of(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=1)
+def _installed() -> str:
+    """A digest of every installed distribution's name and version (an upgrade changes outcomes too)."""
+    names = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def _lock_files(root: Path) -> list[str]:
+    return sorted({p.name for pattern in LOCK_FILE_PATTERNS for p in root.glob(pattern) if p.is_file()})
+
+
+def _files_digest(root: Path, relatives: Sequence[str]) -> str | None:
+    """A digest of the files at ``relatives`` under ``root`` (folders walked), or None when there are none."""
+    if not relatives:
+        return None
+    digest = hashlib.sha256()
+    for relative in sorted(relatives):
+        top = root / relative
+        paths = sorted(p for p in top.rglob("*") if p.is_file()) if top.is_dir() else [top]
+        for path in paths:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            try:
+                digest.update(str(os.access(path, os.X_OK)).encode() + path.read_bytes())
+            except OSError:
+                digest.update(b"<missing>")
+            digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
+@dataclasses.dataclass
+class Slot:
+    """One key's place in the cache while it is held: a hit's runs, or room to store them."""
+
+    key: str
+    path: Path
+    parts: dict[str, Any]
+    runs: list[TestStats] | None  # the cached runs (a hit), or None (score, then ``store``)
+    origin: str | None = None  # the experiment and trial that scored it first
+
+    @property
+    def hit(self) -> bool:
+        return self.runs is not None
+
+    def store(self, runs: Sequence[TestStats], origin: str) -> bool:
+        """Keep judgeable runs for the next trial of this key; whether they were kept."""
+        if not runs or any(r.problem or r.exit_code is None for r in runs):
+            return False
+        entry = {
+            "schema": SCHEMA,
+            "key": self.key,
+            "origin": origin,
+            "parts": self.parts,
+            "runs": [{k: v for k, v in dataclasses.asdict(r).items() if k not in ("flaky", "added")} for r in runs],
+        }
+        write_json(self.path, entry)
+        return True
+
+
+@contextlib.contextmanager
+def claim(settings: Settings, git: Git, tree: str, *, runs: int = 1) -> Iterator[Slot | None]:
+    """The cache slot of ``tree`` scored ``runs`` times, locked against other processes; None when off.
+
+    While the slot is held no other trial scores the same key: it waits here,
+    then finds the entry.
+    """
+    if not settings.score_cache:
+        yield None
+        return
+    # As it reads back from JSON (tuples become lists), so that a stored entry compares equal.
+    parts = json.loads(json.dumps({**key_parts(settings, git, tree), "runs": runs}, default=str))
+    key = key_of(parts)
+    folder = cache_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{key}.json"
+    with (folder / f"{key}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield _load(key, path, parts, runs)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _load(key: str, path: Path, parts: dict[str, Any], runs: int) -> Slot:
+    data = read_json(path)
+    slot = Slot(key, path, parts, None)
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or data.get("parts") != parts:
+        return slot
+    try:
+        stats = [_stats(r) for r in data["runs"]]
+    except (KeyError, TypeError):
+        return slot
+    if len(stats) == runs:
+        slot.runs, slot.origin = stats, str(data.get("origin") or "")
+    return slot
+
+
+def _stats(data: dict[str, Any]) -> TestStats:
+    names = {f.name for f in dataclasses.fields(TestStats)} - {"flaky", "added"}
+    return TestStats(**{k: v for k, v in data.items() if k in names})
