@@ -558,16 +558,15 @@ STATE = """JSON.stringify({
 
 
 @pytest.fixture
-def report_project(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+def report_project(project: Project) -> Project:
     """A project whose base fails some tests, has a flaky one and a test id with markup in it."""
-    monkeypatch.setenv("FLAKY_STATE", str(tmp_path / "flaky-state"))
     project.write(
         {
             "m.py": "def a():\n    return 1\n\ndef c():\n    raise NotImplementedError\n\n"
             "def d():\n    raise NotImplementedError\n",
             "tests/test_m.py": textwrap.dedent(
                 """
-                import os, pathlib
+                import os
                 import pytest
                 import m
 
@@ -585,11 +584,8 @@ def report_project(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyP
                     assert text.startswith("<")
 
                 def test_sometimes():
-                    # Fails and passes on alternate runs: flaky at the base commit.
-                    state = pathlib.Path(os.environ["FLAKY_STATE"])
-                    passed = state.exists()
-                    state.unlink() if passed else state.touch()
-                    assert passed
+                    # Passes in the baseline's first run and fails in its second: flaky at the base commit.
+                    assert os.environ["EXPLORE_TRIAL"] != "baseline.2"
                 """
             ),
             ".gitignore": "variants*.yaml\nrunpytest-*\nstdout\nstderr\n",
