@@ -33,7 +33,8 @@ def list_experiments(workspace: Workspace) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     if not workspace.explore_dir.is_dir():
         return entries
-    for folder in sorted(p for p in workspace.explore_dir.iterdir() if p.is_dir()):
+    # Experiment names never start with a dot; the plugin's own folders (the score cache) do.
+    for folder in sorted(p for p in workspace.explore_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         paths = ExperimentPaths(folder)
         info = read_json(paths.experiment_json) or {}
         records = load_records(paths)

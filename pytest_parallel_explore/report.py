@@ -274,11 +274,11 @@ def status_text(trial: Mapping[str, Any]) -> str:
     text = status.value if status.outcome else f"missing ({status.value})"
     if trial.get("from_checkpoint"):
         text += " (checkpoint)"
-    if trial.get("score_cached"):
-        text += " (score cached)"
     attempts = len(trial.get("attempts", ()))
     if attempts > 1:
         text += f" (attempt {attempts})"
+    if trial.get("score_cached"):
+        text += " (score cached)"
     return text
 
 

@@ -87,7 +87,7 @@ def test_a_plain_rerun_keeps_failures_and_retry_failed_reruns_exactly_them(logge
     results = logged.project.results()
     assert sorted(results["retried"]) == ["fails", "hangs"]
     retry.stdout.fnmatch_lines(["*fails*agent_failed (attempt 2)*"])
-    assert "| agent_failed (attempt 2) |" in logged.summary()
+    assert "| agent_failed (attempt 2)" in logged.summary()  # "(score cached)" may follow: the same tree
 
 
 def test_an_infrastructure_error_is_missing_not_failed_and_a_plain_rerun_retries_it(logged: Logged) -> None:
