@@ -47,8 +47,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
+
+from .stats import boundary
 
 #: Largest bet as a share of the most the bettor could stake without risking ruin (``c`` above).
 #: 0.9 is close to the Kelly bet for a clear winner (0.9 vs 0.3 success rates: 1.82 of the maximal 2).
@@ -173,8 +175,9 @@ def confidence_sequence(z: Sequence[float], *, alpha: float) -> tuple[float, flo
     """
     level = math.log(1 / alpha)
     flipped = [1 - value for value in z]
-    low = _bisect(lambda m: _log_capital(z, m, level) >= level)
-    high = 1 - _bisect(lambda m: _log_capital(flipped, m, level) >= level)
+    # Capital is nonincreasing in m: the safe end of each side is the low end of its bracket.
+    low = boundary(lambda m: _log_capital(z, m, level) >= level, tolerance=1e-9)[0]
+    high = 1 - boundary(lambda m: _log_capital(flipped, m, level) >= level, tolerance=1e-9)[0]
     return low, high
 
 
@@ -235,21 +238,6 @@ def _log_capital(z: Sequence[float], m: float, level: float) -> float:
         sum_x += x
         sum_squares += (x - sum_x / (s + 1)) ** 2
     return total
-
-
-def _bisect(rejected: Callable[[float], bool]) -> float:
-    """The end, to within 1e-9 and on the safe side, of the ``m`` in (0, 1) that ``rejected`` rules out.
-
-    ``rejected`` holds on an initial segment (capital is nonincreasing in ``m``); 0 when it holds nowhere.
-    """
-    low, high = 0.0, 1.0
-    while high - low > 1e-9:
-        middle = (low + high) / 2
-        if rejected(middle):
-            low = middle
-        else:
-            high = middle
-    return low
 
 
 def _percent(alpha: float) -> str:

@@ -181,8 +181,8 @@ def clopper_pearson(solved: int, n: int, *, confidence: float = 0.95) -> tuple[f
     if not 0 < confidence < 1:
         raise ValueError(f"clopper_pearson: confidence must be between 0 and 1 (exclusive), got {confidence!r}")
     tail = (1 - confidence) / 2
-    low = 0.0 if solved == 0 else _bisect(lambda p: _binomial_tail(n, solved, p, upper=True) < tail)
-    high = 1.0 if solved == n else _bisect(lambda p: _binomial_tail(n, solved, p, upper=False) > tail)
+    low = 0.0 if solved == 0 else _middle(boundary(lambda p: _binomial_tail(n, solved, p, upper=True) < tail))
+    high = 1.0 if solved == n else _middle(boundary(lambda p: _binomial_tail(n, solved, p, upper=False) > tail))
     return low, high
 
 
@@ -427,16 +427,24 @@ def _binomial_tail(n: int, k: int, p: float, *, upper: bool) -> float:
     )
 
 
-def _bisect(below: Callable[[float], bool]) -> float:
-    """The point in [0, 1] where ``below(p)`` turns from true to false, to within 1e-12."""
+def _middle(bracket: tuple[float, float]) -> float:
+    return (bracket[0] + bracket[1]) / 2
+
+
+def boundary(holds: Callable[[float], bool], *, tolerance: float = 1e-12) -> tuple[float, float]:
+    """A bracket ``(low, high)`` narrower than ``tolerance`` of the point in [0, 1] where ``holds`` turns false.
+
+    ``holds`` must be true on an initial segment of [0, 1] and false after it;
+    ``low`` is on the side where it holds (0 when it holds nowhere).
+    """
     low, high = 0.0, 1.0
-    while high - low > 1e-12:
+    while high - low > tolerance:
         middle = (low + high) / 2
-        if below(middle):
+        if holds(middle):
             low = middle
         else:
             high = middle
-    return (low + high) / 2
+    return low, high
 
 
 def _format_p(p: float) -> str:

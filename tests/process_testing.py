@@ -23,7 +23,7 @@ echo $escaped > {dir}/escaped.pid
 """
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
     """Wait until ``condition()`` holds (checked every 20 ms), or fail saying ``what`` never happened."""
     deadline = time.monotonic() + timeout
     while not condition():

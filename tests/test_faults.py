@@ -14,13 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
+from tests.process_testing import wait_for
 
 #: An agent script: logs its invocation and pids, fixes calc.py, then blocks when asked to.
 AGENT_SCRIPT = """\
@@ -44,15 +44,6 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Wait until ``condition()`` holds (checked every 50 ms), or fail saying ``what`` never happened."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Faults:

@@ -116,4 +116,21 @@ def test_progress_file_shows_each_step(calc_project: Project) -> None:
     progress = json.loads((calc_project.experiment_dir() / "results" / "good_progress.json").read_text())
     assert progress["status"] == "done"
     assert set(progress["steps"]) == {"worktree", "agent", "score"}
-    assert all(step["seconds"] >= 0 for step in progress["steps"].values())
+    steps, started, finished = progress["steps"], progress["started_at"], progress["finished_at"]
+    # The steps ran in order, inside the trial's time, and each one's time was measured, not left at 0.
+    assert started <= steps["worktree"]["started"] <= steps["agent"]["started"] <= steps["score"]["started"] <= finished
+    assert all(0 < step["seconds"] <= finished - started for step in steps.values())
+
+
+def test_with_repeats_each_prompt_names_its_own_worktree(calc_project: Project) -> None:
+    spec = calc_project.calc_spec(good=GOOD_AGENT)
+    spec["repeat"] = 2
+    assert calc_project.explore("--variants", calc_project.variants(spec)).ret == 0
+
+    results = calc_project.experiment_dir() / "results"
+    for trial, other in (("good.1", "good.2"), ("good.2", "good.1")):
+        prompt = (results / f"{trial}_prompt.md").read_text()
+        worktree = calc_project.trials()[trial]["worktree"]
+        assert worktree.endswith(f"worktrees/{trial}") and Path(worktree).is_dir()
+        assert worktree in prompt
+        assert f"worktrees/{other}" not in prompt
