@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+from .version import __version__
 
 __all__ = ["__version__", "cleanup_experiment", "list_experiments", "run_parallel_experiment_sync"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .defaults import DEFAULT_DIR
+from .paths import Workspace
 from .record import read_json
-from .settings import Workspace
 
 
 def run_parallel_experiment_sync(

@@ -21,9 +21,10 @@ from _pytest._code import ExceptionInfo
 from _pytest._io import TerminalWriter
 
 from . import gitops
+from .paths import ExperimentPaths, Workspace
 from .record import TrialRecord, read_json
 from .results import format_table, load_records, rank, write_report
-from .settings import ExperimentPaths, Workspace, resolve_workspace
+from .settings import resolve_workspace
 
 Write = Callable[[str], None]
 

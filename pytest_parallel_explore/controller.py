@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from . import __version__, confinement, gitops, procs, repostate
+from . import confinement, gitops, procs, repostate
 from .baseline import BackgroundBaseline
 from .defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
 from .record import Status, TrialRecord, save, try_load, write_json
@@ -25,6 +25,7 @@ from .results import format_table, is_repeated, load_records, write_report
 from .runlock import ExperimentBusy, ExperimentLock
 from .sandbox import find_bwrap, wanted
 from .settings import Settings
+from .version import __version__
 
 #: How often the progress files are polled for changes.
 POLL_SECONDS = 0.5

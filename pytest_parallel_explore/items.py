@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from .defaults import SETTINGS_KEY
+from .names import node_id
 from .record import Status, try_load
-from .results import node_id
 from .settings import Settings, Trial
 from .trial import TrialRunner
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from .paths import TRIAL_FILE_SUFFIXES, Workspace
 from .record import Status, TrialRecord, read_json, save, write_json
 from .results import write_report
-from .settings import TRIAL_FILE_SUFFIXES, Workspace
 from .spec import is_safe_name
 
 #: The experiment-level keys of results.json that are copied into the merged report.

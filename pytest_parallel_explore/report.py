@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .baseline import Baseline, verdicts
+from .names import retry_command
+from .paths import ExperimentPaths
 from .record import Status, TestStats
-from .settings import ExperimentPaths
 from .templating import render
 
 #: Lines of one trial's patch shown in the page; the rest stays in ``results/<trial>.patch``.
@@ -220,7 +221,6 @@ def render_report(results: Mapping[str, Any], paths: ExperimentPaths) -> str:
 
 def render_html(results: Mapping[str, Any], patches: Mapping[str, str]) -> str:
     """The page for ``results``, with the trials' patches given by trial name (missing ones are said so)."""
-    from .results import retry_command  # results imports this module to write the report
 
     trials: list[Mapping[str, Any]] = results["trials"]
     baseline: Mapping[str, Any] | None = results.get("baseline") or None

@@ -8,9 +8,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import racing, stats
+from .names import retry_command
+from .paths import ExperimentPaths
 from .record import SCHEMA, Status, TrialRecord, read_json, try_load, write_atomic, write_json
 from .report import is_failed, render_report, status_text
-from .settings import ExperimentPaths
 from .templating import render
 
 
@@ -171,22 +172,6 @@ def render_summary(results: dict[str, Any]) -> str:
 def is_repeated(results: dict[str, Any]) -> bool:
     """Whether some variant ran more than once, so that its statistics mean something."""
     return any(v["k"] > 1 for v in results.get("variants", []))
-
-
-def retry_command(results: dict[str, Any], names: Sequence[str], *, retry_failed: bool = False) -> str:
-    """The command that reruns just ``names``.
-
-    A plain run reruns trials without an outcome and reuses the others; failed ones run again only
-    with ``--explore-retry-failed`` (``retry_failed``).
-    """
-    ids = " ".join(f"'{node_id(results['experiment'], n)}'" for n in names)
-    flag = " --explore-retry-failed" if retry_failed else ""
-    source = results.get("source", "VARIANTS")
-    return f"pytest --explore {results['experiment']} --variants {source}{flag} {ids}".rstrip()
-
-
-def node_id(experiment: str, trial: str) -> str:
-    return f"explore::{experiment}[{trial}]"
 
 
 #: Metrics the summary shows in their own words rather than in the metrics line.

@@ -24,6 +24,7 @@ from .baseline import Baseline, ensure_baseline, judge
 from .checkout import prepare_worktree, run_setup_command, scoring_checkout
 from .defaults import REPO_STATE_KEY
 from .gitcmd import Git
+from .paths import TRIAL_FILE_SUFFIXES
 from .record import (
     SKIPPED_BY_RACE,
     AgentStats,
@@ -36,7 +37,7 @@ from .record import (
     save,
 )
 from .results import load_records
-from .settings import TRIAL_FILE_SUFFIXES, Settings, Trial
+from .settings import Settings, Trial
 from .suite import run_test_suite, weighted_score, yaml_metrics
 
 _R = TypeVar("_R")

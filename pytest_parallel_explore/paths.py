@@ -1,0 +1,81 @@
+"""Where an experiment's files live: the repository, the data directory and one experiment's folders.
+
+See DESIGN.md, "Files".  Plain data with no I/O, so every module (workers,
+commands, the report) can name paths without loading anything heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+#: The files a trial leaves in ``results/``, as ``<trial><suffix>``.
+TRIAL_FILE_SUFFIXES = (
+    "_progress.json",
+    "_agent.log",
+    "_prompt.md",
+    "_setup.log",
+    "_tests.log",
+    "_junit.xml",
+    ".patch",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentPaths:
+    """Where one experiment's files live (see DESIGN.md, "Files")."""
+
+    root: Path
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def worktrees(self) -> Path:
+        return self.root / "worktrees"
+
+    @property
+    def experiment_json(self) -> Path:
+        return self.root / "experiment.json"
+
+    @property
+    def results_json(self) -> Path:
+        return self.results / "results.json"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.results / "summary.md"
+
+    @property
+    def report_html(self) -> Path:
+        return self.results / "report.html"
+
+    def worktree(self, trial: str) -> Path:
+        return self.worktrees / trial
+
+    @property
+    def baseline_json(self) -> Path:
+        return self.results / "baseline.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "run.lock"
+
+    def trial_file(self, trial: str, suffix: str) -> Path:
+        """``results/<trial><suffix>``: ``_progress.json``, ``_agent.log``, ``.patch``, ..."""
+        return self.results / f"{trial}{suffix}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    """The repository and its data directory: all that the non-run commands need."""
+
+    repo_root: Path
+    explore_dir: Path
+
+    def experiment(self, name: str) -> ExperimentPaths:
+        return ExperimentPaths(self.explore_dir / name)
+
+    def branch(self, experiment: str, trial: str) -> str:
+        return f"explore/{experiment}/{trial}"
