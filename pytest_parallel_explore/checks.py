@@ -12,6 +12,7 @@ import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, TypeGuard
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hms]?)")
@@ -81,3 +82,81 @@ def describe(value: Any) -> str:
     if isinstance(value, (bool, int, float)):
         return f"{type(value).__name__} {value!r}"
     return type(value).__name__
+
+
+# Field readers for the variants file: each returns the value, or a default after adding a problem.
+
+
+def flag(data: Mapping[str, Any], key: str, prefix: str, problems: list[str], default: bool = True) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        problems.append(f"{prefix}{key}: expected true or false, got {value!r}")
+        return default
+    return value
+
+
+def choice(data: Mapping[str, Any], key: str, choices: tuple[str, ...], prefix: str, problems: list[str]) -> str | None:
+    value = data.get(key)
+    if value is not None and value not in choices:
+        expected = " or ".join(repr(c) for c in choices)
+        problems.append(f"{prefix}{key}: expected {expected}, got {value!r}")
+        return None
+    return value
+
+
+def env_names(data: Mapping[str, Any], key: str, prefix: str, problems: list[str]) -> tuple[str, ...]:
+    value = data.get(key) or ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) for v in value
+    ):
+        problems.append(f"{prefix}{key}: expected a list of environment variable names, got {value!r}")
+        return ()
+    return tuple(value)
+
+
+def paths(
+    data: Mapping[str, Any], key: str, prefix: str, problems: list[str], *, inside_repo: bool = True
+) -> tuple[str, ...]:
+    """A path (or glob) or a list of them; with ``inside_repo``, each inside the repository."""
+    value = data.get(key) or ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        problems.append(f"{prefix}{key}: expected a path or a list of paths, got {describe(value)}")
+        return ()
+    for path in value if inside_repo else ():
+        if Path(path).is_absolute() or ".." in Path(path).parts:
+            problems.append(f"{prefix}{key}: expected a path inside the repository, got {path!r}")
+    return tuple(value)
+
+
+def positive_int(data: Mapping[str, Any], key: str, prefix: str, problems: list[str]) -> int | None:
+    value = optional(data, key, int, "a whole number >= 1", prefix, problems)
+    if value is not None and value < 1:
+        problems.append(f"{prefix}{key}: expected a whole number >= 1, got {value}")
+        return None
+    return value
+
+
+def optional(
+    data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], expected: str, prefix: str, problems: list[str]
+) -> Any:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not is_a(value, kind):
+        problems.append(f"{prefix}{key}: expected {expected}, got {describe(value)}")
+        return None
+    return value
+
+
+def duration(data: Mapping[str, Any], key: str, prefix: str, problems: list[str]) -> float | None:
+    if data.get(key) is None:
+        return None
+    try:
+        return parse_duration(data[key])
+    except ValueError:
+        problems.append(f"{prefix}{key}: expected a duration such as 90, '90s', '20m' or '1h', got {data[key]!r}")
+        return None

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 from .sandbox import Sandbox, wanted
+from .sections import SandboxSpec
 from .settings import Settings
-from .spec import SandboxSpec, VariantSpec
+from .spec import VariantSpec
 
 
 def sandbox_spec(settings: Settings, variant: VariantSpec | None) -> SandboxSpec:

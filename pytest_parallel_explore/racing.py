@@ -13,7 +13,7 @@ from typing import Any
 
 from .race import RaceState, race_state
 from .record import SKIPPED_BY_RACE, Status, TrialRecord
-from .spec import RaceSpec
+from .sections import RaceSpec
 
 
 def round_of(record: TrialRecord) -> int:

@@ -17,7 +17,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from .checks import describe, is_a, is_number, parse_duration, unknown_keys
+from .checks import describe, duration, optional, positive_int, unknown_keys
+from .sections import (
+    RaceSpec,
+    SandboxSpec,
+    ScoreSpec,
+    WorktreeSpec,
+    parse_repeat,
+    parse_sandbox,
+    parse_score,
+    parse_worktree,
+)
 
 #: Names become paths and git refs: keep them to a safe alphabet.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
@@ -38,32 +48,8 @@ TOP_KEYS = frozenset(
         "sandbox",
     }
 )
-SCORE_KEYS = frozenset(
-    {
-        "command",
-        "setup",
-        "holdout",
-        "junit",
-        "metrics",
-        "weights",
-        "timeout",
-        "baseline_runs",
-        "protect",
-        "protect_mode",
-        "pass_env",
-        "cache",
-    }
-)
-SANDBOX_KEYS = frozenset({"mode", "writable", "scoring_network"})
-SANDBOX_MODES = ("auto", "bwrap", "none")
-WORKTREE_KEYS = frozenset({"copy", "setup"})
 #: Trial names the plugin uses for itself.
 RESERVED_NAMES = frozenset({"baseline"})
-METRIC_KEYS = frozenset({"command", "weight"})
-RACE_KEYS = frozenset({"max", "stop", "alpha", "margin"})
-RACE_STOPS = ("decided", "max")
-#: ``--explore-repeat auto`` and a ``repeat`` mapping without ``max``: at most this many trials per variant.
-DEFAULT_RACE_MAX = 12
 VARIANT_KEYS = frozenset({"description", "agent", "timeout", "sandbox"})
 
 
@@ -79,55 +65,6 @@ class BackendSettings(Protocol):
 
 #: Backend name -> backend class: the registry :func:`.agents.agent_backends` builds.
 Backends = Mapping[str, type[BackendSettings]]
-
-
-@dataclasses.dataclass(frozen=True)
-class MetricSpec:
-    command: str
-    weight: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
-class ScoreSpec:
-    command: str | None = None  # None: the ini / built-in default applies
-    setup: str | None = None
-    holdout: tuple[str, ...] = ()
-    junit: str | None = None
-    timeout: float | None = None
-    metrics: Mapping[str, MetricSpec] = dataclasses.field(default_factory=dict)
-    weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    baseline_runs: int = 2
-    protect: tuple[str, ...] = ()  # globs of files the agent must not change
-    protect_mode: str = "flag"  # flag | fail: what a trial that tampered gets
-    pass_env: tuple[str, ...] = ()  # environment variables the scoring run may see besides the basics
-    cache: bool = True  # reuse the outcomes of a tree scored before (see scorecache)
-
-
-@dataclasses.dataclass(frozen=True)
-class SandboxSpec:
-    mode: str = "auto"  # auto | bwrap | none
-    writable: tuple[str, ...] = ()  # more paths agents may write (an agent CLI's config folder)
-    scoring_network: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class WorktreeSpec:
-    copy: tuple[str, ...] = ()  # untracked files copied from the main checkout into each worktree
-    setup: str | None = None  # run once in each new worktree
-
-
-@dataclasses.dataclass(frozen=True)
-class RaceSpec:
-    """``repeat: {max, stop, alpha, margin}``: a sequential race of up to ``max`` trials per variant.
-
-    ``stop: decided`` skips the trials the race no longer needs; ``stop: max`` runs them all and only
-    reports the race.
-    """
-
-    max: int = DEFAULT_RACE_MAX
-    stop: str = "decided"
-    alpha: float = 0.05
-    margin: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,10 +88,10 @@ class ExperimentSpec:
     max_concurrent: int | None = None
     repeat: int | RaceSpec | None = None
     max_cost_usd: float | None = None
-    score: ScoreSpec = ScoreSpec()
-    worktree: WorktreeSpec = WorktreeSpec()
+    score: ScoreSpec = dataclasses.field(default_factory=ScoreSpec)
+    worktree: WorktreeSpec = dataclasses.field(default_factory=WorktreeSpec)
     prompt_template: Path | None = None
-    sandbox: SandboxSpec = SandboxSpec()
+    sandbox: SandboxSpec = dataclasses.field(default_factory=SandboxSpec)
 
 
 class SpecError(Exception):
@@ -307,21 +244,21 @@ def validate(
         problems.append(f"task: expected text, got {describe(task)}")
         task = None
 
-    base = _optional(data, "base", str, "a commit-ish such as HEAD or main", "", problems)
-    timeout = _duration(data, "timeout", "", problems)
-    max_concurrent = _positive_int(data, "max_concurrent", "", problems)
-    repeat = _repeat(data.get("repeat"), problems)
-    max_cost = _optional(data, "max_cost_usd", (int, float), "an amount in US dollars", "", problems)
+    base = optional(data, "base", str, "a commit-ish such as HEAD or main", "", problems)
+    timeout = duration(data, "timeout", "", problems)
+    max_concurrent = positive_int(data, "max_concurrent", "", problems)
+    repeat = parse_repeat(data.get("repeat"), problems)
+    max_cost = optional(data, "max_cost_usd", (int, float), "an amount in US dollars", "", problems)
     if max_cost is not None and max_cost <= 0:
         problems.append(f"max_cost_usd: expected an amount in US dollars above 0, got {max_cost}")
     defaults = data.get("agent", {})
     if not isinstance(defaults, dict):
         problems.append(f"agent: expected a mapping of agent settings, got {describe(defaults)}")
         defaults = {}
-    score = _score(data.get("score", {}), problems)
-    worktree = _worktree(data.get("worktree", {}), problems)
-    sandbox = _sandbox(data.get("sandbox", "auto"), SandboxSpec(), "sandbox", problems)
-    template = _optional(data, "prompt_template", str, "a path to a jinja2 template", "", problems)
+    score = parse_score(data.get("score", {}), problems)
+    worktree = parse_worktree(data.get("worktree", {}), problems)
+    sandbox = parse_sandbox(data.get("sandbox", "auto"), SandboxSpec(), "sandbox", problems)
+    template = optional(data, "prompt_template", str, "a path to a jinja2 template", "", problems)
     template_path = (base_dir / template).resolve() if template else None
     if template_path is not None and not template_path.is_file():
         problems.append(f"prompt_template: no such file: {template_path}")
@@ -426,8 +363,10 @@ def _variants(
                 name=name,
                 description=description,
                 agent=agent,
-                timeout=_duration(body, "timeout", where + ".", problems),
-                sandbox=_sandbox(body["sandbox"], sandbox, where + ".sandbox", problems) if "sandbox" in body else None,
+                timeout=duration(body, "timeout", where + ".", problems),
+                sandbox=parse_sandbox(body["sandbox"], sandbox, f"{where}.sandbox", problems)
+                if "sandbox" in body
+                else None,
             )
         )
     if run_missing:
@@ -459,207 +398,6 @@ def _check_agent(agent: dict[str, Any], where: str, problems: list[str], backend
 def _backend(backends: Backends, name: Any) -> type[BackendSettings] | None:
     """The registered backend called ``name``; None for a name nothing registered, or not a name at all."""
     return backends.get(name) if isinstance(name, str) else None
-
-
-def _score(raw: Any, problems: list[str]) -> ScoreSpec:
-    if not isinstance(raw, dict):
-        problems.append(f"score: expected a mapping (command, setup, holdout, metrics, weights), got {describe(raw)}")
-        return ScoreSpec()
-    problems.extend(unknown_keys(raw, SCORE_KEYS, "score."))
-    command = _optional(raw, "command", str, "a shell command", "score.", problems)
-    setup = _optional(raw, "setup", str, "a shell command", "score.", problems)
-    junit = _optional(raw, "junit", str, "a path to a junit XML file", "score.", problems)
-    holdout = _paths(raw, "holdout", "score.", problems)
-    metrics: dict[str, MetricSpec] = {}
-    raw_metrics = raw.get("metrics") or {}
-    if not isinstance(raw_metrics, dict):
-        problems.append(
-            f"score.metrics: expected a mapping of name -> {{command, weight}}, got {describe(raw_metrics)}"
-        )
-        raw_metrics = {}
-    for name, body in raw_metrics.items():
-        where = f"score.metrics.{name}"
-        if isinstance(body, str):
-            body = {"command": body}
-        if not isinstance(body, dict) or not isinstance(body.get("command"), str):
-            problems.append(f'{where}: expected {{command: "...", weight: 0.5}} or a command, got {describe(body)}')
-            continue
-        problems.extend(unknown_keys(body, METRIC_KEYS, where + "."))
-        weight = body.get("weight", 0.0)
-        if not is_number(weight):
-            problems.append(f"{where}.weight: expected a number, got {describe(weight)}")
-            weight = 0.0
-        metrics[str(name)] = MetricSpec(body["command"], float(weight))
-    weights: dict[str, float] = {}
-    raw_weights = raw.get("weights") or {}
-    if not isinstance(raw_weights, dict):
-        problems.append(f"score.weights: expected a mapping of metric -> weight, got {describe(raw_weights)}")
-        raw_weights = {}
-    for name, weight in raw_weights.items():
-        if not is_number(weight):
-            problems.append(f"score.weights.{name}: expected a number, got {describe(weight)}")
-        else:
-            weights[str(name)] = float(weight)
-    return ScoreSpec(
-        command=command,
-        setup=setup,
-        holdout=holdout,
-        junit=junit,
-        timeout=_duration(raw, "timeout", "score.", problems),
-        metrics=metrics,
-        weights=weights,
-        baseline_runs=_positive_int(raw, "baseline_runs", "score.", problems) or 2,
-        protect=_paths(raw, "protect", "score.", problems),
-        protect_mode=_choice(raw, "protect_mode", ("flag", "fail"), "score.", problems) or "flag",
-        pass_env=_names(raw, "pass_env", "score.", problems),
-        cache=_flag(raw, "cache", "score.", problems),
-    )
-
-
-def _flag(data: dict[str, Any], key: str, prefix: str, problems: list[str], default: bool = True) -> bool:
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        problems.append(f"{prefix}{key}: expected true or false, got {value!r}")
-        return default
-    return value
-
-
-def _choice(data: dict[str, Any], key: str, choices: tuple[str, ...], prefix: str, problems: list[str]) -> str | None:
-    value = data.get(key)
-    if value is not None and value not in choices:
-        expected = " or ".join(repr(c) for c in choices)
-        problems.append(f"{prefix}{key}: expected {expected}, got {value!r}")
-        return None
-    return value
-
-
-def _names(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> tuple[str, ...]:
-    value = data.get(key) or ()
-    if isinstance(value, str):
-        value = (value,)
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(v, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) for v in value
-    ):
-        problems.append(f"{prefix}{key}: expected a list of environment variable names, got {value!r}")
-        return ()
-    return tuple(value)
-
-
-def _sandbox(raw: Any, default: SandboxSpec, where: str, problems: list[str]) -> SandboxSpec:
-    """``sandbox: auto`` (a mode) or ``{mode, writable, scoring_network}``, on top of ``default``."""
-    if isinstance(raw, str):
-        raw = {"mode": raw}
-    if not isinstance(raw, dict):
-        problems.append(f"{where}: expected 'auto', 'bwrap', 'none' or a mapping (mode, writable), got {describe(raw)}")
-        return default
-    problems.extend(unknown_keys(raw, SANDBOX_KEYS, where + "."))
-    network = raw.get("scoring_network", default.scoring_network)
-    if not isinstance(network, bool):
-        problems.append(f"{where}.scoring_network: expected true or false, got {describe(network)}")
-        network = default.scoring_network
-    writable = _paths_anywhere(raw, "writable", where + ".", problems)
-    return SandboxSpec(
-        mode=_choice(raw, "mode", SANDBOX_MODES, where + ".", problems) or default.mode,
-        writable=writable or default.writable,
-        scoring_network=network,
-    )
-
-
-def _paths_anywhere(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> tuple[str, ...]:
-    value = data.get(key) or ()
-    if isinstance(value, str):
-        value = (value,)
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{prefix}{key}: expected a path or a list of paths, got {describe(value)}")
-        return ()
-    return tuple(value)
-
-
-def _worktree(raw: Any, problems: list[str]) -> WorktreeSpec:
-    if not isinstance(raw, dict):
-        problems.append(f"worktree: expected a mapping (copy, setup), got {describe(raw)}")
-        return WorktreeSpec()
-    problems.extend(unknown_keys(raw, WORKTREE_KEYS, "worktree."))
-    return WorktreeSpec(
-        copy=_paths(raw, "copy", "worktree.", problems),
-        setup=_optional(raw, "setup", str, "a shell command", "worktree.", problems),
-    )
-
-
-def _paths(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> tuple[str, ...]:
-    """A path (or glob) or a list of them, each inside the repository."""
-    value = data.get(key) or ()
-    if isinstance(value, str):
-        value = (value,)
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{prefix}{key}: expected a path or a list of paths, got {describe(value)}")
-        return ()
-    for path in value:
-        if Path(path).is_absolute() or ".." in Path(path).parts:
-            problems.append(f"{prefix}{key}: expected a path inside the repository, got {path!r}")
-    return tuple(value)
-
-
-def _repeat(raw: Any, problems: list[str]) -> int | RaceSpec | None:
-    """``repeat: K`` (fixed trials per variant) or ``repeat: {max, stop, alpha, margin}`` (a race)."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        expected = "a whole number >= 1, or a race such as {max: 12, stop: decided, alpha: 0.05}"
-        value = _optional({"repeat": raw}, "repeat", int, expected, "", problems)
-        if value is not None and value < 1:
-            problems.append(f"repeat: expected {expected}, got {value}")
-            return None
-        return value
-    problems.extend(unknown_keys(raw, RACE_KEYS, "repeat."))
-    found = len(problems)
-    maximum = _positive_int(raw, "max", "repeat.", problems)
-    stop = _choice(raw, "stop", RACE_STOPS, "repeat.", problems)
-    alpha = _optional(raw, "alpha", (int, float), "a number between 0 and 1 (exclusive)", "repeat.", problems)
-    if alpha is not None and not 0 < alpha < 1:
-        problems.append(f"repeat.alpha: expected a number between 0 and 1 (exclusive), got {alpha!r}")
-    margin = _optional(raw, "margin", (int, float), "a score difference in [0, 1)", "repeat.", problems)
-    if margin is not None and not 0 <= margin < 1:
-        problems.append(f"repeat.margin: expected a score difference in [0, 1), got {margin!r}")
-    if len(problems) > found:
-        return None
-    default = RaceSpec()
-    return RaceSpec(
-        max=maximum or default.max,
-        stop=stop or default.stop,
-        alpha=float(alpha) if alpha is not None else default.alpha,
-        margin=float(margin) if margin is not None else default.margin,
-    )
-
-
-def _positive_int(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> int | None:
-    value = _optional(data, key, int, "a whole number >= 1", prefix, problems)
-    if value is not None and value < 1:
-        problems.append(f"{prefix}{key}: expected a whole number >= 1, got {value}")
-        return None
-    return value
-
-
-def _optional(
-    data: dict[str, Any], key: str, kind: type | tuple[type, ...], expected: str, prefix: str, problems: list[str]
-) -> Any:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not is_a(value, kind):
-        problems.append(f"{prefix}{key}: expected {expected}, got {describe(value)}")
-        return None
-    return value
-
-
-def _duration(data: dict[str, Any], key: str, prefix: str, problems: list[str]) -> float | None:
-    if data.get(key) is None:
-        return None
-    try:
-        return parse_duration(data[key])
-    except ValueError:
-        problems.append(f"{prefix}{key}: expected a duration such as 90, '90s', '20m' or '1h', got {data[key]!r}")
-        return None
 
 
 def variant_hash(spec: ExperimentSpec, variant: VariantSpec, extra: Mapping[str, Any]) -> str:

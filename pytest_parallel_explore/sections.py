@@ -1,0 +1,224 @@
+"""The sections of ``variants.yaml`` below the top level: ``score``, ``sandbox``, ``worktree`` and ``repeat``.
+
+Each section is a frozen dataclass and the function that reads it from the
+parsed file, adding a problem (key path and what is expected) for each bad
+value; :mod:`.spec` puts the sections together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from .checks import (
+    choice,
+    describe,
+    duration,
+    env_names,
+    flag,
+    is_number,
+    optional,
+    paths,
+    positive_int,
+    unknown_keys,
+)
+
+SCORE_KEYS = frozenset(
+    {
+        "command",
+        "setup",
+        "holdout",
+        "junit",
+        "metrics",
+        "weights",
+        "timeout",
+        "baseline_runs",
+        "protect",
+        "protect_mode",
+        "pass_env",
+        "cache",
+    }
+)
+
+SANDBOX_KEYS = frozenset({"mode", "writable", "scoring_network"})
+
+SANDBOX_MODES = ("auto", "bwrap", "none")
+
+WORKTREE_KEYS = frozenset({"copy", "setup"})
+
+METRIC_KEYS = frozenset({"command", "weight"})
+
+RACE_KEYS = frozenset({"max", "stop", "alpha", "margin"})
+
+RACE_STOPS = ("decided", "max")
+
+#: ``--explore-repeat auto`` and a ``repeat`` mapping without ``max``: at most this many trials per variant.
+DEFAULT_RACE_MAX = 12
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricSpec:
+    command: str
+    weight: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreSpec:
+    command: str | None = None  # None: the ini / built-in default applies
+    setup: str | None = None
+    holdout: tuple[str, ...] = ()
+    junit: str | None = None
+    timeout: float | None = None
+    metrics: Mapping[str, MetricSpec] = dataclasses.field(default_factory=dict)
+    weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    baseline_runs: int = 2
+    protect: tuple[str, ...] = ()  # globs of files the agent must not change
+    protect_mode: str = "flag"  # flag | fail: what a trial that tampered gets
+    pass_env: tuple[str, ...] = ()  # environment variables the scoring run may see besides the basics
+    cache: bool = True  # reuse the outcomes of a tree scored before (see scorecache)
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxSpec:
+    mode: str = "auto"  # auto | bwrap | none
+    writable: tuple[str, ...] = ()  # more paths agents may write (an agent CLI's config folder)
+    scoring_network: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class WorktreeSpec:
+    copy: tuple[str, ...] = ()  # untracked files copied from the main checkout into each worktree
+    setup: str | None = None  # run once in each new worktree
+
+
+@dataclasses.dataclass(frozen=True)
+class RaceSpec:
+    """``repeat: {max, stop, alpha, margin}``: a sequential race of up to ``max`` trials per variant.
+
+    ``stop: decided`` skips the trials the race no longer needs; ``stop: max`` runs them all and only
+    reports the race.
+    """
+
+    max: int = DEFAULT_RACE_MAX
+    stop: str = "decided"
+    alpha: float = 0.05
+    margin: float = 0.0
+
+
+def parse_score(raw: Any, problems: list[str]) -> ScoreSpec:
+    if not isinstance(raw, dict):
+        problems.append(f"score: expected a mapping (command, setup, holdout, metrics, weights), got {describe(raw)}")
+        return ScoreSpec()
+    problems.extend(unknown_keys(raw, SCORE_KEYS, "score."))
+    command = optional(raw, "command", str, "a shell command", "score.", problems)
+    setup = optional(raw, "setup", str, "a shell command", "score.", problems)
+    junit = optional(raw, "junit", str, "a path to a junit XML file", "score.", problems)
+    holdout = paths(raw, "holdout", "score.", problems)
+    metrics: dict[str, MetricSpec] = {}
+    raw_metrics = raw.get("metrics") or {}
+    if not isinstance(raw_metrics, dict):
+        problems.append(
+            f"score.metrics: expected a mapping of name -> {{command, weight}}, got {describe(raw_metrics)}"
+        )
+        raw_metrics = {}
+    for name, body in raw_metrics.items():
+        where = f"score.metrics.{name}"
+        if isinstance(body, str):
+            body = {"command": body}
+        if not isinstance(body, dict) or not isinstance(body.get("command"), str):
+            problems.append(f'{where}: expected {{command: "...", weight: 0.5}} or a command, got {describe(body)}')
+            continue
+        problems.extend(unknown_keys(body, METRIC_KEYS, where + "."))
+        weight = body.get("weight", 0.0)
+        if not is_number(weight):
+            problems.append(f"{where}.weight: expected a number, got {describe(weight)}")
+            weight = 0.0
+        metrics[str(name)] = MetricSpec(body["command"], float(weight))
+    weights: dict[str, float] = {}
+    raw_weights = raw.get("weights") or {}
+    if not isinstance(raw_weights, dict):
+        problems.append(f"score.weights: expected a mapping of metric -> weight, got {describe(raw_weights)}")
+        raw_weights = {}
+    for name, weight in raw_weights.items():
+        if not is_number(weight):
+            problems.append(f"score.weights.{name}: expected a number, got {describe(weight)}")
+        else:
+            weights[str(name)] = float(weight)
+    return ScoreSpec(
+        command=command,
+        setup=setup,
+        holdout=holdout,
+        junit=junit,
+        timeout=duration(raw, "timeout", "score.", problems),
+        metrics=metrics,
+        weights=weights,
+        baseline_runs=positive_int(raw, "baseline_runs", "score.", problems) or 2,
+        protect=paths(raw, "protect", "score.", problems),
+        protect_mode=choice(raw, "protect_mode", ("flag", "fail"), "score.", problems) or "flag",
+        pass_env=env_names(raw, "pass_env", "score.", problems),
+        cache=flag(raw, "cache", "score.", problems),
+    )
+
+
+def parse_sandbox(raw: Any, default: SandboxSpec, where: str, problems: list[str]) -> SandboxSpec:
+    """``sandbox: auto`` (a mode) or ``{mode, writable, scoring_network}``, on top of ``default``."""
+    if isinstance(raw, str):
+        raw = {"mode": raw}
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected 'auto', 'bwrap', 'none' or a mapping (mode, writable), got {describe(raw)}")
+        return default
+    problems.extend(unknown_keys(raw, SANDBOX_KEYS, where + "."))
+    network = raw.get("scoring_network", default.scoring_network)
+    if not isinstance(network, bool):
+        problems.append(f"{where}.scoring_network: expected true or false, got {describe(network)}")
+        network = default.scoring_network
+    writable = paths(raw, "writable", where + ".", problems, inside_repo=False)
+    return SandboxSpec(
+        mode=choice(raw, "mode", SANDBOX_MODES, where + ".", problems) or default.mode,
+        writable=writable or default.writable,
+        scoring_network=network,
+    )
+
+
+def parse_worktree(raw: Any, problems: list[str]) -> WorktreeSpec:
+    if not isinstance(raw, dict):
+        problems.append(f"worktree: expected a mapping (copy, setup), got {describe(raw)}")
+        return WorktreeSpec()
+    problems.extend(unknown_keys(raw, WORKTREE_KEYS, "worktree."))
+    return WorktreeSpec(
+        copy=paths(raw, "copy", "worktree.", problems),
+        setup=optional(raw, "setup", str, "a shell command", "worktree.", problems),
+    )
+
+
+def parse_repeat(raw: Any, problems: list[str]) -> int | RaceSpec | None:
+    """``repeat: K`` (fixed trials per variant) or ``repeat: {max, stop, alpha, margin}`` (a race)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        expected = "a whole number >= 1, or a race such as {max: 12, stop: decided, alpha: 0.05}"
+        value = optional({"repeat": raw}, "repeat", int, expected, "", problems)
+        if value is not None and value < 1:
+            problems.append(f"repeat: expected {expected}, got {value}")
+            return None
+        return value
+    problems.extend(unknown_keys(raw, RACE_KEYS, "repeat."))
+    found = len(problems)
+    maximum = positive_int(raw, "max", "repeat.", problems)
+    stop = choice(raw, "stop", RACE_STOPS, "repeat.", problems)
+    alpha = optional(raw, "alpha", (int, float), "a number between 0 and 1 (exclusive)", "repeat.", problems)
+    if alpha is not None and not 0 < alpha < 1:
+        problems.append(f"repeat.alpha: expected a number between 0 and 1 (exclusive), got {alpha!r}")
+    margin = optional(raw, "margin", (int, float), "a score difference in [0, 1)", "repeat.", problems)
+    if margin is not None and not 0 <= margin < 1:
+        problems.append(f"repeat.margin: expected a score difference in [0, 1), got {margin!r}")
+    if len(problems) > found:
+        return None
+    default = RaceSpec()
+    return RaceSpec(
+        max=maximum or default.max,
+        stop=stop or default.stop,
+        alpha=float(alpha) if alpha is not None else default.alpha,
+        margin=float(margin) if margin is not None else default.margin,
+    )
