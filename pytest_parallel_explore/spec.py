@@ -57,7 +57,9 @@ SCORE_KEYS = frozenset(
 )
 SANDBOX_KEYS = frozenset({"mode", "writable", "scoring_network"})
 SANDBOX_MODES = ("auto", "bwrap", "none")
-WORKTREE_KEYS = frozenset({"copy", "setup"})
+WORKTREE_KEYS = frozenset({"copy", "setup", "keep"})
+#: Which finished trials keep their worktree (the branch always holds the work).
+KEEP_CHOICES = ("all", "failed", "none")
 #: Trial names the plugin uses for itself.
 RESERVED_NAMES = frozenset({"baseline"})
 METRIC_KEYS = frozenset({"command", "weight"})
@@ -99,6 +101,7 @@ class SandboxSpec:
 class WorktreeSpec:
     copy: tuple[str, ...] = ()  # untracked files copied from the main checkout into each worktree
     setup: str | None = None  # run once in each new worktree
+    keep: str = "all"  # all | failed | none: which finished trials keep their worktree folder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -556,12 +559,13 @@ def _paths_anywhere(data: dict[str, Any], key: str, prefix: str, problems: list[
 
 def _worktree(raw: Any, problems: list[str]) -> WorktreeSpec:
     if not isinstance(raw, dict):
-        problems.append(f"worktree: expected a mapping (copy, setup), got {_kind(raw)}")
+        problems.append(f"worktree: expected a mapping (copy, setup, keep), got {_kind(raw)}")
         return WorktreeSpec()
     problems.extend(unknown_keys(raw, WORKTREE_KEYS, "worktree."))
     return WorktreeSpec(
         copy=_paths(raw, "copy", "worktree.", problems),
         setup=_optional(raw, "setup", str, "a shell command", "worktree.", problems),
+        keep=_choice(raw, "keep", KEEP_CHOICES, "worktree.", problems) or "all",
     )
 
 
