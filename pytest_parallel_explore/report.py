@@ -16,6 +16,7 @@ and diff lines always reach the page as text.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ LEGEND = (
 _OUTCOMES = frozenset({"passed", "failed", "error", "skipped"})
 _PASSING_STATUSES = {Status.DONE.value}
 _FAILED_STATUSES = {Status.AGENT_FAILED.value, Status.TIMEOUT.value, Status.ERROR.value}
+_UNFINISHED_STATUSES = {s.value for s in Status if not s.finished}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,8 +208,12 @@ class TrialView:
     figures: list[tuple[str, str]]
 
 
-def render_report(results: Mapping[str, Any], paths: ExperimentPaths) -> str:
-    """``report.html`` for ``results``, with each trial's diff read from ``results/<trial>.patch``."""
+def render_report(results: Mapping[str, Any], paths: ExperimentPaths, live: Mapping[str, Any] | None = None) -> str:
+    """``report.html`` for ``results``, with each trial's diff read from ``results/<trial>.patch``.
+
+    ``live`` (while the experiment runs): the records of the running trials,
+    the names of those waiting, and how often the page reloads itself.
+    """
     patches = {}
     for trial in results["trials"]:
         path = paths.trial_file(trial["name"], ".patch")
@@ -215,10 +221,10 @@ def render_report(results: Mapping[str, Any], paths: ExperimentPaths) -> str:
             patches[trial["name"]] = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             continue
-    return render_html(results, patches)
+    return render_html(results, patches, live)
 
 
-def render_html(results: Mapping[str, Any], patches: Mapping[str, str]) -> str:
+def render_html(results: Mapping[str, Any], patches: Mapping[str, str], live: Mapping[str, Any] | None = None) -> str:
     """The page for ``results``, with the trials' patches given by trial name (missing ones are said so)."""
     from .results import retry_command  # results imports this module to write the report
 
@@ -254,7 +260,36 @@ def render_html(results: Mapping[str, Any], patches: Mapping[str, str]) -> str:
         legend=LEGEND,
         bar_width=BAR_WIDTH,
         fmt=fmt,
+        live=_live_view(live),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Running:
+    """A running trial as the live page lists it."""
+
+    name: str
+    step: str
+    elapsed: str
+    agent: str  # turns, tokens and cost so far, when the agent reports them
+
+
+def _live_view(live: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if live is None:
+        return None
+    running = []
+    for t in live.get("running") or ():
+        agent = t.get("agent") or {}
+        tokens = _int(agent.get("input_tokens")) + _int(agent.get("output_tokens"))
+        figures = [
+            f"{agent['turns']} turns" if agent.get("turns") else "",
+            f"{tokens:,} tokens" if tokens else "",
+            f"${agent['cost_usd']:.4f}" if agent.get("cost_usd") else "",
+        ]
+        started = t.get("started_at")
+        elapsed = _duration(max(0.0, time.time() - float(started))) if started else DASH
+        running.append(Running(t["name"], str(t["status"]), elapsed, ", ".join(f for f in figures if f)))
+    return {"running": running, "waiting": list(live.get("waiting") or ()), "refresh": live.get("refresh_seconds", 2)}
 
 
 def fmt(value: Any, spec: str = ".3f") -> str:
@@ -282,6 +317,8 @@ def _anchor(trial: str) -> str:
 def _status_kind(trial: Mapping[str, Any]) -> str:
     if trial["status"] in _PASSING_STATUSES and not trial["tests"].get("problem"):
         return "ok"
+    if trial["status"] in _UNFINISHED_STATUSES:
+        return "warn"
     return "bad" if trial["status"] in _FAILED_STATUSES or trial["tests"].get("problem") else "muted"
 
 
