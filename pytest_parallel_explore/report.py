@@ -240,6 +240,8 @@ def render_html(results: Mapping[str, Any], patches: Mapping[str, str], live: Ma
         + ([baseline["tests"].get("pass_rate")] if baseline else [])
     )
     failed = [t for t in trials if t["status"] != Status.DONE.value or t["tests"].get("problem")]
+    if live is not None:  # a trial still running has not failed yet
+        failed = [t for t in failed if t["status"] not in _UNFINISHED_STATUSES]
     best = next((t for t in trials if t["name"] == results.get("best")), None)
     return render(
         "report.html.j2",
