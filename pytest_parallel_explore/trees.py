@@ -150,41 +150,61 @@ def materialize(git: Git, treeish: str, target: Path) -> None:
     """Write every file of ``treeish`` under ``target`` (which must not exist yet), byte for byte.
 
     No filters, attributes or hooks take part; paths that could leave the
-    folder (absolute, ``..``, ``.git``) are refused.
+    folder (absolute, ``..``, ``.git``) are refused before anything is
+    written.  The blobs come from one ``git cat-file --batch`` read as a
+    stream (one blob in memory at a time) and are written with
+    ``os.open(O_EXCL | O_NOFOLLOW)``, so nothing the tree holds, such as a
+    symlink written earlier, redirects a write.
     """
-    target.mkdir(parents=True)
     entries = tree_entries(git, treeish)
-    shas = sorted({sha for mode, sha in entries.values() if mode != "160000"})
-    contents = _read_blobs(git, shas)
-    for path, (mode, sha) in entries.items():
+    for path in entries:
         parts = path.split("/")
         if path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
             raise GitFailed(f"refusing to write the unsafe path {path!r} of {treeish}")
-        full = target / path
-        full.parent.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True)
+    folders = sorted({posixpath.dirname(p) for p in entries} - {""})
+    for folder in folders:  # parents first (sorted), each made once
+        os.makedirs(target / folder, exist_ok=True)
+    paths_of: dict[str, list[tuple[str, str]]] = {}
+    for path, (mode, sha) in entries.items():
         if mode == "160000":  # a submodule: an empty folder, as git leaves it
-            full.mkdir(exist_ok=True)
-        elif mode == "120000":
-            os.symlink(contents[sha], full)
+            (target / path).mkdir(exist_ok=True)
         else:
-            full.write_bytes(contents[sha])
-            if mode == "100755":
-                full.chmod(0o755)
+            paths_of.setdefault(sha, []).append((path, mode))
+    if not paths_of:
+        return
+    with tempfile.TemporaryDirectory(prefix="explore-blobs-") as scratch:
+        wanted = Path(scratch) / "blobs"
+        wanted.write_text("".join(f"{sha}\n" for sha in paths_of))
+        with git.stream("cat-file", "--batch", stdin=wanted) as out:
+            for sha, paths in paths_of.items():
+                header = out.readline().split()
+                if len(header) != 3 or header[0].decode() != sha:
+                    raise GitFailed(f"git cat-file --batch: unexpected answer {header!r} for {sha}")
+                size = int(header[2])
+                content = out.read(size)
+                if len(content) != size or out.read(1) != b"\n":
+                    raise GitFailed(f"git cat-file --batch: {sha} was cut short")
+                for path, mode in paths:
+                    _write_entry(target / path, mode, content)
 
 
-def _read_blobs(git: Git, shas: list[str]) -> dict[str, bytes]:
-    """The content of each blob, read in one ``cat-file --batch``."""
-    if not shas:
-        return {}
-    out = git.run_bytes("cat-file", "--batch", input="\n".join(shas) + "\n")
-    contents, position = {}, 0
-    for sha in shas:
-        header_end = out.index(b"\n", position)
-        _sha, _kind, size = out[position:header_end].split()
-        start = header_end + 1
-        contents[sha] = out[start : start + int(size)]
-        position = start + int(size) + 1
-    return contents
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_entry(full: Path, mode: str, content: bytes) -> None:
+    if mode == "120000":
+        os.symlink(content, full)
+        return
+    fd = os.open(full, _CREATE, 0o755 if mode == "100755" else 0o644)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    if mode == "100755":
+        os.chmod(full, 0o755)  # whatever the umask, as before
 
 
 def remove_tree(path: Path) -> None:
