@@ -80,6 +80,7 @@ def build_repo(root: Path, files: int, size: int) -> None:
     """``files`` files of ``size`` bytes of hex text (half-compressible, like source), 100 per folder."""
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
+    git(root, "config", "gc.auto", "0")  # no background gc racing the explicit repack below
     for index in range(files):
         folder = root / f"d{index // 100:04d}"
         folder.mkdir(exist_ok=True)
@@ -89,7 +90,7 @@ def build_repo(root: Path, files: int, size: int) -> None:
     (root / ".gitignore").write_text("variants*.yaml\n")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "base")
-    git(root, "gc", "-q")  # one pack, as a real clone has
+    git(root, "repack", "-adq")  # one pack, as a real clone has
 
 
 def tree_size(path: Path) -> int:

@@ -17,12 +17,48 @@ import posixpath
 import shutil
 import stat
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from .gitcmd import Git, GitFailed
 
 _NULL_SHA = "0" * 40
+
+#: What a file's ``lstat`` says that any change to it changes: (size, mtime_ns, ctime_ns, inode).
+Stat = tuple[int, int, int, int]
+
+
+def _stat_of(info: os.stat_result) -> Stat:
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
+def stat_snapshot(root: Path, paths: Iterable[str]) -> dict[str, Stat]:
+    """The :data:`Stat` of each of ``paths`` under ``root``, taken by the plugin right after it made the worktree.
+
+    :func:`tree_of_files` then skips hashing a file whose stat is unchanged.
+    That is sound because the ctime cannot be set by an unprivileged process:
+    every write, ``chmod``, rename onto the path or re-creation (even with the
+    same inode, size and a restored mtime) sets it to the current time.  A
+    file whose ctime is not older than the snapshot itself is left out
+    ("racy", as git calls it: a change in the same clock tick would keep the
+    same ctime), so it is always hashed.  The snapshot lives in the plugin's
+    memory, never in the worktree or anywhere the agent could edit it.
+    """
+    snapshot: dict[str, Stat] = {}
+    for path in paths:
+        try:
+            info = os.lstat(root / path)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
+            snapshot[path] = _stat_of(info)
+    fd, marker = tempfile.mkstemp(prefix=".explore-clock-", dir=root.parent)  # same filesystem, same clock
+    try:
+        now = os.fstat(fd).st_ctime_ns
+    finally:
+        os.close(fd)
+        os.unlink(marker)
+    return {path: value for path, value in snapshot.items() if value[2] < now}
 
 
 def tree_entries(git: Git, treeish: str) -> dict[str, tuple[str, str]]:
@@ -37,14 +73,23 @@ def tree_entries(git: Git, treeish: str) -> dict[str, tuple[str, str]]:
     return entries
 
 
-def tree_of_files(git: Git, base: str, *, leave: Collection[str] = (), skip: Collection[str] = ()) -> str:
+def tree_of_files(
+    git: Git,
+    base: str,
+    *,
+    leave: Collection[str] = (),
+    skip: Collection[str] = (),
+    unchanged: Mapping[str, Stat] | None = None,
+) -> str:
     """The tree id of ``git.work_tree``'s files: ``base`` with every file as it is on disk now.
 
     ``leave`` are paths (files or folders) kept as they are at ``base``
     whatever is on disk (hold-out tests the plugin removed itself); ``skip``
     are untracked paths that are never the agent's work (files copied in by
     ``worktree.copy`` or made by ``worktree.setup``).  Nested ``.git``
-    entries are never read.
+    entries are never read.  ``unchanged`` is a :func:`stat_snapshot` taken
+    when the worktree was made at ``base``: a file of ``base`` whose stat is
+    still the same is taken as it is at ``base`` without being read.
     """
     assert git.work_tree is not None
     root = git.work_tree
@@ -60,6 +105,8 @@ def tree_of_files(git: Git, base: str, *, leave: Collection[str] = (), skip: Col
         to_hash: list[str] = []
         for path in sorted({*base_files, *untracked}):
             if under(path, leave):
+                continue
+            if unchanged and path in base_files and _stat_unchanged(root / path, unchanged.get(path)):
                 continue
             entry = _disk_entry(root, path)
             if entry is None:
@@ -81,6 +128,15 @@ def tree_of_files(git: Git, base: str, *, leave: Collection[str] = (), skip: Col
         if updates:
             index.run("update-index", "-z", "--index-info", input="\0".join(updates) + "\0")
         return index.run("write-tree")
+
+
+def _stat_unchanged(full: Path, before: Stat | None) -> bool:
+    if before is None:
+        return False
+    try:
+        return _stat_of(full.lstat()) == before
+    except OSError:
+        return False
 
 
 def _with_sha(update: str, shas: dict[str, str]) -> str:

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import pytest
 
-from . import confinement, gitops, procs, protect, repostate
+from . import confinement, gitops, procs, protect, repostate, trees
 from .agents import AgentOutcome, AgentTask
 from .baseline import judge, load_baseline
 from .checkout import prepare_worktree, run_setup_command, scoring_checkout
@@ -44,6 +44,7 @@ class TrialRunner:
         self.root = settings.workspace.repo_root
         self.view = settings.view(trial)
         self.keep = settings.spec.worktree.keep
+        self._unchanged: dict[str, trees.Stat] | None = None  # see gitops.snapshot_worktree
 
     def run(self) -> TrialRecord:
         previous, problem = self._previous()
@@ -197,6 +198,8 @@ class TrialRunner:
         worktree, kept = gitops.add_worktree(
             self.root, self.worktree, record.branch, self.settings.base_commit, own_files=record.setup_files
         )
+        # Taken before anything else touches the files; kept in memory, out of the agent's reach.
+        self._unchanged = gitops.snapshot_worktree(self.root, worktree, self.settings.base_commit)
         record.flags.extend(f"kept: {notice}" for notice in kept)
         record.git_admin = str(worktree.admin)
         gitops.hide_paths(worktree, self.settings.spec.score.holdout)
@@ -281,6 +284,7 @@ class TrialRunner:
             f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
             leave=holdout,
             skip=[*self.settings.spec.worktree.copy, *record.setup_files],
+            unchanged=self._unchanged,
         )
         record.commit = change.commit
         record.diff = DiffStats(len(change.files), change.insertions, change.deletions, change.files)

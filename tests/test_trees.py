@@ -69,3 +69,30 @@ def test_a_tree_with_an_unsafe_path_is_refused_before_anything_is_written(
     with pytest.raises(GitFailed, match="refusing to write the unsafe path"):
         trees.materialize(Git(repo / ".git"), tree, target)
     assert not target.exists()
+
+
+def test_a_snapshot_skips_reading_unchanged_files_and_still_sees_a_change_that_hides_its_mtime(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (repo / name).write_text(f"{name}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    sealed = Git(repo / ".git", work_tree=repo)
+    snapshot = trees.stat_snapshot(repo, ["a.txt", "b.txt", "c.txt"])
+    assert set(snapshot) == {"a.txt", "b.txt", "c.txt"}
+    # Same size, same mtime, same inode: only the ctime, which no unprivileged process can set, tells.
+    before = (repo / "b.txt").stat()
+    with (repo / "b.txt").open("r+") as handle:
+        handle.write("B")
+    os.utime(repo / "b.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
+    read: list[str] = []
+    disk_entry = trees._disk_entry
+    monkeypatch.setattr(trees, "_disk_entry", lambda root, path: read.append(path) or disk_entry(root, path))
+
+    tree = trees.tree_of_files(sealed, base, unchanged=snapshot)
+
+    assert read == ["b.txt"]  # a.txt and c.txt were not read
+    assert git(repo, "cat-file", "blob", f"{tree}:b.txt") == "B.txt\n"
+    assert tree == trees.tree_of_files(sealed, base)  # the same tree as reading every file
