@@ -231,7 +231,7 @@ def measure_memory(scratch: Path, trials: int) -> tuple[int, int]:
     spec = {
         "task": "nothing",
         "agent": {"backend": "command"},
-        "score": {"command": "{python} -m pytest -q -p no:cacheprovider tests/test_ok.py -k 'i0'"},
+        "score": {"command": "{python} -m pytest -q -p no:cacheprovider tests/test_ok.py"},
         "variants": variants,
     }
     (project / "variants.yaml").write_text(yaml.safe_dump(spec))
