@@ -4,15 +4,28 @@ Registered in the process that reports (the xdist controller, or the main
 process without xdist).  Without xdist, trials run here and report each saved
 step through ``pytest_explore_trial_progress``; with xdist they run in workers,
 and a thread polls the progress files that they write anyway.
+
+That thread also draws the live view (see ``live.py``), because nothing else
+runs on the controller while a trial works: xdist's ``DSession`` loop calls
+hooks only when a worker sends an event (an item's start or report), and an
+agent can work for minutes without one; it has no periodic hook, and a worker
+cannot send events it does not know.  So the thread writes, and every write to
+the terminal is serialised by the live view's lock, which the hooks below also
+hold around the terminal reporter's own writes (``pytest_runtest_log*``, the
+nodes' ready/down lines, our notices).  ``report.html`` is written when the
+session starts and rewritten when a trial starts or finishes; it reloads itself
+until the final one, written at the end of the session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
 import threading
 import time
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -20,8 +33,9 @@ import pytest
 from . import confinement, gitops, procs, repostate
 from .baseline import BackgroundBaseline
 from .defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
+from .live import LiveView, every
 from .record import Status, TrialRecord, save, try_load, write_json
-from .results import format_table, is_repeated, load_records, write_report
+from .results import format_table, is_repeated, load_records, write_live_report, write_report
 from .runlock import ExperimentBusy, ExperimentLock
 from .sandbox import find_bwrap, wanted
 from .settings import Settings
@@ -208,22 +222,54 @@ class ExploreController:
         self.info["sandbox"] = "none (bubblewrap not found)" if prepared.sandbox_warning else _sandbox_use(settings)
         self.results: dict[str, Any] | None = None
         self.reported: dict[str, dict[str, Any]] = {}  # each trial's record as its process reported it
-        self._seen: dict[str, tuple[Any, ...]] = {}
         self._started = time.time()
         self._stop = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="explore-progress", daemon=True)
+        self._watcher = every(POLL_SECONDS, self.poll, self._stop)
+        self.live: LiveView | None = None
+        self._report_lock = threading.Lock()
 
     # -- live progress -----------------------------------------------------
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         write_json(self.settings.paths.experiment_json, self.info)
+        if self.config.pluginmanager.get_plugin("terminalreporter") is not None:
+            self.live = LiveView.for_terminal(self.config.get_terminal_writer(), self.settings.experiment)
         self.say(self.prepared.notices)
+        if not self.config.getoption("collectonly"):
+            self._write_live_report()
         if self.distributed:
             self._watcher.start()
 
-    def _watch(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
-            self.poll()
+    @contextlib.contextmanager
+    def terminal(self) -> Iterator[None]:
+        """Hold the terminal: the live block is erased meanwhile, and no other thread writes."""
+        if self.live is None:
+            yield
+            return
+        with self.live.suspended():
+            yield
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logstart(self) -> Generator[None, object, object]:
+        with self.terminal():
+            result = yield
+        if self.live is not None:
+            self.live.start()  # pytest's collection lines are out: the block may be drawn from now on
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logfinish(self) -> Generator[None, object, object]:
+        with self.terminal():
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, object, object]:
+        """Keep each trial's final record as the process that ran it reported it (see ``items``)."""
+        for name, value in report.user_properties:
+            if name == "explore_record" and isinstance(value, dict):
+                self.reported[str(value.get("name"))] = value
+        with self.terminal():
+            return (yield)
 
     def pytest_explore_trial_progress(self, trial: TrialRecord) -> None:
         capture = self.config.pluginmanager.get_plugin("capturemanager")
@@ -245,39 +291,54 @@ class ExploreController:
             record = try_load(path)
             if record is not None:
                 self._show(record)
+        if self.live is not None:
+            self.live.tick()
 
     def _show(self, record: TrialRecord) -> None:
-        """One line when the trial's step (or its agent's turn count) changed."""
-        state = (record.status, record.from_checkpoint, record.agent.turns)
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if self._seen.get(record.name) == state or reporter is None:
+        """Take a trial's record into the live view; rewrite the report when a trial starts or ends."""
+        if self.live is None:
             return
-        self._seen[record.name] = state
-        reporter.ensure_newline()
-        if self.config.get_terminal_writer().width_of_current_line:
-            reporter.write_line("")  # finish pytest's line of progress dots first
-        reporter.write_line(self._progress_line(record))
+        first = record.name not in self.live.running and not record.status.finished
+        if self.live.update(record) and (first or record.status.finished):
+            self._write_live_report()
 
-    def _progress_line(self, record: TrialRecord) -> str:
-        step = record.status.value + (" (from checkpoint)" if record.from_checkpoint else "")
-        extra = f", {record.agent.turns} turns" if record.agent.turns else ""
-        return f"explore {self.settings.experiment}[{record.name}]: {step} {record.elapsed:.1f}s{extra}"
+    def _write_live_report(self) -> None:
+        """``report.html`` of the experiment so far (see :func:`results.write_live_report`)."""
+        running = list(self.live.running) if self.live is not None else []
+        with self._report_lock:  # the polling thread and the main thread may both get here
+            records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
+            write_live_report(self.settings.paths, self.info, records, running)
 
     # -- the report --------------------------------------------------------
 
     def say(self, lines: list[str]) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        for line in lines:
-            if reporter is not None:
+        if reporter is None or not lines:
+            return
+        with self.terminal():
+            for line in lines:
                 reporter.write_line(f"explore {self.settings.experiment}: {line}", yellow=True, bold=True)
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtestloop(self) -> Generator[None, object, object]:
+        """The trials are over: stop the live view before pytest writes its last progress (innermost wrapper)."""
+        try:
+            return (yield)
+        finally:
+            self._stop_live()
+
+    def _stop_live(self) -> None:
         if self.distributed:
             self._stop.set()
             if self._watcher.is_alive():
                 self._watcher.join()
             self.poll()
+        if self.live is not None:
+            self.live.stop()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._stop_live()
         if self.settings.retry_failed and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             self.say(["--explore-retry-failed: no failed or timed-out variant to retry"])
             session.exitstatus = pytest.ExitCode.OK
@@ -298,12 +359,6 @@ class ExploreController:
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
         self.results = write_report(self.settings.paths, self.info, records)
         self.config.hook.pytest_explore_summary(config=self.config, results=self.results)
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Keep each trial's final record as the process that ran it reported it (see ``items``)."""
-        for name, value in report.user_properties:
-            if name == "explore_record" and isinstance(value, dict):
-                self.reported[str(value.get("name"))] = value
 
     def _restore_repository(self) -> list[str]:
         """Put the user's refs, HEAD, config, hooks and exclude back as before the run; warn about each change."""
@@ -378,7 +433,15 @@ class XdistHooks:
         if state is not None:
             node.workerinput[REPO_STATE_INPUT] = state.to_json()
 
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_testnodeready(self) -> Generator[None, object, object]:
+        with self.controller.terminal():  # xdist's reporter writes its status line here
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> Generator[None, object, object]:
         """A worker died: stop what its trial left running now, rather than at the end."""
         if error:
             self.controller.say(recover_interrupted(self.controller.settings, only_dead_owners=True))
+        with self.controller.terminal():
+            return (yield)

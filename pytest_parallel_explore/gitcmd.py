@@ -17,11 +17,15 @@ the user's main repository.  So a sealed call:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 #: Commits made by the plugin carry this identity, so they work without git config and are recognisable.
 IDENTITY = {
@@ -98,25 +102,57 @@ class Git:
         return self.run_bytes(*args, input=input, check=check).decode(errors="surrogateescape").removesuffix("\n")
 
     def run_bytes(self, *args: str, input: bytes | str | None = None, check: bool = True) -> bytes:
-        env = {"GIT_DIR": str(self.git_dir)}
-        if self.work_tree is not None:
-            env["GIT_WORK_TREE"] = str(self.work_tree)
-        if self.index is not None:
-            env["GIT_INDEX_FILE"] = str(self.index)
         argv = ["git", *(a for o in self._overrides() for a in ("-c", o)), *args]
         data = input.encode() if isinstance(input, str) else input
         finished = subprocess.run(
             argv,
             input=data,
             capture_output=True,
-            env=sealed_env(env),
-            cwd=self.work_tree or self.git_dir,
+            env=self._env(),
+            cwd=self._cwd(),
             check=False,
         )
         if check and finished.returncode != 0:
             detail = finished.stderr.decode(errors="replace").strip()
             raise GitFailed(f"git {' '.join(args[:3])} failed (exit {finished.returncode}): {detail}")
         return finished.stdout
+
+    @contextlib.contextmanager
+    def stream(self, *args: str, stdin: Path) -> Iterator[IO[bytes]]:
+        """Run ``git args`` sealed with ``stdin`` from a file; its stdout to read as it comes.
+
+        For output too large to hold at once (``cat-file --batch`` of a whole
+        tree).  The process is waited for (killed if the reader stops early)
+        and a non-zero exit raises :class:`GitFailed`.
+        """
+        argv = ["git", *(a for o in self._overrides() for a in ("-c", o)), *args]
+        with stdin.open("rb") as source, tempfile.TemporaryFile() as errors:
+            process = subprocess.Popen(
+                argv, stdin=source, stdout=subprocess.PIPE, stderr=errors, env=self._env(), cwd=self._cwd()
+            )
+            assert process.stdout is not None
+            try:
+                yield process.stdout
+            finally:
+                process.stdout.close()
+                if process.poll() is None and sys.exc_info()[0] is not None:
+                    process.kill()
+                returncode = process.wait()
+            if returncode != 0:
+                errors.seek(0)
+                detail = errors.read().decode(errors="replace").strip()
+                raise GitFailed(f"git {' '.join(args[:3])} failed (exit {returncode}): {detail}")
+
+    def _env(self) -> dict[str, str]:
+        env = {"GIT_DIR": str(self.git_dir)}
+        if self.work_tree is not None:
+            env["GIT_WORK_TREE"] = str(self.work_tree)
+        if self.index is not None:
+            env["GIT_INDEX_FILE"] = str(self.index)
+        return sealed_env(env)
+
+    def _cwd(self) -> Path:
+        return self.work_tree or self.git_dir
 
     def ok(self, *args: str) -> bool:
         """Whether ``git args`` succeeds (for questions such as ``merge-base --is-ancestor``)."""

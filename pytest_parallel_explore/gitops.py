@@ -16,7 +16,7 @@ import functools
 import hashlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import git
@@ -165,6 +165,11 @@ def add_worktree(
     return Worktree(path, admin_of(path)), kept
 
 
+def snapshot_worktree(root: Path, worktree: Worktree, base: str) -> dict[str, trees.Stat]:
+    """The stat of every file of ``base`` in a worktree just made, so that reading it back skips what is unchanged."""
+    return trees.stat_snapshot(worktree.path, trees.tree_entries(sealed(root), base))
+
+
 def admin_of(path: Path) -> Path:
     """The admin folder git made for the worktree at ``path`` (read right after the plugin made it)."""
     return Path((path / ".git").read_text().removeprefix("gitdir:").strip())
@@ -281,16 +286,18 @@ def record_work(
     *,
     leave: Sequence[str] = (),
     skip: Sequence[str] = (),
+    unchanged: Mapping[str, trees.Stat] | None = None,
 ) -> Change:
     """Commit what the worktree's files hold on ``branch``, whatever the agent did to git.
 
     The tree is built from the files (see :func:`trees.tree_of_files`); the
     commit's parent is ``base``; ``branch`` is set to it, and the worktree's
     own ``HEAD`` and index are pointed at it, wherever the agent moved them.
-    When nothing changed, the branch stays at ``base``.
+    When nothing changed, the branch stays at ``base``.  ``unchanged``: see
+    :func:`snapshot_worktree`.
     """
     git = sealed(root).with_(work_tree=worktree.path)
-    tree = trees.tree_of_files(git, base, leave=leave, skip=skip)
+    tree = trees.tree_of_files(git, base, leave=leave, skip=skip, unchanged=unchanged)
     if tree == git.run("rev-parse", f"{base}^{{tree}}"):
         commit = base
     else:

@@ -16,6 +16,7 @@ and diff lines always reach the page as text.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ LEGEND = (
 _OUTCOMES = frozenset({"passed", "failed", "error", "skipped"})
 _PASSING_STATUSES = {Status.DONE.value}
 _FAILED_STATUSES = {Status.AGENT_FAILED.value, Status.TIMEOUT.value}  # an error is missing, not failed
+_UNFINISHED_STATUSES = {s.value for s in Status if not s.finished}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,8 +209,12 @@ class TrialView:
     figures: list[tuple[str, str]]
 
 
-def render_report(results: Mapping[str, Any], paths: ExperimentPaths) -> str:
-    """``report.html`` for ``results``, with each trial's diff read from ``results/<trial>.patch``."""
+def render_report(results: Mapping[str, Any], paths: ExperimentPaths, live: Mapping[str, Any] | None = None) -> str:
+    """``report.html`` for ``results``, with each trial's diff read from ``results/<trial>.patch``.
+
+    ``live`` (while the experiment runs): the records of the running trials,
+    the names of those waiting, and how often the page reloads itself.
+    """
     patches = {}
     for trial in results["trials"]:
         path = paths.trial_file(trial["name"], ".patch")
@@ -216,10 +222,10 @@ def render_report(results: Mapping[str, Any], paths: ExperimentPaths) -> str:
             patches[trial["name"]] = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             continue
-    return render_html(results, patches)
+    return render_html(results, patches, live)
 
 
-def render_html(results: Mapping[str, Any], patches: Mapping[str, str]) -> str:
+def render_html(results: Mapping[str, Any], patches: Mapping[str, str], live: Mapping[str, Any] | None = None) -> str:
     """The page for ``results``, with the trials' patches given by trial name (missing ones are said so)."""
 
     trials: list[Mapping[str, Any]] = results["trials"]
@@ -235,6 +241,8 @@ def render_html(results: Mapping[str, Any], patches: Mapping[str, str]) -> str:
     )
     failed = [t for t in trials if is_failed(t)]
     missing = [t for t in trials if t["name"] in (results.get("missing") or ())]
+    if live is not None:  # a trial still running has not failed yet
+        failed = [t for t in failed if t["status"] not in _UNFINISHED_STATUSES]
     best = next((t for t in trials if t["name"] == results.get("best")), None)
     return render(
         "report.html.j2",
@@ -258,6 +266,7 @@ def render_html(results: Mapping[str, Any], patches: Mapping[str, str]) -> str:
         legend=LEGEND,
         bar_width=BAR_WIDTH,
         fmt=fmt,
+        live=_live_view(live),
     )
 
 
@@ -280,6 +289,34 @@ def status_text(trial: Mapping[str, Any]) -> str:
     if trial.get("score_cached"):
         text += " (score cached)"
     return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Running:
+    """A running trial as the live page lists it."""
+
+    name: str
+    step: str
+    elapsed: str
+    agent: str  # turns, tokens and cost so far, when the agent reports them
+
+
+def _live_view(live: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if live is None:
+        return None
+    running = []
+    for t in live.get("running") or ():
+        agent = t.get("agent") or {}
+        tokens = _int(agent.get("input_tokens")) + _int(agent.get("output_tokens"))
+        figures = [
+            f"{agent['turns']} turns" if agent.get("turns") else "",
+            f"{tokens:,} tokens" if tokens else "",
+            f"${agent['cost_usd']:.4f}" if agent.get("cost_usd") else "",
+        ]
+        started = t.get("started_at")
+        elapsed = _duration(max(0.0, time.time() - float(started))) if started else DASH
+        running.append(Running(t["name"], str(t["status"]), elapsed, ", ".join(f for f in figures if f)))
+    return {"running": running, "waiting": list(live.get("waiting") or ()), "refresh": live.get("refresh_seconds", 2)}
 
 
 def fmt(value: Any, spec: str = ".3f") -> str:
@@ -307,6 +344,8 @@ def _anchor(trial: str) -> str:
 def _status_kind(trial: Mapping[str, Any]) -> str:
     if trial["status"] in _PASSING_STATUSES and not trial["tests"].get("problem"):
         return "ok"
+    if trial["status"] in _UNFINISHED_STATUSES:
+        return "warn"
     return "bad" if trial["status"] in _FAILED_STATUSES or trial["tests"].get("problem") else "muted"
 
 

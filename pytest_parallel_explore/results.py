@@ -151,6 +151,28 @@ def write_report(paths: ExperimentPaths, experiment: dict[str, Any], records: Se
     return results
 
 
+def write_live_report(
+    paths: ExperimentPaths, experiment: dict[str, Any], records: Sequence[TrialRecord], running: Sequence[str]
+) -> None:
+    """``report.html`` while the experiment runs: what is finished so far, which trials run, a page that refreshes.
+
+    Only the page: ``results.json`` and ``summary.md`` are written once, when the run ends.
+    """
+    results = build_results(experiment, records, read_json(paths.baseline_json))
+    names = list(experiment.get("trial_names") or [r.name for r in records])
+    by_name = {r.name: r for r in records}
+    live = {
+        "running": [by_name[n].to_json() for n in names if n in running and n in by_name],
+        "waiting": [n for n in names if n not in running and (n not in by_name or not by_name[n].status.finished)],
+        "refresh_seconds": LIVE_REFRESH_SECONDS,
+    }
+    write_atomic(paths.report_html, render_report(results, paths, live=live))
+
+
+#: How often a report of a running experiment reloads itself in the browser.
+LIVE_REFRESH_SECONDS = 2
+
+
 def render_summary(results: dict[str, Any]) -> str:
     failed = [t for t in results["trials"] if is_failed(t)]
     missing = [t for t in results["trials"] if t["name"] in results.get("missing", ())]

@@ -45,7 +45,9 @@ SANDBOX_KEYS = frozenset({"mode", "writable", "scoring_network"})
 
 SANDBOX_MODES = ("auto", "bwrap", "none")
 
-WORKTREE_KEYS = frozenset({"copy", "setup"})
+WORKTREE_KEYS = frozenset({"copy", "setup", "keep"})
+#: Which finished trials keep their worktree (the branch always holds the work).
+KEEP_CHOICES = ("all", "failed", "none")
 
 METRIC_KEYS = frozenset({"command", "weight"})
 
@@ -90,6 +92,7 @@ class SandboxSpec:
 class WorktreeSpec:
     copy: tuple[str, ...] = ()  # untracked files copied from the main checkout into each worktree
     setup: str | None = None  # run once in each new worktree
+    keep: str = "all"  # all | failed | none: which finished trials keep their worktree folder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,12 +186,13 @@ def parse_sandbox(raw: Any, default: SandboxSpec, where: str, problems: list[str
 
 def parse_worktree(raw: Any, problems: list[str]) -> WorktreeSpec:
     if not isinstance(raw, dict):
-        problems.append(f"worktree: expected a mapping (copy, setup), got {describe(raw)}")
+        problems.append(f"worktree: expected a mapping (copy, setup, keep), got {describe(raw)}")
         return WorktreeSpec()
     problems.extend(unknown_keys(raw, WORKTREE_KEYS, "worktree."))
     return WorktreeSpec(
         copy=paths(raw, "copy", "worktree.", problems),
         setup=optional(raw, "setup", str, "a shell command", "worktree.", problems),
+        keep=choice(raw, "keep", KEEP_CHOICES, "worktree.", problems) or "all",
     )
 
 

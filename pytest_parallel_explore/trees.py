@@ -17,12 +17,48 @@ import posixpath
 import shutil
 import stat
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from .gitcmd import Git, GitFailed
 
 _NULL_SHA = "0" * 40
+
+#: What a file's ``lstat`` says that any change to it changes: (size, mtime_ns, ctime_ns, inode).
+Stat = tuple[int, int, int, int]
+
+
+def _stat_of(info: os.stat_result) -> Stat:
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
+def stat_snapshot(root: Path, paths: Iterable[str]) -> dict[str, Stat]:
+    """The :data:`Stat` of each of ``paths`` under ``root``, taken by the plugin right after it made the worktree.
+
+    :func:`tree_of_files` then skips hashing a file whose stat is unchanged.
+    That is sound because the ctime cannot be set by an unprivileged process:
+    every write, ``chmod``, rename onto the path or re-creation (even with the
+    same inode, size and a restored mtime) sets it to the current time.  A
+    file whose ctime is not older than the snapshot itself is left out
+    ("racy", as git calls it: a change in the same clock tick would keep the
+    same ctime), so it is always hashed.  The snapshot lives in the plugin's
+    memory, never in the worktree or anywhere the agent could edit it.
+    """
+    snapshot: dict[str, Stat] = {}
+    for path in paths:
+        try:
+            info = os.lstat(root / path)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
+            snapshot[path] = _stat_of(info)
+    fd, marker = tempfile.mkstemp(prefix=".explore-clock-", dir=root.parent)  # same filesystem, same clock
+    try:
+        now = os.fstat(fd).st_ctime_ns
+    finally:
+        os.close(fd)
+        os.unlink(marker)
+    return {path: value for path, value in snapshot.items() if value[2] < now}
 
 
 def tree_entries(git: Git, treeish: str) -> dict[str, tuple[str, str]]:
@@ -37,14 +73,23 @@ def tree_entries(git: Git, treeish: str) -> dict[str, tuple[str, str]]:
     return entries
 
 
-def tree_of_files(git: Git, base: str, *, leave: Collection[str] = (), skip: Collection[str] = ()) -> str:
+def tree_of_files(
+    git: Git,
+    base: str,
+    *,
+    leave: Collection[str] = (),
+    skip: Collection[str] = (),
+    unchanged: Mapping[str, Stat] | None = None,
+) -> str:
     """The tree id of ``git.work_tree``'s files: ``base`` with every file as it is on disk now.
 
     ``leave`` are paths (files or folders) kept as they are at ``base``
     whatever is on disk (hold-out tests the plugin removed itself); ``skip``
     are untracked paths that are never the agent's work (files copied in by
     ``worktree.copy`` or made by ``worktree.setup``).  Nested ``.git``
-    entries are never read.
+    entries are never read.  ``unchanged`` is a :func:`stat_snapshot` taken
+    when the worktree was made at ``base``: a file of ``base`` whose stat is
+    still the same is taken as it is at ``base`` without being read.
     """
     assert git.work_tree is not None
     root = git.work_tree
@@ -60,6 +105,8 @@ def tree_of_files(git: Git, base: str, *, leave: Collection[str] = (), skip: Col
         to_hash: list[str] = []
         for path in sorted({*base_files, *untracked}):
             if under(path, leave):
+                continue
+            if unchanged and path in base_files and _stat_unchanged(root / path, unchanged.get(path)):
                 continue
             entry = _disk_entry(root, path)
             if entry is None:
@@ -81,6 +128,15 @@ def tree_of_files(git: Git, base: str, *, leave: Collection[str] = (), skip: Col
         if updates:
             index.run("update-index", "-z", "--index-info", input="\0".join(updates) + "\0")
         return index.run("write-tree")
+
+
+def _stat_unchanged(full: Path, before: Stat | None) -> bool:
+    if before is None:
+        return False
+    try:
+        return _stat_of(full.lstat()) == before
+    except OSError:
+        return False
 
 
 def _with_sha(update: str, shas: dict[str, str]) -> str:
@@ -150,41 +206,61 @@ def materialize(git: Git, treeish: str, target: Path) -> None:
     """Write every file of ``treeish`` under ``target`` (which must not exist yet), byte for byte.
 
     No filters, attributes or hooks take part; paths that could leave the
-    folder (absolute, ``..``, ``.git``) are refused.
+    folder (absolute, ``..``, ``.git``) are refused before anything is
+    written.  The blobs come from one ``git cat-file --batch`` read as a
+    stream (one blob in memory at a time) and are written with
+    ``os.open(O_EXCL | O_NOFOLLOW)``, so nothing the tree holds, such as a
+    symlink written earlier, redirects a write.
     """
-    target.mkdir(parents=True)
     entries = tree_entries(git, treeish)
-    shas = sorted({sha for mode, sha in entries.values() if mode != "160000"})
-    contents = _read_blobs(git, shas)
-    for path, (mode, sha) in entries.items():
+    for path in entries:
         parts = path.split("/")
         if path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
             raise GitFailed(f"refusing to write the unsafe path {path!r} of {treeish}")
-        full = target / path
-        full.parent.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True)
+    folders = sorted({posixpath.dirname(p) for p in entries} - {""})
+    for folder in folders:  # parents first (sorted), each made once
+        os.makedirs(target / folder, exist_ok=True)
+    paths_of: dict[str, list[tuple[str, str]]] = {}
+    for path, (mode, sha) in entries.items():
         if mode == "160000":  # a submodule: an empty folder, as git leaves it
-            full.mkdir(exist_ok=True)
-        elif mode == "120000":
-            os.symlink(contents[sha], full)
+            (target / path).mkdir(exist_ok=True)
         else:
-            full.write_bytes(contents[sha])
-            if mode == "100755":
-                full.chmod(0o755)
+            paths_of.setdefault(sha, []).append((path, mode))
+    if not paths_of:
+        return
+    with tempfile.TemporaryDirectory(prefix="explore-blobs-") as scratch:
+        wanted = Path(scratch) / "blobs"
+        wanted.write_text("".join(f"{sha}\n" for sha in paths_of))
+        with git.stream("cat-file", "--batch", stdin=wanted) as out:
+            for sha, paths in paths_of.items():
+                header = out.readline().split()
+                if len(header) != 3 or header[0].decode() != sha:
+                    raise GitFailed(f"git cat-file --batch: unexpected answer {header!r} for {sha}")
+                size = int(header[2])
+                content = out.read(size)
+                if len(content) != size or out.read(1) != b"\n":
+                    raise GitFailed(f"git cat-file --batch: {sha} was cut short")
+                for path, mode in paths:
+                    _write_entry(target / path, mode, content)
 
 
-def _read_blobs(git: Git, shas: list[str]) -> dict[str, bytes]:
-    """The content of each blob, read in one ``cat-file --batch``."""
-    if not shas:
-        return {}
-    out = git.run_bytes("cat-file", "--batch", input="\n".join(shas) + "\n")
-    contents, position = {}, 0
-    for sha in shas:
-        header_end = out.index(b"\n", position)
-        _sha, _kind, size = out[position:header_end].split()
-        start = header_end + 1
-        contents[sha] = out[start : start + int(size)]
-        position = start + int(size) + 1
-    return contents
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_entry(full: Path, mode: str, content: bytes) -> None:
+    if mode == "120000":
+        os.symlink(content, full)
+        return
+    fd = os.open(full, _CREATE, 0o755 if mode == "100755" else 0o644)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    if mode == "100755":
+        os.chmod(full, 0o755)  # whatever the umask, as before
 
 
 def remove_tree(path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import pytest
 
-from . import confinement, gitops, procs, protect, racing, repostate, scorecache
+from . import confinement, gitops, procs, protect, racing, repostate, scorecache, trees
 from .agents import AgentOutcome, AgentTask
 from .baseline import Baseline, ensure_baseline, judge
 from .checkout import prepare_worktree, run_setup_command, scoring_checkout
@@ -55,6 +55,8 @@ class TrialRunner:
         self.worktree = self.paths.worktree(trial.name)
         self.root = settings.workspace.repo_root
         self.view = settings.view(trial)
+        self.keep = settings.spec.worktree.keep
+        self._unchanged: dict[str, trees.Stat] | None = None  # see gitops.snapshot_worktree
 
     def run(self) -> TrialRecord:
         previous, problem = self._previous()
@@ -75,14 +77,18 @@ class TrialRunner:
             record.flags.append(problem)
         with procs.watching(lambda groups: self._groups_changed(record, groups)):
             try:
-                if resume:
-                    self._step(record, Status.WORKTREE, self._restore_worktree)
-                else:
+                if not resume:
                     self._step(record, Status.WORKTREE, self._make_worktree)
                     self._step(record, Status.AGENT, self._run_agent)
+                elif self.keep != "none":  # scoring needs only the branch; the worktree is for the user
+                    self._step(record, Status.WORKTREE, self._restore_worktree)
+                if self.keep == "none":  # before scoring: one checkout per running trial at a time
+                    self._drop_worktree(record)
                 if record.agent_failure is None or record.diff.files_changed:
                     self._step(record, Status.SCORE, self._score)
                 _conclude(record, self.settings.spec.score.protect_mode)
+                if self.keep == "failed" and record.status is Status.DONE:
+                    self._drop_worktree(record)
             except Exception as exc:  # the pipeline broke: record why, let the other trials go on
                 record.reason = f"error during {record.status.value}: {exc}"
                 record.status = Status.ERROR
@@ -236,6 +242,8 @@ class TrialRunner:
         worktree, kept = gitops.add_worktree(
             self.root, self.worktree, record.branch, self.settings.base_commit, own_files=record.setup_files
         )
+        # Taken before anything else touches the files; kept in memory, out of the agent's reach.
+        self._unchanged = gitops.snapshot_worktree(self.root, worktree, self.settings.base_commit)
         record.flags.extend(f"kept: {notice}" for notice in kept)
         record.git_admin = str(worktree.admin)
         gitops.hide_paths(worktree, self.settings.spec.score.holdout)
@@ -320,6 +328,7 @@ class TrialRunner:
             f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
             leave=holdout,
             skip=[*self.settings.spec.worktree.copy, *record.setup_files],
+            unchanged=self._unchanged,
         )
         record.commit = change.commit
         record.diff = DiffStats(len(change.files), change.insertions, change.deletions, change.files)
@@ -338,6 +347,18 @@ class TrialRunner:
 
     def _tampered(self, record: TrialRecord, what: list[str]) -> None:
         record.tampering.extend(w for w in what if w not in record.tampering)
+
+    def _drop_worktree(self, record: TrialRecord) -> None:
+        """Remove the trial's worktree (``worktree.keep``), but only once its branch holds the work.
+
+        What the agent left is already the branch's commit (see :meth:`_record_work`);
+        resume, ``--explore-adopt``, the report and cleanup all work from the branch.
+        """
+        root = self.root
+        if record.commit is None or gitops.branch_commit(root, record.branch) != record.commit:
+            return
+        if self.worktree.exists() or self.worktree.is_symlink():
+            gitops.remove_worktree(root, self.worktree)
 
     def _restore_worktree(self, record: TrialRecord) -> None:
         """The trial's worktree at its committed agent work (recreated from the branch if deleted)."""

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import select
-import shutil
-import signal
 import subprocess
+import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,13 +17,8 @@ import pytest
 from pytest_parallel_explore.baseline import Baseline, verdict_counts, verdicts
 from pytest_parallel_explore.record import AgentStats, DiffStats, Status, TestStats, TrialRecord
 from pytest_parallel_explore.report import MAX_DIFF_LINES, render_html
-from tests.explore_testing import Project
-
-CHROMIUM = shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium); .ci/run installs it"
-)
-SCREENSHOT_COPY = Path(__file__).resolve().parents[1] / ".data" / "report-screenshot.png"
+from tests.browser import Browser, needs_chromium
+from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 
 SCRIPT = "<script>alert('x')</script>"
 BASE = "0123456789abcdef0123456789abcdef01234567"
@@ -405,139 +396,6 @@ def test_without_a_baseline_cells_are_plain_outcomes(results: dict[str, Any]) ->
 # --- the page in a real browser ------------------------------------------------------------------
 
 
-class Browser:
-    """Headless Chromium driven over the DevTools protocol on a pipe (stdlib only, no websocket).
-
-    The DevTools ``Network`` domain reports every request the *page* makes (documents, images,
-    styles, fonts, fetch/XHR, websockets), unlike a net-log, which also holds the browser's own
-    background traffic (component updates, account checks).  Host resolution is mapped to nowhere
-    as well, so even an attempt cannot leave the machine.
-    """
-
-    def __init__(self, profile: Path) -> None:
-        assert CHROMIUM is not None
-        args = [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-extensions",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
-            f"--user-data-dir={profile}",
-            "--remote-debugging-pipe",
-            "about:blank",
-        ]
-        # The protocol runs on the browser's fds 3 (commands) and 4 (replies): hand it our pipes there.
-        shell = 'exec "$0" "$@" 3<&0 4>&1 </dev/null >/dev/null'
-        self.process = subprocess.Popen(
-            ["sh", "-c", shell, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: renderers and all are killed together
-        )
-        self.events: list[dict[str, Any]] = []
-        self._buffer = b""
-        self._id = 0
-
-    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
-        self._id += 1
-        message: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message).encode() + b"\0")
-        self.process.stdin.flush()
-        reply = self.wait(lambda m: m.get("id") == self._id)
-        if "error" in reply:
-            raise RuntimeError(f"{method}: {reply['error']}")
-        result: dict[str, Any] = reply.get("result", {})
-        return result
-
-    def wait(self, match: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
-        """The next message that matches; events seen on the way are kept in ``events``."""
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            while b"\0" in self._buffer:
-                raw, self._buffer = self._buffer.split(b"\0", 1)
-                message = json.loads(raw)
-                if "method" in message:
-                    self.events.append(message)
-                if match(message):
-                    return message
-            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise TimeoutError("chromium did not answer in time")
-            chunk = os.read(self.process.stdout.fileno(), 1 << 20)
-            if not chunk:
-                raise EOFError("chromium closed the DevTools pipe")
-            self._buffer += chunk
-
-    def open(self, url: str, width: int = 1400, height: int = 2000) -> BrowserPage:
-        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Network", "Page", "Runtime"):
-            self.send(f"{domain}.enable", session=session)
-        self.send(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-            session=session,
-        )
-        self.send("Page.navigate", {"url": url}, session=session)
-        self.wait(lambda m: m.get("method") == "Page.loadEventFired" and m.get("sessionId") == session)
-        return BrowserPage(self, session)
-
-    def requests(self) -> list[str]:
-        """Every URL any page asked for, so far."""
-        return [
-            e["params"].get("request", {}).get("url") or e["params"].get("url", "")
-            for e in self.events
-            if e["method"] in ("Network.requestWillBeSent", "Network.webSocketCreated")
-        ]
-
-    def errors(self) -> list[str]:
-        return [json.dumps(e["params"])[:500] for e in self.events if e["method"] == "Runtime.exceptionThrown"]
-
-    def close(self) -> None:
-        try:
-            if self.process.poll() is None:
-                self.send("Browser.close")
-                self.process.wait(timeout=10)
-        except (OSError, TimeoutError, EOFError, RuntimeError, subprocess.TimeoutExpired):
-            pass  # it is killed below either way
-        finally:
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-            for pipe in (self.process.stdin, self.process.stdout):
-                if pipe:
-                    pipe.close()
-
-
-class BrowserPage:
-    def __init__(self, browser: Browser, session: str) -> None:
-        self.browser = browser
-        self.session = session
-
-    def js(self, expression: str) -> Any:
-        """The value of a JavaScript expression in the page (JSON-able)."""
-        reply = self.browser.send(
-            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=self.session
-        )
-        if "exceptionDetails" in reply:
-            raise AssertionError(f"{expression}: {reply['exceptionDetails']}")
-        return reply["result"].get("value")
-
-    def screenshot(self, path: Path) -> None:
-        data = self.browser.send("Page.captureScreenshot", {"format": "png"}, session=self.session)["data"]
-        path.write_bytes(base64.b64decode(data))
-
-
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
     chromium = Browser(tmp_path / "chromium-profile")
@@ -603,6 +461,10 @@ def test_report_in_a_browser_shows_every_trial_and_test_and_loads_nothing(
     break_a = "sed -i 's/return 1/return 0/' m.py && sed -i '/def d/{n;s/raise NotImplementedError/return 4/}' m.py"
     spec = report_project.calc_spec(fixer=fix_c, breaker=break_a)
     spec["task"] = "Make every function in m.py work."
+    # The flaky test keeps its state outside the checkout, which a sandbox forbids, in a variable the
+    # scoring environment does not pass on by default.
+    spec["sandbox"] = "none"
+    spec["score"]["pass_env"] = ["FLAKY_STATE"]
     result = report_project.explore("--variants", report_project.variants(spec))
     assert result.ret == 0, result.stdout.str()
     report = report_project.experiment_dir() / "results" / "report.html"
@@ -630,8 +492,6 @@ def test_report_in_a_browser_shows_every_trial_and_test_and_loads_nothing(
     hover += "c.dispatchEvent(new MouseEvent('mouseover', {bubbles: true})); c.title"
     assert page.js(f"{{ {hover} }}") == "tests/test_m.py::test_a\nbreaker: broken: passes at the base commit, not now"
     page.screenshot(tmp_path / "report.png")
-    SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(tmp_path / "report.png", SCREENSHOT_COPY)
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # The filters and sorting work in the page, without a server.
@@ -668,3 +528,68 @@ def test_the_checks_do_see_a_page_that_loads_from_outside(browser: Browser, tmp_
     outside = [url for url in browser.requests() if not url.startswith("file:")]
     hosts = {url.split("/")[2] for url in outside}
     assert hosts >= {"cdn.example.invalid", "img.example.invalid", "api.example.invalid"}
+
+
+#: What the live page shows: whether it reloads itself, the running trials and their steps, the ranked rows.
+LIVE = """JSON.stringify({
+  refresh: document.documentElement.dataset.refresh || null,
+  timer: typeof window.exploreReload !== "undefined",
+  running: Array.from(document.querySelectorAll("#live li[data-trial]"),
+    li => [li.dataset.trial, li.querySelector(".badge").textContent]),
+  ranked: Object.fromEntries(Array.from(document.querySelectorAll("#ranked tbody tr[data-trial]"),
+    r => [r.dataset.trial, r.cells[2].textContent])),
+})"""
+
+
+@needs_chromium
+def test_the_report_of_a_running_experiment_shows_it_running_then_the_final_table(
+    calc_project: Project, browser: Browser, tmp_path: Path
+) -> None:
+    started, release = tmp_path / "started", tmp_path / "release"
+    for fifo in (started, release):
+        os.mkfifo(fifo)
+    # The slow agent says it started, then waits until the test lets it go: both through FIFOs, no polling.
+    slow = f"echo go > {started} && read line < {release} && {GOOD_AGENT}"
+    spec = calc_project.calc_spec(slow=slow, quick=BAD_AGENT)
+    spec["sandbox"] = "none"  # the agent reaches the FIFOs outside its worktree
+    spec_file = calc_project.variants(spec)
+    with (tmp_path / "run.out").open("wb") as out:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "--explore", "calc", "--variants", spec_file, "-n", "2"],
+            cwd=calc_project.path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert started.read_text() == "go\n"  # blocks until the slow agent runs
+        report = calc_project.experiment_dir() / "results" / "report.html"
+        assert Page(report.read_text()).outside == []  # written when the run started, and self-contained
+        page = browser.open(report.as_uri())
+        state = json.loads(page.js(LIVE))
+        for _ in range(10):  # the controller notices the trial within a poll; the page reloads every 2 s
+            if ["slow", "agent"] in state["running"]:
+                break
+            page.wait_for_load()
+            state = json.loads(page.js(LIVE))
+        assert (state["refresh"], state["timer"]) == ("2", True)
+        assert ["slow", "agent"] in state["running"]
+        assert state["ranked"].get("slow") == "agent"
+        page.screenshot(tmp_path / "running.png")
+        page.wait_for_load()  # it reloads itself while the experiment runs
+        assert ["slow", "agent"] in json.loads(page.js(LIVE))["running"]
+    finally:
+        with release.open("w") as gate:  # lets the agent go (blocks until it listens)
+            gate.write("go\n")
+        returncode = run.wait(timeout=120)
+    assert returncode == 0, (tmp_path / "run.out").read_text()
+
+    for _ in range(10):  # the page was reloading: one of the next loads is the final report
+        state = json.loads(page.js(LIVE))
+        if state["refresh"] is None:
+            break
+        page.wait_for_load()
+    assert state == {"refresh": None, "timer": False, "running": [], "ranked": {"slow": "done", "quick": "done"}}
+    assert list(state["ranked"]) == ["slow", "quick"]  # ranked: slow passes every test
+    assert 'id="live"' not in report.read_text()
+    page.screenshot(tmp_path / "final.png")
+    assert browser.errors() == []

@@ -1,0 +1,92 @@
+"""``worktree.keep``: which finished trials keep their worktree; everything else works from the branch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.explore_testing import GOOD_AGENT, Project
+
+
+def worktree_folders(project: Project) -> set[str]:
+    folder = project.experiment_dir() / "worktrees"
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def listed_worktrees(project: Project) -> list[str]:
+    """The worktrees git still knows of, apart from the main checkout (none may be left dangling)."""
+    listing = project.git("worktree", "list", "--porcelain")
+    return [line.split(" ", 1)[1] for line in listing.splitlines() if line.startswith("worktree ")][1:]
+
+
+@pytest.mark.parametrize(
+    ("keep", "left"),
+    [("all", {"good", "broken"}), ("failed", {"broken"}), ("none", set())],
+    ids=["all", "failed", "none"],
+)
+def test_keep_decides_which_worktrees_are_left(calc_project: Project, keep: str, left: set[str]) -> None:
+    spec = calc_project.calc_spec(good=GOOD_AGENT, broken=f"{GOOD_AGENT} && exit 3")
+    spec["worktree"] = {"keep": keep}
+    result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()  # broken's agent failed
+
+    trials = calc_project.trials()
+    assert (trials["good"]["status"], trials["broken"]["status"]) == ("done", "agent_failed")
+    assert worktree_folders(calc_project) == left
+    assert sorted(Path(p).name for p in listed_worktrees(calc_project)) == sorted(left)
+    # Both branches hold the work, whether or not the folder stayed.
+    for name in ("good", "broken"):
+        shown = calc_project.git("show", f"explore/calc/{name}:calc.py")
+        assert shown == "def add(a, b):\n    return a + b\n"
+
+
+def test_with_keep_none_results_report_adopt_and_cleanup_work_from_the_branches(calc_project: Project) -> None:
+    spec = calc_project.calc_spec(good=GOOD_AGENT, noop="true")
+    spec["worktree"] = {"keep": "none"}
+    assert calc_project.explore("--variants", calc_project.variants(spec)).ret == 0
+    assert worktree_folders(calc_project) == set()
+
+    report = (calc_project.experiment_dir() / "results" / "report.html").read_text()
+    assert "+    return a + b" in report  # the diff comes from the saved patch, not the worktree
+    results = calc_project.pytester.runpytest_subprocess("--explore", "calc", "--explore-results")
+    assert results.ret == 0
+    results.stdout.fnmatch_lines(["*| 1 | good | done | 1.000 | 3/3 |*"])
+    cleanup = calc_project.pytester.runpytest_subprocess("--explore", "calc", "--explore-cleanup")
+    assert cleanup.ret == 0, cleanup.stderr.str()
+    cleanup.stdout.fnmatch_lines(["explore calc: removed 0 worktrees/branches"])
+
+    adopted = calc_project.pytester.runpytest_subprocess("--explore", "calc", "--explore-adopt", "best")
+    assert adopted.ret == 0, adopted.stderr.str()
+    assert (calc_project.path / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
+
+
+def test_with_keep_none_a_trial_stopped_at_scoring_resumes_from_its_branch(calc_project: Project) -> None:
+    gate = calc_project.path.parent / "scoring-fails"
+    gate.touch()
+    invocations = calc_project.path.parent / "invocations"
+    spec = calc_project.calc_spec(good=f"echo good >> {invocations} && {GOOD_AGENT}")
+    spec["sandbox"] = "none"  # the agent writes its invocation log outside its worktree
+    spec["worktree"] = {"keep": "none"}
+    spec["score"]["setup"] = f"test ! -e {gate}"
+    spec_file = calc_project.variants(spec)
+    assert calc_project.explore("--variants", spec_file).ret == pytest.ExitCode.TESTS_FAILED
+    first = calc_project.trials()["good"]
+    assert first["status"] == "error" and "score.setup failed" in first["reason"]
+    assert worktree_folders(calc_project) == set()  # removed as soon as the branch held the work
+
+    gate.unlink()
+    assert calc_project.explore("--variants", spec_file).ret == 0
+    good = calc_project.trials()["good"]
+    assert (good["status"], good["score"]) == ("done", 1.0)
+    assert "resumed after the agent step" in good["flags"]
+    assert invocations.read_text() == "good\n"  # the agent ran once: its work came from the branch
+    assert worktree_folders(calc_project) == set()
+
+
+def test_an_unknown_keep_setting_is_a_usage_error(calc_project: Project) -> None:
+    spec = calc_project.calc_spec(good=GOOD_AGENT)
+    spec["worktree"] = {"keep": "some"}
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*worktree.keep: expected 'all' or 'failed' or 'none', got 'some'*"])
