@@ -16,7 +16,8 @@ directory and prints three tables.
        the plugin's sealed scoring checkout, written from the tree;
    ``trees.tree_of_files``
        reading a worktree back into a tree after an "agent" changed 3 files
-       (done after every agent).
+       (done after every agent), hashing every file, and with the stat
+       snapshot the trial runner takes when it makes the worktree.
 
    Each is shown with its ratio to the hand-made worktree (goal <= 1.1x).
    Every checkout shares the repository's object store: nothing is copied
@@ -112,7 +113,13 @@ def measure_checkouts(repo: Path, scratch: Path, repeat: int) -> dict[str, list[
     base = git(repo, "rev-parse", "HEAD").strip()
     sealed = gitops.sealed(repo)
     tree = sealed.run("rev-parse", f"{base}^{{tree}}")
-    times: dict[str, list[float]] = {"hand": [], "add_worktree": [], "materialize": [], "tree_of_files": []}
+    times: dict[str, list[float]] = {
+        "hand": [],
+        "add_worktree": [],
+        "materialize": [],
+        "tree_of_files": [],
+        "tree_of_files_snapshot": [],
+    }
 
     def hand(i: int) -> float:
         path = scratch / f"hand-{i}"
@@ -124,8 +131,11 @@ def measure_checkouts(repo: Path, scratch: Path, repeat: int) -> dict[str, list[
         path = scratch / f"plugin-{i}"
         spent = timed(lambda: gitops.add_worktree(repo, path, f"explore/bench/t{i}", base))
         worktree = gitops.Worktree(path, gitops.admin_of(path))
+        snapshot = gitops.snapshot_worktree(repo, worktree, base)  # as the trial runner takes it
         subprocess.run(EDIT_AGENT, shell=True, cwd=path, check=True)
-        times["tree_of_files"].append(timed(lambda: trees.tree_of_files(sealed.with_(work_tree=worktree.path), base)))
+        reader = sealed.with_(work_tree=worktree.path)
+        times["tree_of_files"].append(timed(lambda: trees.tree_of_files(reader, base)))
+        times["tree_of_files_snapshot"].append(timed(lambda: trees.tree_of_files(reader, base, unchanged=snapshot)))
         gitops.remove_worktree(repo, path)
         return spent
 
@@ -139,6 +149,7 @@ def measure_checkouts(repo: Path, scratch: Path, repeat: int) -> dict[str, list[
     for method in methods:  # one untimed warm-up each: the page cache holds the pack for all alike
         method[1](-1)
     times["tree_of_files"].clear()
+    times["tree_of_files_snapshot"].clear()
     for i in range(repeat):
         order = methods[i % 3 :] + methods[: i % 3]
         for name, method in order:
@@ -288,6 +299,7 @@ def main(argv: Sequence[str]) -> int:
                 ("add_worktree", "gitops.add_worktree"),
                 ("materialize", "trees.materialize (scoring)"),
                 ("tree_of_files", "trees.tree_of_files (3 edits)"),
+                ("tree_of_files_snapshot", "  with the stat snapshot"),
             ):
                 values = times[name]
                 median = statistics.median(values)
