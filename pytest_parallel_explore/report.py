@@ -280,7 +280,8 @@ def is_failed(trial: Mapping[str, Any]) -> bool:
 def status_text(trial: Mapping[str, Any]) -> str:
     """The status as the table shows it: "missing (error)" for a trial without an outcome, the attempt when retried."""
     status = Status(trial["status"])
-    text = status.value if status.outcome else f"missing ({status.value})"
+    # A trial still running shows its step; one that ended without an outcome is missing.
+    text = status.value if status.outcome or not status.finished else f"missing ({status.value})"
     if trial.get("from_checkpoint"):
         text += " (checkpoint)"
     attempts = len(trial.get("attempts", ()))
