@@ -20,7 +20,7 @@ import pytest
 from _pytest._code import ExceptionInfo
 from _pytest._io import TerminalWriter
 
-from . import gitops
+from . import adoption, gitops
 from .paths import ExperimentPaths, Workspace
 from .record import TrialRecord, read_json
 from .results import format_table, load_records, rank, write_report
@@ -144,7 +144,7 @@ def adopt(workspace: Workspace, experiment: str, which: str, *, squash: bool) ->
         )
     message = f"Adopt {chosen.name} from experiment {experiment} (score {chosen.score:.3f})\n\n{chosen.description}"
     try:
-        head = gitops.merge_branch(workspace.repo_root, chosen.branch, squash=squash, message=message)
+        head = adoption.merge_branch(workspace.repo_root, chosen.branch, squash=squash, message=message)
     except gitops.GitProblem as exc:
         raise pytest.UsageError(f"--explore-adopt: {exc}") from None
     return chosen, head
