@@ -172,20 +172,53 @@ class Git:
 
 
 def filter_drivers(git_dir: Path) -> frozenset[str]:
-    """The names of the ``filter.<name>.*`` drivers in ``git_dir``'s configuration, includes followed."""
+    """The names of the ``filter.<name>.*`` drivers in ``git_dir``'s configuration, includes followed.
+
+    Asked again only when a file the configuration comes from (or could come
+    from: ``config``, ``config.worktree``, the common directory's ``config``)
+    changed since the last answer; a planted driver or include changes one of
+    them, and its ctime, which no unprivileged process can set back.
+    """
+    cached = _drivers_seen.get(git_dir)
+    if cached is not None and all(_signature(path) == seen for path, seen in cached[0]):
+        return cached[1]
     finished = subprocess.run(
-        ["git", "config", "--list", "--includes", "-z"],
+        ["git", "config", "--list", "--includes", "--show-origin", "-z"],
         capture_output=True,
         env=sealed_env({"GIT_DIR": str(git_dir)}),
         cwd=git_dir,
         check=False,
     )
+    fields = finished.stdout.decode(errors="surrogateescape").split("\0")
+    origins = {Path(origin.removeprefix("file:")) for origin in fields[0::2] if origin.startswith("file:")}
     names = set()
-    for entry in finished.stdout.decode(errors="replace").split("\0"):
+    for entry in fields[1::2]:
         key = entry.split("\n", 1)[0]
         if key.startswith("filter.") and key.count(".") >= 2:
             names.add(key[len("filter.") : key.rindex(".")])
+    sources = {*(git_dir / p if not p.is_absolute() else p for p in origins), *_possible_sources(git_dir)}
+    _drivers_seen[git_dir] = (tuple((path, _signature(path)) for path in sources), frozenset(names))
     return frozenset(names)
+
+
+_drivers_seen: dict[Path, tuple[tuple[tuple[Path, tuple[int, ...] | None], ...], frozenset[str]]] = {}
+
+
+def _possible_sources(git_dir: Path) -> list[Path]:
+    """Configuration files git reads for ``git_dir`` whether or not they exist yet."""
+    sources = [git_dir / "config", git_dir / "config.worktree"]
+    commondir = git_dir / "commondir"
+    if commondir.is_file():
+        sources.append((git_dir / commondir.read_text().strip()).resolve() / "config")
+    return sources
+
+
+def _signature(path: Path) -> tuple[int, ...] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
 
 
 def common_dir(root: Path) -> Path:

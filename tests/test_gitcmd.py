@@ -61,3 +61,22 @@ def test_sealed_git_runs_no_hook_fsmonitor_or_filter(trapped: tuple[Path, Path],
     Git(repo / ".git").run("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "other")
     assert not marker.exists()
     assert (tmp_path / "wt" / "a.txt").read_text() == "changed\n"  # the sealed commit, checked out
+
+
+def test_a_filter_planted_after_an_earlier_call_is_still_neutralised(tmp_path: Path) -> None:
+    repo, marker = tmp_path / "repo", tmp_path / "ran"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    (repo / "a.txt").write_text("a\n")
+    (repo / ".gitattributes").write_text("* filter=late\n")
+    git = Git(repo / ".git", work_tree=repo)
+    git.run("status", "--porcelain")  # the configuration is read (and remembered) before the plant
+    included = tmp_path / "included"
+    included.write_text("")
+    subprocess.run(["git", "-C", str(repo), "config", "include.path", str(included)], check=True)
+    git.run("status", "--porcelain")  # the include is remembered, empty
+    included.write_text(f'[filter "late"]\n\tclean = "touch {marker}; cat"\n')  # planted in the included file
+
+    git.run("add", "-A")
+    assert not marker.exists()
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)  # the trap is real
+    assert marker.exists()
