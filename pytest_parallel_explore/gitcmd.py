@@ -190,13 +190,16 @@ def filter_drivers(git_dir: Path) -> frozenset[str]:
         check=False,
     )
     fields = finished.stdout.decode(errors="surrogateescape").split("\0")
-    origins = {Path(origin.removeprefix("file:")) for origin in fields[0::2] if origin.startswith("file:")}
     names = set()
-    for entry in fields[1::2]:
-        key = entry.split("\n", 1)[0]
+    sources = set(_possible_sources(git_dir))
+    for origin, entry in zip(fields[0::2], fields[1::2], strict=False):  # the output ends with a lone ""
+        source = git_dir / origin.removeprefix("file:")  # absolute paths stay as they are
+        sources.add(source)
+        key, _, value = entry.partition("\n")
         if key.startswith("filter.") and key.count(".") >= 2:
             names.add(key[len("filter.") : key.rindex(".")])
-    sources = {*(git_dir / p if not p.is_absolute() else p for p in origins), *_possible_sources(git_dir)}
+        elif key == "include.path" or (key.startswith("includeif.") and key.endswith(".path")):
+            sources.add(source.parent / Path(value).expanduser())  # even while empty: it may be filled later
     _drivers_seen[git_dir] = (tuple((path, _signature(path)) for path in sources), frozenset(names))
     return frozenset(names)
 
