@@ -11,7 +11,11 @@ none of the experiment's folders or the shared git directory.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
+import json
 import sys
+import urllib.parse
 from pathlib import Path
 
 from .sandbox import Sandbox, wanted
@@ -54,8 +58,30 @@ def for_scoring(settings: Settings, folder: Path, git_dir: Path) -> Sandbox | No
 
 
 def _interpreter() -> tuple[Path, ...]:
-    """The Python environment that runs ``{python}``: it must stay visible inside the sandbox."""
-    return tuple(Path(p) for p in {sys.prefix, sys.base_prefix})
+    """The Python environment that runs ``{python}``: it must stay visible (read-only) inside the sandbox.
+
+    Its prefix and every folder on its import path: an editable install of
+    the project or of this plugin lives outside site-packages, possibly
+    under ``/tmp``, which the sandbox replaces with a private one.
+    """
+    folders = {sys.prefix, sys.base_prefix, *(p for p in sys.path if p and Path(p).is_dir())}
+    folders.update(_editable_sources())
+    return tuple(sorted(Path(p) for p in folders))
+
+
+@functools.lru_cache(maxsize=1)
+def _editable_sources() -> frozenset[str]:
+    """Where editable installs (this plugin's included) keep their code: not on ``sys.path``, but imported."""
+    sources = {str(Path(__file__).resolve().parent.parent)}
+    for distribution in importlib.metadata.distributions():
+        try:
+            direct = json.loads(distribution.read_text("direct_url.json") or "{}")
+        except ValueError:
+            continue
+        url = direct.get("url", "")
+        if direct.get("dir_info", {}).get("editable") and url.startswith("file://"):
+            sources.add(urllib.parse.unquote(url.removeprefix("file://")))
+    return frozenset(p for p in sources if Path(p).is_dir())
 
 
 def _holdout(settings: Settings) -> list[Path]:
