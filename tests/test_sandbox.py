@@ -55,7 +55,7 @@ def test_wrap_puts_hidden_before_writable_before_readonly_parents_first(tmp_path
 def test_only_writable_paths_can_be_written(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    outside = Path(sys.prefix) / f"sandbox-probe-{uuid.uuid4().hex}"  # on the real filesystem, not /tmp
+    outside = Path.home() / f"sandbox-probe-{uuid.uuid4().hex}"  # on the real filesystem, not /tmp
     try:
         finished = sandboxed(
             f"touch {outside}; touch {tmp_path}/beside; touch {work}/inside && echo wrote inside",
@@ -216,7 +216,8 @@ def test_network_can_be_cut_but_loopback_stays(network: bool, tmp_path: Path) ->
         python = sys.executable
         finished = sandboxed(
             f"{python} connect.py {port}; {python} loopback.py",
-            Sandbox(writable=(tmp_path,), network=network),
+            # The interpreter stays visible even when its virtualenv is under the private /tmp.
+            Sandbox(writable=(tmp_path,), readonly=(Path(sys.prefix), Path(sys.base_prefix)), network=network),
             cwd=tmp_path,
         )
         listener.setblocking(False)
