@@ -377,7 +377,9 @@ def _cpu_now() -> tuple[float, float | None]:
 
 def _environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _OUTER_PYTEST_VARIABLES}
-    return {**env, **_GIT_IDENTITY}
+    # The plugin writes its sealed scoring checkouts under $TMPDIR: on the same filesystem as the
+    # worktrees (--tmpdir), or the comparison would weigh a disk against a tmpfs.
+    return {**env, **_GIT_IDENTITY, "TMPDIR": tempfile.gettempdir()}
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -523,6 +525,7 @@ def main(argv: Sequence[str]) -> int:
         raise SystemExit(f"overhead.py: pytest-parallel-explore is not installed for {sys.executable}")
     workload = Workload(args.files, args.tests, args.test_modules)
     scratch = Path(tempfile.mkdtemp(prefix="explore-overhead-", dir=args.tmpdir))
+    tempfile.tempdir = str(scratch)  # the plugin's scoring checkouts go there too (see _environment)
     try:
         template = scratch / "template"
         build_project(template, workload)
