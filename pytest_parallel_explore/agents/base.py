@@ -91,6 +91,12 @@ class AgentBackend:
         """The agent for a variant's merged ``agent:`` mapping, already validated."""
         raise NotImplementedError(f"{cls.__name__}.from_settings")
 
+    @classmethod
+    def field_values(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The settings that are fields of this (dataclass) backend: what ``from_settings`` passes on."""
+        fields = getattr(cls, "__dataclass_fields__", {})
+        return {key: value for key, value in settings.items() if key in fields}
+
     def preflight(self) -> None:
         """Raise :class:`AgentUnavailable` if the agent cannot run at all; by default it can."""
 

@@ -71,8 +71,7 @@ class ClaudeCodeAgent(AgentBackend):
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ClaudeCodeAgent:
         """The agent for a variant's merged ``agent:`` mapping, already validated."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {key: value for key, value in settings.items() if key in names}
+        values = cls.field_values(settings)
         tools = values.get("allowed_tools", ())
         values["allowed_tools"] = (tools,) if isinstance(tools, str) else tuple(tools)
         return cls(**values)

@@ -173,8 +173,7 @@ class AnthropicAgent(AgentBackend):
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> AnthropicAgent:
         """The agent for a variant's merged ``agent:`` mapping, already validated."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {key: value for key, value in settings.items() if key in names}
+        values = cls.field_values(settings)
         if "command_timeout" in values:
             values["command_timeout"] = parse_duration(values["command_timeout"])
         return cls(**values)
