@@ -192,8 +192,8 @@ def test_tampering_with_protected_tests_is_undone_and_flagged(verdict_project: P
     assert cheater["verdicts"]["fixed"] == 0
     summary = (verdict_project.experiment_dir() / "results" / "summary.md").read_text()
     assert (
-        "**tampering**: changed protected or hold-out files (restored before scoring): `holdout`, `tests/test_m.py`"
-        in summary
+        "**tampering** (protected files, hold-out or repository changed; undone before scoring): "
+        "`holdout`, `tests/test_m.py`" in summary
     )
     report = (verdict_project.experiment_dir() / "results" / "report.html").read_text()
     assert "tampering" in report.lower() and "tests/test_m.py" in report
