@@ -299,3 +299,29 @@ def test_the_scoring_run_sees_no_secrets(victim: Project, sandbox: str, monkeypa
     assert len(cases) == 6  # PYTEST_ADDOPTS of the user's shell did not deselect anything
     assert victim.trials()["leaky"]["score"] == pytest.approx(HONEST_SCORE)  # added tests do not count
     assert json.dumps(victim.trials()).count("hunter2") == 0
+
+
+@pytest.fixture
+def without_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PATH holding every program of this machine's PATH except bubblewrap."""
+    bin_dir = tmp_path / "bin-without-bwrap"
+    bin_dir.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        for program in Path(folder).glob("*") if Path(folder).is_dir() else ():
+            target = bin_dir / program.name
+            if program.name != "bwrap" and not target.exists():
+                target.symlink_to(program)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+def test_without_bubblewrap_auto_warns_and_bwrap_is_refused(victim: Project, without_bwrap: None) -> None:
+    auto = victim.explore("--variants", victim.variants(spec_for(victim, "auto", [])))
+
+    assert auto.ret == 0, auto.stdout.str()
+    auto.stdout.fnmatch_lines(["*warning: no sandbox: bubblewrap (bwrap) is not installed*"])
+    summary = (victim.experiment_dir() / "results" / "summary.md").read_text()
+    assert "## Warning: no sandbox" in summary and "- sandbox: none (bubblewrap not found)" in summary
+
+    required = victim.explore("--variants", victim.variants(spec_for(victim, "bwrap", []), name="variants-bwrap.yaml"))
+    assert required.ret == pytest.ExitCode.USAGE_ERROR
+    required.stderr.fnmatch_lines(["*sandbox: 'bwrap' needs bubblewrap, which is not installed*"])
