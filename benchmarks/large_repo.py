@@ -61,7 +61,7 @@ from pathlib import Path
 
 import yaml
 
-from pytest_parallel_explore import gitops, trees
+from pytest_parallel_explore.repo import gitops, trees
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "bench",

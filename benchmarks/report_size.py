@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_parallel_explore.baseline import Baseline, verdict_counts, verdicts
 from pytest_parallel_explore.paths import ExperimentPaths
 from pytest_parallel_explore.record import AgentStats, DiffStats, Status, TestStats, TrialRecord
-from pytest_parallel_explore.report import render_report
-from pytest_parallel_explore.results import build_results
+from pytest_parallel_explore.report.html import render_report
+from pytest_parallel_explore.report.results import build_results
+from pytest_parallel_explore.scoring.baseline import Baseline, verdict_counts, verdicts
 
 BASE_COMMIT = "3f1c2a9be0d4c7e15a2b8f60d1e9c3a4b5f6a7c8"
 OUTCOMES = ("passed", "failed", "error", "skipped")

@@ -19,8 +19,8 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
-from pytest_parallel_explore.race import race_state
-from pytest_parallel_explore.stats import fisher_exact, holm, permutation_test
+from pytest_parallel_explore.evidence.race import race_state
+from pytest_parallel_explore.evidence.stats import fisher_exact, holm, permutation_test
 
 Draw = Callable[[random.Random], float]
 

@@ -66,7 +66,7 @@ def cleanup_experiment(
 
 
 def _workspace(cwd: Path, explore_dir: str = DEFAULT_DIR) -> Workspace:
-    from .gitops import repo_root
+    from .repo.gitops import repo_root
 
     root = repo_root(cwd.resolve())
     return Workspace(root, (root / explore_dir).resolve())

@@ -20,10 +20,11 @@ import pytest
 from _pytest._code import ExceptionInfo
 from _pytest._io import TerminalWriter
 
-from . import adoption, gitops
+from . import adoption
 from .paths import ExperimentPaths, Workspace
 from .record import TrialRecord, read_json
-from .results import format_table, load_records, rank, write_report
+from .repo import gitops
+from .report.results import format_table, load_records, rank, write_report
 from .settings import resolve_workspace
 
 Write = Callable[[str], None]
@@ -208,7 +209,7 @@ def run_command(config: pytest.Config, write: Write) -> int:
         write(f"HEAD is now {head[:12]}")
         return 0
     if config.getoption("explore_merge"):
-        from .merge import merge_results
+        from .report.merge import merge_results
 
         sources = [config.invocation_params.dir / d for d in config.getoption("explore_merge")]
         results = merge_results(workspace, experiment, sources)

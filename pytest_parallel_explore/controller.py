@@ -30,14 +30,15 @@ from typing import Any
 
 import pytest
 
-from . import confinement, gitops, procs, repostate
-from .baseline import BackgroundBaseline
 from .defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
+from .isolation import confinement, procs
+from .isolation.sandbox import find_bwrap, wanted
 from .live import LiveView, every
 from .record import Status, TrialRecord, save, try_load, write_json
-from .results import format_table, is_repeated, load_records, write_live_report, write_report
+from .repo import gitops, repostate
+from .report.results import format_table, is_repeated, load_records, write_live_report, write_report
 from .runlock import ExperimentBusy, ExperimentLock
-from .sandbox import find_bwrap, wanted
+from .scoring.baseline import BackgroundBaseline
 from .settings import Settings
 from .version import __version__
 

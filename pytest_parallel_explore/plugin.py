@@ -150,7 +150,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config, base_commit=(workerinput or {}).get(BASE_COMMIT_KEY))
     config.stash[SETTINGS_KEY] = settings
     if workerinput is not None and REPO_STATE_INPUT in workerinput:
-        from .repostate import RepoState
+        from .repo.repostate import RepoState
 
         config.stash[REPO_STATE_KEY] = RepoState.from_json(workerinput[REPO_STATE_INPUT])
     config.pluginmanager.register(registry, "explore-agents")

@@ -117,7 +117,7 @@ class Settings:
 
 def resolve_workspace(config: pytest.Config) -> Workspace:
     """The repository around the invocation directory and its explore dir."""
-    from . import gitops  # here, not at the top: without --explore the plugin imports no git
+    from .repo import gitops  # here, not at the top: without --explore the plugin imports no git
 
     try:
         root = gitops.repo_root(config.invocation_params.dir)
@@ -141,7 +141,7 @@ def _check_explore_dir(root: Path, explore_dir: Path, where: str) -> None:
     Worktrees, results and cleanups write and delete there, so it may hold
     nothing the user's repository owns.
     """
-    from . import gitops
+    from .repo import gitops
 
     expected = "expected a folder inside the repository, not tracked by git (e.g. .data/parallel_explorer)"
     if not explore_dir.is_relative_to(root):
@@ -188,7 +188,7 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
 
     base = spec.base or "HEAD"
     if base_commit is None:
-        from . import gitops
+        from .repo import gitops
 
         try:
             base_commit = gitops.resolve_commit(workspace.repo_root, base)

@@ -18,12 +18,10 @@ from typing import TypeVar
 
 import pytest
 
-from . import confinement, gitops, procs, protect, racing, repostate, scorecache, trees
 from .agents import AgentOutcome, AgentTask
-from .baseline import Baseline, ensure_baseline, judge
-from .checkout import prepare_worktree, run_setup_command, scoring_checkout
 from .defaults import REPO_STATE_KEY
-from .gitcmd import Git
+from .evidence import racing
+from .isolation import confinement, procs
 from .paths import TRIAL_FILE_SUFFIXES
 from .record import (
     SKIPPED_BY_RACE,
@@ -36,9 +34,14 @@ from .record import (
     load,
     save,
 )
-from .results import load_records
+from .repo import gitops, repostate, trees
+from .repo.gitcmd import Git
+from .report.results import load_records
+from .scoring import protect, scorecache
+from .scoring.baseline import Baseline, ensure_baseline, judge
+from .scoring.checkout import prepare_worktree, run_setup_command, scoring_checkout
+from .scoring.suite import run_test_suite, weighted_score, yaml_metrics
 from .settings import Settings, Trial
-from .suite import run_test_suite, weighted_score, yaml_metrics
 
 _R = TypeVar("_R")
 

@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 from messages_server import MessagesServer, text, tool_use
 
-from pytest_parallel_explore import procs
 from pytest_parallel_explore.agents import AgentTask
 from pytest_parallel_explore.agents.anthropic import AnthropicAgent
 from pytest_parallel_explore.agents.anthropic.tools import (
@@ -36,7 +35,8 @@ from pytest_parallel_explore.agents.anthropic.tools import (
     ToolError,
     WorktreeTools,
 )
-from pytest_parallel_explore.environ import is_allowed, safe_env
+from pytest_parallel_explore.isolation import procs
+from pytest_parallel_explore.isolation.environ import is_allowed, safe_env
 
 #: A guard against hangs, not a performance target.
 DEADLINE = 15.0

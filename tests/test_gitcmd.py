@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore.gitcmd import Git
+from pytest_parallel_explore.repo.gitcmd import Git
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore import procs
-from pytest_parallel_explore.procs import clean_env, run_owned
+from pytest_parallel_explore.isolation import procs
+from pytest_parallel_explore.isolation.procs import clean_env, run_owned
 from tests.process_testing import ESCAPING_COMMAND, blocking_on, exists, next_tick, release, unblock, wait_pid
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="child subreapers are Linux-only")

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from pytest_parallel_explore.race import BET_CAP, _log_capital, confidence_sequence, race_state
+from pytest_parallel_explore.evidence.race import BET_CAP, _log_capital, confidence_sequence, race_state
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.8])

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from pytest_parallel_explore.baseline import Baseline, verdict_counts, verdicts
 from pytest_parallel_explore.record import AgentStats, DiffStats, Status, TestStats, TrialRecord
-from pytest_parallel_explore.report import MAX_DIFF_LINES, render_html
+from pytest_parallel_explore.report.html import MAX_DIFF_LINES, render_html
+from pytest_parallel_explore.scoring.baseline import Baseline, verdict_counts, verdicts
 from tests.browser import Browser, needs_chromium
 from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 

@@ -64,7 +64,7 @@ def test_scores_equal_a_test_run_by_hand_in_each_worktree(calc_project: Project)
             capture_output=True,
             text=True,
         )
-        from pytest_parallel_explore.suite import parse_junit
+        from pytest_parallel_explore.scoring.suite import parse_junit
 
         hand = parse_junit(worktree / "hand.xml")
         assert (trial["tests"]["passed"], trial["tests"]["failed"]) == (hand.passed, hand.failed), (

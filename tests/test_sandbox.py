@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore import procs
-from pytest_parallel_explore.procs import clean_env, run_owned
-from pytest_parallel_explore.sandbox import Sandbox, SandboxUnavailable
+from pytest_parallel_explore.isolation import procs
+from pytest_parallel_explore.isolation.procs import clean_env, run_owned
+from pytest_parallel_explore.isolation.sandbox import Sandbox, SandboxUnavailable
 from tests.process_testing import ESCAPING_COMMAND, blocking_on, exists, release, unblock, wait_for, wait_pid
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
@@ -140,8 +140,8 @@ def test_extra_writable_paths_expand_the_home_directory(tmp_path: Path, monkeypa
 _PARENT = """\
 import os, sys
 from pathlib import Path
-from pytest_parallel_explore.procs import run_owned
-from pytest_parallel_explore.sandbox import Sandbox
+from pytest_parallel_explore.isolation.procs import run_owned
+from pytest_parallel_explore.isolation.sandbox import Sandbox
 
 env = {k: v for k, v in os.environ.items() if k != "PPE_TEST_SECRET"}
 command = (

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_parallel_explore.race import race_state
+from pytest_parallel_explore.evidence.race import race_state
 from tests.explore_testing import Project
 
 WINS = {"weak.2", "weak.9", "poor.4"}

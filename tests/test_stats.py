@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_parallel_explore.stats import (
+from pytest_parallel_explore.evidence.stats import (
     Comparison,
     DifferingTest,
     VariantTrials,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore import trees
-from pytest_parallel_explore.gitcmd import Git, GitFailed
+from pytest_parallel_explore.repo import trees
+from pytest_parallel_explore.repo.gitcmd import Git, GitFailed
 
 
 def git(repo: Path, *args: str, input: bytes | None = None) -> str:

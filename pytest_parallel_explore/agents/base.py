@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from ..checks import is_int, unknown_keys
+from ..isolation.sandbox import Sandbox
 from ..record import AgentStats
-from ..sandbox import Sandbox
 
 #: Keys every backend understands, besides its own ``setting_keys``.
 COMMON_AGENT_KEYS = frozenset({"backend", "model"})

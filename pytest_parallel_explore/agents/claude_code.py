@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..checks import positive_int_problem, unknown_keys
-from ..procs import clean_env, run_owned
+from ..isolation.procs import clean_env, run_owned
 from ..record import AgentStats
 from .base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
 

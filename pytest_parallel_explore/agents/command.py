@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..checks import describe
-from ..procs import clean_env, expand, run_owned
+from ..isolation.procs import clean_env, expand, run_owned
 from ..record import AgentStats
 from .base import AgentBackend, AgentOutcome, AgentTask
 

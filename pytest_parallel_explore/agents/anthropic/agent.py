@@ -21,7 +21,7 @@ inside the worktree.  Choices worth knowing about:
 * **Confinement** covers the file tools: paths are resolved (symlinks
   followed) and refused unless they stay inside the worktree.  ``run_command``
   is a shell in the worktree, not a sandbox; its environment is an allow-list
-  (:mod:`pytest_parallel_explore.environ`), so it lacks API keys and other secrets.  The
+  (:mod:`pytest_parallel_explore.isolation.environ`), so it lacks API keys and other secrets.  The
   tools and their rules are in :mod:`.tools`, the price table in
   :mod:`.pricing`.
 * **Lazy SDK import.** ``anthropic`` takes most of a second to import, so it is
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...checks import is_int, is_number, parse_duration, positive_int_problem, unknown_keys
-from ...environ import safe_env
+from ...isolation.environ import safe_env
 from ...record import AgentStats
 from ..base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
 from .pricing import price_for, price_problems

@@ -23,7 +23,7 @@ or unbounded memory or disk.  The rules:
   It skips symlinks that lead out, non-regular, binary and over-2 MB files.
 * ``run_command`` is a shell in the worktree, not a sandbox: it runs as its
   own process group with a timeout and an allow-listed environment
-  (:mod:`pytest_parallel_explore.environ`).  Its output streams through a FIFO into a bounded head
+  (:mod:`pytest_parallel_explore.isolation.environ`).  Its output streams through a FIFO into a bounded head
   and tail, taking no disk; after 10 MB the pipe is closed, so the command
   dies of SIGPIPE on its next write, and the model gets an error.
 * What goes back to the model is bounded: 30,000 characters of a file (read a
@@ -49,8 +49,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...procs import run_owned
-from ...sandbox import Sandbox
+from ...isolation.procs import run_owned
+from ...isolation.sandbox import Sandbox
 
 if TYPE_CHECKING:
     from anthropic.types import ToolParam

@@ -21,19 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .matrix import (
-    CELL_MEANINGS,
-    LEGEND,
-    MAX_DIFF_LINES,
-    DiffLine,
-    anchor,
-    build_matrix,
-    parse_patch,
-)
-from .names import retry_command
-from .paths import ExperimentPaths
-from .record import Status
-from .templating import render
+from ..names import retry_command
+from ..paths import ExperimentPaths
+from ..record import Status
+from ..templating import render
+from .matrix import CELL_MEANINGS, LEGEND, MAX_DIFF_LINES, DiffLine, anchor, build_matrix, parse_patch
 
 #: Width of the score and confidence-interval bars, in CSS pixels.
 BAR_WIDTH = 110

@@ -3,7 +3,7 @@
 A :class:`Sandbox` is a policy: which paths the command may write, which it
 must not see, which stay read-only inside writable ones, and whether it has a
 network.  :meth:`Sandbox.wrap` turns an argv into a ``bwrap`` argv that
-enforces it; :func:`~pytest_parallel_explore.procs.run_owned` applies it when
+enforces it; :func:`~pytest_parallel_explore.isolation.procs.run_owned` applies it when
 given ``sandbox=``.
 
 Inside, the whole filesystem is read-only, ``/dev`` and ``/tmp`` are fresh

@@ -11,9 +11,9 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..record import SKIPPED_BY_RACE, Status, TrialRecord
+from ..sections import RaceSpec
 from .race import RaceState, race_state
-from .record import SKIPPED_BY_RACE, Status, TrialRecord
-from .sections import RaceSpec
 
 
 def round_of(record: TrialRecord) -> int:

@@ -23,8 +23,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .gitcmd import Git
-from .trees import tree_entries
+from ..repo.gitcmd import Git
+from ..repo.trees import tree_entries
 
 #: Files that configure pytest or Python's start-up, wherever they are.
 STARTUP_FILES = frozenset(

@@ -7,12 +7,12 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from . import racing, stats
-from .names import retry_command
-from .paths import ExperimentPaths
-from .record import SCHEMA, Status, TrialRecord, read_json, try_load, write_atomic, write_json
-from .report import is_failed, render_report, status_text
-from .templating import render
+from ..evidence import racing, stats
+from ..names import retry_command
+from ..paths import ExperimentPaths
+from ..record import SCHEMA, Status, TrialRecord, read_json, try_load, write_atomic, write_json
+from ..templating import render
+from .html import is_failed, render_report, status_text
 
 
 def load_records(paths: ExperimentPaths, trials: Iterable[str] | None = None) -> list[TrialRecord]:

@@ -11,7 +11,7 @@ A child that leaves the group (``setsid``, a double fork into a new session)
 would escape that kill, so the process running commands makes itself a child
 subreaper (Linux): such orphans are reparented to it instead of to init, and
 after each command :func:`run_owned` kills and reaps the ones that came from
-it.  A :class:`~pytest_parallel_explore.sandbox.Sandbox` goes further: its pid
+it.  A :class:`~pytest_parallel_explore.isolation.sandbox.Sandbox` goes further: its pid
 namespace dies with the command.
 """
 
@@ -161,7 +161,7 @@ def run_owned(
     process of the group is left running when this returns or raises, nor any
     process that left the group (see :func:`become_subreaper`).  With
     ``sandbox`` the command runs inside it (raises
-    :class:`~pytest_parallel_explore.sandbox.SandboxUnavailable` without bubblewrap).
+    :class:`~pytest_parallel_explore.isolation.sandbox.SandboxUnavailable` without bubblewrap).
     """
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     if sandbox is not None:

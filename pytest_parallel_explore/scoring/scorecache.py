@@ -36,11 +36,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .gitcmd import Git
-from .record import TestStats, read_json, write_json
-from .sandbox import wanted
-from .settings import Settings
-from .version import __version__
+from ..isolation.sandbox import wanted
+from ..record import TestStats, read_json, write_json
+from ..repo.gitcmd import Git
+from ..settings import Settings
+from ..version import __version__
 
 SCHEMA = 1
 #: Files at the top of the main checkout that say what the project's environment holds.

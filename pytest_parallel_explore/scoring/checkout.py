@@ -17,11 +17,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import confinement, trees
-from .gitcmd import Git
-from .procs import run_owned
-from .sandbox import Sandbox
-from .settings import Settings
+from ..isolation import confinement
+from ..isolation.procs import run_owned
+from ..isolation.sandbox import Sandbox
+from ..repo import trees
+from ..repo.gitcmd import Git
+from ..settings import Settings
 from .suite import scoring_env
 
 

@@ -18,10 +18,10 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from ..sections import SandboxSpec
+from ..settings import Settings
+from ..spec import VariantSpec
 from .sandbox import Sandbox, wanted
-from .sections import SandboxSpec
-from .settings import Settings
-from .spec import VariantSpec
 
 
 def sandbox_spec(settings: Settings, variant: VariantSpec | None) -> SandboxSpec:

@@ -19,11 +19,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
-from .environ import safe_env
-from .procs import expand, run_owned
-from .record import TestStats
-from .sandbox import Sandbox
-from .settings import Settings
+from ..isolation.environ import safe_env
+from ..isolation.procs import expand, run_owned
+from ..isolation.sandbox import Sandbox
+from ..record import TestStats
+from ..settings import Settings
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _PYTEST_COMMAND = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)(\s|$)|-m\s+pytest\b")

@@ -19,10 +19,11 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
-from . import gitops, scorecache
+from ..record import TestStats, read_json, write_json
+from ..repo import gitops
+from ..settings import Settings
+from . import scorecache
 from .checkout import scoring_checkout
-from .record import TestStats, read_json, write_json
-from .settings import Settings
 from .suite import run_test_suite
 
 #: Reserved trial name: the baseline's files are ``results/baseline.<run>_*``.

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from .paths import TRIAL_FILE_SUFFIXES, Workspace
-from .record import Status, TrialRecord, read_json, save, write_json
+from ..paths import TRIAL_FILE_SUFFIXES, Workspace
+from ..record import Status, TrialRecord, read_json, save, write_json
+from ..spec import is_safe_name
 from .results import write_report
-from .spec import is_safe_name
 
 #: The experiment-level keys of results.json that are copied into the merged report.
 _EXPERIMENT_KEYS = (

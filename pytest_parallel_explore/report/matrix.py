@@ -12,8 +12,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .baseline import Baseline, verdicts
-from .record import TestStats
+from ..record import TestStats
+from ..scoring.baseline import Baseline, verdicts
 
 #: Lines of one trial's patch shown in the page; the rest stays in ``results/<trial>.patch``.
 MAX_DIFF_LINES = 1000

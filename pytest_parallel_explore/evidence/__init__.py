@@ -1,0 +1,1 @@
+"""From trial scores to decisions: statistics and the sequential race."""

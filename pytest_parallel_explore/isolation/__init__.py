@@ -1,0 +1,1 @@
+"""Keeping trials apart and contained: processes, the bubblewrap sandbox, environments."""

@@ -1,0 +1,1 @@
+"""Everything that touches git: sealed git calls, worktrees and branches, trees, the repository snapshot."""

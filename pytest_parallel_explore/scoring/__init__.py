@@ -1,0 +1,1 @@
+"""Scoring a trial: the sealed checkout, the test-suite run, the baseline and the score cache."""
