@@ -2,248 +2,74 @@
 
 Registered in the process that reports (the xdist controller, or the main
 process without xdist).  Without xdist, trials run here and report each saved
-step through ``pytest_explore_trial_progress``; with xdist they run in workers,
-and a thread polls the progress files that they write anyway.
+step through ``pytest_explore_trial_progress``.  With xdist they run in
+workers, and the controller reads the progress files they write anyway.
 
-That thread also draws the live view (see ``live.py``), because nothing else
-runs on the controller while a trial works: xdist's ``DSession`` loop calls
-hooks only when a worker sends an event (an item's start or report), and an
-agent can work for minutes without one; it has no periodic hook, and a worker
-cannot send events it does not know.  So the thread writes, and every write to
-the terminal is serialised by the live view's lock, which the hooks below also
-hold around the terminal reporter's own writes (``pytest_runtest_log*``, the
-nodes' ready/down lines, our notices).  ``report.html`` is written when the
-session starts and rewritten when a trial starts or finishes; it reloads itself
-until the final one, written at the end of the session.
+Every write to the terminal happens on the main thread.  Under xdist nothing
+else runs there while a trial works: ``DSession``'s loop calls hooks only when
+a worker sends an event, and an agent can work for minutes without one.  So a
+timer thread does no drawing: every :data:`POLL_SECONDS` it puts an event on
+that loop's own queue (:class:`MainThreadTicks`), and the loop calls the
+controller's :meth:`ExploreController.poll` on the main thread, between the
+workers' events.  ``report.html`` is written when the session starts and
+rewritten when a trial starts or finishes; it reloads itself until the final
+one, written at the end of the session.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import datetime as dt
-import os
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
 
 from .defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
-from .isolation import confinement, procs
-from .isolation.sandbox import find_bwrap, wanted
-from .live import LiveView, every
-from .record import Status, TrialRecord, save, try_load, write_json
+from .live import LiveView
+from .record import TrialRecord, save, try_load, write_json
 from .repo import gitops, repostate
 from .report.results import format_table, is_repeated, load_records, write_live_report, write_report
-from .runlock import ExperimentBusy, ExperimentLock
-from .scoring.baseline import BackgroundBaseline
+from .runstart import RunCheck, RunStart, baseline_notice, experiment_info, own_refs, recover_interrupted, start_run
 from .settings import Settings
-from .version import __version__
 
 #: How often the progress files are polled for changes.
 POLL_SECONDS = 0.5
 
 
-def experiment_info(settings: Settings) -> dict[str, Any]:
-    """What ``experiment.json`` says about a run: enough to rebuild its report later."""
-    return {
-        "experiment": settings.experiment,
-        "task": settings.spec.task,
-        "source": settings.spec.source,
-        "base": settings.base,
-        "base_commit": settings.base_commit,
-        "trial_names": [t.name for t in settings.trials],
-        "variant_names": list(settings.variant_names),
-        "race": dataclasses.asdict(settings.race) if settings.race else None,
-        "score_command": settings.score_command,
-        "plugin_version": __version__,
-        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def recover_interrupted(settings: Settings, *, only_dead_owners: bool = False) -> list[str]:
-    """Close the records of trials whose run stopped midway; kill what they left running.
-
-    A trial's record lists the process groups alive in it (agents and their
-    children).  When the process that ran the trial is gone (an xdist worker
-    killed, a run stopped with SIGKILL), nothing else would ever stop them.
-    Returns a notice per trial closed.
-    """
-    notices = []
-    for trial in settings.trials:
-        path = settings.paths.trial_file(trial.name, "_progress.json")
-        record = try_load(path)
-        if record is None or (record.status.finished and not record.process_groups):
-            continue
-        if only_dead_owners and (record.owner_pid is None or _alive(record.owner_pid)):
-            continue
-        killed = procs.reap(record.process_groups)
-        record.process_groups = []
-        if not record.status.finished:
-            record.reason = f"interrupted during {record.status.value}: the process running it stopped"
-            record.status = Status.ERROR
-            record.finished_at = record.finished_at or time.time()
-            record.end_attempt(record.agent.cost_usd)
-            notices.append(
-                f"{trial.name}: {record.reason}" + (f"; killed {len(killed)} process groups" if killed else "")
-            )
-        save(record, path)
-    return notices
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@dataclasses.dataclass
-class RunStart:
-    """What the controller established before the trials: notices to show, the lock, the checkout's state."""
-
-    notices: list[str]
-    lock: ExperimentLock
-    checkout: dict[str, str]
-    baseline: BackgroundBaseline | None
-    sandbox_warning: str | None = None
-
-
-def prepare_run(config: pytest.Config, settings: Settings) -> RunStart:
-    """Checks and set-up done once, before any worktree is made.
-
-    Every agent must exist and be able to run; the experiment must not be
-    running elsewhere; trials that an earlier run left midway are closed;
-    the base commit starts being scored in the background (or its saved
-    or cached baseline is reused).
-    """
-    from .agents import AgentUnavailable, agent_backends, unknown_backend
-
-    for trial in settings.trials:
-        agent = config.hook.pytest_explore_make_agent(config=config, variant=trial.variant)
-        where = f"{settings.spec.source}: variants.{trial.variant.name}.agent.backend"
-        if agent is None:
-            backend = trial.variant.agent.get("backend")
-            raise pytest.UsageError(f"{where}: {unknown_backend(backend, agent_backends(config))}")
-        try:
-            agent.preflight()
-        except AgentUnavailable as exc:
-            raise pytest.UsageError(f"{where}: {exc}") from None
-    sandbox_warning = _check_sandbox(settings)
-    lock = ExperimentLock(settings.paths.lock)
-    try:
-        lock.acquire()
-    except ExperimentBusy as exc:
-        raise pytest.UsageError(f"--explore {settings.experiment}: {exc}") from None
-    notices = []
-    if lock.stale_pid is not None:
-        notices.append(f"warning: took over the lock of an earlier run that died (pid {lock.stale_pid})")
-    notices.extend(recover_interrupted(settings))
-    if sandbox_warning:
-        notices.append(f"warning: {sandbox_warning}")
-    root = settings.workspace.repo_root
-    if gitops.is_dirty(root):
-        # Said on the terminal, not with `warnings`: a project's filterwarnings=error would make it a crash.
-        notices.append(
-            f"warning: {root} has uncommitted changes; the variants start from the last commit "
-            f"({settings.base} = {settings.base_commit[:12]}), without them"
-        )
-    if settings.workspace.explore_dir.is_relative_to(root):
-        gitops.exclude_path(root, str(settings.workspace.explore_dir.relative_to(root)))
-    settings.paths.results.mkdir(parents=True, exist_ok=True)
-    checkout = gitops.checkout_snapshot(root)
-    config.stash[REPO_STATE_KEY] = repostate.capture(gitops.sealed(root).git_dir, own_refs(settings))
-    # Scored while the agents work: trials wait for it only to judge their tests.
-    baseline = None if config.getoption("collectonly") else BackgroundBaseline(settings)
-    return RunStart(notices, lock, checkout, baseline, sandbox_warning)
-
-
-def _sandbox_use(settings: Settings) -> str:
-    """How the trials are confined, for the summary: ``bubblewrap``, ``none``, or per variant."""
-    modes = {
-        "bubblewrap" if wanted(confinement.sandbox_spec(settings, t.variant).mode) else "none" for t in settings.trials
-    }
-    return modes.pop() if len(modes) == 1 else "per variant (bubblewrap for some, none for others)"
-
-
-def baseline_notice(settings: Settings, background: BackgroundBaseline, *, interrupted: bool) -> list[str]:
-    """Wait for the baseline (not after Ctrl-C: then its suite is stopped) and say how it was had."""
-    if interrupted and background.running:
-        background.cancelled.set()
-        procs.reap(procs.live_groups())
-    result = background.wait()
-    if result is None:
-        return [f"warning: the baseline could not be scored: {background.error}"] if background.error else []
-    baseline, how = result
-    flaky = f"; {len(baseline.flaky)} flaky tests left out" if baseline.flaky else ""
-    return [
-        f"baseline {how}: {baseline.tests.passed}/{baseline.tests.total} tests "
-        f"pass at {settings.base_commit[:12]} ({baseline.runs} runs{flaky})"
-    ]
-
-
-def _check_sandbox(settings: Settings) -> str | None:
-    """Refuse ``sandbox: bwrap`` without bubblewrap; the warning to give when ``auto`` finds none."""
-    modes = {settings.spec.sandbox.mode} | {confinement.sandbox_spec(settings, t.variant).mode for t in settings.trials}
-    if find_bwrap() is not None or modes == {"none"}:
-        return None
-    if "bwrap" in modes:
-        raise pytest.UsageError(
-            f"{settings.spec.source}: sandbox: 'bwrap' needs bubblewrap, which is not installed "
-            "(Debian/Ubuntu: apt-get install bubblewrap); or choose sandbox: auto or none"
-        )
-    return (
-        "no sandbox: bubblewrap (bwrap) is not installed, so agents and the scoring runs work with your "
-        "account's full access (install the 'bubblewrap' package; see the README's Trust model)"
-    )
-
-
-def own_refs(settings: Settings) -> str:
-    """The prefix of the experiment's own branches, which the repository snapshot leaves out."""
-    return f"refs/heads/{settings.workspace.branch(settings.experiment, '')}"
-
-
 class ExploreController:
-    @classmethod
-    def for_run(cls, config: pytest.Config, settings: Settings, *, distributed: bool) -> ExploreController:
-        return cls(config, settings, prepare_run(config, settings), distributed)
-
-    def __init__(self, config: pytest.Config, settings: Settings, prepared: RunStart, distributed: bool) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, check: RunCheck, distributed: bool) -> None:
         self.config = config
         self.settings = settings
-        self.prepared = prepared
+        self.check = check
         self.distributed = distributed
-        self.info = experiment_info(settings)
-        self.info["sandbox_warning"] = prepared.sandbox_warning
-        self.info["sandbox"] = "none (bubblewrap not found)" if prepared.sandbox_warning else _sandbox_use(settings)
+        self.info = experiment_info(settings, check)
+        self.prepared: RunStart | None = None
         self.results: dict[str, Any] | None = None
         self.reported: dict[str, dict[str, Any]] = {}  # each trial's record as its process reported it
         self._started = time.time()
-        self._stop = threading.Event()
-        self._watcher = every(POLL_SECONDS, self.poll, self._stop)
+        self.ticks: MainThreadTicks | None = None
         self.live: LiveView | None = None
-        self._report_lock = threading.Lock()
 
     # -- live progress -----------------------------------------------------
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Set the run up before xdist starts its workers (they get the repository snapshot taken here)."""
+        self.prepared = start_run(self.config, self.settings)
         write_json(self.settings.paths.experiment_json, self.info)
         if self.config.pluginmanager.get_plugin("terminalreporter") is not None:
             self.live = LiveView.for_terminal(self.config.get_terminal_writer(), self.settings.experiment)
-        self.say(self.prepared.notices)
+        self.say(self.check.notices + self.prepared.notices)
         if not self.config.getoption("collectonly"):
             self._write_live_report()
         if self.distributed:
-            self._watcher.start()
+            self.ticks = MainThreadTicks.start(self.config, self.poll)
 
     @contextlib.contextmanager
     def terminal(self) -> Iterator[None]:
-        """Hold the terminal: the live block is erased meanwhile, and no other thread writes."""
+        """Hold the terminal for pytest's own writes: the live block is erased meanwhile, then drawn again."""
         if self.live is None:
             yield
             return
@@ -306,9 +132,8 @@ class ExploreController:
     def _write_live_report(self) -> None:
         """``report.html`` of the experiment so far (see :func:`results.write_live_report`)."""
         running = list(self.live.running) if self.live is not None else []
-        with self._report_lock:  # the polling thread and the main thread may both get here
-            records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
-            write_live_report(self.settings.paths, self.info, records, running)
+        records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
+        write_live_report(self.settings.paths, self.info, records, running)
 
     # -- the report --------------------------------------------------------
 
@@ -329,10 +154,9 @@ class ExploreController:
             self._stop_live()
 
     def _stop_live(self) -> None:
-        if self.distributed:
-            self._stop.set()
-            if self._watcher.is_alive():
-                self._watcher.join()
+        if self.ticks is not None:
+            self.ticks.stop()
+            self.ticks = None
             self.poll()
         if self.live is not None:
             self.live.stop()
@@ -343,16 +167,17 @@ class ExploreController:
         if self.settings.retry_failed and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             self.say(["--explore-retry-failed: no failed or timed-out variant to retry"])
             session.exitstatus = pytest.ExitCode.OK
-        if self.prepared.baseline is not None:
+        if self.prepared is not None and self.prepared.baseline is not None:
             interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
             self.say(baseline_notice(self.settings, self.prepared.baseline, interrupted=interrupted))
         # The session is over: nothing of it may keep running, whatever stopped it.
         self.say(recover_interrupted(self.settings))
         self.info["repository_changes"] = self._restore_repository()
         self._keep_reported_records()
-        changed = gitops.snapshot_changes(
-            self.prepared.checkout, gitops.checkout_snapshot(self.settings.workspace.repo_root)
-        )
+        changed = []
+        if self.prepared is not None:
+            now = gitops.checkout_snapshot(self.settings.workspace.repo_root)
+            changed = gitops.snapshot_changes(self.prepared.checkout, now)
         if changed:
             self.say([f"warning: the main checkout changed while the trials ran: {', '.join(changed)}"])
         self.info["checkout_changes"] = changed
@@ -396,7 +221,7 @@ class ExploreController:
                 save(reported, path)
 
     def pytest_unconfigure(self) -> None:
-        self.prepared.lock.release()
+        self.check.lock.release()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
@@ -419,6 +244,55 @@ class ExploreController:
                 terminalreporter.write_line(f"  {elimination['sentence']}")
         terminalreporter.write_line("")
         terminalreporter.write_line(f"summary: {self.settings.paths.summary_md}")
+
+
+class MainThreadTicks:
+    """Calls ``action`` on the main thread about every :data:`POLL_SECONDS` while xdist's loop waits.
+
+    A daemon thread puts an ``explore_tick`` event on ``DSession``'s queue, the one
+    the workers' events arrive on; the loop, on the main thread, dispatches it to
+    ``worker_explore_tick`` like any worker event.  At most one tick is queued at a
+    time, so a busy loop never finds a backlog of them.
+    """
+
+    EVENT = "explore_tick"
+
+    def __init__(self, queue: Any, action: Callable[[], None]) -> None:
+        self._queue = queue
+        self._action = action
+        self._idle = threading.Event()
+        self._idle.set()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="explore-ticks", daemon=True)
+
+    @classmethod
+    def start(cls, config: pytest.Config, action: Callable[[], None]) -> MainThreadTicks | None:
+        """Ticks through xdist's loop, or None when this xdist has no event queue to post to."""
+        dsession = config.pluginmanager.get_plugin("dsession")
+        queue = getattr(dsession, "queue", None)
+        if queue is None or not hasattr(queue, "put"):
+            return None  # the live view then changes only when a worker reports
+        ticks = cls(queue, action)
+        setattr(dsession, f"worker_{cls.EVENT}", ticks._tick)
+        ticks._thread.start()
+        return ticks
+
+    def _run(self) -> None:
+        while not self._stopped.wait(POLL_SECONDS):
+            if self._idle.is_set():
+                self._idle.clear()
+                self._queue.put((self.EVENT, {}))
+
+    def _tick(self) -> None:
+        try:
+            if not self._stopped.is_set():
+                self._action()
+        finally:
+            self._idle.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 class XdistHooks:

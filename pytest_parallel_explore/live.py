@@ -3,18 +3,17 @@
 On a terminal the lines are a block under pytest's own output, redrawn in
 place (the cursor is put back at the end of pytest's line, so its progress
 dots continue where they were); elsewhere (CI logs, pytester) each change of
-a trial's step is one plain line.  Every write happens under :attr:`LiveView.lock`,
-which the controller also holds around the hooks in which pytest's terminal
-reporter writes (see ``controller.ExploreController``), so the block is erased
-before pytest writes and redrawn after.
+a trial's step is one plain line.  It is used from the main thread only; the
+controller wraps the hooks in which pytest's terminal reporter writes in
+:meth:`LiveView.suspended`, so the block is erased before pytest writes and
+redrawn after.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TextIO
 
 from _pytest._io import TerminalWriter
@@ -43,13 +42,12 @@ def progress_line(experiment: str, record: TrialRecord, now: float | None = None
 
 
 class LiveView:
-    """What the terminal shows of the running trials; thread-safe through :attr:`lock`."""
+    """What the terminal shows of the running trials."""
 
     def __init__(self, writer: TerminalWriter, experiment: str, *, in_place: bool) -> None:
         self.writer = writer
         self.experiment = experiment
         self.in_place = in_place
-        self.lock = threading.RLock()
         self.running: dict[str, TrialRecord] = {}
         self._seen: dict[str, tuple[object, ...]] = {}
         self._drawn = 0  # lines of the block now on the screen
@@ -63,52 +61,47 @@ class LiveView:
         return LiveView(writer, experiment, in_place=in_place)
 
     def start(self) -> None:
-        with self.lock:
-            self._started = True
-            self._redraw()
+        self._started = True
+        self._redraw()
 
     def update(self, record: TrialRecord) -> bool:
         """Take a trial's saved record into the view; True when its step changed."""
         state = (record.status, record.from_checkpoint, record.agent.turns, record.agent.cost_usd)
-        with self.lock:
-            previous = self._seen.get(record.name)
-            if previous == state:
-                return False
-            self._seen[record.name] = state
-            stepped = previous is None or previous[:2] != state[:2]
-            if record.status.finished:
-                self.running.pop(record.name, None)
-            else:
-                self.running[record.name] = record
-            if not self.in_place:
+        previous = self._seen.get(record.name)
+        if previous == state:
+            return False
+        self._seen[record.name] = state
+        stepped = previous is None or previous[:2] != state[:2]
+        if record.status.finished:
+            self.running.pop(record.name, None)
+        else:
+            self.running[record.name] = record
+        if not self.in_place:
+            self._plain(progress_line(self.experiment, record))
+        elif record.status.finished and stepped:
+            with self.suspended():  # a finished trial's line stays in the scrollback
                 self._plain(progress_line(self.experiment, record))
-            elif record.status.finished and stepped:
-                with self.suspended():  # a finished trial's line stays in the scrollback
-                    self._plain(progress_line(self.experiment, record))
-            else:
-                self._redraw()
-            return stepped
+        else:
+            self._redraw()
+        return stepped
 
     def tick(self) -> None:
         """Redraw the block so that elapsed times move (in place only)."""
         if self.in_place:
-            with self.lock:
-                self._redraw()
+            self._redraw()
 
     @contextlib.contextmanager
     def suspended(self) -> Iterator[None]:
         """Erase the block while someone else writes to the terminal; draw it again afterwards."""
-        with self.lock:
-            self._erase()
-            try:
-                yield
-            finally:
-                self._draw()
+        self._erase()
+        try:
+            yield
+        finally:
+            self._draw()
 
     def stop(self) -> None:
-        with self.lock:
-            self._erase()
-            self._started = False
+        self._erase()
+        self._started = False
 
     # -- drawing -----------------------------------------------------------
 
@@ -140,13 +133,3 @@ class LiveView:
         file: TextIO = self.writer._file
         file.write(text)
         file.flush()
-
-
-def every(seconds: float, action: Callable[[], None], stop: threading.Event) -> threading.Thread:
-    """A daemon thread calling ``action`` every ``seconds`` until ``stop`` is set."""
-
-    def loop() -> None:
-        while not stop.wait(seconds):
-            action()
-
-    return threading.Thread(target=loop, name="explore-progress", daemon=True)

@@ -164,8 +164,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(items, "explore-items")
     if workerinput is None:
         from .controller import ExploreController, XdistHooks
+        from .runstart import check_run
 
-        controller = ExploreController.for_run(config, settings, distributed=distributed)
+        controller = ExploreController(config, settings, check_run(config, settings), distributed)
         config.pluginmanager.register(controller, "explore-controller")
         if distributed:
             config.pluginmanager.register(XdistHooks(controller), "explore-xdist")

@@ -134,6 +134,37 @@ def test_progress_shows_each_step_with_elapsed_time(calc_project: Project, worke
     )
 
 
+def test_progress_is_written_from_the_main_thread_only(calc_project: Project) -> None:
+    # A conftest in the controller records every terminal write made from another thread.
+    calc_project.write(
+        {
+            "conftest.py": textwrap.dedent(
+                """
+                import pathlib, threading
+                from _pytest._io import TerminalWriter
+
+                write = TerminalWriter.write
+
+                def checked(self, msg, **kwargs):
+                    if threading.current_thread() is not threading.main_thread():
+                        with pathlib.Path("off-main-thread.txt").open("a") as f:
+                            f.write(f"{threading.current_thread().name}: {msg!r}\\n")
+                    return write(self, msg, **kwargs)
+
+                TerminalWriter.write = checked
+                """
+            )
+        }
+    )
+    spec = calc_project.calc_spec(slow=f"sleep 1.2; {GOOD_AGENT}")
+    result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "2")
+
+    assert result.ret == 0
+    result.stdout.re_match_lines([r"explore calc\[slow\]: agent \d+\.\ds", r"explore calc\[slow\]: done"])
+    offending = calc_project.path / "off-main-thread.txt"
+    assert not offending.exists(), offending.read_text()
+
+
 def test_trial_finished_and_summary_hooks_are_called(calc_project: Project) -> None:
     calc_project.write(
         {

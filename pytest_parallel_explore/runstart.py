@@ -1,0 +1,201 @@
+"""What a run does before its trials, in two steps.
+
+:func:`check_run` runs in ``pytest_configure``: it only checks (every agent can
+run, the sandbox asked for exists) and takes the experiment's lock, so a bad
+command line fails before anything is written.  :func:`start_run` runs when the
+session starts: it closes what an earlier run left midway, snapshots the
+repository (handed to xdist workers, restored at the end) and starts scoring
+the base commit in the background.  Nothing here runs in xdist workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import time
+from typing import Any
+
+import pytest
+
+from .defaults import REPO_STATE_KEY
+from .isolation import confinement, procs
+from .isolation.sandbox import find_bwrap, wanted
+from .record import Status, save, try_load
+from .repo import gitops, repostate
+from .runlock import ExperimentBusy, ExperimentLock
+from .scoring.baseline import BackgroundBaseline
+from .settings import Settings
+from .version import __version__
+
+
+@dataclasses.dataclass
+class RunCheck:
+    """What ``pytest_configure`` established: the lock held, and how the trials will be confined."""
+
+    lock: ExperimentLock
+    notices: list[str]
+    sandbox: str  # for the summary: bubblewrap, none, or per variant
+    sandbox_warning: str | None
+
+
+@dataclasses.dataclass
+class RunStart:
+    """What the session start set up: notices to show, the main checkout's state, the baseline."""
+
+    notices: list[str]
+    checkout: dict[str, str]
+    baseline: BackgroundBaseline | None
+
+
+def check_run(config: pytest.Config, settings: Settings) -> RunCheck:
+    """Refuse a run that cannot work, before anything is written; then take the experiment's lock."""
+    from .agents import AgentUnavailable, agent_backends, unknown_backend
+
+    for trial in settings.trials:
+        agent = config.hook.pytest_explore_make_agent(config=config, variant=trial.variant)
+        where = f"{settings.spec.source}: variants.{trial.variant.name}.agent.backend"
+        if agent is None:
+            backend = trial.variant.agent.get("backend")
+            raise pytest.UsageError(f"{where}: {unknown_backend(backend, agent_backends(config))}")
+        try:
+            agent.preflight()
+        except AgentUnavailable as exc:
+            raise pytest.UsageError(f"{where}: {exc}") from None
+    warning = _check_sandbox(settings)
+    lock = ExperimentLock(settings.paths.lock)
+    try:
+        lock.acquire()
+    except ExperimentBusy as exc:
+        raise pytest.UsageError(f"--explore {settings.experiment}: {exc}") from None
+    notices = []
+    if lock.stale_pid is not None:
+        notices.append(f"warning: took over the lock of an earlier run that died (pid {lock.stale_pid})")
+    if warning:
+        notices.append(f"warning: {warning}")
+    sandbox = "none (bubblewrap not found)" if warning else _sandbox_use(settings)
+    return RunCheck(lock, notices, sandbox, warning)
+
+
+def start_run(config: pytest.Config, settings: Settings) -> RunStart:
+    """Set-up done once, before any worktree is made (the controller's session start, before xdist's)."""
+    notices = recover_interrupted(settings)
+    root = settings.workspace.repo_root
+    if gitops.is_dirty(root):
+        # Said on the terminal, not with `warnings`: a project's filterwarnings=error would make it a crash.
+        notices.append(
+            f"warning: {root} has uncommitted changes; the variants start from the last commit "
+            f"({settings.base} = {settings.base_commit[:12]}), without them"
+        )
+    if settings.workspace.explore_dir.is_relative_to(root):
+        gitops.exclude_path(root, str(settings.workspace.explore_dir.relative_to(root)))
+    settings.paths.results.mkdir(parents=True, exist_ok=True)
+    checkout = gitops.checkout_snapshot(root)
+    config.stash[REPO_STATE_KEY] = repostate.capture(gitops.sealed(root).git_dir, own_refs(settings))
+    # Scored while the agents work: trials wait for it only to judge their tests.
+    baseline = None if config.getoption("collectonly") else BackgroundBaseline(settings)
+    return RunStart(notices, checkout, baseline)
+
+
+def experiment_info(settings: Settings, check: RunCheck) -> dict[str, Any]:
+    """What ``experiment.json`` says about a run: enough to rebuild its report later."""
+    return {
+        "experiment": settings.experiment,
+        "task": settings.spec.task,
+        "source": settings.spec.source,
+        "base": settings.base,
+        "base_commit": settings.base_commit,
+        "trial_names": [t.name for t in settings.trials],
+        "variant_names": list(settings.variant_names),
+        "race": dataclasses.asdict(settings.race) if settings.race else None,
+        "score_command": settings.score_command,
+        "plugin_version": __version__,
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "sandbox_warning": check.sandbox_warning,
+        "sandbox": check.sandbox,
+    }
+
+
+def recover_interrupted(settings: Settings, *, only_dead_owners: bool = False) -> list[str]:
+    """Close the records of trials whose run stopped midway; kill what they left running.
+
+    A trial's record lists the process groups alive in it (agents and their
+    children).  When the process that ran the trial is gone (an xdist worker
+    killed, a run stopped with SIGKILL), nothing else would ever stop them.
+    Returns a notice per trial closed.
+    """
+    notices = []
+    for trial in settings.trials:
+        path = settings.paths.trial_file(trial.name, "_progress.json")
+        record = try_load(path)
+        if record is None or (record.status.finished and not record.process_groups):
+            continue
+        if only_dead_owners and (record.owner_pid is None or _alive(record.owner_pid)):
+            continue
+        killed = procs.reap(record.process_groups)
+        record.process_groups = []
+        if not record.status.finished:
+            record.reason = f"interrupted during {record.status.value}: the process running it stopped"
+            record.status = Status.ERROR
+            record.finished_at = record.finished_at or time.time()
+            record.end_attempt(record.agent.cost_usd)
+            notices.append(
+                f"{trial.name}: {record.reason}" + (f"; killed {len(killed)} process groups" if killed else "")
+            )
+        save(record, path)
+    return notices
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def baseline_notice(settings: Settings, background: BackgroundBaseline, *, interrupted: bool) -> list[str]:
+    """Wait for the baseline (not after Ctrl-C: then its suite is stopped) and say how it was had."""
+    if interrupted and background.running:
+        background.cancelled.set()
+        procs.reap(procs.live_groups())
+    result = background.wait()
+    if result is None:
+        return [f"warning: the baseline could not be scored: {background.error}"] if background.error else []
+    baseline, how = result
+    flaky = f"; {len(baseline.flaky)} flaky tests left out" if baseline.flaky else ""
+    return [
+        f"baseline {how}: {baseline.tests.passed}/{baseline.tests.total} tests "
+        f"pass at {settings.base_commit[:12]} ({baseline.runs} runs{flaky})"
+    ]
+
+
+def _sandbox_use(settings: Settings) -> str:
+    """How the trials are confined, for the summary: ``bubblewrap``, ``none``, or per variant."""
+    modes = {
+        "bubblewrap" if wanted(confinement.sandbox_spec(settings, t.variant).mode) else "none" for t in settings.trials
+    }
+    return modes.pop() if len(modes) == 1 else "per variant (bubblewrap for some, none for others)"
+
+
+def _check_sandbox(settings: Settings) -> str | None:
+    """Refuse ``sandbox: bwrap`` without bubblewrap; the warning to give when ``auto`` finds none."""
+    modes = {settings.spec.sandbox.mode} | {confinement.sandbox_spec(settings, t.variant).mode for t in settings.trials}
+    if find_bwrap() is not None or modes == {"none"}:
+        return None
+    if "bwrap" in modes:
+        raise pytest.UsageError(
+            f"{settings.spec.source}: sandbox: 'bwrap' needs bubblewrap, which is not installed "
+            "(Debian/Ubuntu: apt-get install bubblewrap); or choose sandbox: auto or none"
+        )
+    return (
+        "no sandbox: bubblewrap (bwrap) is not installed, so agents and the scoring runs work with your "
+        "account's full access (install the 'bubblewrap' package; see the README's Trust model)"
+    )
+
+
+def own_refs(settings: Settings) -> str:
+    """The prefix of the experiment's own branches, which the repository snapshot leaves out."""
+    return f"refs/heads/{settings.workspace.branch(settings.experiment, '')}"
