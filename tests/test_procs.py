@@ -6,6 +6,7 @@ import ctypes
 import dataclasses
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -133,3 +134,36 @@ def test_children_started_before_any_command_are_spared(tmp_path: Path) -> None:
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_command_does_nothing_before_its_process_group_is_announced(tmp_path: Path) -> None:
+    # A trial saves the groups it is told of; a worker killed right after a spawn must not leave
+    # a command running that its record does not list. So the command waits for the announcement.
+    marker = tmp_path / "ran"
+    seen_before_announced: list[bool] = []
+
+    def listener(groups: list[procs.Group]) -> None:
+        if groups and not seen_before_announced:
+            # Without the gate, the command writes the marker within milliseconds of its spawn.
+            seen_before_announced.append(_appears(marker, within=0.5))
+
+    with procs.watching(listener):
+        finished = run_owned(f"touch {marker}", cwd=tmp_path, env=clean_env(), timeout=30)
+
+    assert finished.returncode == 0 and marker.exists()
+    assert seen_before_announced == [False]
+
+
+def test_a_command_reads_its_input_after_the_gate(tmp_path: Path) -> None:
+    finished = run_owned("cat", cwd=tmp_path, env=clean_env(), timeout=30, stdin="line one\nline two\n", capture=True)
+    assert finished.stdout == "line one\nline two\n"
+
+
+def _appears(path: Path, within: float) -> bool:
+    """Whether ``path`` comes to exist within ``within`` seconds (a window to observe, not a wait for success)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if path.exists():
+            return True
+        time.sleep(0.01)
+    return path.exists()

@@ -143,6 +143,13 @@ def reap(groups: Sequence[Sequence[int]]) -> list[int]:
     return killed
 
 
+#: Run before every command: wait for one line on stdin, then become the command.  The
+#: watchers learn of a command's process group (and a trial saves it in its record) before
+#: the command does anything, so a worker killed at any moment leaves no command unrecorded.
+#: Without the line (the parent died first) the command never runs.
+_GATE = ("/bin/sh", "-c", 'read -r _ || exit 125; exec "$@"', "explore-gate")
+
+
 def run_owned(
     command: str | Sequence[str],
     *,
@@ -166,6 +173,7 @@ def run_owned(
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     if sandbox is not None:
         argv = sandbox.wrap(argv, cwd)
+    argv = [*_GATE, *argv]
     log: IO[bytes] | None = output.open("ab") if output is not None else None
     stdout: int | IO[bytes] = subprocess.PIPE if capture else (log or subprocess.DEVNULL)
     started = time.monotonic()
@@ -176,7 +184,7 @@ def run_owned(
                 argv,
                 cwd=cwd,
                 env=dict(env),
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=stdout,
                 stderr=subprocess.STDOUT if not capture else (log or subprocess.DEVNULL),
             )
@@ -186,7 +194,9 @@ def run_owned(
             return Finished(returncode=127, timed_out=False, seconds=0.0)
         _announce(proc.pid, alive=True)
         try:
-            out, _ = proc.communicate(stdin.encode() if stdin is not None else None, timeout=max(timeout, 0.001))
+            # The first line opens the gate: the command starts only now that its group is announced.
+            gate_and_input = b"\n" + (stdin.encode() if stdin is not None else b"")
+            out, _ = proc.communicate(gate_and_input, timeout=max(timeout, 0.001))
         except subprocess.TimeoutExpired:
             kill_group(proc)
             return Finished(None, True, time.monotonic() - started)
