@@ -33,7 +33,7 @@ class TrialItem(pytest.Item):
         self.trial = trial
         self.settings = settings
         # pytest-timeout guards the whole item a little above the agent's and the suite's limits.
-        self.add_marker(pytest.mark.timeout(trial.timeout + settings.score_timeout + 120))
+        self.add_marker(pytest.mark.timeout(trial.timeout + settings.score.timeout + 120))
 
     def runtest(self) -> None:
         record = TrialRunner(self.config, self.settings, self.trial).run()

@@ -26,8 +26,8 @@ def pytest_explore_prompt(config: pytest.Config, trial: TrialView, task: str) ->
         "description": trial.variant.description,
         "experiment": trial.experiment,
         "worktree": str(trial.worktree),
-        "score_command": settings.score_command.replace("{python}", "python"),
+        "score_command": settings.score.command.replace("{python}", "python"),
     }
-    if settings.spec.prompt_template is not None:
-        return render_file(settings.spec.prompt_template, **context)
+    if settings.prompt_template is not None:
+        return render_file(settings.prompt_template, **context)
     return render("prompt.md.j2", **context)

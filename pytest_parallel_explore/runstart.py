@@ -54,7 +54,7 @@ def check_run(config: pytest.Config, settings: Settings) -> RunCheck:
 
     for trial in settings.trials:
         agent = config.hook.pytest_explore_make_agent(config=config, variant=trial.variant)
-        where = f"{settings.spec.source}: variants.{trial.variant.name}.agent.backend"
+        where = f"{settings.source}: variants.{trial.variant.name}.agent.backend"
         if agent is None:
             backend = trial.variant.agent.get("backend")
             raise pytest.UsageError(f"{where}: {unknown_backend(backend, agent_backends(config))}")
@@ -101,14 +101,14 @@ def experiment_info(settings: Settings, check: RunCheck) -> dict[str, Any]:
     """What ``experiment.json`` says about a run: enough to rebuild its report later."""
     return {
         "experiment": settings.experiment,
-        "task": settings.spec.task,
-        "source": settings.spec.source,
+        "task": settings.task,
+        "source": settings.source,
         "base": settings.base,
         "base_commit": settings.base_commit,
         "trial_names": [t.name for t in settings.trials],
         "variant_names": list(settings.variant_names),
         "race": dataclasses.asdict(settings.race) if settings.race else None,
-        "score_command": settings.score_command,
+        "score_command": settings.score.command,
         "plugin_version": __version__,
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "sandbox_warning": check.sandbox_warning,
@@ -182,12 +182,12 @@ def _sandbox_use(settings: Settings) -> str:
 
 def _check_sandbox(settings: Settings) -> str | None:
     """Refuse ``sandbox: bwrap`` without bubblewrap; the warning to give when ``auto`` finds none."""
-    modes = {settings.spec.sandbox.mode} | {confinement.sandbox_spec(settings, t.variant).mode for t in settings.trials}
+    modes = {settings.sandbox.mode} | {confinement.sandbox_spec(settings, t.variant).mode for t in settings.trials}
     if find_bwrap() is not None or modes == {"none"}:
         return None
     if "bwrap" in modes:
         raise pytest.UsageError(
-            f"{settings.spec.source}: sandbox: 'bwrap' needs bubblewrap, which is not installed "
+            f"{settings.source}: sandbox: 'bwrap' needs bubblewrap, which is not installed "
             "(Debian/Ubuntu: apt-get install bubblewrap); or choose sandbox: auto or none"
         )
     return (

@@ -26,6 +26,7 @@ from .defaults import (
     PORT_RANGE_START,
 )
 from .paths import ExperimentPaths, Workspace
+from .sections import SandboxSpec, ScoreSpec, WorktreeSpec
 from .spec import (
     ExperimentSpec,
     RaceSpec,
@@ -74,22 +75,39 @@ class TrialView:
     index: int
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ResolvedScore(ScoreSpec):
+    """The ``score`` section as a run uses it: its command and timeout always known.
+
+    ``command``: the file's, else ini ``explore_score_command``, else the default;
+    ``timeout``: the file's, else the default; ``cache``: the file's, unless
+    ``--explore-no-cache``.
+    """
+
+    command: str
+    timeout: float
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    """Every setting of a run, resolved: nothing downstream looks at the variants file or ``config``."""
+
     experiment: str
-    spec: ExperimentSpec
+    source: str  # where the variants came from (a file's path, or e.g. "--variants 3"): errors name it
+    task: str | None
+    variants: tuple[VariantSpec, ...]  # every variant of the experiment, selected for this run or not
+    prompt_template: Path | None
     workspace: Workspace
     base: str
     base_commit: str
     timeout: float
-    score_timeout: float
     max_concurrent: int
-    score_command: str
+    score: ResolvedScore
+    worktree: WorktreeSpec
+    sandbox: SandboxSpec  # the experiment's; a variant's own is :func:`.isolation.confinement.sandbox_spec`
     min_score: float | None
     rerun: bool
     retry_failed: bool
-    baseline_runs: int
-    score_cache: bool  # score.cache, unless --explore-no-cache
     max_cost_usd: float | None
     trials: tuple[Trial, ...]
     race: RaceSpec | None = None  # a sequential race over the trials (``repeat: {max, stop}``), or None
@@ -97,7 +115,7 @@ class Settings:
     @property
     def variant_names(self) -> tuple[str, ...]:
         """Every variant of the experiment, selected for this run or not."""
-        return tuple(v.name for v in self.spec.variants)
+        return tuple(v.name for v in self.variants)
 
     @property
     def paths(self) -> ExperimentPaths:
@@ -203,34 +221,46 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
         or DEFAULT_TIMEOUT
     )
     max_concurrent = spec.max_concurrent or _ini_int(config, "explore_max_concurrent") or DEFAULT_MAX_CONCURRENT
-    score_command = spec.score.command or config.getini("explore_score_command") or DEFAULT_SCORE_COMMAND
-    score_timeout = spec.score.timeout or DEFAULT_SCORE_TIMEOUT
+    score = _resolve_score(
+        spec.score,
+        command=spec.score.command or config.getini("explore_score_command") or DEFAULT_SCORE_COMMAND,
+        timeout=spec.score.timeout or DEFAULT_SCORE_TIMEOUT,
+        cache=spec.score.cache and not config.getoption("explore_no_cache", False),
+    )
     option = config.getoption("explore_repeat")
     repeat_option = parse_repeat(option) if option is not None else None
     race = _race(repeat_option, spec)
     repeat = race.max if race else spec.repeat if isinstance(spec.repeat, int) else 1
     if isinstance(repeat_option, int):
         repeat = repeat_option
-    trials = _trials(spec, repeat, timeout, {"base_commit": base_commit, "score_command": score_command}, race)
+    trials = _trials(spec, repeat, timeout, {"base_commit": base_commit, "score_command": score.command}, race)
     return Settings(
         experiment=name,
-        spec=spec,
+        source=spec.source,
+        task=spec.task,
+        variants=spec.variants,
+        prompt_template=spec.prompt_template,
         workspace=workspace,
         base=base,
         base_commit=base_commit,
         timeout=timeout,
-        score_timeout=score_timeout,
         max_concurrent=max_concurrent,
-        score_command=score_command,
+        score=score,
+        worktree=spec.worktree,
+        sandbox=spec.sandbox,
         min_score=config.getoption("explore_min_score"),
         rerun=bool(config.getoption("explore_rerun")),
-        baseline_runs=spec.score.baseline_runs,
-        score_cache=spec.score.cache and not config.getoption("explore_no_cache", False),
         max_cost_usd=spec.max_cost_usd,
         retry_failed=bool(config.getoption("explore_retry_failed")),
         trials=trials,
         race=race,
     )
+
+
+def _resolve_score(score: ScoreSpec, *, command: str, timeout: float, cache: bool) -> ResolvedScore:
+    """The file's ``score`` section with the resolved ``command``, ``timeout`` and ``cache``."""
+    fields = {f.name: getattr(score, f.name) for f in dataclasses.fields(score)}
+    return ResolvedScore(**{**fields, "command": command, "timeout": timeout, "cache": cache})
 
 
 def parse_repeat(value: str) -> int | str:

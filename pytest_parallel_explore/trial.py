@@ -58,7 +58,7 @@ class TrialRunner:
         self.worktree = self.paths.worktree(trial.name)
         self.root = settings.workspace.repo_root
         self.view = settings.view(trial)
-        self.keep = settings.spec.worktree.keep
+        self.keep = settings.worktree.keep
         self._unchanged: dict[str, trees.Stat] | None = None  # see gitops.snapshot_worktree
 
     def run(self) -> TrialRecord:
@@ -89,7 +89,7 @@ class TrialRunner:
                     self._drop_worktree(record)
                 if record.agent_failure is None or record.diff.files_changed:
                     self._step(record, Status.SCORE, self._score)
-                _conclude(record, self.settings.spec.score.protect_mode)
+                _conclude(record, self.settings.score.protect_mode)
                 if self.keep == "failed" and record.status is Status.DONE:
                     self._drop_worktree(record)
             except Exception as exc:  # the pipeline broke: record why, let the other trials go on
@@ -249,7 +249,7 @@ class TrialRunner:
         self._unchanged = gitops.snapshot_worktree(self.root, worktree, self.settings.base_commit)
         record.flags.extend(f"kept: {notice}" for notice in kept)
         record.git_admin = str(worktree.admin)
-        gitops.hide_paths(worktree, self.settings.spec.score.holdout)
+        gitops.hide_paths(worktree, self.settings.score.holdout)
         prepare_worktree(self.settings, self.worktree, self.trial.name)
         # What worktree.copy and worktree.setup put there is the project's set-up, not the agent's work.
         record.setup_files = gitops.untracked(worktree)
@@ -258,7 +258,7 @@ class TrialRunner:
         variant = self.trial.variant
         hook = self.config.hook
         agent = hook.pytest_explore_make_agent(config=self.config, variant=variant)
-        prompt = hook.pytest_explore_prompt(config=self.config, trial=self.view, task=self.settings.spec.task or "")
+        prompt = hook.pytest_explore_prompt(config=self.config, trial=self.view, task=self.settings.task or "")
         prompt_file = self.paths.trial_file(self.trial.name, "_prompt.md")
         prompt_file.write_text(prompt, encoding="utf-8")
 
@@ -321,7 +321,7 @@ class TrialRunner:
         if problem is not None:
             self._tampered(record, [f"git: {problem}; repaired"])
             gitops.repair_link(worktree)
-        holdout = self.settings.spec.score.holdout
+        holdout = self.settings.score.holdout
         self._tampered(record, protect.holdout_written(self.worktree, holdout))
         change = gitops.record_work(
             self.root,
@@ -330,7 +330,7 @@ class TrialRunner:
             self.settings.base_commit,
             f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
             leave=holdout,
-            skip=[*self.settings.spec.worktree.copy, *record.setup_files],
+            skip=[*self.settings.worktree.copy, *record.setup_files],
             unchanged=self._unchanged,
         )
         record.commit = change.commit
@@ -374,7 +374,7 @@ class TrialRunner:
         """Score the trial's commit in a sealed checkout, with every protected path as at the base."""
         assert record.commit is not None
         git = gitops.sealed(self.root)
-        policy = protect.Policy(self.settings.spec.score.holdout, self.settings.spec.score.protect, self.root)
+        policy = protect.Policy(self.settings.score.holdout, self.settings.score.protect, self.root)
         sealed = protect.sealed_tree(git, self.settings.base_commit, record.commit, policy)
         self._tampered(record, sealed.tampering)
         if record.tampering:
@@ -396,7 +396,7 @@ class TrialRunner:
 
     def _score_in_checkout(self, record: TrialRecord, git: Git, tree: str) -> dict[str, float]:
         """Write the sealed checkout; run the suite (unless its outcomes are cached), metrics and hooks."""
-        name, setup = self.trial.name, self.settings.spec.score.setup
+        name, setup = self.trial.name, self.settings.score.setup
         with scoring_checkout(self.settings, git, tree, name) as scoring:
             checkout, sandbox = scoring.checkout, scoring.sandbox
             if not record.score_cached:
@@ -410,7 +410,7 @@ class TrialRunner:
 
     def _scores_from_checkout(self) -> bool:
         """Whether metric commands or ``pytest_explore_score`` hooks need a checkout (they are never cached)."""
-        return bool(self.settings.spec.score.metrics) or bool(self.config.hook.pytest_explore_score.get_hookimpls())
+        return bool(self.settings.score.metrics) or bool(self.config.hook.pytest_explore_score.get_hookimpls())
 
     def _note_cached(self, slot: scorecache.Slot) -> None:
         """The trial's tests log says where its outcomes came from."""

@@ -178,3 +178,21 @@ def test_holdout_tests_are_hidden_from_the_agent_and_scored(calc_project: Projec
     assert trial["tests"]["passed"] == 4
     # The hold-out files are not part of the agent's change.
     assert trial["diff"]["files"] == ["calc.py", "saw.txt"]
+
+
+def test_the_score_command_comes_from_the_variants_file_then_the_ini(calc_project: Project) -> None:
+    suite = "{python} -m pytest -q -p no:cacheprovider tests"
+    spec = calc_project.calc_spec(good=GOOD_AGENT)
+    del spec["score"]["command"]
+    calc_project.pytester.makeini(f"[pytest]\nexplore_score_command = {suite}\n")
+    from_ini = calc_project.explore("--variants", calc_project.variants(spec), experiment="ini")
+    assert from_ini.ret == 0, from_ini.stdout.str()
+    assert calc_project.results("ini")["score_command"] == suite
+    assert calc_project.trials("ini")["good"]["score"] == 1.0
+
+    spec["score"]["command"] = suite
+    calc_project.pytester.makeini("[pytest]\nexplore_score_command = exit 3\n")
+    from_file = calc_project.explore("--variants", calc_project.variants(spec), experiment="file")
+    assert from_file.ret == 0, from_file.stdout.str()
+    assert calc_project.results("file")["score_command"] == suite
+    assert calc_project.trials("file")["good"]["score"] == 1.0

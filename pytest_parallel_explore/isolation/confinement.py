@@ -25,7 +25,7 @@ from .sandbox import Sandbox, wanted
 
 
 def sandbox_spec(settings: Settings, variant: VariantSpec | None) -> SandboxSpec:
-    return (variant.sandbox if variant is not None else None) or settings.spec.sandbox
+    return (variant.sandbox if variant is not None else None) or settings.sandbox
 
 
 def for_agent(
@@ -46,7 +46,7 @@ def for_agent(
 
 
 def for_scoring(settings: Settings, folder: Path, git_dir: Path) -> Sandbox | None:
-    spec = settings.spec.sandbox
+    spec = settings.sandbox
     if not wanted(spec.mode):
         return None
     return Sandbox(
@@ -85,4 +85,4 @@ def _editable_sources() -> frozenset[str]:
 
 
 def _holdout(settings: Settings) -> list[Path]:
-    return [settings.workspace.repo_root / h for h in settings.spec.score.holdout]
+    return [settings.workspace.repo_root / h for h in settings.score.holdout]

@@ -68,12 +68,11 @@ class Baseline:
 
 def baseline_key(settings: Settings) -> str:
     """What the baseline depends on: the base commit and everything about how it is scored."""
-    spec = settings.spec
     payload = {
         "base_commit": settings.base_commit,
-        "score_command": settings.score_command,
-        "score": {k: v for k, v in dataclasses.asdict(spec.score).items() if k != "cache"},
-        "worktree": dataclasses.asdict(spec.worktree),
+        # Resolved: the command and timeout that run, wherever they were set.
+        "score": {k: v for k, v in dataclasses.asdict(settings.score).items() if k != "cache"},
+        "worktree": dataclasses.asdict(settings.worktree),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -134,12 +133,12 @@ def _ensure_locked(settings: Settings, cancelled: threading.Event | None = None)
         return saved, "reused"
     git = gitops.sealed(settings.workspace.repo_root)
     # Every run is kept in the cache entry, so the flaky set is always worked out from real runs.
-    with scorecache.claim(settings, git, settings.base_commit, runs=settings.baseline_runs) as slot:
+    with scorecache.claim(settings, git, settings.base_commit, runs=settings.score.baseline_runs) as slot:
         if slot is not None and slot.runs is not None:
             runs, how = slot.runs, "cached"
         else:
             with scoring_checkout(settings, git, settings.base_commit, BASELINE) as scoring:
-                names = [f"{BASELINE}.{i}" for i in range(1, settings.baseline_runs + 1)]
+                names = [f"{BASELINE}.{i}" for i in range(1, settings.score.baseline_runs + 1)]
                 runs = [
                     run_test_suite(settings, scoring.checkout, name, out=scoring.out, sandbox=scoring.sandbox)
                     for name in names

@@ -31,9 +31,9 @@ def prepare_worktree(
 ) -> None:
     """What a folder to work or score in needs besides git's files: ``worktree.copy``, ``worktree.setup``, hold-out."""
     root = settings.workspace.repo_root
-    for relative in settings.spec.worktree.copy:
+    for relative in settings.worktree.copy:
         _copy(root / relative, worktree / relative)
-    run_setup_command(settings, worktree, name, settings.spec.worktree.setup, "worktree.setup", sandbox=sandbox)
+    run_setup_command(settings, worktree, name, settings.worktree.setup, "worktree.setup", sandbox=sandbox)
     if holdout:
         copy_holdout(settings, worktree)
 
@@ -69,7 +69,7 @@ def scoring_checkout(settings: Settings, git: Git, tree: str, name: str) -> Iter
 def copy_holdout(settings: Settings, worktree: Path) -> None:
     """Copy the hold-out tests from the main checkout, replacing whatever is at their paths."""
     root = settings.workspace.repo_root
-    for relative in settings.spec.score.holdout:
+    for relative in settings.score.holdout:
         target = worktree / relative
         if target.is_dir() and not target.is_symlink():
             trees.remove_tree(target)
@@ -96,7 +96,7 @@ def run_setup_command(
         command,
         cwd=worktree,
         env=scoring_env(settings, worktree, name),
-        timeout=settings.score_timeout,
+        timeout=settings.score.timeout,
         output=settings.paths.trial_file(name, "_setup.log"),
         sandbox=sandbox,
     )

@@ -67,20 +67,18 @@ def cache_dir(settings: Settings) -> Path:
 
 def key_parts(settings: Settings, git: Git, tree: str) -> dict[str, Any]:
     """Everything a suite run in the sealed checkout of ``tree`` depends on, as plain data."""
-    spec = settings.spec
     root = settings.workspace.repo_root
-    score = {k: v for k, v in dataclasses.asdict(spec.score).items() if k not in _NOT_IN_KEY}
+    # The resolved score settings: the command and timeout that run, wherever they were set.
+    score = {k: v for k, v in dataclasses.asdict(settings.score).items() if k not in _NOT_IN_KEY}
     return {
         "schema": SCHEMA,
         "tree": git.run("rev-parse", f"{tree}^{{tree}}"),
-        "holdout": _files_digest(root, spec.score.holdout),
-        "copied": _files_digest(root, spec.worktree.copy),
-        "worktree_setup": spec.worktree.setup,
-        "score_command": settings.score_command,
+        "holdout": _files_digest(root, settings.score.holdout),
+        "copied": _files_digest(root, settings.worktree.copy),
+        "worktree_setup": settings.worktree.setup,
         "score": score,
-        "score_timeout": settings.score_timeout,
-        "pass_env": {name: os.environ.get(name) for name in spec.score.pass_env},
-        "sandbox": {"used": wanted(spec.sandbox.mode), "network": spec.sandbox.scoring_network},
+        "pass_env": {name: os.environ.get(name) for name in settings.score.pass_env},
+        "sandbox": {"used": wanted(settings.sandbox.mode), "network": settings.sandbox.scoring_network},
         "python": [sys.version, sys.executable],
         "plugin": __version__,
         "installed": _installed(),
@@ -157,7 +155,7 @@ def claim(settings: Settings, git: Git, tree: str, *, runs: int = 1) -> Iterator
     While the slot is held no other trial scores the same key: it waits here,
     then finds the entry.
     """
-    if not settings.score_cache:
+    if not settings.score.cache:
         yield None
         return
     # As it reads back from JSON (tuples become lists), so that a stored entry compares equal.

@@ -49,7 +49,7 @@ def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str
     ]
     first = [str(worktree / "src")] if (worktree / "src").is_dir() else []
     pythonpath = os.pathsep.join([*first, str(worktree), *inherited])
-    passed = {name: os.environ[name] for name in settings.spec.score.pass_env if name in os.environ}
+    passed = {name: os.environ[name] for name in settings.score.pass_env if name in os.environ}
     return safe_env(
         {
             **passed,
@@ -76,12 +76,12 @@ def run_test_suite(
     junit.unlink(missing_ok=True)
     log.unlink(missing_ok=True)
     paths.trial_file(trial, "_junit.xml").unlink(missing_ok=True)
-    command = expand(settings.score_command, command_values(settings, worktree, trial))
+    command = expand(settings.score.command, command_values(settings, worktree, trial))
     if _PYTEST_COMMAND.search(command):
         command += f" --junitxml={shlex.quote(str(junit))} -o junit_family=xunit1"
         report: Path | None = junit
-    elif settings.spec.score.junit:
-        report = worktree / settings.spec.score.junit
+    elif settings.score.junit:
+        report = worktree / settings.score.junit
     else:
         report = None
     log.write_text(f"$ {command}\n")
@@ -89,7 +89,7 @@ def run_test_suite(
         command,
         cwd=worktree,
         env=scoring_env(settings, worktree, trial),
-        timeout=settings.score_timeout,
+        timeout=settings.score.timeout,
         output=log,
         sandbox=sandbox,
     )
@@ -110,7 +110,7 @@ def run_test_suite(
 def _problem(returncode: int | None, timed_out: bool, stats: TestStats, settings: Settings, log: Path) -> str | None:
     """Why this run cannot be judged, or None when it can."""
     if timed_out:
-        return f"the test suite timed out after {settings.score_timeout:g}s (see {log})"
+        return f"the test suite timed out after {settings.score.timeout:g}s (see {log})"
     if returncode == 5 or (returncode == 0 and stats.total == 0):
         return "the test suite collected no tests"
     if stats.total == 0:
@@ -164,7 +164,7 @@ def run_metric(
         expand(command, command_values(settings, worktree, trial)),
         cwd=worktree,
         env=scoring_env(settings, worktree, trial),
-        timeout=settings.score_timeout,
+        timeout=settings.score.timeout,
         capture=True,
         sandbox=sandbox,
     )
@@ -178,7 +178,7 @@ def yaml_metrics(
     """The ``score.metrics`` commands' numbers, and a flag for each that printed none."""
     metrics: dict[str, float] = {}
     flags = []
-    for name, metric in settings.spec.score.metrics.items():
+    for name, metric in settings.score.metrics.items():
         value = run_metric(settings, checkout, trial, metric.command, sandbox)
         if value is None:
             flags.append(f"metric {name!r} printed no number")
@@ -194,8 +194,8 @@ def weighted_score(settings: Settings, metrics: Mapping[str, float], tests: Test
     """
     if tests.problem:
         return 0.0
-    weights = dict(settings.spec.score.weights) or {"tests_pass_rate": 1.0}
-    for name, metric in settings.spec.score.metrics.items():
-        if metric.weight and name not in settings.spec.score.weights:
+    weights = dict(settings.score.weights) or {"tests_pass_rate": 1.0}
+    for name, metric in settings.score.metrics.items():
+        if metric.weight and name not in settings.score.weights:
             weights[name] = metric.weight
     return round(sum(weight * metrics.get(name, 0.0) for name, weight in weights.items()), 6)
