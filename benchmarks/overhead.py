@@ -104,6 +104,7 @@ class Workload:
     files: int  # committed files, tests included
     tests: int  # passing tests in total
     test_modules: int
+    test_ms: float = 0.0  # CPU milliseconds each test spends (0: the tests only import and compute)
 
 
 def build_project(root: Path, workload: Workload) -> None:
@@ -140,7 +141,7 @@ def build_project(root: Path, workload: Workload) -> None:
     for number in range(workload.test_modules):
         first = number * per_module
         count = max(0, min(per_module, workload.tests - first))
-        files[f"tests/test_part_{number:02d}.py"] = _test_source(modules, first, count)
+        files[f"tests/test_part_{number:02d}.py"] = _test_source(modules, first, count, workload.test_ms)
     for relative, text in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,13 +164,23 @@ def _module_source(index: int) -> str:
     )
 
 
-def _test_source(modules: Sequence[str], first: int, count: int) -> str:
-    lines = ["import importlib", "", ""]
+def _test_source(modules: Sequence[str], first: int, count: int, test_ms: float) -> str:
+    lines = ["import importlib", "import time", "", ""]
+    if test_ms:  # CPU time, not sleep: a slower suite costs the machine as a real one would
+        lines += [
+            "def _work():",
+            f"    end = time.process_time() + {test_ms / 1000!r}",
+            "    while time.process_time() < end:",
+            "        pass",
+            "",
+            "",
+        ]
     for number in range(first, first + count):
         module = modules[number * 7 % len(modules)]
         lines += [
             f"def test_{number:04d}():",
             f'    module = importlib.import_module("{module}")',
+            *(["    _work()"] if test_ms else []),
             "    assert module.compute(2) == 2 * module.FACTOR + 1",
             "",
             "",
@@ -489,6 +500,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--tests", type=int, default=300, help="tests in its suite (default 300)")
     parser.add_argument("--test-modules", type=int, default=15, help="test modules (default 15)")
     parser.add_argument(
+        "--test-ms",
+        type=float,
+        default=0.0,
+        help="CPU milliseconds each test spends (default 0: a suite of ~0.5 s; real suites take longer, "
+        "which is where scoring a tree once pays)",
+    )
+    parser.add_argument(
         "--tmpdir",
         type=Path,
         default=None,
@@ -523,7 +541,7 @@ def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     if importlib.util.find_spec("pytest_parallel_explore") is None:
         raise SystemExit(f"overhead.py: pytest-parallel-explore is not installed for {sys.executable}")
-    workload = Workload(args.files, args.tests, args.test_modules)
+    workload = Workload(args.files, args.tests, args.test_modules, args.test_ms)
     scratch = Path(tempfile.mkdtemp(prefix="explore-overhead-", dir=args.tmpdir))
     tempfile.tempdir = str(scratch)  # the plugin's scoring checkouts go there too (see _environment)
     try:
@@ -532,7 +550,8 @@ def main(argv: Sequence[str]) -> int:
         print(
             f"pytest-parallel-explore {importlib.metadata.version('pytest-parallel-explore')}, "
             f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; project: {workload.files} files, "
-            f"{workload.tests} tests in {workload.test_modules} modules; concurrency {args.concurrency}; in {scratch}"
+            f"{workload.tests} tests in {workload.test_modules} modules, {workload.test_ms:g} ms CPU each; "
+            f"concurrency {args.concurrency}; in {scratch}"
         )
         methods = [m for m in _METHODS if m in args.methods]
         for method in methods:  # untimed: the first run of each pays for cold caches
