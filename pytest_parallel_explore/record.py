@@ -95,6 +95,9 @@ class TestStats:
     ``cases`` maps each test's node id to ``{"outcome", "duration"}`` so that
     variants can be compared test by test.  ``problem`` is set when the suite
     could not be judged (no tests collected, did not start): the score is 0.
+    ``verdicts`` maps each judged test to its verdict against the baseline
+    (``fixed``, ``broken``, ...), stored when the trial is judged so that the
+    report shows what was decided then rather than working it out again.
     """
 
     passed: int = 0
@@ -107,6 +110,7 @@ class TestStats:
     cases: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     flaky: list[str] = dataclasses.field(default_factory=list)  # flaky at base: not judged
     added: list[str] = dataclasses.field(default_factory=list)  # not at the base: the agent's, not judged
+    verdicts: dict[str, str] = dataclasses.field(default_factory=dict)  # test -> verdict against the baseline
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 

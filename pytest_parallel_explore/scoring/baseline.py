@@ -229,14 +229,15 @@ def verdicts(baseline: Baseline, cases: Mapping[str, Mapping[str, Any]]) -> dict
 
 
 def judge(baseline: Baseline | None, tests: TestStats) -> tuple[dict[str, int], list[str]]:
-    """The verdict counts of a trial's tests against ``baseline``, and its broken tests; marks flaky ones.
+    """The verdict counts of a trial's tests against ``baseline``, and its broken tests.
 
-    Tests that were flaky at the base commit are left out of the verdicts and the pass rate.
+    Each test's verdict is kept in ``tests.verdicts`` (the report reads it there); tests that were
+    flaky at the base commit are marked and left out of the verdicts and the pass rate.
     """
     if baseline is None:
         return {}, []
     tests.flaky = sorted(baseline.flaky & tests.cases.keys())
-    per_test = verdicts(baseline, tests.cases)
+    per_test = tests.verdicts = verdicts(baseline, tests.cases)
     if baseline.cases:  # with no tests at the base, the agent's own tests are all there is to judge
         tests.added = sorted(n for n, v in per_test.items() if v == "added")
     return verdict_counts(per_test), sorted(n for n, v in per_test.items() if v == "broken")

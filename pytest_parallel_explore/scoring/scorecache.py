@@ -58,6 +58,8 @@ LOCK_FILE_PATTERNS = (
 )
 #: Score settings that change neither the suite's command nor its outcome: not part of the key.
 _NOT_IN_KEY = ("cache", "metrics", "weights", "protect_mode", "baseline_runs", "protect", "holdout")
+#: What a trial's tests get from being judged against a baseline: not the tree's outcomes, never cached.
+_JUDGED = ("flaky", "added", "verdicts")
 
 
 def cache_dir(settings: Settings) -> Path:
@@ -142,7 +144,7 @@ class Slot:
             "key": self.key,
             "origin": origin,
             "parts": self.parts,
-            "runs": [{k: v for k, v in dataclasses.asdict(r).items() if k not in ("flaky", "added")} for r in runs],
+            "runs": [{k: v for k, v in dataclasses.asdict(r).items() if k not in _JUDGED} for r in runs],
         }
         write_json(self.path, entry)
         return True
@@ -187,5 +189,5 @@ def _load(key: str, path: Path, parts: dict[str, Any], runs: int) -> Slot:
 
 
 def _stats(data: dict[str, Any]) -> TestStats:
-    names = {f.name for f in dataclasses.fields(TestStats)} - {"flaky", "added"}
+    names = {f.name for f in dataclasses.fields(TestStats)} - set(_JUDGED)
     return TestStats(**{k: v for k, v in data.items() if k in names})
