@@ -95,7 +95,7 @@ def _failed_trials(settings: Settings) -> set[str]:
     failed = set()
     for trial in settings.trials:
         record = try_load(settings.paths.trial_file(trial.name, "_progress.json"))
-        if record is not None and (record.status.failed or record.missing):
+        if record is not None and record.retry_selected:
             failed.add(f"{settings.experiment}[{trial.name}]")
     return failed
 

@@ -56,6 +56,7 @@ class Status(str, enum.Enum):
 
 FINISHED = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.ERROR, Status.SKIPPED})
 OUTCOMES = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.SKIPPED})
+#: The outcomes that are the variant's failure (see ``TrialRecord.failed``).
 FAILED = frozenset({Status.AGENT_FAILED, Status.TIMEOUT})
 #: ``skipped_by`` of a trial the sequential race did not need; recomputed by every run, never reused.
 SKIPPED_BY_RACE = "race"
@@ -203,22 +204,48 @@ class TrialRecord:
         """No outcome yet (interrupted, or broken by the pipeline): left out of the statistics, shown as missing."""
         return not self.status.outcome
 
+    @property
+    def failed(self) -> bool:
+        """The variant's agent failed or timed out: an outcome, rerun only with ``--explore-retry-failed``.
+
+        An ``error`` is not a failure of the variant: that trial is missing.
+        """
+        return self.status in FAILED
+
+    @property
+    def unjudged(self) -> bool:
+        """Done, but its suite could not be judged (nothing collected, did not start): scored 0.
+
+        The agent's outcome, reused by every rerun; the reports list it with the failed trials.
+        """
+        return self.status is Status.DONE and bool(self.tests.problem)
+
+    @property
+    def race_skipped(self) -> bool:
+        """Skipped because the sequential race did not need it; every run decides that again."""
+        return self.status is Status.SKIPPED and self.skipped_by == SKIPPED_BY_RACE
+
     def retryable(self, retry_failed: bool) -> bool:
         """Whether a run should run this trial again rather than reuse it (same spec, no ``--explore-rerun``).
 
-        A trial without an outcome always is; a failed or timed-out one with ``--explore-retry-failed``;
-        one the race skipped always is, since the race decides again from the saved records.
+        A trial without an outcome always is; a failed one with ``--explore-retry-failed``
+        (``retry_failed``); one the race skipped always is, since the race decides again from the
+        saved records.
         """
-        return (
-            self.missing
-            or (retry_failed and self.status.failed)
-            or (self.status is Status.SKIPPED and self.skipped_by == SKIPPED_BY_RACE)
-        )
+        return self.missing or (retry_failed and self.failed) or self.race_skipped
+
+    @property
+    def retry_selected(self) -> bool:
+        """Whether ``--explore-retry-failed`` selects this trial's item: failed, or missing.
+
+        A trial the race skipped is not selected: a plain run decides the race again.
+        """
+        return self.failed or self.missing
 
     @property
     def retried(self) -> bool:
         """An earlier attempt failed or timed out, and this record is a later one (its outcome favours the variant)."""
-        return any(Status(a["status"]).failed for a in self.attempts[:-1])
+        return any(Status(a["status"]) in FAILED for a in self.attempts[:-1])
 
     def end_attempt(self, cost: float) -> None:
         """Add this run of the trial, now ended, to ``attempts``."""
