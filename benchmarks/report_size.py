@@ -19,8 +19,9 @@ from pathlib import Path
 from pytest_parallel_explore.paths import ExperimentPaths
 from pytest_parallel_explore.record import AgentStats, DiffStats, Status, TestStats, TrialRecord
 from pytest_parallel_explore.report.html import render_report
+from pytest_parallel_explore.report.model import ExperimentInfo, Results
 from pytest_parallel_explore.report.results import build_results
-from pytest_parallel_explore.scoring.baseline import Baseline, verdict_counts, verdicts
+from pytest_parallel_explore.scoring.baseline import Baseline, judge
 
 BASE_COMMIT = "3f1c2a9be0d4c7e15a2b8f60d1e9c3a4b5f6a7c8"
 OUTCOMES = ("passed", "failed", "error", "skipped")
@@ -40,7 +41,7 @@ def node_ids(count: int) -> list[str]:
     return ids
 
 
-def suite(cases: dict[str, dict[str, object]], flaky: list[str]) -> TestStats:
+def suite(cases: dict[str, dict[str, object]]) -> TestStats:
     """A test run with these per-test outcomes, counted."""
     outcomes = [c["outcome"] for c in cases.values()]
     return TestStats(
@@ -49,7 +50,6 @@ def suite(cases: dict[str, dict[str, object]], flaky: list[str]) -> TestStats:
         errors=outcomes.count("error"),
         skipped=outcomes.count("skipped"),
         cases=cases,
-        flaky=flaky,
     )
 
 
@@ -70,13 +70,13 @@ def synthetic_patch(rng: random.Random, trial: str) -> tuple[str, DiffStats]:
     return "\n".join(lines) + "\n", DiffStats(len(files), insertions, deletions, sorted(set(files)))
 
 
-def experiment(tests: int, variants: int, repeat: int, root: Path, seed: int = 0) -> dict[str, object]:
+def experiment(tests: int, variants: int, repeat: int, root: Path, seed: int = 0) -> Results:
     """Write the trials' patches under ``root`` and return the experiment's results."""
     rng = random.Random(seed)
     ids = node_ids(tests)
     base = {n: rng.choices(OUTCOMES, weights=(70, 24, 3, 3))[0] for n in ids}
     flaky = set(rng.sample(ids, max(1, tests // 60)))
-    base_stats = suite({n: {"outcome": o, "duration": 0.01} for n, o in base.items()}, [])
+    base_stats = suite({n: {"outcome": o, "duration": 0.01} for n, o in base.items()})
     baseline = Baseline(
         "k", BASE_COMMIT, 2, {n: o for n, o in base.items() if n not in flaky}, frozenset(flaky), base_stats
     )
@@ -123,10 +123,8 @@ def experiment(tests: int, variants: int, repeat: int, root: Path, seed: int = 0
                 "outcome": rng.choice(("passed", "failed")),
                 "duration": 0,
             }
-            record.tests = suite(cases, sorted(flaky))
-            per_test = verdicts(baseline, cases)
-            record.verdicts = verdict_counts(per_test)
-            record.broken_tests = sorted(n for n, verdict in per_test.items() if verdict == "broken")
+            record.tests = suite(cases)
+            record.verdicts, record.broken_tests = judge(baseline, record.tests)  # as a trial is judged
             record.score = record.tests.pass_rate
             if v == 1 and k == 1:
                 record.tampering = ["tests/api/test_module_01.py"]
@@ -134,17 +132,16 @@ def experiment(tests: int, variants: int, repeat: int, root: Path, seed: int = 0
             patch, record.diff = synthetic_patch(rng, name)
             paths.trial_file(name, ".patch").write_text(patch)
             records.append(record)
-    info = {
-        "experiment": "bench",
-        "task": "Make the whole suite pass without breaking anything that works.",
-        "source": "variants.yaml",
-        "base": "HEAD",
-        "base_commit": BASE_COMMIT,
-        "score_command": "{python} -m pytest -q",
-        "plugin_version": "bench",
-        "checkout_changes": [],
-    }
-    return build_results(info, records, baseline.to_json())
+    info = ExperimentInfo(
+        experiment="bench",
+        base_commit=BASE_COMMIT,
+        task="Make the whole suite pass without breaking anything that works.",
+        source="variants.yaml",
+        base="HEAD",
+        score_command="{python} -m pytest -q",
+        plugin_version="bench",
+    )
+    return build_results(info, records, baseline)
 
 
 def main() -> None:
@@ -167,7 +164,7 @@ def main() -> None:
             html = render_report(results, paths)
             times.append(time.perf_counter() - started)
     size = len(html.encode("utf-8"))
-    trials = len(results["trials"])  # type: ignore[arg-type]
+    trials = len(results.trials)
     print(f"report.html for {args.tests} tests x {trials} trials ({args.variants} variants x {args.repeat} repeats)")
     print(f"  size:        {size:,} bytes ({size / 1e6:.2f} MB)")
     median = statistics.median(times) * 1000

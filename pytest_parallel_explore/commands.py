@@ -24,7 +24,10 @@ from . import adoption
 from .paths import ExperimentPaths, Workspace
 from .record import TrialRecord, read_json
 from .repo import gitops
-from .report.results import format_table, load_records, rank, write_report
+from .report.model import ExperimentInfo, ResultsError
+from .report.ranking import rank
+from .report.results import load_records, write_report
+from .report.text import format_table
 from .settings import resolve_workspace
 
 Write = Callable[[str], None]
@@ -61,10 +64,14 @@ def list_experiments(workspace: Workspace) -> list[dict[str, Any]]:
 def show_results(workspace: Workspace, experiment: str, write: Write) -> int:
     """Rebuild the report from the saved progress (finished or partial) and print it."""
     paths = workspace.experiment(experiment)
-    info = read_json(paths.experiment_json)
-    if info is None:
+    data = read_json(paths.experiment_json)
+    if data is None:
         raise pytest.UsageError(f"--explore {experiment}: no such experiment in {workspace.explore_dir}")
-    results = write_report(paths, info, load_records(paths, info.get("trial_names")))
+    try:
+        info = ExperimentInfo.from_json(data)
+    except ResultsError as exc:
+        raise pytest.UsageError(f"--explore-results: {paths.experiment_json}: {exc}") from None
+    results = write_report(paths, info, load_records(paths, info.trial_names))
     write(paths.summary_md.read_text())
     for line in format_table(results):
         write(line)

@@ -30,7 +30,9 @@ from .defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
 from .live import LiveView
 from .record import TrialRecord, save, try_load, write_json
 from .repo import gitops, repostate
-from .report.results import format_table, is_repeated, load_records, write_live_report, write_report
+from .report.model import ExperimentInfo, Results
+from .report.results import load_records, write_live_report, write_report
+from .report.text import terminal_lines
 from .runstart import RunCheck, RunStart, baseline_notice, experiment_info, own_refs, recover_interrupted, start_run
 from .settings import Settings
 
@@ -46,7 +48,7 @@ class ExploreController:
         self.distributed = distributed
         self.info = experiment_info(settings, check)
         self.prepared: RunStart | None = None
-        self.results: dict[str, Any] | None = None
+        self.results: Results | None = None
         self.reported: dict[str, dict[str, Any]] = {}  # each trial's record as its process reported it
         self._started = time.time()
         self.ticks: MainThreadTicks | None = None
@@ -133,7 +135,7 @@ class ExploreController:
         """``report.html`` of the experiment so far (see :func:`results.write_live_report`)."""
         running = list(self.live.running) if self.live is not None else []
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
-        write_live_report(self.settings.paths, self.info, records, running)
+        write_live_report(self.settings.paths, ExperimentInfo.from_json(self.info), records, running)
 
     # -- the report --------------------------------------------------------
 
@@ -183,8 +185,8 @@ class ExploreController:
         self.info["checkout_changes"] = changed
         write_json(self.settings.paths.experiment_json, self.info)
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
-        self.results = write_report(self.settings.paths, self.info, records)
-        self.config.hook.pytest_explore_summary(config=self.config, results=self.results)
+        self.results = write_report(self.settings.paths, ExperimentInfo.from_json(self.info), records)
+        self.config.hook.pytest_explore_summary(config=self.config, results=self.results.to_json())
 
     def _restore_repository(self) -> list[str]:
         """Put the user's refs, HEAD, config, hooks and exclude back as before the run; warn about each change."""
@@ -227,21 +229,8 @@ class ExploreController:
         if not self.results:
             return
         terminalreporter.section(f"explore {self.settings.experiment}: ranking")
-        for line in format_table(self.results):
+        for line in terminal_lines(self.results):
             terminalreporter.write_line(line)
-        if is_repeated(self.results):
-            terminalreporter.write_line("")
-            for comparison in self.results["comparisons"]:
-                terminalreporter.write_line(comparison["sentence"])
-        race = self.results.get("race")
-        if race:
-            terminalreporter.write_line("")
-            terminalreporter.write_line(
-                f"race: {race['trials_total']} of at most {race['trials_max']} trials; "
-                + (f"stopped: {race['reason']}" if race["decided"] else f"not decided: {race['reason']}")
-            )
-            for elimination in race["eliminated"]:
-                terminalreporter.write_line(f"  {elimination['sentence']}")
         terminalreporter.write_line("")
         terminalreporter.write_line(f"summary: {self.settings.paths.summary_md}")
 

@@ -48,11 +48,6 @@ class Status(str, enum.Enum):
         """
         return self in OUTCOMES
 
-    @property
-    def failed(self) -> bool:
-        """The variant's agent failed or timed out: an outcome, rerun only with ``--explore-retry-failed``."""
-        return self in FAILED
-
 
 FINISHED = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.ERROR, Status.SKIPPED})
 OUTCOMES = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.SKIPPED})

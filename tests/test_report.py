@@ -16,7 +16,8 @@ import pytest
 
 from pytest_parallel_explore.record import AgentStats, DiffStats, Status, TestStats, TrialRecord
 from pytest_parallel_explore.report.html import MAX_DIFF_LINES, render_html
-from pytest_parallel_explore.scoring.baseline import Baseline, verdict_counts, verdicts
+from pytest_parallel_explore.report.model import Results
+from pytest_parallel_explore.scoring.baseline import Baseline, judge
 from tests.browser import Browser, needs_chromium
 from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 
@@ -153,14 +154,13 @@ class Page(HTMLParser):
 
 
 def trial(name: str, cases: dict[str, str], baseline: Baseline, **fields: Any) -> dict[str, Any]:
-    """A finished trial's record, judged against ``baseline``, as results.json holds it."""
+    """A finished trial's record, judged against ``baseline`` as a trial is, as results.json holds it."""
     stats = TestStats(
         passed=list(cases.values()).count("passed"),
         failed=list(cases.values()).count("failed"),
         cases={n: {"outcome": o, "duration": 0.1} for n, o in cases.items()},
-        flaky=sorted(baseline.flaky),
     )
-    per_test = verdicts(baseline, stats.cases)
+    counts, broken = judge(baseline, stats)
     values: dict[str, Any] = {
         "experiment": "demo",
         "name": name,
@@ -173,8 +173,8 @@ def trial(name: str, cases: dict[str, str], baseline: Baseline, **fields: Any) -
         "agent": AgentStats("anthropic", "claude-x", 0, 75.5, 12, 120_000, 8_000, cost_usd=0.42),
         "diff": DiffStats(1, 2, 1, ["m.py"]),
         "tests": stats,
-        "verdicts": verdict_counts(per_test),
-        "broken_tests": sorted(n for n, v in per_test.items() if v == "broken"),
+        "verdicts": counts,
+        "broken_tests": broken,
         "score": stats.pass_rate,
     }
     record = TrialRecord(**{**values, **fields})
@@ -246,8 +246,13 @@ PATCH = textwrap.dedent(
 # --- the page, rendered from results ----------------------------------------------------------------
 
 
+def render(results: dict[str, Any], patches: dict[str, str]) -> str:
+    """The page for results as results.json holds them (read back as the merge reads them)."""
+    return render_html(Results.from_json(results), patches)
+
+
 def test_test_ids_task_reasons_and_diff_lines_are_text_not_markup(results: dict[str, Any]) -> None:
-    html = render_html(results, {"good": PATCH})
+    html = render(results, {"good": PATCH})
     page = Page(html)
 
     assert page.script_tags == 1  # the page's own; none came from the data
@@ -263,7 +268,7 @@ def test_test_ids_task_reasons_and_diff_lines_are_text_not_markup(results: dict[
 
 
 def test_matrix_has_a_cell_per_test_and_column_coloured_by_verdict(results: dict[str, Any]) -> None:
-    page = Page(render_html(results, {}))
+    page = Page(render(results, {}))
 
     assert page.columns == ["baseline", "good", "bad", "crashed"]
     # Worked out by hand: base passes a, b and echo, fails c and d; the flaky test gets no verdict.
@@ -279,14 +284,14 @@ def test_matrix_has_a_cell_per_test_and_column_coloured_by_verdict(results: dict
 
 
 def test_rows_carry_the_tags_the_filters_select_on(results: dict[str, Any]) -> None:
-    html = render_html(results, {})
+    html = render(results, {})
     assert '<tr class="broken differs"><th><div><span>tests/test_m.py</span><b>::test_a</b>' in html
     assert '<tr class="flaky differs"><th><div><span>tests/test_m.py</span><b>::test_sometimes</b>' in html
     assert "flaky (1)" in html and "broken somewhere (1)" in html and "fixed somewhere (2)" in html
 
 
 def test_ranked_table_has_the_baseline_row_then_a_row_per_trial(results: dict[str, Any]) -> None:
-    html = render_html(results, {})
+    html = render(results, {})
     page = Page(html)
 
     assert page.ranked == ["good", "bad", "crashed"]
@@ -354,7 +359,7 @@ def test_statistics_draw_confidence_interval_bars(results: dict[str, Any]) -> No
             "sentence": "good beats bad: +0.40 [0.10, 0.70], p = 0.01",
         },
     ]
-    html = render_html(results, {})
+    html = render(results, {})
 
     assert 'id="variants"' in html
     assert "good beats bad: +0.40 [0.10, 0.70], p = 0.01" in html
@@ -365,29 +370,29 @@ def test_statistics_draw_confidence_interval_bars(results: dict[str, Any]) -> No
 
 def test_checkout_changes_are_a_visible_warning(results: dict[str, Any]) -> None:
     results["checkout_changes"] = ["m.py", "notes <draft>.txt"]
-    page = Page(render_html(results, {}))
+    page = Page(render(results, {}))
     assert page.texts["checkout-changes"].startswith("Warning: the main checkout changed while the trials ran.")
     assert "m.py, notes <draft>.txt" in page.texts["checkout-changes"]
-    assert "checkout-changes" not in Page(render_html({**results, "checkout_changes": []}, {})).texts
+    assert "checkout-changes" not in Page(render({**results, "checkout_changes": []}, {})).texts
 
 
 def test_long_diffs_are_cut_and_point_to_the_patch_file(results: dict[str, Any]) -> None:
     patch = PATCH + "".join(f"+line {i}\n" for i in range(MAX_DIFF_LINES + 50))
-    page = Page(render_html(results, {"good": patch}))
+    page = Page(render(results, {"good": patch}))
     assert "+line 990" in page.texts["trial-good"]
     assert "+line 1000" not in page.texts["trial-good"]
     assert "58 more lines in results/good.patch" in page.texts["trial-good"]
 
 
 def test_an_experiment_with_nothing_run_yet_still_renders(results: dict[str, Any]) -> None:
-    html = render_html({**results, "trials": [], "best": None, "baseline": None, "status_counts": {}}, {})
+    html = render({**results, "trials": [], "best": None, "baseline": None, "status_counts": {}}, {})
     assert "No variant was scored." in html
     assert "No per-test outcomes were recorded." in html
 
 
 def test_without_a_baseline_cells_are_plain_outcomes(results: dict[str, Any]) -> None:
     results["baseline"] = None
-    page = Page(render_html(results, {}))
+    page = Page(render(results, {}))
     assert page.columns == ["good", "bad", "crashed"]
     assert page.matrix[T_A] == ["passed", "failed", "none"]
     assert page.matrix[T_FLAKY] == ["failed", "passed", "none"]

@@ -7,11 +7,9 @@ worker, a resumed run and a merge of CI jobs all agree) and where the report is 
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
-from ..record import SKIPPED_BY_RACE, Status, TrialRecord
+from ..record import Status, TrialRecord
 from ..sections import RaceSpec
 from .race import RaceState, race_state
 
@@ -70,29 +68,3 @@ def skip_reason(state: RaceState, variant: str) -> str | None:
     if state.decided is not None:
         return f"race decided: {state.reason}"
     return f"{variant} has its {state.max_trials} trials"
-
-
-def race_report(state: RaceState, race: RaceSpec, records: Iterable[TrialRecord]) -> dict[str, Any]:
-    """The race as ``results.json`` shows it: trials per variant, eliminations, final intervals, the reason."""
-    skipped = sorted(r.name for r in records if r.status is Status.SKIPPED and r.skipped_by == SKIPPED_BY_RACE)
-    return {
-        **dataclasses.asdict(race),
-        "trials": dict(state.trials),
-        "trials_total": sum(state.trials.values()),
-        "trials_max": race.max * len(state.trials),
-        "remaining": list(state.remaining),
-        "eliminated": [dataclasses.asdict(e) for e in state.eliminated],
-        "decided": state.decided,
-        "winner": state.winner,
-        "reason": state.reason,
-        "intervals": [dataclasses.asdict(i) for i in state.intervals],
-        "skipped": skipped,
-    }
-
-
-def race_settings(data: Mapping[str, Any] | None) -> RaceSpec | None:
-    """A :class:`RaceSpec` back from ``experiment.json`` / ``results.json`` (None when the run was no race)."""
-    if not data:
-        return None
-    fields = {f.name for f in dataclasses.fields(RaceSpec)}
-    return RaceSpec(**{k: v for k, v in data.items() if k in fields})

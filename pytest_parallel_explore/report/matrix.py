@@ -12,8 +12,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..record import TestStats
-from ..scoring.baseline import Baseline, verdicts
+from ..record import TrialRecord
+from ..scoring.baseline import Baseline
 
 #: Lines of one trial's patch shown in the page; the rest stays in ``results/<trial>.patch``.
 MAX_DIFF_LINES = 1000
@@ -109,29 +109,25 @@ def anchor(trial: str) -> str:
     return f"trial-{trial}"  # trial names are path- and ref-safe, so they are safe ids too
 
 
-def build_matrix(trials: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] | None) -> Matrix:
+def build_matrix(trials: Sequence[TrialRecord], baseline: Baseline | None) -> Matrix:
     """The test x trial matrix: a row per test ever seen, a column for the baseline and each trial.
 
-    A trial's cell is the test's verdict against the baseline (``fixed``, ``broken``, ...), or its
-    plain outcome where there is no verdict (no baseline, a flaky test, a test skipped at base).
+    A trial's cell is the test's verdict against the baseline (``fixed``, ``broken``, ...) as stored
+    when the trial was judged, or its plain outcome where there is no verdict (no baseline, a flaky
+    test, a test skipped at base, a record saved before verdicts were stored).
     """
-    flaky: set[str] = set(baseline.get("flaky") or ()) if baseline else set()
+    flaky: set[str] = set(baseline.flaky) if baseline else set()
     for t in trials:
-        flaky.update(t["tests"].get("flaky") or ())
-    base_cases: Mapping[str, str] = (baseline.get("cases") or {}) if baseline else {}
-    judge = Baseline(key="", base_commit="", runs=0, cases=base_cases, flaky=frozenset(flaky), tests=TestStats())
+        flaky.update(t.tests.flaky)
+    base_cases: Mapping[str, str] = baseline.cases if baseline else {}
 
     tests: dict[str, None] = dict.fromkeys(base_cases)  # ordered: the base suite's order, then new ones
     tests.update(dict.fromkeys(sorted(flaky)))
     for t in trials:
-        tests.update(dict.fromkeys(t["tests"].get("cases") or {}))
+        tests.update(dict.fromkeys(t.tests.cases))
 
     columns = [Column("baseline", None)] if baseline else []
-    columns += [Column(t["name"], anchor(t["name"])) for t in trials]
-    judged: list[tuple[Mapping[str, Mapping[str, Any]], Mapping[str, str]]] = []
-    for t in trials:
-        cases = t["tests"].get("cases") or {}
-        judged.append((cases, verdicts(judge, cases) if baseline and cases else {}))
+    columns += [Column(t.name, anchor(t.name)) for t in trials]
 
     rows = []
     counts = dict.fromkeys(("broken", "fixed", "flaky", "differs"), 0)
@@ -144,14 +140,14 @@ def build_matrix(trials: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any
             cells.append("flaky" if is_flaky else before or "absent")
             if not is_flaky:
                 outcomes.add(before)
-        for cases, per_test in judged:
-            if not cases:
+        for t in trials:
+            if not t.tests.cases:
                 cells.append("none")
                 continue
-            case = cases.get(test)
-            outcome = _outcome(case)
+            outcome = _outcome(t.tests.cases.get(test))
             outcomes.add(outcome)
-            verdict = per_test.get(test)
+            # Flaky in any run shown here: no verdict, as at the base (runs merged from CI may differ).
+            verdict = t.tests.verdicts.get(test) if baseline and not is_flaky else None
             if verdict == "added" and outcome != "passed":
                 cells.append("added_failed")
             else:

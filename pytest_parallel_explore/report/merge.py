@@ -12,27 +12,13 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ..paths import TRIAL_FILE_SUFFIXES, Workspace
 from ..record import Status, TrialRecord, read_json, save, write_json
-from ..spec import is_safe_name
+from .model import ExperimentInfo, Results, ResultsError
 from .results import write_report
-
-#: The experiment-level keys of results.json that are copied into the merged report.
-_EXPERIMENT_KEYS = (
-    "experiment",
-    "task",
-    "source",
-    "base",
-    "base_commit",
-    "score_command",
-    "plugin_version",
-    "variant_names",
-    "race",
-)
 
 
 def find_results(source: Path) -> list[Path]:
@@ -42,7 +28,7 @@ def find_results(source: Path) -> list[Path]:
     return sorted(source.rglob("results.json"))
 
 
-def merge_results(workspace: Workspace, experiment: str, sources: Sequence[Path]) -> dict[str, Any]:
+def merge_results(workspace: Workspace, experiment: str, sources: Sequence[Path]) -> Results:
     """Merge the results found in ``sources`` into the experiment's own results folder.
 
     Every file is read and checked before anything is written: the folders
@@ -50,41 +36,29 @@ def merge_results(workspace: Workspace, experiment: str, sources: Sequence[Path]
     branch name here.
     """
     paths = workspace.experiment(experiment)
-    info: dict[str, Any] | None = None
-    variants: list[str] = []
+    info: ExperimentInfo | None = None
+    trial_names: list[str] = []
     chosen: dict[str, tuple[TrialRecord, Path]] = {}  # trial -> its best record and the folder holding its files
     for source in sources:
         found = find_results(source)
         if not found:
             raise pytest.UsageError(f"--explore-merge: {source}: no results.json found (expected a results folder)")
         for results_json in found:
-            data = read_json(results_json)
-            where = f"--explore-merge: {results_json}"
-            if not isinstance(data, dict) or data.get("schema") != 1:
-                raise pytest.UsageError(f"{where}: not a results.json of schema 1")
-            if data.get("experiment") != experiment:
-                raise pytest.UsageError(
-                    f"{where}: belongs to experiment {data.get('experiment')!r}, not {experiment!r}"
-                )
-            if info is not None and data.get("base_commit") != info["base_commit"]:
-                raise pytest.UsageError(
-                    f"{where}: base commit {data.get('base_commit')} differs from {info['base_commit']}; "
-                    "results of different bases cannot be compared"
-                )
-            info = info or {key: data.get(key) for key in _EXPERIMENT_KEYS}
-            for record in _trial_records(data, experiment, where):
-                if record.name not in variants:
-                    variants.append(record.name)
+            results = _read(results_json, experiment, info)
+            info = info or results.info
+            for record in results.trials:
+                if record.name not in trial_names:
+                    trial_names.append(record.name)
                 current = chosen.get(record.name)
                 if _better(record, current[0] if current else None):
                     chosen[record.name] = (record, results_json.parent)
     if info is None:
         raise pytest.UsageError("--explore-merge: give at least one results folder")
-    info["trial_names"] = variants
+    info = info.merged(trial_names)
     for record, folder in chosen.values():
         _copy_trial_files(folder, paths.results, record.name)
         save(record, paths.trial_file(record.name, "_progress.json"))
-    write_json(paths.experiment_json, info)
+    write_json(paths.experiment_json, info.to_json())
     results = write_report(paths, info, [record for record, _ in chosen.values()])
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
@@ -93,31 +67,25 @@ def merge_results(workspace: Workspace, experiment: str, sources: Sequence[Path]
     return results
 
 
-def _trial_records(data: dict[str, Any], experiment: str, where: str) -> list[TrialRecord]:
-    """The trial records of one results.json, each checked: safe names, and the branch its name implies."""
-    trials = data.get("trials", [])
-    if not isinstance(trials, list):
-        raise pytest.UsageError(f"{where}: trials: expected a list of trial records, got {type(trials).__name__}")
-    records = []
-    for index, trial in enumerate(trials):
-        at = f"{where}: trials[{index}]"
-        if not isinstance(trial, dict):
-            raise pytest.UsageError(f"{at}: expected a trial record (a mapping), got {type(trial).__name__}")
-        for key in ("name", "variant"):
-            value = trial.get(key)
-            if not isinstance(value, str) or not is_safe_name(value):
-                raise pytest.UsageError(
-                    f"{at}.{key}: unsafe name {value!r}; expected letters, digits, '.', '_' and '-' "
-                    "(names become paths and git refs)"
-                )
-        branch = f"explore/{experiment}/{trial['name']}"
-        if trial.get("branch") != branch:
-            raise pytest.UsageError(f"{at}.branch: expected {branch!r}, got {trial.get('branch')!r}")
-        try:
-            records.append(TrialRecord.from_json(trial))
-        except (TypeError, ValueError) as exc:
-            raise pytest.UsageError(f"{at}: not a trial record of this plugin: {exc}") from None
-    return records
+def _read(results_json: Path, experiment: str, first: ExperimentInfo | None) -> Results:
+    """One job's results, checked: of this experiment, of the first one's base commit, each trial on its branch."""
+    where = f"--explore-merge: {results_json}"
+    try:
+        results = Results.from_json(read_json(results_json))
+    except ResultsError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
+    if results.info.experiment != experiment:
+        raise pytest.UsageError(f"{where}: belongs to experiment {results.info.experiment!r}, not {experiment!r}")
+    if first is not None and results.info.base_commit != first.base_commit:
+        raise pytest.UsageError(
+            f"{where}: base commit {results.info.base_commit} differs from {first.base_commit}; "
+            "results of different bases cannot be compared"
+        )
+    for index, record in enumerate(results.trials):
+        branch = f"explore/{experiment}/{record.name}"
+        if record.branch != branch:
+            raise pytest.UsageError(f"{where}: trials[{index}].branch: expected {branch!r}, got {record.branch!r}")
+    return results
 
 
 def _better(candidate: TrialRecord, current: TrialRecord | None) -> bool:
