@@ -411,8 +411,9 @@ SAFE_NAMES = "expected letters, digits, '.', '_' and '-' (names become paths and
         ({"variant": "a/b"}, f"trials[0].variant: unsafe name 'a/b'; {SAFE_NAMES}"),
         ({"name": 7}, f"trials[0].name: unsafe name 7; {SAFE_NAMES}"),
         ({"branch": "explore/other/good"}, "trials[0].branch: expected 'explore/ci/good', got 'explore/other/good'"),
+        ({"status": "exploded"}, "trials[0]: not a trial record of this plugin: 'exploded' is not a valid Status"),
     ],
-    ids=["name", "variant", "not-text", "branch"],
+    ids=["name", "variant", "not-text", "branch", "status"],
 )
 def test_merge_refuses_a_hostile_record_before_writing_anything(
     explored: Project, changes: dict[str, object], expected: str
