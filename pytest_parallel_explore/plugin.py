@@ -70,7 +70,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--explore-retry-failed",
         dest="explore_retry_failed",
         action="store_true",
-        help="run only the variants that failed or timed out last time",
+        help="run only the variants that failed, timed out or could not be judged last time",
     )
     group.addoption(
         "--explore-results",

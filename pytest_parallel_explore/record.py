@@ -51,7 +51,7 @@ class Status(str, enum.Enum):
 
 FINISHED = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.ERROR, Status.SKIPPED})
 OUTCOMES = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.SKIPPED})
-#: The outcomes that are the variant's failure (see ``TrialRecord.failed``).
+#: The statuses that are the variant's failure (with an unjudged suite: see ``TrialRecord.failed``).
 FAILED = frozenset({Status.AGENT_FAILED, Status.TIMEOUT})
 #: ``skipped_by`` of a trial the sequential race did not need; recomputed by every run, never reused.
 SKIPPED_BY_RACE = "race"
@@ -201,18 +201,16 @@ class TrialRecord:
 
     @property
     def failed(self) -> bool:
-        """The variant's agent failed or timed out: an outcome, rerun only with ``--explore-retry-failed``.
+        """A failure of the variant: its agent failed or timed out, or its work could not be judged.
 
-        An ``error`` is not a failure of the variant: that trial is missing.
+        An outcome: reused by a plain rerun, run again with ``--explore-retry-failed``.  An ``error``
+        is not a failure of the variant: that trial is missing.
         """
-        return self.status in FAILED
+        return self.status in FAILED or self.unjudged
 
     @property
     def unjudged(self) -> bool:
-        """Done, but its suite could not be judged (nothing collected, did not start): scored 0.
-
-        The agent's outcome, reused by every rerun; the reports list it with the failed trials.
-        """
+        """Done, but its suite could not be judged (nothing collected, did not start): scored 0, and failed."""
         return self.status is Status.DONE and bool(self.tests.problem)
 
     @property
@@ -239,14 +237,15 @@ class TrialRecord:
 
     @property
     def retried(self) -> bool:
-        """An earlier attempt failed or timed out, and this record is a later one (its outcome favours the variant)."""
-        return any(Status(a["status"]) in FAILED for a in self.attempts[:-1])
+        """An earlier attempt failed, and this record is a later one (its outcome favours the variant)."""
+        return any(a.get("failed", Status(a["status"]) in FAILED) for a in self.attempts[:-1])
 
     def end_attempt(self, cost: float) -> None:
         """Add this run of the trial, now ended, to ``attempts``."""
         self.attempts.append(
             {
                 "status": self.status.value,
+                "failed": self.failed,
                 "reason": self.reason,
                 "started": self.started_at,
                 "finished": self.finished_at,

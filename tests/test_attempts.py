@@ -14,13 +14,15 @@ import pytest
 
 from tests.explore_testing import Project
 
-#: Logs the trial, then does what its variant's name says: fix calc.py, fail, or hang until killed.
+#: Logs the trial, then does what its variant's name says: fix calc.py, fail, hang until killed, or
+#: leave a calc.py whose import hangs (the suite times out: the trial cannot be judged).
 AGENT = """\
 echo "$EXPLORE_TRIAL" >> {root}/invocations.log
 printf 'def add(a, b):\\n    return a + b\\n' > calc.py
 case "$EXPLORE_VARIANT" in
     fails) exit 3 ;;
     hangs) exec sleep 60 ;;
+    stalls) printf 'import time\ntime.sleep(60)\n' >> calc.py ;;
 esac
 """
 
@@ -125,3 +127,22 @@ def test_a_bad_repeat_option_is_refused(logged: Logged) -> None:
         ["*--explore-repeat: expected a whole number >= 1 or 'auto' (a sequential race), got 'many'"]
     )
     assert not Path(logged.project.experiment_dir()).exists()
+
+
+def test_retry_failed_reruns_a_trial_whose_suite_could_not_be_judged(logged: Logged) -> None:
+    spec = logged.project.calc_spec(good=f"sh {logged.root}/agent.sh", stalls=f"sh {logged.root}/agent.sh")
+    spec["sandbox"] = "none"  # the agent logs into the project
+    spec["score"]["timeout"] = "3s"
+    variants = logged.project.variants(spec)
+    assert logged.project.explore("--variants", variants).ret == 1
+    stalls = logged.record("stalls")
+    assert stalls["status"] == "done" and "timed out" in stalls["tests"]["problem"]
+    assert "--explore-retry-failed 'explore::calc[stalls]'" in logged.summary()
+
+    assert logged.project.explore("--variants", variants).ret == 1
+    assert logged.invocations() == ["good", "stalls"]  # an outcome: a plain rerun reuses it
+
+    assert logged.project.explore("--variants", variants, "--explore-retry-failed").ret == 1
+    assert logged.invocations() == ["good", "stalls", "stalls"]  # the command the summary gives reruns it
+    attempts = logged.record("stalls")["attempts"]
+    assert [a["failed"] for a in attempts] == [True, True]

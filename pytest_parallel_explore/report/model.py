@@ -354,7 +354,7 @@ class Results:
     @property
     def failed(self) -> list[TrialRecord]:
         """The trials whose outcome is a failure, or a suite that could not be judged (see ``TrialRecord``)."""
-        return [t for t in self.trials if t.failed or t.unjudged]
+        return [t for t in self.trials if t.failed]
 
     @property
     def missing(self) -> list[TrialRecord]:

@@ -54,7 +54,7 @@ def status_kind(record: TrialRecord) -> str:
         return "ok"
     if not record.status.finished:
         return "warn"
-    return "bad" if record.failed or record.unjudged else "muted"
+    return "bad" if record.failed else "muted"
 
 
 @dataclasses.dataclass(frozen=True)
