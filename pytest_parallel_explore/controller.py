@@ -38,6 +38,8 @@ from .settings import Settings
 
 #: How often the progress files are polled for changes.
 POLL_SECONDS = 0.5
+#: The live ``report.html`` is rewritten at most this often under xdist (its page reloads every 2 s).
+LIVE_REPORT_SECONDS = 1.0
 
 
 class ExploreController:
@@ -53,6 +55,9 @@ class ExploreController:
         self._started = time.time()
         self.ticks: MainThreadTicks | None = None
         self.live: LiveView | None = None
+        self._polled: dict[str, tuple[int, int, int]] = {}  # each progress file's version when last read
+        self._report_due = False
+        self._report_written = 0.0
 
     # -- live progress -----------------------------------------------------
 
@@ -109,30 +114,43 @@ class ExploreController:
             self._show(trial)
 
     def poll(self) -> None:
-        """Show each trial whose step changed since the last poll (trials in xdist workers)."""
+        """Show each trial whose progress file changed since the last poll (trials in xdist workers)."""
         for trial in self.settings.trials:
             path = self.settings.paths.trial_file(trial.name, "_progress.json")
             try:
-                if path.stat().st_mtime < self._started:
-                    continue  # left by an earlier run
+                stat = path.stat()
             except FileNotFoundError:
                 continue
+            # Every save replaces the file, so a new version has a new inode, size or time.
+            version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if stat.st_mtime < self._started or self._polled.get(trial.name) == version:
+                continue  # left by an earlier run, or read already
+            self._polled[trial.name] = version
             record = try_load(path)
             if record is not None:
                 self._show(record)
         if self.live is not None:
             self.live.tick()
+        if self._report_due and time.monotonic() - self._report_written >= LIVE_REPORT_SECONDS:
+            self._write_live_report()
 
     def _show(self, record: TrialRecord) -> None:
-        """Take a trial's record into the live view; rewrite the report when a trial starts or ends."""
+        """Take a trial's record into the live view; the report is due again when a trial starts or ends.
+
+        Under xdist, :meth:`poll` rewrites a due report at most every :data:`LIVE_REPORT_SECONDS`
+        (rendering it costs the CPU the trials run on); in one process, right away.
+        """
         if self.live is None:
             return
         first = record.name not in self.live.running and not record.status.finished
         if self.live.update(record) and (first or record.status.finished):
-            self._write_live_report()
+            self._report_due = True
+            if not self.distributed:
+                self._write_live_report()
 
     def _write_live_report(self) -> None:
         """``report.html`` of the experiment so far (see :func:`results.write_live_report`)."""
+        self._report_due, self._report_written = False, time.monotonic()
         running = list(self.live.running) if self.live is not None else []
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
         write_live_report(self.settings.paths, ExperimentInfo.from_json(self.info), records, running)
