@@ -103,7 +103,10 @@ class ExploreController:
             if name == "explore_record" and isinstance(value, dict):
                 self.reported[str(value.get("name"))] = value
         with self.terminal():
-            return (yield)
+            result = yield
+        if self.distributed and self.ticks is None:
+            self.poll()  # an xdist without an event queue to tick through: update on the workers' reports
+        return result
 
     def pytest_explore_trial_progress(self, trial: TrialRecord) -> None:
         capture = self.config.pluginmanager.get_plugin("capturemanager")
