@@ -22,11 +22,11 @@ from _pytest._io import TerminalWriter
 
 from . import adoption
 from .paths import ExperimentPaths, Workspace
-from .record import TrialRecord, read_json
+from .record import TrialRecord, load_records, read_json
 from .repo import gitops
 from .report.model import ExperimentInfo, ResultsError
 from .report.ranking import rank
-from .report.results import load_records, write_report
+from .report.results import write_report
 from .report.text import format_table
 from .settings import resolve_workspace
 

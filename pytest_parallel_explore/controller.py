@@ -28,10 +28,10 @@ import pytest
 
 from .defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
 from .live import LiveView
-from .record import TrialRecord, save, try_load, write_json
+from .record import TrialRecord, load_records, save, try_load, write_json
 from .repo import gitops, repostate
 from .report.model import ExperimentInfo, Results
-from .report.results import load_records, write_live_report, write_report
+from .report.results import write_live_report, write_report
 from .report.text import terminal_lines
 from .runstart import RunCheck, RunStart, baseline_notice, experiment_info, own_refs, recover_interrupted, start_run
 from .settings import Settings

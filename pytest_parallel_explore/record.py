@@ -14,8 +14,11 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
+
+from .paths import ExperimentPaths
 
 SCHEMA = 1
 
@@ -330,3 +333,15 @@ def try_load(path: Path) -> TrialRecord | None:
         return load(path)
     except CorruptRecord:
         return None
+
+
+def load_records(paths: ExperimentPaths, trials: Iterable[str] | None = None) -> list[TrialRecord]:
+    """The saved records of ``trials`` (default: every trial with a progress file)."""
+    if trials is None:
+        trials = sorted(p.name[: -len("_progress.json")] for p in paths.results.glob("*_progress.json"))
+    records = []
+    for name in trials:
+        record = try_load(paths.trial_file(name, "_progress.json"))
+        if record is not None:
+            records.append(record)
+    return records

@@ -32,11 +32,11 @@ from .record import (
     TestStats,
     TrialRecord,
     load,
+    load_records,
     save,
 )
 from .repo import gitops, repostate, trees
 from .repo.gitcmd import Git
-from .report.results import load_records
 from .scoring import protect, scorecache
 from .scoring.baseline import Baseline, ensure_baseline, judge
 from .scoring.checkout import prepare_worktree, run_setup_command, scoring_checkout

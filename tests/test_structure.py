@@ -83,3 +83,20 @@ def test_a_cycle_is_found_when_there_is_one() -> None:
 def test_no_module_is_longer_than_500_lines() -> None:
     lengths = {p.name: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {name: n for name, n in lengths.items() if n > 500} == {}
+
+
+def test_the_worker_side_imports_no_report_code() -> None:
+    # An xdist worker imports the items and everything a trial runs; the report is the controller's.
+    reached = _reachable(import_graph(), f"{NAME}.items")
+    assert f"{NAME}.trial" in reached, "the graph was not followed"
+    assert sorted(m for m in reached if m.startswith(f"{NAME}.report")) == []
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen

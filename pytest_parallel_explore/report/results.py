@@ -4,28 +4,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from ..evidence import racing, stats
 from ..paths import ExperimentPaths
-from ..record import TrialRecord, read_json, try_load, write_atomic, write_json
+from ..record import TrialRecord, read_json, write_atomic, write_json
 from ..scoring.baseline import Baseline
 from .html import Live, render_report
 from .model import ComparisonEntry, ExperimentInfo, RaceSection, Results, ResultsError, VariantStats, baseline_from_json
 from .ranking import rank
 from .text import render_summary
-
-
-def load_records(paths: ExperimentPaths, trials: Iterable[str] | None = None) -> list[TrialRecord]:
-    """The saved records of ``trials`` (default: every trial with a progress file)."""
-    if trials is None:
-        trials = sorted(p.name[: -len("_progress.json")] for p in paths.results.glob("*_progress.json"))
-    records = []
-    for name in trials:
-        record = try_load(paths.trial_file(name, "_progress.json"))
-        if record is not None:
-            records.append(record)
-    return records
 
 
 def build_results(info: ExperimentInfo, records: Sequence[TrialRecord], baseline: Baseline | None = None) -> Results:
