@@ -228,6 +228,7 @@ class ExploreController:
         during scoring) could write other trials' files and branches.
         """
         root = self.settings.workspace.repo_root
+        tips = gitops.branch_commits(root, self.settings.workspace.branch(self.settings.experiment, ""))
         for name, data in self.reported.items():
             reported = TrialRecord.from_json(data)
             path = self.settings.paths.trial_file(name, "_progress.json")
@@ -235,7 +236,7 @@ class ExploreController:
             flags = []
             if on_disk is None or on_disk.to_json() != data:
                 flags.append("its record on disk was changed after the trial ended; the reported one is kept")
-            if reported.commit and gitops.branch_commit(root, reported.branch) not in (None, reported.commit):
+            if reported.commit and tips.get(reported.branch, reported.commit) != reported.commit:
                 gitops.set_branch(root, reported.branch, reported.commit)
                 flags.append("its branch was moved after the trial ended; reset to the trial's commit")
             if flags:

@@ -180,6 +180,12 @@ def branch_commit(root: Path, branch: str) -> str | None:
     return sha or None
 
 
+def branch_commits(root: Path, prefix: str) -> dict[str, str]:
+    """``branch -> sha`` for every branch whose name starts with ``prefix``, in one git call."""
+    listing = sealed(root).run("for-each-ref", "--format=%(refname:lstrip=2)%00%(objectname)", f"refs/heads/{prefix}")
+    return dict(line.split("\0") for line in listing.splitlines())
+
+
 def restore_worktree(root: Path, worktree: Worktree, branch: str, commit: str) -> Worktree:
     """The trial's worktree at its committed work (recreated from the branch if it is gone or broken)."""
     if link_problem(worktree) is None and worktree.path.is_dir():
@@ -297,10 +303,8 @@ def record_work(
     """
     git = sealed(root).with_(work_tree=worktree.path)
     tree = trees.tree_of_files(git, base, leave=leave, skip=skip, unchanged=unchanged)
-    if tree == git.run("rev-parse", f"{base}^{{tree}}"):
-        commit = base
-    else:
-        commit = git.run("commit-tree", tree, "-p", base, "-m", message)
+    changed = tree != trees.tree_id(git, base)
+    commit = git.run("commit-tree", tree, "-p", base, "-m", message) if changed else base
     set_branch(root, branch, commit)
     admin = Git(worktree.admin)
     admin.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")

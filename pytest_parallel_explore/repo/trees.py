@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import re
 import shutil
 import stat
 import tempfile
@@ -62,9 +63,41 @@ def stat_snapshot(root: Path, paths: Iterable[str]) -> dict[str, Stat]:
 
 
 def tree_entries(git: Git, treeish: str) -> dict[str, tuple[str, str]]:
-    """``path -> (mode, sha)`` for every file of ``treeish`` (recursively)."""
+    """``path -> (mode, sha)`` for every file of ``treeish`` (recursively).
+
+    An object id names the same content for ever, so listings by id are kept
+    (a trial lists the base commit's tree four times); the caller gets its own copy.
+    """
+    if not _OBJECT_ID.fullmatch(treeish):
+        return _list_tree(git.git_dir, treeish)
+    key = (git.git_dir, treeish)
+    if key not in _listings:
+        if len(_listings) >= _LISTINGS_KEPT:
+            del _listings[next(iter(_listings))]
+        _listings[key] = _list_tree(git.git_dir, treeish)
+    return dict(_listings[key])
+
+
+def tree_id(git: Git, commit: str) -> str:
+    """The id of ``commit``'s tree; kept when ``commit`` is an object id (it cannot change)."""
+    if not _OBJECT_ID.fullmatch(commit):
+        return git.run("rev-parse", f"{commit}^{{tree}}")
+    key = (git.git_dir, commit)
+    if key not in _tree_ids:
+        _tree_ids[key] = git.run("rev-parse", f"{commit}^{{tree}}")
+    return _tree_ids[key]
+
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+#: Few listings are worth keeping: the base commit's, and the latest trial's.
+_LISTINGS_KEPT = 4
+_listings: dict[tuple[Path, str], dict[str, tuple[str, str]]] = {}
+_tree_ids: dict[tuple[Path, str], str] = {}
+
+
+def _list_tree(git_dir: Path, treeish: str) -> dict[str, tuple[str, str]]:
     entries = {}
-    for record in git.run("ls-tree", "-r", "-z", "--full-tree", treeish).split("\0"):
+    for record in Git(git_dir).run("ls-tree", "-r", "-z", "--full-tree", treeish).split("\0"):
         if not record:
             continue
         meta, path = record.split("\t", 1)

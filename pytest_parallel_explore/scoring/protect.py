@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..repo.gitcmd import Git
-from ..repo.trees import tree_entries
+from ..repo.trees import tree_entries, tree_id
 
 #: Files that configure pytest or Python's start-up, wherever they are.
 STARTUP_FILES = frozenset(
@@ -150,7 +150,7 @@ def sealed_tree(git: Git, base: str, commit: str, policy: Policy) -> Sealed:
         else:
             updates.append(f"0 {'0' * 40}\t{path}")
     if not updates:
-        return Sealed(git.run("rev-parse", f"{commit}^{{tree}}"), [])
+        return Sealed(tree_id(git, commit), [])
     with tempfile.TemporaryDirectory(prefix="explore-index-") as scratch:
         index = git.with_(index=Path(scratch) / "index")
         index.run("read-tree", commit)

@@ -39,6 +39,7 @@ from typing import Any
 from ..isolation.sandbox import wanted
 from ..record import TestStats, read_json, write_json
 from ..repo.gitcmd import Git
+from ..repo.trees import tree_id
 from ..settings import Settings
 from ..version import __version__
 
@@ -74,7 +75,7 @@ def key_parts(settings: Settings, git: Git, tree: str) -> dict[str, Any]:
     score = {k: v for k, v in dataclasses.asdict(settings.score).items() if k not in _NOT_IN_KEY}
     return {
         "schema": SCHEMA,
-        "tree": git.run("rev-parse", f"{tree}^{{tree}}"),
+        "tree": tree_id(git, tree),
         "holdout": _files_digest(root, settings.score.holdout),
         "copied": _files_digest(root, settings.worktree.copy),
         "worktree_setup": settings.worktree.setup,
