@@ -96,3 +96,21 @@ def test_a_snapshot_skips_reading_unchanged_files_and_still_sees_a_change_that_h
     assert read == ["b.txt"]  # a.txt and c.txt were not read
     assert git(repo, "cat-file", "blob", f"{tree}:b.txt") == "B.txt\n"
     assert tree == trees.tree_of_files(sealed, base)  # the same tree as reading every file
+
+
+def test_a_listing_by_object_id_is_kept_but_a_name_is_read_again(repo: Path) -> None:
+    (repo / "a.txt").write_text("a\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "one")
+    first = git(repo, "rev-parse", "HEAD").strip()
+    sealed = Git(repo / ".git")
+    listing = trees.tree_entries(sealed, first)
+    listing.clear()  # the caller's copy: the kept listing is untouched
+    (repo / "b.txt").write_text("b\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "two")
+
+    assert sorted(trees.tree_entries(sealed, first)) == ["a.txt"]
+    assert sorted(trees.tree_entries(sealed, "HEAD")) == ["a.txt", "b.txt"]
+    assert trees.tree_id(sealed, first) == git(repo, "rev-parse", f"{first}^{{tree}}").strip()
+    assert trees.tree_id(sealed, "HEAD") == git(repo, "rev-parse", "HEAD^{tree}").strip()
