@@ -165,6 +165,9 @@ class ExploreController:
         if reporter is None or not lines:
             return
         with self.terminal():
+            writer = self.config.get_terminal_writer()
+            if writer.width_of_current_line:
+                writer.line()  # after pytest's "[100%]", not on its line
             for line in lines:
                 reporter.write_line(f"explore {self.settings.experiment}: {line}", yellow=True, bold=True)
 
