@@ -46,8 +46,8 @@ def list_experiments(workspace: Workspace) -> list[dict[str, Any]]:
         counts: dict[str, int] = {}
         for record in records:
             counts[record.status.value] = counts.get(record.status.value, 0) + 1
-        scored = [r for r in records if r.score is not None]
-        best = max(scored, key=lambda r: r.score or 0.0) if scored else None
+        # Ranked as the table ranks them, so ties name the trial listed first there (and adopted as "best").
+        best = next((r for r in rank(records) if r.score is not None), None)
         entries.append(
             {
                 "name": folder.name,

@@ -52,6 +52,16 @@ def test_list_shows_each_experiment(explored: Project) -> None:
     )
 
 
+def test_list_names_the_trial_the_table_ranks_first_when_scores_tie(calc_project: Project) -> None:
+    # Equal scores: the table ranks the faster agent first, and so must the list (not the first by name).
+    spec = calc_project.variants(calc_project.calc_spec(a_slow=f"sleep 0.5; {GOOD_AGENT}", z_fast=GOOD_AGENT))
+    assert calc_project.explore("--variants", spec).ret == 0
+    assert [t["name"] for t in calc_project.results()["trials"]] == ["z_fast", "a_slow"]
+
+    result = calc_project.pytester.runpytest_subprocess("--explore-list")
+    result.stdout.fnmatch_lines(["calc: 2 variants; 2 done; best z_fast (1.000); 20*"])
+
+
 def test_cleanup_removes_worktrees_and_keeps_branches_and_results(explored: Project) -> None:
     worktrees = explored.experiment_dir() / "worktrees"
     shutil.rmtree(worktrees / "bad")  # one deleted by hand already
