@@ -7,19 +7,26 @@ getting N scored worktrees with the same concurrency C:
 
 plugin
     ``python -m pytest --explore bench-N --variants FILE -n C -p no:cacheprovider``,
-    with N variants whose agent is the no-op command ``true`` and whose score
-    command is ``{python} -m pytest -q -p no:cacheprovider tests``: the wall
+    with N variants whose agent writes a file named after its trial (so no two
+    trials leave the same tree) and whose score command is
+    ``{python} -m pytest -q -p no:cacheprovider tests``: the wall
     time of the whole pytest process.  The run must exit 0 and its
     ``results.json`` must show N trials, each ``done`` with every test passed,
     or the script stops: the figures are of real work.
 
 by hand
     A pool of C threads, each running, per trial, ``git worktree add -b
-    <branch> <path> HEAD`` and then ``python -m pytest -q -p no:cacheprovider
-    tests`` in that worktree: the wall time of the whole batch.  The adds
+    <branch> <path> HEAD``, writing the same file, and then ``python -m pytest
+    -q -p no:cacheprovider tests`` in that worktree: the wall time of the whole batch.  The adds
     take turns (concurrent ones race on ``.git/worktrees``), as in the plugin.  The suite
     runs in the environment the plugin gives it (worktree on ``PYTHONPATH``,
     ``PYTHONDONTWRITEBYTECODE=1``), so both sides run the very same tests.
+
+Three more scenarios are measured unless ``--methods`` leaves them out: the
+plugin with every agent writing the same file (the score cache scores the tree
+once), the plugin with ``sandbox: none``, and ``xdist alone`` (``pytest -n C``
+over N empty tests: xdist's own start-up and shutdown, a floor for any plugin
+that runs on it).
 
 Every measurement starts from a fresh copy of the committed project (no
 worktree, branch or data directory left by another), after one untimed
@@ -360,6 +367,21 @@ def measure_by_hand(project: Path, name: str, trials: int, concurrency: int, exp
     return Timing(seconds, breakdown)
 
 
+def measure_xdist_alone(project: Path, name: str, trials: int, concurrency: int, expected_tests: int) -> Timing:
+    """``pytest -n C`` over ``trials`` empty tests: what xdist costs before any plugin does anything."""
+    floor = project.parent / "xdist_alone"
+    floor.mkdir()
+    (floor / "test_empty.py").write_text("".join(f"def test_{i}():\n    pass\n" for i in range(trials)))
+    argv = [sys.executable, "-m", "pytest", "-q", "-n", str(concurrency), "-p", "no:cacheprovider", "test_empty.py"]
+    started = time.perf_counter()
+    finished = subprocess.run(argv, cwd=floor, env=_environment(), capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    passed = _PASSED.search(finished.stdout)
+    if finished.returncode != 0 or passed is None or int(passed.group(1)) != trials:
+        _fail(f"xdist alone: pytest exited {finished.returncode}", finished.stdout + finished.stderr)
+    return Timing(seconds, {})
+
+
 _METHODS: dict[str, Any] = {
     "plugin": measure_plugin,
     "by hand": measure_by_hand,
@@ -367,6 +389,8 @@ _METHODS: dict[str, Any] = {
     "plugin, same trees": functools.partial(measure_plugin, agent=SAME_TREES),
     # What the sandbox costs: agents and scoring runs without bubblewrap.
     "plugin, no sandbox": functools.partial(measure_plugin, sandbox="none"),
+    # The floor: xdist's own start-up and shutdown, which the plugin cannot go below.
+    "xdist alone": measure_xdist_alone,
 }
 
 
@@ -450,7 +474,7 @@ def print_table(counts: Sequence[int], concurrency: int, results: Mapping[tuple[
             f"{n:>4}  {concurrency:>4}  {spread[0]:>19}  {spread[1]:>19}  {wall[0] / wall[1]:>14.2f}"
             f"  {cpu[0]:>12.2f}  {cpu[1]:>13.2f}  {cpu[0] / cpu[1]:>9.2f}"
         )
-    extra = [m for m in ("plugin, same trees", "plugin, no sandbox") if (m, counts[0]) in results]
+    extra = [m for m in ("plugin, same trees", "plugin, no sandbox", "xdist alone") if (m, counts[0]) in results]
     if extra:
         print("\nthe other scenarios: median wall seconds (min-max), and their ratio")
         for n in counts:
@@ -464,6 +488,11 @@ def print_table(counts: Sequence[int], concurrency: int, results: Mapping[tuple[
                     saved = statistics.median(m.breakdown["suite runs saved by the score cache"] for m in runs)
                     ratio = wall / by_hand
                     print(f"N={n:<4} {method:<20} {spread}  /by hand {ratio:5.2f}  suite runs saved {saved:.0f}")
+                elif method == "xdist alone":
+                    print(
+                        f"N={n:<4} {method:<20} {spread}  /by hand {wall / by_hand:5.2f}"
+                        f"  by hand with xdist's start-up added: {(by_hand + wall) / by_hand:.2f}"
+                    )
                 else:
                     print(
                         f"N={n:<4} {method:<20} {spread}  /by hand {wall / by_hand:5.2f}"
