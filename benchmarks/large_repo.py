@@ -146,8 +146,8 @@ def measure_checkouts(repo: Path, scratch: Path, repeat: int) -> dict[str, list[
         return spent
 
     methods = [("hand", hand), ("add_worktree", plugin), ("materialize", materialize)]
-    for method in methods:  # one untimed warm-up each: the page cache holds the pack for all alike
-        method[1](-1)
+    for _, warm_up in methods:  # one untimed warm-up each: the page cache holds the pack for all alike
+        warm_up(-1)
     times["tree_of_files"].clear()
     times["tree_of_files_snapshot"].clear()
     for i in range(repeat):

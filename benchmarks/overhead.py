@@ -478,26 +478,20 @@ def print_table(counts: Sequence[int], concurrency: int, results: Mapping[tuple[
     if extra:
         print("\nthe other scenarios: median wall seconds (min-max), and their ratio")
         for n in counts:
-            by_hand = statistics.median(m.seconds for m in results["by hand", n])
-            plugin = statistics.median(m.seconds for m in results["plugin", n])
+            hand_s = statistics.median(m.seconds for m in results["by hand", n])
+            plugin_s = statistics.median(m.seconds for m in results["plugin", n])
             for method in extra:
                 runs = results[method, n]
-                wall = statistics.median(m.seconds for m in runs)
-                spread = f"{wall:6.2f} ({min(m.seconds for m in runs):5.2f}-{max(m.seconds for m in runs):5.2f})"
+                seconds = statistics.median(m.seconds for m in runs)
+                shown = f"{seconds:6.2f} ({min(m.seconds for m in runs):5.2f}-{max(m.seconds for m in runs):5.2f})"
+                line = f"N={n:<4} {method:<20} {shown}  /by hand {seconds / hand_s:5.2f}"
                 if method == "plugin, same trees":
                     saved = statistics.median(m.breakdown["suite runs saved by the score cache"] for m in runs)
-                    ratio = wall / by_hand
-                    print(f"N={n:<4} {method:<20} {spread}  /by hand {ratio:5.2f}  suite runs saved {saved:.0f}")
+                    print(f"{line}  suite runs saved {saved:.0f}")
                 elif method == "xdist alone":
-                    print(
-                        f"N={n:<4} {method:<20} {spread}  /by hand {wall / by_hand:5.2f}"
-                        f"  by hand with xdist's start-up added: {(by_hand + wall) / by_hand:.2f}"
-                    )
+                    print(f"{line}  by hand with xdist's start-up added: {(hand_s + seconds) / hand_s:.2f}")
                 else:
-                    print(
-                        f"N={n:<4} {method:<20} {spread}  /by hand {wall / by_hand:5.2f}"
-                        f"  sandbox cost {plugin - wall:+.2f} s ({plugin / wall - 1:+.0%})"
-                    )
+                    print(f"{line}  sandbox cost {plugin_s - seconds:+.2f} s ({plugin_s / seconds - 1:+.0%})")
     measurements = [m for runs in results.values() for m in runs]
     shared = [m for m in measurements if m.shared_machine]
     if shared:
