@@ -11,6 +11,7 @@ without filters or attributes, for the sealed scoring checkout.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import posixpath
@@ -68,31 +69,29 @@ def tree_entries(git: Git, treeish: str) -> dict[str, tuple[str, str]]:
     An object id names the same content for ever, so listings by id are kept
     (a trial lists the base commit's tree four times); the caller gets its own copy.
     """
-    if not _OBJECT_ID.fullmatch(treeish):
-        return _list_tree(git.git_dir, treeish)
-    key = (git.git_dir, treeish)
-    if key not in _listings:
-        if len(_listings) >= _LISTINGS_KEPT:
-            del _listings[next(iter(_listings))]
-        _listings[key] = _list_tree(git.git_dir, treeish)
-    return dict(_listings[key])
+    if _OBJECT_ID.fullmatch(treeish):
+        return dict(_kept_listing(git.git_dir, treeish))
+    return _list_tree(git.git_dir, treeish)
 
 
 def tree_id(git: Git, commit: str) -> str:
     """The id of ``commit``'s tree; kept when ``commit`` is an object id (it cannot change)."""
-    if not _OBJECT_ID.fullmatch(commit):
-        return git.run("rev-parse", f"{commit}^{{tree}}")
-    key = (git.git_dir, commit)
-    if key not in _tree_ids:
-        _tree_ids[key] = git.run("rev-parse", f"{commit}^{{tree}}")
-    return _tree_ids[key]
+    if _OBJECT_ID.fullmatch(commit):
+        return _kept_tree_id(git.git_dir, commit)
+    return git.run("rev-parse", f"{commit}^{{tree}}")
 
 
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-#: Few listings are worth keeping: the base commit's, and the latest trial's.
-_LISTINGS_KEPT = 4
-_listings: dict[tuple[Path, str], dict[str, tuple[str, str]]] = {}
-_tree_ids: dict[tuple[Path, str], str] = {}
+
+
+@functools.lru_cache(maxsize=4)  # few are worth keeping: the base commit's, and the latest trial's
+def _kept_listing(git_dir: Path, object_id: str) -> dict[str, tuple[str, str]]:
+    return _list_tree(git_dir, object_id)
+
+
+@functools.lru_cache(maxsize=64)
+def _kept_tree_id(git_dir: Path, object_id: str) -> str:
+    return Git(git_dir).run("rev-parse", f"{object_id}^{{tree}}")
 
 
 def _list_tree(git_dir: Path, treeish: str) -> dict[str, tuple[str, str]]:
