@@ -141,7 +141,6 @@ def trial_rows(results: Results) -> list[RankRow]:
             for w, present in (
                 ("tampering", t.tampering),
                 ("not judged", t.tests.problem),
-                ("checkpoint", t.from_checkpoint),
             )
             if present
         ]
