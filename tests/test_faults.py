@@ -78,13 +78,18 @@ class Faults:
         return [int(p) for p in (self.root / f"pids-{name}").read_text().split()]
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
-        """``pytest --explore calc ARGS`` in the background, output to files."""
+        """``pytest --explore calc ARGS`` in the background, output to files, Ctrl-C working as in a terminal.
+
+        A shell without job control starts background commands with SIGINT ignored, and the
+        child would inherit that (Python then installs no KeyboardInterrupt handler).
+        """
         with (self.root / f"run-{time.monotonic_ns()}.out").open("wb") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "pytest", "--explore", "calc", *args],
                 cwd=self.root,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
 
     def record(self, name: str) -> dict[str, Any]:
