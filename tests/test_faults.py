@@ -304,5 +304,10 @@ def test_a_ci_matrix_of_one_variant_per_clone_merges_into_the_same_report(
     one_run = json.loads((everything / ".data/parallel_explorer/calc/results/results.json").read_text())
     assert comparable(calc_project.results()) == comparable(one_run)
     assert calc_project.results()["base_commit"] == one_run["base_commit"]
+    # The jobs' baselines pooled: the same outcomes, and every job's runs.
+    merged_baseline = calc_project.results()["baseline"]
+    assert merged_baseline["cases"] == one_run["baseline"]["cases"]
+    assert (merged_baseline["runs"], merged_baseline["flaky"]) == (3 * one_run["baseline"]["runs"], [])
+    merged.stdout.fnmatch_lines(["-*baseline*base commit*"])
     assert (calc_project.experiment_dir() / "results" / "good.patch").is_file()
     assert "# Experiment `calc`" in step_summary.read_text()

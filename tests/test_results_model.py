@@ -9,6 +9,7 @@ import pytest
 
 from pytest_parallel_explore.record import SKIPPED_BY_RACE, Status, TestStats, TrialRecord
 from pytest_parallel_explore.report.matrix import build_matrix
+from pytest_parallel_explore.report.merge import pooled_baseline
 from pytest_parallel_explore.report.model import ExperimentInfo, Results, ResultsError
 from pytest_parallel_explore.report.ranking import ranking
 from pytest_parallel_explore.report.results import build_results
@@ -175,3 +176,21 @@ def test_reading_names_the_key_that_is_wrong(results: Results, path: tuple[Any, 
     with pytest.raises(ResultsError) as error:
         Results.from_json(wrong(data, path, value))
     assert str(error.value).startswith(message)
+
+
+def test_pooled_baselines_count_every_run_and_call_a_test_flaky_when_the_jobs_disagree() -> None:
+    def job(cases: dict[str, str], flaky: frozenset[str] = frozenset()) -> Baseline:
+        return Baseline("key", "abc", 2, cases, flaky, TestStats(passed=1, failed=1))
+
+    pooled = pooled_baseline(
+        [
+            job({"t::a": "passed", "t::b": "failed", "t::c": "passed"}),
+            job({"t::a": "passed", "t::b": "passed", "t::c": "passed"}, frozenset({"t::c"})),
+            job({"t::a": "passed", "t::b": "failed"}),
+        ]
+    )
+
+    assert pooled.runs == 6
+    # b passed in one job and failed in the others; c was flaky within a job and is missing from another.
+    assert pooled.flaky == {"t::b", "t::c"}
+    assert pooled.cases == {"t::a": "passed", "t::b": "failed", "t::c": "passed"}

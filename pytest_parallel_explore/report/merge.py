@@ -3,11 +3,13 @@
 Each job runs one variant and uploads its ``results/`` folder; the merge
 checks that they all belong to the same experiment and base commit, keeps
 each trial's most complete record, copies the trials' files (patches, logs)
-next to each other and writes one ``results.json`` and ``summary.md``.
+next to each other, pools the jobs' baselines (each job scored the same base
+commit) and writes one ``results.json`` and ``summary.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Sequence
@@ -17,6 +19,7 @@ import pytest
 
 from ..paths import TRIAL_FILE_SUFFIXES, Workspace
 from ..record import Status, TrialRecord, read_json, save, write_json
+from ..scoring.baseline import Baseline
 from .model import ExperimentInfo, Results, ResultsError
 from .results import write_report
 
@@ -39,6 +42,7 @@ def merge_results(workspace: Workspace, experiment: str, sources: Sequence[Path]
     info: ExperimentInfo | None = None
     trial_names: list[str] = []
     chosen: dict[str, tuple[TrialRecord, Path]] = {}  # trial -> its best record and the folder holding its files
+    baselines: list[Baseline] = []
     for source in sources:
         found = find_results(source)
         if not found:
@@ -46,6 +50,8 @@ def merge_results(workspace: Workspace, experiment: str, sources: Sequence[Path]
         for results_json in found:
             results = _read(results_json, experiment, info)
             info = info or results.info
+            if results.baseline is not None:
+                baselines.append(results.baseline)
             for record in results.trials:
                 if record.name not in trial_names:
                     trial_names.append(record.name)
@@ -59,12 +65,30 @@ def merge_results(workspace: Workspace, experiment: str, sources: Sequence[Path]
         _copy_trial_files(folder, paths.results, record.name)
         save(record, paths.trial_file(record.name, "_progress.json"))
     write_json(paths.experiment_json, info.to_json())
+    if baselines:
+        write_json(paths.baseline_json, pooled_baseline(baselines).to_json())
     results = write_report(paths, info, [record for record, _ in chosen.values()])
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as f:
             f.write(paths.summary_md.read_text(encoding="utf-8") + "\n")
     return results
+
+
+def pooled_baseline(baselines: Sequence[Baseline]) -> Baseline:
+    """The jobs' baselines as one: every run counts, and a test whose outcome differs between jobs is flaky.
+
+    The jobs ran the same tests on the same commit, so an outcome that changes
+    between them is as flaky as one that changes between two runs of one job.
+    """
+    first = baselines[0]
+    names = {name for b in baselines for name in b.cases}
+    differing = {name for name in names if len({b.cases.get(name) for b in baselines}) > 1}
+    return dataclasses.replace(
+        first,
+        runs=sum(b.runs for b in baselines),
+        flaky=frozenset().union(*(b.flaky for b in baselines), differing),
+    )
 
 
 def _read(results_json: Path, experiment: str, first: ExperimentInfo | None) -> Results:
