@@ -314,6 +314,7 @@ def _variants(
     variants = []
     lowered: dict[str, str] = {}
     run_missing = False  # in the short form, where the command agent's run has no place
+    no_backend: list[str] = []  # variants whose agent has no backend, from the file or a default
     for name, body in raw.items():
         where = f"variants.{name}"
         name = str(name)
@@ -356,6 +357,8 @@ def _variants(
             # Said once for the whole spec, with the way out, not once per variant; other keys are still checked.
             run_missing = True
             problems.extend(unknown_keys(agent, backends["command"].known_keys(), where + ".agent."))
+        elif agent.get("backend") is None:
+            no_backend.append(name)  # said once for them all below
         else:
             _check_agent(agent, where + ".agent", problems, backends)
         variants.append(
@@ -371,19 +374,20 @@ def _variants(
         )
     if run_missing:
         problems.append(_SHORT_FORM_NO_RUN)
+    if no_backend:
+        every = len(no_backend) > 1 and len(no_backend) == len(variants)
+        where = "agent" if every else ", ".join(f"variants.{n}.agent" for n in no_backend)
+        problems.append(
+            f"{where}.backend: no agent chosen; set agent.backend in the variants file "
+            "('command' with a 'run' command, or 'anthropic'), the ini key explore_agent, "
+            "or ANTHROPIC_API_KEY for the built-in agent"
+        )
     return variants
 
 
 def _check_agent(agent: dict[str, Any], where: str, problems: list[str], backends: Backends) -> None:
     """Check the settings of a registered backend; a backend nothing registered is left to its plugin."""
     backend = agent.get("backend")
-    if backend is None:
-        problems.append(
-            f"{where}.backend: no agent chosen; set agent.backend in the variants file "
-            "('command' with a 'run' command, or 'anthropic'), the ini key explore_agent, "
-            "or ANTHROPIC_API_KEY for the built-in agent"
-        )
-        return
     if not isinstance(backend, str):
         problems.append(
             f"{where}.backend: expected a backend name such as 'anthropic' or 'command', got {describe(backend)}"

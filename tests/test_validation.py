@@ -108,6 +108,16 @@ def test_a_bad_setting_is_refused(calc_project: Project, key: str, value: Any, e
     assert_refused(calc_project, result, f"variants.yaml: {expected}")
 
 
+def test_no_agent_for_any_variant_is_said_once(calc_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    result = calc_project.explore("--variants", "3", "--explore-task", "Make it work.")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if "no agent chosen" in line] == [
+        "ERROR: --variants 3: agent.backend: no agent chosen; set agent.backend in the variants file ('command' with "
+        "a 'run' command, or 'anthropic'), the ini key explore_agent, or ANTHROPIC_API_KEY for the built-in agent"
+    ]
+
+
 @pytest.mark.parametrize("name", ["../x", "a/b", "-x", ".x", "x.lock", "a..b", "x.", "a b", "a@{1}"])
 def test_an_unsafe_variant_name_is_refused(calc_project: Project, name: str) -> None:
     spec = calc_project.calc_spec(**{name: GOOD_AGENT})
