@@ -202,7 +202,12 @@ class TrialRunner:
         self._save(record)
 
     def _new_record(self, previous: TrialRecord | None = None) -> TrialRecord:
-        """A fresh record; it keeps the earlier attempts of ``previous`` (unless --explore-rerun discards them)."""
+        """A fresh record; it keeps the earlier attempts of ``previous`` when they were of the same spec.
+
+        A changed task, variant, base commit or score setting makes a new trial, not another attempt
+        of the old one; --explore-rerun discards the attempts too.
+        """
+        same_trial = previous is not None and previous.spec_hash == self.trial.spec_hash and not self.settings.rerun
         record = TrialRecord(
             experiment=self.settings.experiment,
             name=self.trial.name,
@@ -217,7 +222,7 @@ class TrialRunner:
             ),
             owner_pid=os.getpid(),
             started_at=time.time(),
-            attempts=list(previous.attempts) if previous is not None and not self.settings.rerun else [],
+            attempts=list(previous.attempts) if previous is not None and same_trial else [],
         )
         for suffix in TRIAL_FILE_SUFFIXES:  # nothing of an earlier attempt is mixed in
             if suffix != "_progress.json":

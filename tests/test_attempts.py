@@ -92,6 +92,20 @@ def test_a_plain_rerun_keeps_failures_and_retry_failed_reruns_exactly_them(logge
     assert "| agent_failed (attempt 2)" in logged.summary()  # "(score cached)" may follow: the same tree
 
 
+def test_a_trial_of_a_changed_spec_starts_its_attempts_afresh(logged: Logged) -> None:
+    assert logged.project.explore("--variants", logged.spec("fails")).ret == 1
+    logged.project.write({"README.md": "a new base commit\n"})
+    logged.project.commit("move the base")
+
+    again = logged.project.explore("--variants", logged.spec("fails"))
+    assert again.ret == 1
+    assert logged.invocations() == ["fails", "fails"]  # another base: the trial ran again
+    assert [a["status"] for a in logged.record("fails")["attempts"]] == ["agent_failed"]  # not a retry of the old one
+    assert logged.project.results()["retried"] == []
+    again.stdout.fnmatch_lines(["*fails *agent_failed *"])
+    assert "attempt 2" not in again.stdout.str()
+
+
 def test_an_infrastructure_error_is_missing_not_failed_and_a_plain_rerun_retries_it(logged: Logged) -> None:
     ok = logged.root / "setup-ok"
     spec = logged.spec("good", "other", worktree={"setup": f'test -e {ok} || test "$EXPLORE_VARIANT" != good'})
