@@ -60,6 +60,7 @@ class TrialRunner:
         self.view = settings.view(trial)
         self.keep = settings.worktree.keep
         self._unchanged: dict[str, trees.Stat] | None = None  # see gitops.snapshot_worktree
+        self._plugin_files: list[str] = []  # see run()
 
     def run(self) -> TrialRecord:
         previous, problem = self._previous()
@@ -74,6 +75,9 @@ class TrialRunner:
         if spent is not None:
             reason = f"the experiment's budget of ${self.settings.max_cost_usd:.2f} is spent (${spent:.2f})"
             return self._skipped(reason, "budget", previous)
+        # What the plugin left in this trial's worktree last time (hidden hold-outs, set-up files) is
+        # not the user's: a worktree holding only that is replaced, not moved aside.
+        self._plugin_files = [*self.settings.score.holdout, *(previous.setup_files if previous else [])]
         resume = previous is not None and self._agent_work_kept(previous)
         record = self._resumed(previous) if resume and previous else self._new_record(previous)
         if problem:
@@ -248,7 +252,7 @@ class TrialRunner:
 
     def _make_worktree(self, record: TrialRecord) -> None:
         worktree, kept = gitops.add_worktree(
-            self.root, self.worktree, record.branch, self.settings.base_commit, own_files=record.setup_files
+            self.root, self.worktree, record.branch, self.settings.base_commit, own_files=self._plugin_files
         )
         # Taken before anything else touches the files; kept in memory, out of the agent's reach.
         self._unchanged = gitops.snapshot_worktree(self.root, worktree, self.settings.base_commit)

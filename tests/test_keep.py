@@ -90,3 +90,28 @@ def test_an_unknown_keep_setting_is_a_usage_error(calc_project: Project) -> None
     result = calc_project.explore("--variants", calc_project.variants(spec))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*worktree.keep: expected 'all' or 'failed' or 'none', got 'some'*"])
+
+
+def test_a_rerun_replaces_a_worktree_holding_only_what_the_plugin_left(calc_project: Project) -> None:
+    # A tracked hold-out (hidden from the agent) and set-up files: the plugin's doing, not the user's changes.
+    calc_project.write({"holdout/test_hidden.py": "def test_hidden():\n    pass\n"})
+    calc_project.commit("a hold-out test")
+    spec = calc_project.calc_spec(good=GOOD_AGENT)
+    spec["worktree"] = {"keep": "all", "setup": "touch set-up-ran"}
+    spec["score"]["holdout"] = "holdout"
+    variants = calc_project.variants(spec)
+    assert calc_project.explore("--variants", variants).ret == 0
+    worktree = calc_project.experiment_dir() / "worktrees" / "good"
+    assert (worktree / "set-up-ran").exists() and not (worktree / "holdout").exists()
+
+    rerun = calc_project.explore("--variants", variants, "--explore-rerun")
+    assert rerun.ret == 0, rerun.stdout.str()
+    assert not (calc_project.experiment_dir() / "kept").exists()
+    assert not [f for f in calc_project.trials()["good"]["flags"] if f.startswith("kept:")]
+
+    (worktree / "notes.txt").write_text("the user's own notes\n")  # a change of the user's is still kept
+    assert calc_project.explore("--variants", variants, "--explore-rerun").ret == 0
+    [moved] = (calc_project.experiment_dir() / "kept").iterdir()
+    assert (moved / "notes.txt").read_text() == "the user's own notes\n"
+    [flag] = [f for f in calc_project.trials()["good"]["flags"] if f.startswith("kept:")]
+    assert "(notes.txt)" in flag
