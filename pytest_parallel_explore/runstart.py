@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import os
 import time
 from typing import Any
@@ -73,8 +74,33 @@ def check_run(config: pytest.Config, settings: Settings) -> RunCheck:
         notices.append(f"warning: took over the lock of an earlier run that died (pid {lock.stale_pid})")
     if warning:
         notices.append(f"warning: {warning}")
+    misled = _rootdir_misled(config, settings)
+    if misled:
+        notices.append(f"warning: {misled}")
     sandbox = "none (bubblewrap not found)" if warning else _sandbox_use(settings)
     return RunCheck(lock, notices, sandbox, warning)
+
+
+def _rootdir_misled(config: pytest.Config, settings: Settings) -> str | None:
+    """Why pytest's rootdir is outside the repository, when ``--variants FILE`` (with a space) put it there.
+
+    pytest finds its rootdir and ini file before it loads plugins, so it takes the
+    value of an option it does not know yet for a test path: a variants file outside
+    the repository pulls the rootdir out, and the project's ini file goes unread.
+    """
+    args = list(config.invocation_params.args)
+    root = settings.workspace.repo_root
+    for flag, value in itertools.pairwise(args):
+        if flag != "--variants" or config.rootpath.is_relative_to(root):
+            continue
+        path = config.invocation_params.dir / value
+        if path.exists() and not path.resolve().is_relative_to(root):
+            return (
+                f"--variants {value}: pytest took the file for a test path before this plugin loaded and made "
+                f"{config.rootpath} its rootdir, so the ini settings of {root} were not read; "
+                f"write --variants={value}"
+            )
+    return None
 
 
 def start_run(config: pytest.Config, settings: Settings) -> RunStart:

@@ -118,6 +118,23 @@ def test_no_agent_for_any_variant_is_said_once(calc_project: Project, monkeypatc
     ]
 
 
+def test_a_variants_file_outside_the_repository_given_with_a_space_is_warned_about(
+    calc_project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # pytest takes "--variants FILE" for a test path before plugins load: FILE's folder pulls its rootdir out.
+    outside = tmp_path_factory.mktemp("elsewhere") / "variants.yaml"
+    outside.write_text(json.dumps(calc_project.calc_spec(good=GOOD_AGENT)))
+
+    spaced = calc_project.explore("--variants", str(outside))
+    assert spaced.ret == 0, spaced.stdout.str()
+    spaced.stdout.fnmatch_lines([f"explore calc: warning: --variants {outside}: pytest took the file for a test path*"])
+    assert f"write --variants={outside}" in spaced.stdout.str()
+
+    joined = calc_project.explore(f"--variants={outside}")
+    assert joined.ret == 0, joined.stdout.str()
+    assert "pytest took the file for a test path" not in joined.stdout.str()
+
+
 @pytest.mark.parametrize("name", ["../x", "a/b", "-x", ".x", "x.lock", "a..b", "x.", "a b", "a@{1}"])
 def test_an_unsafe_variant_name_is_refused(calc_project: Project, name: str) -> None:
     spec = calc_project.calc_spec(**{name: GOOD_AGENT})
