@@ -143,6 +143,8 @@ def test_metrics_from_a_conftest_hook_and_a_yaml_command_are_recorded_and_weight
     [
         ("{python} -m pytest -q -p no:cacheprovider tests/nothing_here.py", "did not start"),
         ("{python} -m pytest -q -p no:cacheprovider -k no_such_test tests", "collected no tests"),
+        # Not pytest: the exit code is the verdict, but the shell's 127 says the command never ran.
+        ("no-such-test-runner --all", "did not start (exit 127"),
     ],
 )
 def test_a_suite_that_cannot_be_judged_scores_zero_and_says_so(

@@ -27,6 +27,8 @@ from ..settings import Settings
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _PYTEST_COMMAND = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)(\s|$)|-m\s+pytest\b")
+#: The shell's exit codes for a command it could not run (not executable, not found): no verdict.
+_NOT_RUN = (126, 127)
 
 
 def command_values(settings: Settings, worktree: Path, trial: str) -> dict[str, str]:
@@ -96,7 +98,7 @@ def run_test_suite(
     if report is not None and report.is_file():
         stats = parse_junit(report)
         shutil.copyfile(report, paths.trial_file(trial, "_junit.xml"))
-    elif report is None and finished.returncode is not None:
+    elif report is None and finished.returncode not in (None, *_NOT_RUN):
         # Not pytest and no junit file: the exit code is the only verdict.
         stats = TestStats(passed=int(finished.returncode == 0), failed=int(finished.returncode != 0))
     else:
