@@ -191,6 +191,11 @@ def baseline_notice(settings: Settings, background: BackgroundBaseline, *, inter
     if result is None:
         return [f"warning: the baseline could not be scored: {background.error}"] if background.error else []
     baseline, how = result
+    if baseline.tests.problem:
+        return [
+            f"warning: baseline {how} at {settings.base_commit[:12]}, but {baseline.tests.problem}; "
+            "every test of a trial counts as added"
+        ]
     flaky = f"; {len(baseline.flaky)} flaky tests left out" if baseline.flaky else ""
     return [
         f"baseline {how}: {baseline.tests.passed}/{baseline.tests.total} tests "

@@ -160,6 +160,8 @@ def test_a_suite_that_cannot_be_judged_scores_zero_and_says_so(
     assert problem in trial["tests"]["problem"]
     assert problem in trial["reason"]
     result.stdout.fnmatch_lines([f"*scored 0: the test suite {problem}*"])
+    # The base commit's suite could not be judged either, and the run says so.
+    result.stdout.fnmatch_lines([f"explore calc: warning: baseline scored at *, but the test suite {problem}*"])
 
 
 def test_holdout_tests_are_hidden_from_the_agent_and_scored(calc_project: Project) -> None:
