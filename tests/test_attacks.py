@@ -214,6 +214,8 @@ def test_no_attack_forges_a_score_or_harms_the_repository(
                 assert thing in trial["tampering"], (name, trial["tampering"])
         # Score, branch and patch are one tree: the honest change to calc.py, whatever else the agent did.
         assert "return a * b" in victim.git("show", f"explore/calc/{name}:calc.py")
+    # The terminal's ranking marks a trial whose tampering was undone (it has no notes column).
+    result.stdout.fnmatch_lines(["* conftest *done *(tampering) *"])
     for name in ("deleted_git_link", "rewritten_git_link"):  # the worktree was repaired, not left broken
         worktree = trials[name]["worktree"]
         assert victim.git("-C", worktree, "symbolic-ref", "HEAD").strip() == f"refs/heads/explore/calc/{name}"

@@ -102,6 +102,8 @@ def test_the_ranking_rows_are_built_once_and_formatted_for_the_terminal(results:
     assert rows["fixer.1"].interval is not None  # fixer ran twice: its interval goes with its rows
     assert table_cells(rows["breaker.3"])[:6] == ("-", "breaker.3", "missing (error)", "-", "-", "-")
     assert rows["other"].warnings == ("not judged",) and rows["other"].kind == "bad"
+    assert table_cells(rows["other"])[2] == "done (not judged)"  # the terminal has no notes column
+    assert table_cells(rows["baseline"])[2] == "base commit"
     assert rows["breaker.2"].kind == "bad" and rows["breaker.3"].kind == "muted"
 
 

@@ -21,7 +21,8 @@ def table_cells(row: RankRow) -> tuple[str, ...]:
     return (
         str(row.rank) if row.rank is not None else NONE,
         row.name,
-        row.status,
+        # A trial's warnings (tampering, not judged) go with its status; the baseline's flaky count is in tests.
+        row.status + "".join(f" ({w})" for w in row.warnings if row.is_trial),
         f"{row.score:.3f}" if row.score is not None else NONE,
         f"{tests[0]}/{tests[1]}" + (f" ({row.flaky} flaky)" if row.flaky else "") if tests else NONE,
         f"{row.verdicts['fixed']}/{row.verdicts['broken']}" if row.verdicts else NONE,
