@@ -402,6 +402,13 @@ class TrialRunner:
         record.verdicts, record.broken_tests = judge(self._baseline(record), record.tests)
         record.metrics = {**suite_metrics(record), **metrics}
         record.score = weighted_score(self.settings, record.metrics, record.tests)
+        # score.metrics that printed no number are flagged already (see yaml_metrics).
+        unmeasured = sorted(set(self.settings.score.weights) - set(record.metrics) - set(self.settings.score.metrics))
+        if unmeasured:  # a typo in a weight's name would otherwise score every trial 0, silently
+            record.flags.append(
+                f"score.weights: no metric named {', '.join(map(repr, unmeasured))}; counted as 0 "
+                f"(the metrics: {', '.join(sorted(record.metrics))})"
+            )
 
     def _score_in_checkout(self, record: TrialRecord, git: Git, tree: str) -> dict[str, float]:
         """Write the sealed checkout; run the suite (unless its outcomes are cached), metrics and hooks."""

@@ -123,7 +123,8 @@ def test_metrics_from_a_conftest_hook_and_a_yaml_command_are_recorded_and_weight
     project.commit()
     spec = project.calc_spec(good=GOOD_AGENT)
     spec["score"]["metrics"] = {"lines": {"command": "wc -l < calc.py", "weight": 0.5}}
-    spec["score"]["weights"] = {"tests_pass_rate": 1.0, "calc_bytes": 0.01}
+    # calc_byts: a typo, which counts 0 and is named in the trial's notes.
+    spec["score"]["weights"] = {"tests_pass_rate": 1.0, "calc_bytes": 0.01, "calc_byts": 5.0}
     result = project.explore("--variants", project.variants(spec))
 
     assert result.ret == 0, result.stdout.str()
@@ -136,6 +137,9 @@ def test_metrics_from_a_conftest_hook_and_a_yaml_command_are_recorded_and_weight
     summary = (project.experiment_dir() / "results" / "summary.md").read_text()
     assert f"calc_bytes = {size}" in summary
     assert "lines = 2" in summary
+    [flag] = [f for f in trial["flags"] if f.startswith("score.weights")]
+    assert flag.startswith("score.weights: no metric named 'calc_byts'; counted as 0 (the metrics: added, broken, ")
+    assert "calc_bytes, " in flag
 
 
 @pytest.mark.parametrize(
