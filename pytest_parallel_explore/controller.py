@@ -33,7 +33,7 @@ from .repo import gitops, repostate
 from .report.model import ExperimentInfo, Results
 from .report.results import write_live_report, write_report
 from .report.text import terminal_lines
-from .runstart import RunCheck, RunStart, baseline_notice, experiment_info, own_refs, recover_interrupted, start_run
+from .runstart import RunCheck, RunStart, baseline_notice, experiment_info, recover_interrupted, start_run
 from .settings import Settings
 
 #: How often the progress files are polled for changes.
@@ -219,7 +219,8 @@ class ExploreController:
             return []
         root = self.settings.workspace.repo_root
         with gitops.repo_lock(root):
-            changes = repostate.restore(gitops.sealed(root).git_dir, before, own_refs(self.settings))
+            own = self.settings.workspace.own_refs(self.settings.experiment)
+            changes = repostate.restore(gitops.sealed(root).git_dir, before, own)
         if changes:
             self.say([f"warning: the repository changed during the run and was restored: {'; '.join(changes)}"])
         return changes

@@ -79,3 +79,15 @@ class Workspace:
 
     def branch(self, experiment: str, trial: str) -> str:
         return f"explore/{experiment}/{trial}"
+
+    def own_refs(self, experiment: str) -> tuple[str, ...]:
+        """The ref prefixes of the plugin's branches: ``experiment``'s and every other experiment's here.
+
+        Another experiment may run at the same time, making and moving its
+        branches: they are not the user's refs, so the repository snapshot
+        neither restores them nor counts them as an agent's tampering.
+        """
+        names = {experiment}
+        if self.explore_dir.is_dir():
+            names.update(p.name for p in self.explore_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return tuple(f"refs/heads/{self.branch(name, '')}" for name in sorted(names))

@@ -117,7 +117,8 @@ def start_run(config: pytest.Config, settings: Settings) -> RunStart:
         gitops.exclude_path(root, str(settings.workspace.explore_dir.relative_to(root)))
     settings.paths.results.mkdir(parents=True, exist_ok=True)
     checkout = gitops.checkout_snapshot(root)
-    config.stash[REPO_STATE_KEY] = repostate.capture(gitops.sealed(root).git_dir, own_refs(settings))
+    own = settings.workspace.own_refs(settings.experiment)
+    config.stash[REPO_STATE_KEY] = repostate.capture(gitops.sealed(root).git_dir, own)
     # Scored while the agents work: trials wait for it only to judge their tests.
     baseline = None if config.getoption("collectonly") else BackgroundBaseline(settings)
     return RunStart(notices, checkout, baseline)
@@ -225,8 +226,3 @@ def _check_sandbox(settings: Settings) -> str | None:
         "no sandbox: bubblewrap (bwrap) is not installed, so agents and the scoring runs work with your "
         "account's full access (install the 'bubblewrap' package; see the README's Trust model)"
     )
-
-
-def own_refs(settings: Settings) -> str:
-    """The prefix of the experiment's own branches, which the repository snapshot leaves out."""
-    return f"refs/heads/{settings.workspace.branch(settings.experiment, '')}"

@@ -353,7 +353,7 @@ class TrialRunner:
         before = self.config.stash.get(REPO_STATE_KEY, None)
         if before is None:
             return []
-        own = f"refs/heads/{self.settings.workspace.branch(self.settings.experiment, '')}"
+        own = self.settings.workspace.own_refs(self.settings.experiment)
         with gitops.repo_lock(self.root):
             return repostate.restore(gitops.sealed(self.root).git_dir, before, own)
 

@@ -311,3 +311,23 @@ def test_a_ci_matrix_of_one_variant_per_clone_merges_into_the_same_report(
     merged.stdout.fnmatch_lines(["-*baseline*base commit*"])
     assert (calc_project.experiment_dir() / "results" / "good.patch").is_file()
     assert "# Experiment `calc`" in step_summary.read_text()
+
+
+def test_two_experiments_at_once_leave_each_others_branches_alone(faults: Faults) -> None:
+    faults.block("slow")
+    first = faults.start("--variants", faults.spec("slow"))
+    wait_for(lambda: faults.started("slow"), "the first experiment's agent to start")
+
+    # Another experiment runs from start to end meanwhile, making its own branch.
+    spec = faults.project.calc_spec(quick=GOOD_AGENT)
+    spec["sandbox"] = "none"
+    variants = faults.project.variants(spec, "variants-other.yaml")
+    other = faults.project.explore("--variants", variants, experiment="other")
+    assert other.ret == 0, other.stdout.str()
+    quick = faults.project.git("rev-parse", "explore/other/quick").strip()
+
+    os.kill(faults.agent_pids("slow")[0], signal.SIGKILL)  # the first experiment's agent ends
+    assert first.wait(timeout=60) == 0
+    # The first run's snapshot of the repository did not take the other's branch for an agent's doing.
+    assert faults.project.git("rev-parse", "explore/other/quick").strip() == quick
+    assert faults.record("slow")["tampering"] == []

@@ -36,13 +36,16 @@ class RepoState:
         return cls(dict(data["refs"]), dict(data["files"]), {k: (v[0], int(v[1])) for k, v in data["hooks"].items()})
 
 
-def capture(git_dir: Path, own_prefix: str) -> RepoState:
-    """The state of ``git_dir`` now; refs under ``own_prefix`` (the experiment's branches) are left out."""
-    return RepoState(_refs(git_dir, own_prefix), _files(git_dir), _hooks(git_dir))
+def capture(git_dir: Path, own_prefixes: tuple[str, ...]) -> RepoState:
+    """The state of ``git_dir`` now; refs under ``own_prefixes`` (the plugin's branches) are left out."""
+    return RepoState(_refs(git_dir, own_prefixes), _files(git_dir), _hooks(git_dir))
 
 
-def restore(git_dir: Path, before: RepoState, own_prefix: str) -> list[str]:
-    """Put ``git_dir`` back as it was in ``before``; one line per thing that had changed."""
+def restore(git_dir: Path, before: RepoState, own_prefixes: tuple[str, ...]) -> list[str]:
+    """Put ``git_dir`` back as it was in ``before``; one line per thing that had changed.
+
+    Refs under ``own_prefixes`` (the plugin's branches) are neither compared nor restored.
+    """
     changes: list[str] = []
     for relative, content in before.files.items():
         path = git_dir / relative
@@ -56,23 +59,24 @@ def restore(git_dir: Path, before: RepoState, own_prefix: str) -> list[str]:
             path.parent.mkdir(parents=True, exist_ok=True)
             _write(path, base64.b64decode(content))
     changes += _restore_hooks(git_dir, before.hooks)
-    changes += _restore_refs(git_dir, before.refs, own_prefix)
+    user_refs = {name: value for name, value in before.refs.items() if not name.startswith(own_prefixes)}
+    changes += _restore_refs(git_dir, user_refs, own_prefixes)
     return changes
 
 
-def _refs(git_dir: Path, own_prefix: str) -> dict[str, str]:
+def _refs(git_dir: Path, own_prefixes: tuple[str, ...]) -> dict[str, str]:
     listing = Git(git_dir).run("for-each-ref", "--format=%(refname)%00%(objectname)%00%(symref)")
     refs = {}
     for line in listing.splitlines():
         name, sha, symref = line.split("\0")
-        if not name.startswith(own_prefix):
+        if not name.startswith(own_prefixes):
             refs[name] = f"ref: {symref}" if symref else sha
     return refs
 
 
-def _restore_refs(git_dir: Path, before: dict[str, str], own_prefix: str) -> list[str]:
+def _restore_refs(git_dir: Path, before: dict[str, str], own_prefixes: tuple[str, ...]) -> list[str]:
     git = Git(git_dir)
-    now = _refs(git_dir, own_prefix)
+    now = _refs(git_dir, own_prefixes)
     changes = []
     for name in sorted(now.keys() - before.keys()):
         git.run("update-ref", "--no-deref", "-d", name)
