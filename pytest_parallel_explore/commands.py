@@ -10,9 +10,10 @@ adoption would overwrite; 3 (internal error) when the plugin itself broke.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from .report.model import ExperimentInfo, ResultsError
 from .report.ranking import rank
 from .report.results import write_report
 from .report.text import format_table
+from .runlock import ExperimentBusy, ExperimentLock
 from .settings import resolve_workspace
 
 Write = Callable[[str], None]
@@ -181,6 +183,24 @@ def main(config: pytest.Config) -> int:
         config._ensure_unconfigure()
 
 
+@contextlib.contextmanager
+def _experiment_held(workspace: Workspace, experiment: str, command: str) -> Iterator[None]:
+    """Hold the experiment's run lock: no cleanup, merge or adoption under a run using its worktrees and branches."""
+    paths = workspace.experiment(experiment)
+    if not paths.root.is_dir():  # no run there; and asking must not make the folder
+        yield
+        return
+    lock = ExperimentLock(paths.lock)
+    try:
+        lock.acquire()
+    except ExperimentBusy as exc:
+        raise pytest.UsageError(f"{command}: {exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _writer(config: pytest.Config) -> Write:
     """The terminal reporter's writer, or one of our own when ``-p no:terminal`` removed it."""
     if config.pluginmanager.get_plugin("terminalreporter") is not None:
@@ -208,9 +228,13 @@ def run_command(config: pytest.Config, write: Write) -> int:
     if config.getoption("explore_results"):
         return show_results(workspace, experiment, write)
     if config.getoption("explore_adopt"):
-        chosen, head = adopt(
-            workspace, experiment, config.getoption("explore_adopt"), squash=config.getoption("explore_adopt_squash")
-        )
+        with _experiment_held(workspace, experiment, "--explore-adopt"):
+            chosen, head = adopt(
+                workspace,
+                experiment,
+                config.getoption("explore_adopt"),
+                squash=config.getoption("explore_adopt_squash"),
+            )
         how = "squashed into one commit" if config.getoption("explore_adopt_squash") else "merged"
         write(f"explore {experiment}: adopted {chosen.name} (score {chosen.score:.3f}): {chosen.branch} {how}")
         write(f"HEAD is now {head[:12]}")
@@ -219,12 +243,14 @@ def run_command(config: pytest.Config, write: Write) -> int:
         from .report.merge import merge_results
 
         sources = [config.invocation_params.dir / d for d in config.getoption("explore_merge")]
-        results = merge_results(workspace, experiment, sources)
+        with _experiment_held(workspace, experiment, "--explore-merge"):
+            results = merge_results(workspace, experiment, sources)
         for line in format_table(results):
             write(line)
         write(f"summary: {workspace.experiment(experiment).summary_md}")
         return 0
-    cleanup = cleanup_experiment(workspace, experiment, delete_branches=config.getoption("explore_delete_branches"))
+    with _experiment_held(workspace, experiment, "--explore-cleanup"):
+        cleanup = cleanup_experiment(workspace, experiment, delete_branches=config.getoption("explore_delete_branches"))
     write(f"explore {experiment}: removed {len(cleanup.removed)} worktrees/branches")
     for item in cleanup.removed:
         write(f"  {item}")

@@ -331,3 +331,20 @@ def test_two_experiments_at_once_leave_each_others_branches_alone(faults: Faults
     # The first run's snapshot of the repository did not take the other's branch for an agent's doing.
     assert faults.project.git("rev-parse", "explore/other/quick").strip() == quick
     assert faults.record("slow")["tampering"] == []
+
+
+@pytest.mark.parametrize("command", [["--explore-cleanup", "--explore-delete-branches"], ["--explore-adopt", "best"]])
+def test_cleanup_and_adopt_wait_for_a_run_of_the_experiment(faults: Faults, command: list[str]) -> None:
+    faults.block("slow")
+    run = faults.start("--variants", faults.spec("slow"))
+    wait_for(lambda: faults.started("slow"), "the run's agent to start")
+
+    refused = faults.project.pytester.runpytest_subprocess("--explore", "calc", *command)
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    busy = f"another pytest run (pid {run.pid}) is running this experiment"
+    refused.stderr.fnmatch_lines([f"ERROR: {command[0]}: {busy}*"])
+    assert (faults.project.experiment_dir() / "worktrees" / "slow").is_dir()  # the running trial's, untouched
+
+    os.kill(faults.agent_pids("slow")[0], signal.SIGKILL)
+    assert run.wait(timeout=60) == 0
+    assert faults.record("slow")["status"] == "done"
