@@ -117,6 +117,12 @@ def cleanup_experiment(workspace: Workspace, experiment: str, *, delete_branches
     if folder.is_dir():
         for stray in sorted(p for p in folder.iterdir() if p.resolve() not in listed):
             result.left.append(f"{stray}: not a worktree git lists; left alone (delete it yourself if unneeded)")
+    kept = workspace.experiment(experiment).kept
+    for moved in sorted(kept.iterdir()) if kept.is_dir() else []:
+        result.left.append(
+            f"{moved}: a worktree with changes of yours, moved aside by a rerun; left alone "
+            f"(when done with it: git worktree remove --force {moved})"
+        )
     if delete_branches:
         branches = gitops.branches_under(workspace.repo_root, prefix)
         gitops.delete_branches(workspace.repo_root, branches)

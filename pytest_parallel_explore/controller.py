@@ -209,6 +209,16 @@ class ExploreController:
         self.info["checkout_changes"] = changed
         write_json(self.settings.paths.experiment_json, self.info)
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
+        # Said now, not only in the summary: it is about the user's own changes.
+        self.say(
+            [
+                f"warning: {r.name}: {flag.removeprefix('kept: ')}"
+                for r in records
+                if r.name in self.reported and not r.from_checkpoint
+                for flag in r.flags
+                if flag.startswith("kept: ")
+            ]
+        )
         self.results = write_report(self.settings.paths, ExperimentInfo.from_json(self.info), records)
         self.config.hook.pytest_explore_summary(config=self.config, results=self.results.to_json())
 

@@ -36,6 +36,11 @@ class ExperimentPaths:
         return self.root / "worktrees"
 
     @property
+    def kept(self) -> Path:
+        """Where a rerun moves a trial's worktree holding changes of the user's (``gitops.keep_dirty_worktree``)."""
+        return self.root / "kept"
+
+    @property
     def experiment_json(self) -> Path:
         return self.root / "experiment.json"
 

@@ -110,8 +110,16 @@ def test_a_rerun_replaces_a_worktree_holding_only_what_the_plugin_left(calc_proj
     assert not [f for f in calc_project.trials()["good"]["flags"] if f.startswith("kept:")]
 
     (worktree / "notes.txt").write_text("the user's own notes\n")  # a change of the user's is still kept
-    assert calc_project.explore("--variants", variants, "--explore-rerun").ret == 0
+    moving = calc_project.explore("--variants", variants, "--explore-rerun")
+    assert moving.ret == 0
     [moved] = (calc_project.experiment_dir() / "kept").iterdir()
     assert (moved / "notes.txt").read_text() == "the user's own notes\n"
     [flag] = [f for f in calc_project.trials()["good"]["flags"] if f.startswith("kept:")]
     assert "(notes.txt)" in flag
+    moving.stdout.fnmatch_lines([f"explore calc: warning: good: *uncommitted changes (notes.txt); moved to {moved}"])
+
+    # Cleanup leaves it, and says where it is.
+    cleanup = calc_project.pytester.runpytest_subprocess("--explore", "calc", "--explore-cleanup")
+    assert cleanup.ret == 0
+    cleanup.stdout.fnmatch_lines([f"  {moved}: a worktree with changes of yours, moved aside by a rerun; left alone*"])
+    assert (moved / "notes.txt").is_file()
