@@ -196,3 +196,10 @@ def test_pooled_baselines_count_every_run_and_call_a_test_flaky_when_the_jobs_di
     # b passed in one job and failed in the others; c was flaky within a job and is missing from another.
     assert pooled.flaky == {"t::b", "t::c"}
     assert pooled.cases == {"t::a": "passed", "t::b": "failed", "t::c": "passed"}
+
+
+def test_a_trial_from_its_checkpoint_says_so_once() -> None:
+    info = ExperimentInfo(experiment="demo", source="variants.yaml", base="HEAD", base_commit=BASE)
+    reused = record("fixer", {T_OK: "passed", T_BAD: "passed"}, from_checkpoint=True)
+    [_, row] = ranking(build_results(info, [reused], BASELINE))
+    assert (row.status, row.warnings) == ("done (checkpoint)", ())
