@@ -262,6 +262,12 @@ def validate(
     template_path = (base_dir / template).resolve() if template else None
     if template_path is not None and not template_path.is_file():
         problems.append(f"prompt_template: no such file: {template_path}")
+    elif template_path is not None:
+        from .templating import template_problem  # here: jinja2 is imported only for a template of the user's
+
+        problem = template_problem(template_path)
+        if problem:
+            problems.append(f"prompt_template: {template_path}: {problem}")
 
     if default_backend is not None:
         defaults = {"backend": default_backend, **defaults}

@@ -7,10 +7,15 @@ error, never a silent blank in a prompt or a report.
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
+
+#: What a prompt template may use (see ``prompt.pytest_explore_prompt``).
+PROMPT_VARIABLES = ("task", "variant", "trial", "description", "experiment", "worktree", "score_command")
 
 
 @functools.cache
@@ -32,3 +37,22 @@ def render(name: str, **context: Any) -> str:
 def render_file(path: Path, **context: Any) -> str:
     """Render a user's template file with the same settings as the package's own."""
     return _environment().from_string(path.read_text(encoding="utf-8")).render(**context)
+
+
+def template_problem(path: Path, variables: Collection[str] = PROMPT_VARIABLES) -> str | None:
+    """What is wrong with the user's template file (its syntax, a variable it cannot have), or None.
+
+    Checked when the variants file is read, so a typo stops the run before any trial rather than
+    failing every trial at its agent step.
+    """
+    environment = _environment()
+    try:
+        parsed = environment.parse(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    except jinja2.TemplateSyntaxError as exc:
+        return f"line {exc.lineno}: {exc.message}"
+    unknown = sorted(jinja2.meta.find_undeclared_variables(parsed) - {*variables, *environment.globals})
+    if unknown:
+        return f"unknown variable {', '.join(map(repr, unknown))}; a prompt template can use {', '.join(variables)}"
+    return None

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from pytest_parallel_explore.checks import parse_duration
+from pytest_parallel_explore.templating import PROMPT_VARIABLES
 from tests.explore_testing import GOOD_AGENT, Project, assert_refused
 
 #: A value that means "remove this key" in ``with_setting``.
@@ -106,6 +107,33 @@ def test_a_bad_setting_is_refused(calc_project: Project, key: str, value: Any, e
     spec = with_setting(calc_project.calc_spec(good=GOOD_AGENT), key, value)
     result = calc_project.explore("--variants", calc_project.variants(spec))
     assert_refused(calc_project, result, f"variants.yaml: {expected}")
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("{{ task }\n", "line 1: unexpected '}'"),
+        ("{{ tsk }} in {{ worktree }}\n", "unknown variable 'tsk'; a prompt template can use task, variant, trial"),
+    ],
+    ids=["syntax", "unknown-variable"],
+)
+def test_a_broken_prompt_template_is_refused_before_any_trial(
+    calc_project: Project, template: str, problem: str
+) -> None:
+    file = calc_project.path / "prompt.j2"
+    file.write_text(template)
+    spec = {**calc_project.calc_spec(good=GOOD_AGENT), "prompt_template": "prompt.j2"}
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+    assert_refused(calc_project, result, f"variants.yaml: prompt_template: {file}: {problem}")
+
+
+def test_a_prompt_template_may_use_every_variable_and_its_own(calc_project: Project) -> None:
+    every = " ".join(f"{{{{ {name} }}}}" for name in PROMPT_VARIABLES)
+    own = "{% set mine = 1 %}{{ mine }} {{ range(2) | list }}"  # its own variables, and jinja's globals
+    (calc_project.path / "prompt.j2").write_text(f"{every} {own}\n")
+    spec = {**calc_project.calc_spec(good=GOOD_AGENT), "prompt_template": "prompt.j2"}
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
 
 
 def test_no_agent_for_any_variant_is_said_once(calc_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
