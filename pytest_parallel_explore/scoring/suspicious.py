@@ -301,9 +301,13 @@ class _Checker(ast.NodeVisitor):
             self.check_patch(target.value, verb)
             return
         name = self.qualname(target.value if isinstance(target, ast.Subscript) else target)
+        self.check_patched(target, name, f"{verb} {ast.unparse(target)[:80]}")
+
+    def check_patched(self, node: ast.AST, name: str | None, shown: str) -> None:
+        """A finding when ``name`` (assigned, deleted or changed in place) is in what :data:`PATCHED` lists."""
         patched = next((p for p in PATCHED if name and _under(name, p)), None)
         if patched:
-            self.found(target, f"{verb} {ast.unparse(target)[:80]} patches {patched}")
+            self.found(node, f"{shown} patches {patched}")
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
@@ -346,9 +350,7 @@ class _Checker(ast.NodeVisitor):
             self.found(node, f"{func}({_literal(first)!r}) reads a test file")
         if isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS:
             container = self.qualname(node.func.value)
-            patched = next((p for p in PATCHED if container and _under(container, p)), None)
-            if patched:
-                self.found(node, f"{container}.{node.func.attr}() patches {patched}")
+            self.check_patched(node, container, f"{container}.{node.func.attr}()")
         name = self.qualname(node)
         if name and func not in _IMPORTERS:
             self.check_name(node, name)
@@ -364,7 +366,7 @@ class _Checker(ast.NodeVisitor):
         if attr is None:
             self.found(node, f"{func}({module}, ...) reaches into {module} by a computed name")
         elif func != "getattr":
-            self.check_patch(ast.copy_location(ast.Attribute(target, attr, ast.Store()), node), f"{func}()")
+            self.check_patched(node, f"{module}.{attr}", f"{func}({module}, {attr!r}, ...)")
 
 
 def in_short(findings: list[str], shown: int = 3) -> str:
