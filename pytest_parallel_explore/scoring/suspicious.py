@@ -16,7 +16,7 @@ import ast
 import dataclasses
 import posixpath
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..repo.gitcmd import Git, GitFailed
@@ -24,8 +24,8 @@ from ..repo.trees import tree_entries
 from .protect import is_test_file
 
 #: A file larger than this is not parsed (a finding says so); nor are the files past the total.
-MAX_FILE_BYTES = 1 << 20
-MAX_TOTAL_BYTES = 16 << 20
+MAX_FILE_BYTES = 512 << 10
+MAX_TOTAL_BYTES = 4 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,10 +223,11 @@ class _Checker(ast.NodeVisitor):
         return None
 
     def check_name(self, node: ast.AST, name: str) -> None:
-        listed = [prefix for prefix in NAMES if _under(name, prefix)]
-        if not listed or name in _BARE_MODULES:
+        parts = name.split(".")
+        listed = next((prefix for n in range(len(parts), 0, -1) if (prefix := ".".join(parts[:n])) in NAMES), None)
+        if listed is None or name in _BARE_MODULES:
             return
-        rule = NAMES[max(listed, key=len)]
+        rule = NAMES[listed]
         if rule is None or (rule.outside_tests and self.test_file) or (rule.cli_ok and self.in_main):
             return
         self.found(node, f"{name} {rule.reason}")
@@ -300,14 +301,15 @@ class _Checker(ast.NodeVisitor):
         if isinstance(target, ast.Starred):
             self.check_patch(target.value, verb)
             return
-        name = self.qualname(target.value if isinstance(target, ast.Subscript) else target)
-        self.check_patched(target, name, f"{verb} {ast.unparse(target)[:80]}")
+        if isinstance(target, (ast.Attribute, ast.Subscript)):
+            name = self.qualname(target.value if isinstance(target, ast.Subscript) else target)
+            self.check_patched(target, name, lambda: f"{verb} {ast.unparse(target)[:80]}")
 
-    def check_patched(self, node: ast.AST, name: str | None, shown: str) -> None:
+    def check_patched(self, node: ast.AST, name: str | None, shown: Callable[[], str]) -> None:
         """A finding when ``name`` (assigned, deleted or changed in place) is in what :data:`PATCHED` lists."""
         patched = next((p for p in PATCHED if name and _under(name, p)), None)
         if patched:
-            self.found(node, f"{shown} patches {patched}")
+            self.found(node, f"{shown()} patches {patched}")
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
@@ -349,8 +351,8 @@ class _Checker(ast.NodeVisitor):
         if func in _OPENERS and opened.endswith(".py") and is_test_module(opened):
             self.found(node, f"{func}({_literal(first)!r}) reads a test file")
         if isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS:
-            container = self.qualname(node.func.value)
-            self.check_patched(node, container, f"{container}.{node.func.attr}()")
+            container, method = self.qualname(node.func.value), node.func.attr
+            self.check_patched(node, container, lambda: f"{container}.{method}()")
         name = self.qualname(node)
         if name and func not in _IMPORTERS:
             self.check_name(node, name)
@@ -366,7 +368,7 @@ class _Checker(ast.NodeVisitor):
         if attr is None:
             self.found(node, f"{func}({module}, ...) reaches into {module} by a computed name")
         elif func != "getattr":
-            self.check_patched(node, f"{module}.{attr}", f"{func}({module}, {attr!r}, ...)")
+            self.check_patched(node, f"{module}.{attr}", lambda: f"{func}({module}, {attr!r}, ...)")
 
 
 def in_short(findings: list[str], shown: int = 3) -> str:
