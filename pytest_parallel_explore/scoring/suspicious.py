@@ -51,8 +51,10 @@ _FRAMES = Rule("inspects the calling frames (the test's, pytest's)")
 NAMES: dict[str, Rule | None] = {
     "os._exit": _ENDS,
     "os.abort": _ENDS,
-    **{f"os.{name}": Rule("replaces the test run's process") for name in ("execv", "execve", "execl", "execle")},
-    **{f"os.{name}": Rule("replaces the test run's process") for name in ("execlp", "execlpe", "execvp", "execvpe")},
+    **{
+        f"os.exec{kind}": Rule("replaces the test run's process")
+        for kind in ("v", "ve", "vp", "vpe", "l", "le", "lp", "lpe")
+    },
     "os.kill": Rule("signals a process, the test run's own included"),
     "os.killpg": Rule("signals a process group, the test run's own included"),
     "signal": Rule("handles or sends signals in the test run"),
