@@ -77,6 +77,10 @@ CAUGHT = [
     ("import atexit\n", "calc.py:1: atexit runs code when the test run exits, after the tests"),
     ("from signal import alarm\n", "calc.py:1: signal.alarm handles or sends signals in the test run"),
     (
+        "import signal as s\ns.signal(s.SIGTERM, h)\n",
+        "calc.py:2: signal.signal handles or sends signals in the test run",
+    ),
+    (
         "import unittest as u\nclass Later(u.SkipTest): pass\n",
         "calc.py:2: class Later subclasses unittest.SkipTest: a test that raises it is not reported failed",
     ),
@@ -123,7 +127,7 @@ def test_a_command_line_may_read_its_arguments_under_its_main_guard_only() -> No
 
 
 HONEST = """\
-    import functools, inspect, os, sys, threading, time, unittest
+    import functools, inspect, os, signal, subprocess, sys, threading, time, unittest
     from unittest import mock
     import pytest
 
@@ -135,6 +139,9 @@ HONEST = """\
 
         def allow(self, key):
             return inspect.isfunction(key) or sys.maxsize > 0 or time.monotonic() > 0
+
+    def stop(child: subprocess.Popen) -> None:
+        child.send_signal(signal.SIGTERM)
 
     def parse(text):
         with open("config/settings.toml") as f:

@@ -57,7 +57,11 @@ NAMES: dict[str, Rule | None] = {
     },
     "os.kill": Rule("signals a process, the test run's own included"),
     "os.killpg": Rule("signals a process group, the test run's own included"),
-    "signal": Rule("handles or sends signals in the test run"),
+    # signal's constants (``signal.SIGTERM`` for a child process) are fine; handling or sending is not.
+    **{
+        f"signal.{name}": Rule("handles or sends signals in the test run")
+        for name in ("signal", "alarm", "setitimer", "raise_signal", "pthread_kill", "set_wakeup_fd", "siginterrupt")
+    },
     "atexit": Rule("runs code when the test run exits, after the tests"),
     "sys.settrace": _TRACES,
     "sys.setprofile": _TRACES,
