@@ -158,6 +158,7 @@ class TrialRecord:
     verdicts: dict[str, int] = dataclasses.field(default_factory=dict)  # against the baseline, per verdict
     broken_tests: list[str] = dataclasses.field(default_factory=list)
     tampering: list[str] = dataclasses.field(default_factory=list)  # protected files, hold-out, git state it changed
+    suspicious: list[str] = dataclasses.field(default_factory=list)  # "path:line: reason", see scoring.suspicious
     score: float | None = None
     rank: int | None = None
     flags: list[str] = dataclasses.field(default_factory=list)

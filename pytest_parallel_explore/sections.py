@@ -36,6 +36,7 @@ SCORE_KEYS = frozenset(
         "baseline_runs",
         "protect",
         "protect_mode",
+        "suspicious",
         "pass_env",
         "cache",
     }
@@ -77,6 +78,7 @@ class ScoreSpec:
     baseline_runs: int = 2
     protect: tuple[str, ...] = ()  # globs of files the agent must not change
     protect_mode: str = "flag"  # flag | fail: what a trial that tampered gets
+    suspicious: str = "flag"  # flag | fail: what a trial whose code may interfere with the test run gets
     pass_env: tuple[str, ...] = ()  # environment variables the scoring run may see besides the basics
     cache: bool = True  # reuse the outcomes of a tree scored before (see scorecache)
 
@@ -159,6 +161,7 @@ def parse_score(raw: Any, problems: list[str]) -> ScoreSpec:
         baseline_runs=positive_int(raw, "baseline_runs", "score.", problems) or 2,
         protect=paths(raw, "protect", "score.", problems),
         protect_mode=choice(raw, "protect_mode", ("flag", "fail"), "score.", problems) or "flag",
+        suspicious=choice(raw, "suspicious", ("flag", "fail"), "score.", problems) or "flag",
         pass_env=env_names(raw, "pass_env", "score.", problems),
         cache=flag(raw, "cache", "score.", problems),
     )

@@ -37,7 +37,7 @@ from .record import (
 )
 from .repo import gitops, repostate, trees
 from .repo.gitcmd import Git
-from .scoring import protect, scorecache
+from .scoring import protect, scorecache, suspicious
 from .scoring.baseline import Baseline, ensure_baseline, judge
 from .scoring.checkout import prepare_worktree, run_setup_command, scoring_checkout
 from .scoring.suite import run_test_suite, weighted_score, yaml_metrics
@@ -93,7 +93,7 @@ class TrialRunner:
                     self._drop_worktree(record)
                 if record.agent_failure is None or record.diff.files_changed:
                     self._step(record, Status.SCORE, self._score)
-                _conclude(record, self.settings.score.protect_mode)
+                _conclude(record, self.settings.score.protect_mode, self.settings.score.suspicious)
                 if self.keep == "failed" and record.status is Status.DONE:
                     self._drop_worktree(record)
             except Exception as exc:  # the pipeline broke: record why, let the other trials go on
@@ -386,6 +386,8 @@ class TrialRunner:
         policy = protect.Policy(self.settings.score.holdout, self.settings.score.protect, self.root)
         sealed = protect.sealed_tree(git, self.settings.base_commit, record.commit, policy)
         self._tampered(record, sealed.tampering)
+        # Read from the scored tree, before any cached outcome is taken: what runs is what is checked.
+        record.suspicious = suspicious.check_tree(git, self.settings.base_commit, sealed.tree)
         if record.tampering:
             record.flags.append(f"tampering: {len(record.tampering)} protected things changed, undone before scoring")
         with scorecache.claim(self.settings, git, sealed.tree) as slot:
@@ -457,11 +459,17 @@ def suite_metrics(record: TrialRecord) -> dict[str, float]:
     }
 
 
-def _conclude(record: TrialRecord, protect_mode: str) -> None:
-    """The trial's final status, from how its agent ended, whether it tampered, and whether its suite was judged."""
+def _conclude(record: TrialRecord, protect_mode: str, suspicious_mode: str) -> None:
+    """The trial's final status, from how its agent ended, whether it tampered, and whether its suite was judged.
+
+    Tampering and suspicious code fail the trial only in their ``fail`` modes; otherwise they are shown.
+    """
     if record.tampering and protect_mode == "fail":
         record.status = Status.AGENT_FAILED
         record.reason = f"tampering (score.protect_mode: fail): {', '.join(record.tampering)}"
+    elif record.suspicious and suspicious_mode == "fail":
+        record.status = Status.AGENT_FAILED
+        record.reason = f"suspicious code (score.suspicious: fail): {suspicious.in_short(record.suspicious)}"
     elif record.agent_failure is not None:
         record.status = Status.TIMEOUT if record.agent_timed_out else Status.AGENT_FAILED
         record.reason = record.agent_failure

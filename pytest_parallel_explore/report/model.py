@@ -445,6 +445,7 @@ def _trials(fields: _Fields) -> list[TrialRecord]:
                     f"{at}.{key}: unsafe name {value!r}; expected letters, digits, '.', '_' and '-' "
                     "(names become paths and git refs)"
                 )
+        _Fields(trial, at).names("suspicious", [])  # findings are shown as text: a list of it, or none (older)
         try:
             records.append(TrialRecord.from_json(trial))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:

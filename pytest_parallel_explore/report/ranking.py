@@ -140,6 +140,7 @@ def trial_rows(results: Results) -> list[RankRow]:
             w
             for w, present in (
                 ("tampering", t.tampering),
+                ("suspicious", t.suspicious),
                 ("not judged", t.tests.problem),
             )
             if present

@@ -60,7 +60,7 @@ class Policy:
             return "configures pytest or Python"
         if any(path == h or path.startswith(h.rstrip("/") + "/") for h in self.holdout):
             return "hold-out"
-        if at_base and _is_test_file(path):
+        if at_base and is_test_file(path):
             return "a test of the base commit"
         if any(_glob_match(path, g) for g in self.globs):
             return "score.protect"
@@ -90,7 +90,8 @@ class Policy:
         return self.repo_root is None or not Path(origin).resolve().is_relative_to(self.repo_root)
 
 
-def _is_test_file(path: str) -> bool:
+def is_test_file(path: str) -> bool:
+    """A test file by pytest's default names (``test_*.py``, ``*_test.py``), or anything in a tests folder."""
     name = posixpath.basename(path)
     folders = path.split("/")[:-1]
     return (

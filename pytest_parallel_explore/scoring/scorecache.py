@@ -58,7 +58,7 @@ LOCK_FILE_PATTERNS = (
     "setup.cfg",
 )
 #: Score settings that change neither the suite's command nor its outcome: not part of the key.
-_NOT_IN_KEY = ("cache", "metrics", "weights", "protect_mode", "baseline_runs", "protect", "holdout")
+_NOT_IN_KEY = ("cache", "metrics", "weights", "protect_mode", "suspicious", "baseline_runs", "protect", "holdout")
 #: What a trial's tests get from being judged against a baseline: not the tree's outcomes, never cached.
 _JUDGED = ("flaky", "added", "verdicts")
 
