@@ -127,6 +127,7 @@ def cleanup_experiment(workspace: Workspace, experiment: str, *, delete_branches
         )
     if not kept and paths.shared_base.is_dir():
         trees.remove_tree(paths.shared_base)
+    result.removed.sort()
     if delete_branches:
         branches = gitops.branches_under(workspace.repo_root, prefix)
         gitops.delete_branches(workspace.repo_root, branches)
