@@ -15,6 +15,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -310,8 +311,9 @@ def keep_changed_folder(root: Path, path: Path, reference: str, own_files: Seque
         changed = [f"could not compare with {reference[:12]}: {exc}"]
     if not changed:
         return []
-    kept = path.parent.parent / "kept" / f"{path.name}-{int(time.time())}"
-    kept.parent.mkdir(parents=True, exist_ok=True)
+    (path.parent.parent / "kept").mkdir(parents=True, exist_ok=True)
+    # A new name each time (two reruns in one second); renaming onto an empty folder replaces it.
+    kept = Path(tempfile.mkdtemp(prefix=f"{path.name}-{int(time.time())}-", dir=path.parent.parent / "kept"))
     os.rename(path, kept)
     return [f"{path} had uncommitted changes ({', '.join(changed[:3])}); moved to {kept}"]
 
