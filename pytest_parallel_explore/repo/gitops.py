@@ -1,8 +1,10 @@
-"""Every git operation of the plugin, behind intention-revealing functions.
+"""Every git operation of the plugin on the user's repository, behind intention-revealing functions.
 
-Concurrency lives here and nowhere else: commands that touch the shared
-repository's administrative files (worktree add/remove, branch deletion,
-``info/exclude``) are serialised across processes with a file lock in the
+A trial's own repository, where its agent works, is :mod:`.private`'s; this
+module only reads that folder's files.  Concurrency lives here and nowhere
+else: commands that touch the shared repository's administrative files
+(branch updates and deletion, the removal of linked worktrees made by
+earlier versions, ``info/exclude``) are serialised across processes with a file lock in the
 repository's common git directory, so parallel xdist workers never trip over
 git's own ``*.lock`` files.
 """
