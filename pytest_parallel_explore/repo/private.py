@@ -54,6 +54,7 @@ def shared_base(user_git_dir: Path, folder: Path, base: str, holdout: Sequence[s
             scratch = Path(tempfile.mkdtemp(prefix=".building-", dir=folder))
             try:
                 _build(user_git_dir, scratch, base, holdout)
+                trees.remove_tree(store)  # one whose ref is gone (deleted by hand, or by an unsandboxed agent)
                 os.replace(scratch, store)
             finally:
                 trees.remove_tree(scratch)  # gone already, unless the build failed
