@@ -10,8 +10,13 @@ directory and prints three tables.
    ``git worktree add`` by hand
        ``git worktree add --quiet -b <branch> <path> HEAD``, the reference;
    ``gitops.add_worktree``
-       the plugin's worktree creation (foreign-branch and dirty-worktree
-       checks, the repository lock, ``worktree prune``, then the same add);
+       the plugin's trial folder: a private repository of its own (the
+       foreign-branch and changed-folder checks, the trial's branch set, then
+       ``git init`` borrowing the shared base objects and a checkout);
+   ``private.shared_base``
+       the objects those private repositories borrow (the base without the
+       hold-out, packed once per experiment and base), shown but not counted
+       per trial;
    ``trees.materialize``
        the plugin's sealed scoring checkout, written from the tree;
    ``trees.tree_of_files``
@@ -19,9 +24,9 @@ directory and prints three tables.
        (done after every agent), hashing every file, and with the stat
        snapshot the trial runner takes when it makes the worktree.
 
-   Each is shown with its ratio to the hand-made worktree (goal <= 1.1x).
-   Every checkout shares the repository's object store: nothing is copied
-   but the working files.
+   Each is shown with its ratio to the hand-made worktree (goal <= 1.2x for
+   the private repository).  No checkout copies objects: the worktrees share
+   the repository's object store, the private repositories the shared base.
 
 2. **Peak disk** of 16 trials (``--trials``) run by ``pytest --explore -n 2``
    with ``worktree.keep`` all, failed and none: a thread samples every 20 ms
@@ -61,7 +66,7 @@ from pathlib import Path
 
 import yaml
 
-from pytest_parallel_explore.repo import gitops, trees
+from pytest_parallel_explore.repo import gitops, private, trees
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "bench",
@@ -116,6 +121,7 @@ def measure_checkouts(repo: Path, scratch: Path, repeat: int) -> dict[str, list[
     times: dict[str, list[float]] = {
         "hand": [],
         "add_worktree": [],
+        "shared_base": [],
         "materialize": [],
         "tree_of_files": [],
         "tree_of_files_snapshot": [],
@@ -127,16 +133,20 @@ def measure_checkouts(repo: Path, scratch: Path, repeat: int) -> dict[str, list[
         git(repo, "worktree", "remove", "--force", str(path))
         return spent
 
+    shared: list[private.SharedBase] = []
+    times["shared_base"].append(
+        timed(lambda: shared.append(private.shared_base(sealed.git_dir, scratch / "base", base, ["d0003"])))
+    )
+
     def plugin(i: int) -> float:
         path = scratch / f"plugin-{i}"
-        spent = timed(lambda: gitops.add_worktree(repo, path, f"explore/bench/t{i}", base))
-        worktree = gitops.Worktree(path, gitops.admin_of(path))
-        snapshot = gitops.snapshot_worktree(repo, worktree, base)  # as the trial runner takes it
+        spent = timed(lambda: gitops.add_worktree(repo, path, f"explore/bench/t{i}", shared[0], base, reference=base))
+        snapshot = gitops.snapshot_worktree(repo, path, base)  # as the trial runner takes it
         subprocess.run(EDIT_AGENT, shell=True, cwd=path, check=True)
-        reader = sealed.with_(work_tree=worktree.path)
+        reader = sealed.with_(work_tree=path)
         times["tree_of_files"].append(timed(lambda: trees.tree_of_files(reader, base)))
         times["tree_of_files_snapshot"].append(timed(lambda: trees.tree_of_files(reader, base, unchanged=snapshot)))
-        gitops.remove_worktree(repo, path)
+        gitops.remove_trial_folder(repo, path)
         return spent
 
     def materialize(i: int) -> float:
@@ -296,7 +306,8 @@ def main(argv: Sequence[str]) -> int:
             print(f"checkouts, medians of {args.repeat} (spread: min-max)")
             for name, label in (
                 ("hand", "git worktree add (by hand)"),
-                ("add_worktree", "gitops.add_worktree"),
+                ("add_worktree", "gitops.add_worktree (private)"),
+                ("shared_base", "  private.shared_base (once)"),
                 ("materialize", "trees.materialize (scoring)"),
                 ("tree_of_files", "trees.tree_of_files (3 edits)"),
                 ("tree_of_files_snapshot", "  with the stat snapshot"),

@@ -24,7 +24,7 @@ from _pytest._io import TerminalWriter
 from . import adoption
 from .paths import ExperimentPaths, Workspace
 from .record import TrialRecord, load_records, read_json
-from .repo import gitops
+from .repo import gitops, trees
 from .report.model import ExperimentInfo, ResultsError
 from .report.ranking import rank
 from .report.results import write_report
@@ -89,45 +89,58 @@ class Cleanup:
 
 
 def cleanup_experiment(workspace: Workspace, experiment: str, *, delete_branches: bool = False) -> Cleanup:
-    """Remove the experiment's worktrees (branches, patches and results stay unless asked).
+    """Remove the experiment's trial folders (branches, patches and results stay unless asked).
 
-    Only worktrees that git lists, inside the experiment's ``worktrees/`` folder
-    and on one of its ``explore/<experiment>/`` branches (or detached, like the
-    baseline's), are removed, through git.  Nothing else is deleted: a folder
-    there that git does not list may be the user's, and is reported instead.
+    Only the folders of the experiment's trials (those with a record) in its
+    ``worktrees/`` folder are removed, and the base objects they borrow
+    unless a folder moved aside to ``kept/`` still does; also the linked
+    worktrees that earlier versions made there on one of its
+    ``explore/<experiment>/`` branches, through git.  Nothing else is
+    deleted: another folder there may be the user's, and is reported instead.
     """
-    folder = workspace.experiment(experiment).worktrees.resolve()
+    paths = workspace.experiment(experiment)
+    folder = paths.worktrees.resolve()
     prefix = f"explore/{experiment}/"
     result = Cleanup()
-    listed: set[Path] = set()
+    done: set[Path] = set()
     for entry in gitops.list_worktrees(workspace.repo_root):
         path = entry.path.resolve()
         if not path.is_relative_to(folder) or path == folder:
             continue
-        listed.add(path)
+        done.add(path)
         if entry.branch is not None and not entry.branch.startswith(prefix):
             result.left.append(f"{path}: on branch {entry.branch}, not one of {prefix}*; left alone")
             continue
-        gitops.remove_worktree(workspace.repo_root, path)
-        if path.exists():
-            result.left.append(f"{path}: git could not remove it{' (locked)' if entry.locked else ''}")
-        else:
-            result.removed.append(str(path))
+        _remove(workspace, path, result, " (locked)" if entry.locked else "")
     gitops.prune_worktrees(workspace.repo_root)  # also forgets worktrees deleted by hand
-    if folder.is_dir():
-        for stray in sorted(p for p in folder.iterdir() if p.resolve() not in listed):
-            result.left.append(f"{stray}: not a worktree git lists; left alone (delete it yourself if unneeded)")
-    kept = workspace.experiment(experiment).kept
-    for moved in sorted(kept.iterdir()) if kept.is_dir() else []:
+    trials = {record.name for record in load_records(paths)}
+    for stray in sorted(p for p in folder.iterdir() if p.resolve() not in done) if folder.is_dir() else []:
+        if stray.name in trials and not stray.is_symlink():
+            _remove(workspace, stray, result, "")
+        else:
+            result.left.append(f"{stray}: not a trial's folder; left alone (delete it yourself if unneeded)")
+    kept = sorted(paths.kept.iterdir()) if paths.kept.is_dir() else []
+    for moved in kept:
         result.left.append(
             f"{moved}: a worktree with changes of yours, moved aside by a rerun; left alone "
-            f"(when done with it: git worktree remove --force {moved})"
+            f"(when done with it: rm -r {moved})"
         )
+    if not kept and paths.shared_base.is_dir():
+        trees.remove_tree(paths.shared_base)
+    result.removed.sort()
     if delete_branches:
         branches = gitops.branches_under(workspace.repo_root, prefix)
         gitops.delete_branches(workspace.repo_root, branches)
         result.removed.extend(branches)
     return result
+
+
+def _remove(workspace: Workspace, path: Path, result: Cleanup, why: str) -> None:
+    gitops.remove_trial_folder(workspace.repo_root, path)
+    if path.exists():
+        result.left.append(f"{path}: could not be removed{why}")
+    else:
+        result.removed.append(str(path))
 
 
 def adopt(workspace: Workspace, experiment: str, which: str, *, squash: bool) -> tuple[TrialRecord, str]:

@@ -37,7 +37,7 @@ class ExperimentPaths:
 
     @property
     def kept(self) -> Path:
-        """Where a rerun moves a trial's worktree holding changes of the user's (``gitops.keep_dirty_worktree``)."""
+        """Where a rerun moves a trial's worktree holding changes of the user's (``gitops.keep_changed_folder``)."""
         return self.root / "kept"
 
     @property
@@ -55,6 +55,11 @@ class ExperimentPaths:
     @property
     def report_html(self) -> Path:
         return self.results / "report.html"
+
+    @property
+    def shared_base(self) -> Path:
+        """Where the objects every trial's private repository borrows are kept (``repo.private.shared_base``)."""
+        return self.root / "base"
 
     def worktree(self, trial: str) -> Path:
         return self.worktrees / trial

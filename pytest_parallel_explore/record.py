@@ -149,7 +149,6 @@ class TrialRecord:
     base_commit: str = ""
     commit: str | None = None
     worktree: str = ""
-    git_admin: str | None = None  # the worktree's admin folder in the shared git dir, as the plugin made it
     setup_files: list[str] = dataclasses.field(default_factory=list)  # made by worktree.copy/setup, not the agent
     agent: AgentStats = dataclasses.field(default_factory=AgentStats)
     diff: DiffStats = dataclasses.field(default_factory=DiffStats)

@@ -35,7 +35,7 @@ from .record import (
     load_records,
     save,
 )
-from .repo import gitops, repostate, trees
+from .repo import gitops, private, repostate, trees
 from .repo.gitcmd import Git
 from .scoring import protect, scorecache, suspicious
 from .scoring.baseline import Baseline, ensure_baseline, judge
@@ -61,6 +61,7 @@ class TrialRunner:
         self.keep = settings.worktree.keep
         self._unchanged: dict[str, trees.Stat] | None = None  # see gitops.snapshot_worktree
         self._plugin_files: list[str] = []  # see run()
+        self._reference = settings.base_commit  # what this trial's folder holds if nobody changed it; see run()
 
     def run(self) -> TrialRecord:
         previous, problem = self._previous()
@@ -78,6 +79,8 @@ class TrialRunner:
         # What the plugin left in this trial's worktree last time (hidden hold-outs, set-up files) is
         # not the user's: a worktree holding only that is replaced, not moved aside.
         self._plugin_files = [*self.settings.score.holdout, *(previous.setup_files if previous else [])]
+        if previous is not None and previous.commit is not None:
+            self._reference = previous.commit
         resume = previous is not None and self._agent_work_kept(previous)
         record = self._resumed(previous) if resume and previous else self._new_record(previous)
         if problem:
@@ -251,17 +254,30 @@ class TrialRunner:
     # -- the steps ---------------------------------------------------------
 
     def _make_worktree(self, record: TrialRecord) -> None:
-        worktree, kept = gitops.add_worktree(
-            self.root, self.worktree, record.branch, self.settings.base_commit, own_files=self._plugin_files
+        base = self.settings.base_commit
+        kept = gitops.add_worktree(
+            self.root,
+            self.worktree,
+            record.branch,
+            self._shared_base(),
+            base,
+            reference=self._reference,
+            own_files=self._plugin_files,
         )
         # Taken before anything else touches the files; kept in memory, out of the agent's reach.
-        self._unchanged = gitops.snapshot_worktree(self.root, worktree, self.settings.base_commit)
+        self._unchanged = gitops.snapshot_worktree(self.root, self.worktree, base)
         record.flags.extend(f"kept: {notice}" for notice in kept)
-        record.git_admin = str(worktree.admin)
-        gitops.hide_paths(worktree, self.settings.score.holdout)
         prepare_worktree(self.settings, self.worktree, self.trial.name)
         # What worktree.copy and worktree.setup put there is the project's set-up, not the agent's work.
-        record.setup_files = gitops.untracked(worktree)
+        record.setup_files = private.untracked(self.worktree)
+
+    def _shared_base(self) -> private.SharedBase:
+        """The base commit without the hold-out, that every trial's private repository starts from."""
+        holdout = self.settings.score.holdout
+        return private.shared_base(self._git_dir(), self.paths.shared_base, self.settings.base_commit, holdout)
+
+    def _git_dir(self) -> Path:
+        return gitops.sealed(self.root).git_dir
 
     def _run_agent(self, record: TrialRecord) -> AgentOutcome:
         variant = self.trial.variant
@@ -288,7 +304,7 @@ class TrialRunner:
             env=self._explore_env(prompt, prompt_file),
             report=report,
             sandbox=confinement.for_agent(
-                self.settings, variant, self.worktree, self._worktree(record).admin, prompt_file
+                self.settings, variant, self.worktree, self._shared_base().store, self._git_dir(), prompt_file
             ),
         )
         try:
@@ -312,29 +328,21 @@ class TrialRunner:
             "EXPLORE_BASE_COMMIT": self.settings.base_commit,
         }
 
-    def _worktree(self, record: TrialRecord) -> gitops.Worktree:
-        assert record.git_admin is not None
-        return gitops.Worktree(self.worktree, Path(record.git_admin))
-
     def _record_work(self, record: TrialRecord) -> None:
         """Keep what the agent left in its files on the trial's branch, and as a patch.
 
         First the user's repository is put back as it was before the run (what
-        the agent changed there is tampering), and the worktree's link to it
-        is checked; then the commit is built from the files, never from the
-        agent's index, HEAD or branches.
+        the agent changed there is tampering); then the commit is built from
+        the files, never from the agent's own repository, whose ``.git`` is
+        then replaced by a new one (a user who runs git in a kept folder
+        must not run the agent's hooks or filters).
         """
         self._tampered(record, self._restore_repository())
-        worktree = self._worktree(record)
-        problem = gitops.link_problem(worktree)
-        if problem is not None:
-            self._tampered(record, [f"git: {problem}; repaired"])
-            gitops.repair_link(worktree)
         holdout = self.settings.score.holdout
         self._tampered(record, protect.holdout_written(self.worktree, holdout))
         change = gitops.record_work(
             self.root,
-            worktree,
+            self.worktree,
             record.branch,
             self.settings.base_commit,
             f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
@@ -347,6 +355,7 @@ class TrialRunner:
         gitops.write_patch(
             self.root, self.settings.base_commit, change.commit, self.paths.trial_file(self.trial.name, ".patch")
         )
+        private.reset_git(self.worktree, self._shared_base(), record.branch)
 
     def _restore_repository(self) -> list[str]:
         """Put back the user's refs, HEAD, config, hooks and exclude; say what had changed."""
@@ -370,13 +379,13 @@ class TrialRunner:
         if record.commit is None or gitops.branch_commit(root, record.branch) != record.commit:
             return
         if self.worktree.exists() or self.worktree.is_symlink():
-            gitops.remove_worktree(root, self.worktree)
+            gitops.remove_trial_folder(root, self.worktree)
 
     def _restore_worktree(self, record: TrialRecord) -> None:
-        """The trial's worktree at its committed agent work (recreated from the branch if deleted)."""
+        """The trial's folder rebuilt at its committed agent work, with a new private repository."""
         assert record.commit is not None
-        worktree = gitops.restore_worktree(self.root, self._worktree(record), record.branch, record.commit)
-        record.git_admin = str(worktree.admin)
+        shared, holdout = self._shared_base(), self.settings.score.holdout
+        gitops.restore_worktree(self.root, self.worktree, shared, record.branch, record.commit, holdout)
         prepare_worktree(self.settings, self.worktree, self.trial.name)
 
     def _score(self, record: TrialRecord) -> None:

@@ -39,8 +39,10 @@ FORGING_CONFTEST = (
 )
 
 #: name -> (shell commands run after the honest change, what the trial's tampering must name).
-#: The names of attacks on the shared git directory or on other trials' files are in SANDBOX_STOPS:
-#: in the sandbox those writes fail, so there is nothing to undo (and nothing to name).
+#: The names of attacks on other trials' files or the main checkout are in SANDBOX_STOPS: in the
+#: sandbox those writes fail, so there is nothing to undo (and nothing to name).  Attacks on git
+#: (refs, hooks, filters, the ``.git`` link) hit the trial's private repository, which the plugin
+#: never reads: nothing to undo or name, and the user's repository is untouched.
 ATTACKS: dict[str, tuple[str, list[str]]] = {
     "conftest": (f"printf '{FORGING_CONFTEST}' > conftest.py", ["conftest.py"]),
     "nested_conftest": (f"printf '{FORGING_CONFTEST}' > tests/conftest.py", ["tests/conftest.py"]),
@@ -70,7 +72,7 @@ ATTACKS: dict[str, tuple[str, list[str]]] = {
     "exclude_conftest": (
         f"printf '{FORGING_CONFTEST}' > conftest.py"
         " && echo conftest.py >> $(git rev-parse --git-common-dir)/info/exclude && echo conftest.py >> .gitignore",
-        ["conftest.py", "git: info/exclude changed"],
+        ["conftest.py"],
     ),
     "rename_test": ("git mv tests/test_calc.py tests/test_renamed.py", ["tests/test_calc.py"]),
     "delete_tests": ("rm -r tests", ["tests/test_calc.py"]),
@@ -81,7 +83,7 @@ ATTACKS: dict[str, tuple[str, list[str]]] = {
     "moved_head": (
         "git checkout -q -b evil && git -c user.name=x -c user.email=x commit -qam evil --allow-empty"
         " && git update-ref refs/heads/main HEAD",
-        ["git: refs/heads/evil created", "git: refs/heads/main moved"],
+        [],
     ),
     "planted_git": (
         "common=$(git rev-parse --git-common-dir)"
@@ -91,13 +93,10 @@ ATTACKS: dict[str, tuple[str, list[str]]] = {
         " && git config filter.evil.smudge 'touch PWNED_PATH; cat'"
         " && git update-ref refs/tags/planted HEAD"
         " && printf '* filter=evil\\n' > .gitattributes",
-        ["git: config changed", "git: hooks/post-checkout created", "git: refs/tags/planted created"],
+        [],
     ),
-    "deleted_git_link": ("rm .git", ["git: its .git file was deleted; repaired"]),
-    "rewritten_git_link": (
-        'echo "gitdir: $EXPLORE_ROOT/.git" > .git',
-        ["git: its .git file was rewritten; repaired"],
-    ),
+    "deleted_git_link": ("rm -rf .git", []),
+    "rewritten_git_link": ('rm -rf .git && echo "gitdir: $EXPLORE_ROOT/.git" > .git', []),
     "other_record": (
         # Runs after "a_honest" (no xdist: items run in order) and rewrites its finished record.
         "python3 -c \"import json,sys; p=sys.argv[1]; d=json.load(open(p)); d['score']=0.0; "
@@ -114,9 +113,6 @@ ATTACKS: dict[str, tuple[str, list[str]]] = {
     "steal_holdout": ("cp $EXPLORE_ROOT/holdout/test_hidden.py stolen_holdout.py", []),
 }
 SANDBOX_STOPS = {
-    "exclude_conftest",
-    "moved_head",
-    "planted_git",
     "other_record",
     "escaped_process",
     "steal_holdout",
@@ -216,7 +212,7 @@ def test_no_attack_forges_a_score_or_harms_the_repository(
         assert "return a * b" in victim.git("show", f"explore/calc/{name}:calc.py")
     # The terminal's ranking marks a trial whose tampering was undone (it has no notes column).
     result.stdout.fnmatch_lines(["* conftest *done *(tampering) *"])
-    for name in ("deleted_git_link", "rewritten_git_link"):  # the worktree was repaired, not left broken
+    for name in ("deleted_git_link", "rewritten_git_link"):  # the folder's repository was made again, not left broken
         worktree = trials[name]["worktree"]
         assert victim.git("-C", worktree, "symbolic-ref", "HEAD").strip() == f"refs/heads/explore/calc/{name}"
     # Reading the hold-out tests from the main checkout is stopped only by the sandbox (they are hidden there).
@@ -251,10 +247,9 @@ def test_a_rerun_keeps_a_users_commits_on_a_trial_branch_and_a_dirty_worktree(vi
     spec = victim.variants(spec_for(victim, "none", []))
     assert victim.explore("--variants", spec).ret == 0
     worktree = victim.experiment_dir() / "worktrees" / "a_honest"
-    (worktree / "mine.txt").write_text("the user's own notes in the worktree\n")
-    victim.git("-C", str(worktree), "add", "mine.txt")
-    victim.git("-C", str(worktree), "commit", "-qm", "the user's commit on the trial branch")
-    user_commit = victim.git("rev-parse", "explore/calc/a_honest").strip()
+    tree = victim.git("rev-parse", "explore/calc/a_honest^{tree}").strip()
+    user_commit = victim.git("commit-tree", tree, "-p", "explore/calc/a_honest", "-m", "the user's commit").strip()
+    victim.git("update-ref", "refs/heads/explore/calc/a_honest", user_commit)
     (worktree / "calc.py").write_text("# uncommitted\n")
 
     result = victim.explore("--variants", spec, "--explore-rerun")

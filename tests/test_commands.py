@@ -372,6 +372,8 @@ def test_cleanup_leaves_worktrees_and_folders_that_are_not_the_experiments(explo
     elsewhere = explored.path.parent / f"{explored.path.name}-mine"
     explored.git("worktree", "add", "-q", "-b", "mine", str(elsewhere))
     explored.git("worktree", "add", "-q", "-b", "mine-inside", str(worktrees / "inside"))
+    # What an earlier version of the plugin made: a linked worktree on one of the experiment's branches.
+    explored.git("worktree", "add", "-q", "-b", "explore/calc/old", str(worktrees / "old"))
     stray = worktrees / "stray"
     stray.mkdir()
     (stray / "keep.txt").write_text("not git's\n")
@@ -381,15 +383,17 @@ def test_cleanup_leaves_worktrees_and_folders_that_are_not_the_experiments(explo
     assert_quiet(result)
     result.stdout.fnmatch_lines(
         [
-            "explore calc: removed 2 worktrees/branches",
+            "explore calc: removed 3 worktrees/branches",
             f"  {worktrees / 'bad'}",
             f"  {worktrees / 'good'}",
+            f"  {worktrees / 'old'}",
             "explore calc: left 2 in *",
             f"  {worktrees / 'inside'}: on branch mine-inside, not one of explore/calc/*; left alone",
-            f"  {stray}: not a worktree git lists; left alone*",
+            f"  {stray}: not a trial's folder; left alone*",
         ]
     )
     assert not (worktrees / "good").exists() and not (worktrees / "bad").exists()
+    assert not (worktrees / "old").exists() and not (explored.experiment_dir() / "base").exists()
     assert (stray / "keep.txt").read_text() == "not git's\n"
     listed = explored.git("worktree", "list", "--porcelain")
     assert f"worktree {elsewhere}\n" in listed and f"worktree {worktrees / 'inside'}\n" in listed

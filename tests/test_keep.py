@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.explore_testing import GOOD_AGENT, Project
@@ -34,7 +32,10 @@ def test_keep_decides_which_worktrees_are_left(calc_project: Project, keep: str,
     trials = calc_project.trials()
     assert (trials["good"]["status"], trials["broken"]["status"]) == ("done", "agent_failed")
     assert worktree_folders(calc_project) == left
-    assert sorted(Path(p).name for p in listed_worktrees(calc_project)) == sorted(left)
+    assert listed_worktrees(calc_project) == []  # private repositories, not worktrees of the user's
+    for name in left:  # a kept folder's own git, made by the plugin, shows the agent's work against the base
+        changed = calc_project.git("-C", str(calc_project.experiment_dir() / "worktrees" / name), "status", "--short")
+        assert changed == " M calc.py\n"
     # Both branches hold the work, whether or not the folder stayed.
     for name in ("good", "broken"):
         shown = calc_project.git("show", f"explore/calc/{name}:calc.py")

@@ -1,11 +1,10 @@
 """What an agent and a scoring run may see and write, as bubblewrap policies (see ``sandbox``).
 
-An agent writes its own worktree and that worktree's admin folder in the
-shared git directory (its index and HEAD); it reads its prompt.  It does not
-see the experiment's other folders (other trials' worktrees, ``results/``),
-other trials' admin folders, or the hold-out tests in the main checkout; the
-rest of the machine, the main checkout and the shared git directory
-included, is read-only.  A scoring run writes only its own folder and sees
+An agent writes its own private repository (see ``repo.private``); it reads
+its prompt and the base objects that repository borrows.  It does not see
+the experiment's other folders (other trials' worktrees, ``results/``), the
+user's git directory, or the hold-out tests in the main checkout; the rest
+of the machine, the main checkout included, is read-only.  A scoring run writes only its own folder and sees
 none of the experiment's folders or the shared git directory.
 """
 
@@ -29,17 +28,16 @@ def sandbox_spec(settings: Settings, variant: VariantSpec | None) -> SandboxSpec
 
 
 def for_agent(
-    settings: Settings, variant: VariantSpec, worktree: Path, admin: Path, prompt_file: Path
+    settings: Settings, variant: VariantSpec, worktree: Path, shared: Path, git_dir: Path, prompt_file: Path
 ) -> Sandbox | None:
     spec = sandbox_spec(settings, variant)
     if not wanted(spec.mode):
         return None
-    common = admin.parent.parent
     return Sandbox(
-        writable=(worktree, admin),
-        hidden=(settings.workspace.explore_dir, common / "worktrees", *_holdout(settings)),
-        # Explicitly: the repository and the interpreter may live where /tmp is made private.
-        readonly=(common, prompt_file, *_interpreter()),
+        writable=(worktree,),
+        hidden=(settings.workspace.explore_dir, git_dir, *_holdout(settings)),
+        # Explicitly: the shared base objects and the interpreter may live where /tmp is made private.
+        readonly=(shared, prompt_file, *_interpreter()),
         extra_writable=tuple(Path(p) for p in spec.writable),
         network=True,
     )

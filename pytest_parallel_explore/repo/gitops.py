@@ -1,8 +1,10 @@
-"""Every git operation of the plugin, behind intention-revealing functions.
+"""Every git operation of the plugin on the user's repository, behind intention-revealing functions.
 
-Concurrency lives here and nowhere else: commands that touch the shared
-repository's administrative files (worktree add/remove, branch deletion,
-``info/exclude``) are serialised across processes with a file lock in the
+A trial's own repository, where its agent works, is :mod:`.private`'s; this
+module only reads that folder's files.  Concurrency lives here and nowhere
+else: commands that touch the shared repository's administrative files
+(branch updates and deletion, the removal of linked worktrees made by
+earlier versions, ``info/exclude``) are serialised across processes with a file lock in the
 repository's common git directory, so parallel xdist workers never trip over
 git's own ``*.lock`` files.
 """
@@ -14,13 +16,15 @@ import dataclasses
 import fcntl
 import functools
 import hashlib
+import os
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import git
 
-from . import gitcmd, trees
+from . import gitcmd, private, trees
 from .gitcmd import Git
 
 _IDENTITY = gitcmd.IDENTITY
@@ -124,54 +128,50 @@ def exclude_path(root: Path, relative: str) -> None:
                 f.write(("\n" if existing and existing[-1] else "") + line + "\n")
 
 
-def _replace_worktree(root: Path, path: Path, *add: str) -> None:
-    """Remove the worktree at ``path`` (if any), forget deleted ones, then ``git worktree add *add``."""
-    git = sealed(root)
-    with repo_lock(root):
-        if path.exists():
+def remove_trial_folder(root: Path, path: Path) -> None:
+    """Remove a trial's folder; one left by an earlier version as a linked worktree is also forgotten by git."""
+    if (path / ".git").is_file() and not (path / ".git").is_symlink():
+        with repo_lock(root):
+            git = sealed(root)
             git.run("worktree", "remove", "--force", str(path), check=False)
-            trees.remove_tree(path)  # not a worktree git knew (its link was broken): the plugin's folder
-        git.run("worktree", "prune")
-        if add:
-            git.run("worktree", "add", "--quiet", *add)
-
-
-@dataclasses.dataclass(frozen=True)
-class Worktree:
-    """A trial's worktree, as the plugin made it: the folder, and its admin folder in the shared git dir."""
-
-    path: Path
-    admin: Path
-
-    def git(self) -> Git:
-        """Sealed git on this worktree, whatever its ``.git`` file says now."""
-        return Git(self.admin, work_tree=self.path)
+            trees.remove_tree(path)
+            git.run("worktree", "prune")
+    elif path.is_symlink():
+        path.unlink()
+    else:
+        trees.remove_tree(path)
 
 
 def add_worktree(
-    root: Path, path: Path, branch: str, base: str, *, own_files: Sequence[str] = ()
-) -> tuple[Worktree, list[str]]:
-    """Create ``path`` as a worktree on a new ``branch`` at ``base``; what an earlier attempt left is kept.
+    root: Path,
+    path: Path,
+    branch: str,
+    shared: private.SharedBase,
+    base: str,
+    *,
+    reference: str,
+    own_files: Sequence[str] = (),
+) -> list[str]:
+    """Make ``path`` the trial's private repository at ``shared``, ``branch`` at ``base``; keep what was there.
 
     A branch that holds commits other than the plugin's is renamed (see
-    :func:`keep_foreign_branch`), a worktree with uncommitted changes (other
-    than ``own_files``, the plugin's set-up files) is moved aside: the user's
-    data is never lost.  Returns notices about what was kept.
+    :func:`keep_foreign_branch`); a folder whose files differ from
+    ``reference`` (the trial's last recorded commit, or the base) other than
+    in ``own_files`` (the plugin's hold-out and set-up files) is moved aside
+    (see :func:`keep_changed_folder`): the user's data is never lost.
+    Returns notices about what was kept.
     """
     kept = keep_foreign_branch(root, branch, base)
-    kept += keep_dirty_worktree(root, path, own_files)
-    _replace_worktree(root, path, "-B", branch, str(path), base)
-    return Worktree(path, admin_of(path)), kept
+    kept += keep_changed_folder(root, path, reference, own_files)
+    remove_trial_folder(root, path)
+    set_branch(root, branch, base)
+    private.make(path, shared, branch)
+    return kept
 
 
-def snapshot_worktree(root: Path, worktree: Worktree, base: str) -> dict[str, trees.Stat]:
+def snapshot_worktree(root: Path, path: Path, base: str) -> dict[str, trees.Stat]:
     """The stat of every file of ``base`` in a worktree just made, so that reading it back skips what is unchanged."""
-    return trees.stat_snapshot(worktree.path, trees.tree_entries(sealed(root), base))
-
-
-def admin_of(path: Path) -> Path:
-    """The admin folder git made for the worktree at ``path`` (read right after the plugin made it)."""
-    return Path((path / ".git").read_text().removeprefix("gitdir:").strip())
+    return trees.stat_snapshot(path, trees.tree_entries(sealed(root), base))
 
 
 def branch_commit(root: Path, branch: str) -> str | None:
@@ -186,25 +186,24 @@ def branch_commits(root: Path, prefix: str) -> dict[str, str]:
     return dict(line.split("\0") for line in listing.splitlines())
 
 
-def restore_worktree(root: Path, worktree: Worktree, branch: str, commit: str) -> Worktree:
-    """The trial's worktree at its committed work (recreated from the branch if it is gone or broken)."""
-    if link_problem(worktree) is None and worktree.path.is_dir():
-        git = worktree.git()
-        git.run("reset", "--hard", "--quiet", commit)
-        git.run("clean", "-fdq")
-        return worktree
-    _replace_worktree(root, worktree.path, str(worktree.path), branch)
-    return Worktree(worktree.path, admin_of(worktree.path))
+def restore_worktree(
+    root: Path, path: Path, shared: private.SharedBase, branch: str, commit: str, holdout: Sequence[str]
+) -> None:
+    """The trial's folder rebuilt at its committed work: ``commit``'s files, a new private repository at the base.
 
-
-def untracked(worktree: Worktree) -> list[str]:
-    """Untracked, not ignored paths (whole folders collapsed to one entry)."""
-    listing = worktree.git().run("ls-files", "--others", "--exclude-standard", "--directory", "-z")
-    return [path.rstrip("/") for path in listing.split("\0") if path]
-
-
-def remove_worktree(root: Path, path: Path) -> None:
-    _replace_worktree(root, path)
+    Written from the user's repository (see :func:`trees.materialize`), never
+    from what is in the folder now; the hold-out paths, which ``commit``
+    holds as at the base, are taken out again before anyone works there.
+    """
+    remove_trial_folder(root, path)
+    trees.materialize(sealed(root), commit, path)
+    for relative in holdout:
+        target = path / relative
+        if target.is_dir() and not target.is_symlink():
+            trees.remove_tree(target)
+        else:
+            target.unlink(missing_ok=True)
+    private.reset_git(path, shared, branch)
 
 
 def prune_worktrees(root: Path) -> None:
@@ -226,54 +225,6 @@ def branches_under(root: Path, prefix: str) -> list[str]:
     return sorted(h.name for h in open_repo(root).heads if h.name.startswith(prefix))
 
 
-def hide_paths(worktree: Worktree, paths: Sequence[str]) -> None:
-    """Remove hold-out paths from a fresh worktree so the agent never sees them.
-
-    ``skip-worktree`` keeps the deletion out of the agent's ``git status``;
-    the plugin's own record of the work leaves these paths as at the base.
-    """
-    git = worktree.git()
-    tracked = [t for t in git.run("ls-files", "-z", "--", *paths).split("\0") if t] if paths else []
-    if tracked:
-        git.run("update-index", "--skip-worktree", "--", *tracked)
-    for relative in paths:
-        target = worktree.path / relative
-        if target.is_dir() and not target.is_symlink():
-            trees.remove_tree(target)
-        else:
-            target.unlink(missing_ok=True)
-
-
-def link_problem(worktree: Worktree) -> str | None:
-    """What is wrong with the worktree's link to the repository (``.git`` and its admin folder), if anything."""
-    dot_git = worktree.path / ".git"
-    if not dot_git.exists() and not dot_git.is_symlink():
-        return "its .git file was deleted"
-    if dot_git.is_symlink() or not dot_git.is_file():
-        return "its .git file was replaced"
-    if dot_git.read_text(errors="replace").strip() != f"gitdir: {worktree.admin}":
-        return "its .git file was rewritten"
-    back = worktree.admin / "gitdir"
-    if not back.is_file() or back.read_text(errors="replace").strip() != str(dot_git):
-        return "its admin folder's gitdir was rewritten"
-    commondir = worktree.admin / "commondir"
-    if not commondir.is_file() or commondir.read_text(errors="replace").strip() != "../..":
-        return "its admin folder's commondir was rewritten"
-    return None
-
-
-def repair_link(worktree: Worktree) -> None:
-    """Point the worktree and its admin folder at each other again, as ``git worktree add`` made them."""
-    dot_git = worktree.path / ".git"
-    if dot_git.is_dir() and not dot_git.is_symlink():
-        trees.remove_tree(dot_git)
-    else:
-        dot_git.unlink(missing_ok=True)
-    dot_git.write_text(f"gitdir: {worktree.admin}\n")
-    (worktree.admin / "gitdir").write_text(f"{dot_git}\n")
-    (worktree.admin / "commondir").write_text("../..\n")
-
-
 @dataclasses.dataclass(frozen=True)
 class Change:
     commit: str
@@ -284,7 +235,7 @@ class Change:
 
 def record_work(
     root: Path,
-    worktree: Worktree,
+    worktree: Path,
     branch: str,
     base: str,
     message: str,
@@ -293,22 +244,18 @@ def record_work(
     skip: Sequence[str] = (),
     unchanged: Mapping[str, trees.Stat] | None = None,
 ) -> Change:
-    """Commit what the worktree's files hold on ``branch``, whatever the agent did to git.
+    """Commit what the worktree's files hold on ``branch`` in the user's repository, whatever the agent did to git.
 
-    The tree is built from the files (see :func:`trees.tree_of_files`); the
-    commit's parent is ``base``; ``branch`` is set to it, and the worktree's
-    own ``HEAD`` and index are pointed at it, wherever the agent moved them.
-    When nothing changed, the branch stays at ``base``.  ``unchanged``: see
-    :func:`snapshot_worktree`.
+    The tree is built from the files only (see :func:`trees.tree_of_files`;
+    the folder's own ``.git`` is never read); the commit's parent is
+    ``base``; ``branch`` is set to it.  When nothing changed, the branch
+    stays at ``base``.  ``unchanged``: see :func:`snapshot_worktree`.
     """
-    git = sealed(root).with_(work_tree=worktree.path)
+    git = sealed(root).with_(work_tree=worktree)
     tree = trees.tree_of_files(git, base, leave=leave, skip=skip, unchanged=unchanged)
     changed = tree != trees.tree_id(git, base)
     commit = git.run("commit-tree", tree, "-p", base, "-m", message) if changed else base
     set_branch(root, branch, commit)
-    admin = Git(worktree.admin)
-    admin.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
-    admin.with_(index=worktree.admin / "index").run("read-tree", commit)
     files, insertions, deletions = [], 0, 0
     numstat = git.run("diff", "--numstat", "--no-renames", "--no-ext-diff", "--no-textconv", base, commit)
     for line in numstat.splitlines():
@@ -346,25 +293,30 @@ def keep_foreign_branch(root: Path, branch: str, base: str) -> list[str]:
     return [f"{branch} holds commits the plugin did not make; kept as {kept}"]
 
 
-def keep_dirty_worktree(root: Path, path: Path, own_files: Sequence[str]) -> list[str]:
-    """Move a worktree with uncommitted changes aside (``<experiment>/kept/``) instead of discarding it."""
-    if not (path / ".git").is_file():
+def keep_changed_folder(root: Path, path: Path, reference: str, own_files: Sequence[str]) -> list[str]:
+    """Move a trial folder whose files differ from ``reference`` aside (``<experiment>/kept/``), never discard it.
+
+    The files are compared (as :func:`record_work` reads them) with
+    ``reference`` in the user's repository; ``own_files`` (the plugin's
+    hold-out and set-up files) do not count.  The folder's ``.git`` is not
+    asked: it may be the agent's.  When the comparison fails (``reference``
+    is gone), the folder is kept too.
+    """
+    if not path.is_dir() or path.is_symlink():
         return []
+    git = sealed(root).with_(work_tree=path)
     try:
-        worktree = Worktree(path, admin_of(path))
-        status = worktree.git().run("status", "--porcelain=v1", "-z", "--untracked-files=all")
-    except (OSError, gitcmd.GitFailed):
-        return []
-    changed = [e[3:] for e in status.split("\0") if len(e) > 3 and not trees.under(e[3:], own_files)]
+        tree = trees.tree_of_files(git, reference, leave=own_files)
+        listing = git.run("diff-tree", "-r", "-z", "--name-only", "--no-renames", reference, tree)
+        changed = [p for p in listing.split("\0") if p]
+    except gitcmd.GitFailed as exc:
+        changed = [f"could not compare with {reference[:12]}: {exc}"]
     if not changed:
         return []
-    kept = path.parent.parent / "kept" / f"{path.name}-{int(time.time())}"
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    with repo_lock(root):
-        sealed(root).run("worktree", "move", str(path), str(kept))
-        # Detached, so the trial's branch is free for its new worktree.
-        head = Git(worktree.admin).run("rev-parse", "HEAD")
-        Git(worktree.admin).run("update-ref", "--no-deref", "HEAD", head)
+    (path.parent.parent / "kept").mkdir(parents=True, exist_ok=True)
+    # A new name each time (two reruns in one second); renaming onto an empty folder replaces it.
+    kept = Path(tempfile.mkdtemp(prefix=f"{path.name}-{int(time.time())}-", dir=path.parent.parent / "kept"))
+    os.rename(path, kept)
     return [f"{path} had uncommitted changes ({', '.join(changed[:3])}); moved to {kept}"]
 
 
