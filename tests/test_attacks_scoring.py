@@ -119,10 +119,8 @@ def test_no_attack_on_the_scored_run_scores_more_than_the_honest_change(victim: 
 
     trials = victim.trials()
     assert trials["a_honest"]["score"] == pytest.approx(HONEST_SCORE), result.stdout.str()
-    forged = {
-        n: (trials[n]["score"], trials[n]["tests"]["cases"]) for n in ATTACKS if trials[n]["score"] > HONEST_SCORE
-    }
-    assert forged == {}, result.stdout.str()
+    forged = {n: trials[n]["score"] for n in ATTACKS if trials[n]["score"] > HONEST_SCORE}
+    assert forged == {}, {n: trials[n]["tests"]["cases"] for n in forged}
     for name, (_, named) in ATTACKS.items():
         for thing in named:
             assert thing in trials[name]["tampering"], (name, trials[name]["tampering"])
