@@ -75,7 +75,7 @@ def base_config(git: Git, base: str) -> tuple[str, str] | None:
     """
     entries = trees.tree_entries(git, base)
     texts = {
-        name: git.run("cat-file", "blob", entries[name][1])
+        name: git.run_bytes("cat-file", "blob", entries[name][1]).decode("utf-8", errors="replace")
         for name in _CONFIG_NAMES
         if name in entries and entries[name][0] in ("100644", "100755")
     }
