@@ -164,6 +164,7 @@ class Reported:
     cases: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     finished: bool = False
     garbled: int = 0  # lines that were not the reporter's
+    repeated: set[str] = dataclasses.field(default_factory=set)  # tests reported more than once: not passed
 
     def stats(self) -> TestStats:
         stats = TestStats(cases=self.cases, plugins=list(self.plugins or []))
@@ -216,7 +217,12 @@ def _parse(data: bytes, reported: Reported) -> None:
         if not isinstance(message, dict):
             reported.garbled += 1
         elif _is_case(message):
-            reported.cases[message["test"]] = {"outcome": message["outcome"], "duration": float(message["duration"])}
+            # The reporter writes each test once: a second line is someone else's, and the test did not pass.
+            node = message["test"]
+            if node in reported.cases:
+                reported.repeated.add(node)
+            outcome = "error" if node in reported.repeated else message["outcome"]
+            reported.cases[node] = {"outcome": outcome, "duration": float(message["duration"])}
         elif isinstance(message.get("plugins"), list) and all(isinstance(p, str) for p in message["plugins"]):
             reported.plugins = message["plugins"]
         elif isinstance(message.get("finished"), int):
@@ -238,6 +244,9 @@ def disagreements(reported: Reported, junit: Mapping[str, Mapping[str, Any]] | N
     faults = []
     if reported.garbled:
         faults.append(f"{reported.garbled} lines on the outcome pipe were not the reporter's")
+    if reported.repeated:
+        some = ", ".join(sorted(reported.repeated)[:3])
+        faults.append(f"{len(reported.repeated)} tests reported more than once, counted as errors: {some}")
     if junit is None:
         if reported.finished:
             faults.append("pytest finished but wrote no junit report")
