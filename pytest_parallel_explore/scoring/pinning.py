@@ -1,4 +1,4 @@
-"""A pytest score command pinned to the base: its configuration, its plugins, and outcomes it cannot forge.
+"""A pytest score command pinned to the base: its configuration, its plugins, and its outcomes as the tests end.
 
 Whatever the agent wrote into ``pytest.ini``, ``pyproject.toml``, ``tox.ini``
 or ``setup.cfg`` (in a form the protection may not recognise), a pytest run
@@ -9,10 +9,16 @@ keep their meaning), passed with ``-c``, the rootdir fixed with
 ``*.dist-info`` folder in the checkout would answer: the trials' runs set
 ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` and load by module name the plugins the
 baseline run (at the base commit, where nothing is the agent's) loaded.
+pytest still looks a ``-p`` name up among entry point names first, so a
+planted distribution could answer to a module's name: package metadata
+folders are protected files (see ``protect``), never in the scored tree.
 
 Outcomes come from :mod:`.reporter`, loaded into the run with ``-p``, over
 a pipe this process opened: one line per test as it ends.  The junit report
-(the human-readable artefact) is checked against them.
+(the human-readable artefact) is checked against them.  Code under test runs
+in the same process and could still write on the pipe (a test reported twice
+counts as an error) or patch pytest: hold-out tests and the patch are the
+defence there.
 """
 
 from __future__ import annotations
@@ -90,8 +96,7 @@ def holds_pytest_config(name: str, text: str) -> bool:
     if name in ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini"):
         return True  # always the source, even empty
     if name.endswith(".toml"):
-        tool = pytest_table(text)
-        return tool is not None
+        return pytest_table(text) is not None
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read_string(text)

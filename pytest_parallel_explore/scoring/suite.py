@@ -4,8 +4,9 @@ The suite runs inside the checkout with the checkout first on ``PYTHONPATH``
 (``src/`` too when the project has one), so the code scored is the trial's,
 never the main checkout's or an installed copy.  A pytest command is pinned to
 the base commit's configuration and plugins, and each test's outcome, kept by
-node id, comes from the plugin's own reporter (see :mod:`.pinning`).  The environment is an allow-list: nothing of the
-user's secrets, nothing like ``PYTEST_ADDOPTS`` that changes how pytest starts.
+node id, comes from the plugin's own reporter (see :mod:`.pinning`).  The
+environment is an allow-list: nothing of the user's secrets, nothing like
+``PYTEST_ADDOPTS`` that changes how pytest starts.
 """
 
 from __future__ import annotations
