@@ -77,9 +77,9 @@ def experiment(tests: int, variants: int, repeat: int, root: Path, seed: int = 0
     base = {n: rng.choices(OUTCOMES, weights=(70, 24, 3, 3))[0] for n in ids}
     flaky = set(rng.sample(ids, max(1, tests // 60)))
     base_stats = suite({n: {"outcome": o, "duration": 0.01} for n, o in base.items()})
-    baseline = Baseline(
-        "k", BASE_COMMIT, 2, {n: o for n, o in base.items() if n not in flaky}, frozenset(flaky), base_stats
-    )
+    base_cases = {n: o for n, o in base.items() if n not in flaky}
+    judged = frozenset(n for n, o in base_cases.items() if o != "skipped")
+    baseline = Baseline("k", BASE_COMMIT, 2, base_cases, frozenset(flaky), base_stats, judged)
     paths = ExperimentPaths(root)
     paths.results.mkdir(parents=True, exist_ok=True)
     records = []

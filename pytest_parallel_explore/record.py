@@ -110,6 +110,8 @@ class TestStats:
     flaky: list[str] = dataclasses.field(default_factory=list)  # flaky at base: not judged
     added: list[str] = dataclasses.field(default_factory=list)  # not at the base: the agent's, not judged
     verdicts: dict[str, str] = dataclasses.field(default_factory=dict)  # test -> verdict against the baseline
+    faults: list[str] = dataclasses.field(default_factory=list)  # what the run's reports disagreed on
+    plugins: list[str] = dataclasses.field(default_factory=list)  # loaded from entry points (the baseline's run)
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
@@ -118,20 +120,29 @@ class TestStats:
         return self.passed + self.failed + self.errors
 
     @property
-    def pass_rate(self) -> float:
-        """Passed over run (skips aside), of the base commit's tests and the hold-out.
+    def judged(self) -> tuple[int, int]:
+        """``(passed, judged)``: of the tests the baseline judges, those this run reports passed.
 
-        Tests flaky at the base commit do not count, and neither do tests the
-        agent added: an agent cannot raise its pass rate by writing tests
-        that pass.
+        The judged tests are fixed by the baseline (see ``baseline.Baseline.judged``): a judged test
+        skipped, xfailed, xpassed, errored or missing here is not passed, so an implementation that
+        skips what it does not implement cannot shrink the denominator.  Before a trial is judged (and
+        for the baseline itself, or with no base tests to judge against) it is passed over run, skips
+        aside, of the tests not flaky at the base and not added by the agent.
         """
-        if self.problem:
-            return 0.0
+        judged = [v for v in self.verdicts.values() if v != "added"]
+        if judged:
+            return sum(v in ("kept", "fixed") for v in judged), len(judged)
         if not self.flaky and not self.added:
-            return self.passed / self.total if self.total else 0.0
+            return self.passed, self.total
         left_out = {*self.flaky, *self.added}
-        judged = [c["outcome"] for n, c in self.cases.items() if n not in left_out and c["outcome"] != "skipped"]
-        return judged.count("passed") / len(judged) if judged else 0.0
+        ran = [c["outcome"] for n, c in self.cases.items() if n not in left_out and c["outcome"] != "skipped"]
+        return ran.count("passed"), len(ran)
+
+    @property
+    def pass_rate(self) -> float:
+        """Passed over judged (see :attr:`judged`); 0 when the run could not be judged."""
+        passed, judged = self.judged
+        return passed / judged if judged and not self.problem else 0.0
 
 
 @dataclasses.dataclass

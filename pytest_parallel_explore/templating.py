@@ -7,6 +7,7 @@ error, never a silent blank in a prompt or a report.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -18,15 +19,51 @@ import jinja2.meta
 PROMPT_VARIABLES = ("task", "variant", "trial", "description", "experiment", "worktree", "score_command")
 
 
+#: Markdown's inline markup (links, images, emphasis, code, table cells) and raw HTML, escaped in agent text.
+_MARKDOWN = str.maketrans(
+    {
+        **{c: f"\\{c}" for c in "\\`*_[]|~"},
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        "\n": " ",
+        "\r": " ",
+    }
+)
+_BACKTICKS = re.compile(r"`+")
+
+
+def markdown_text(value: object) -> str:
+    """``value`` as literal Markdown text on one line: no HTML, link, image, emphasis or table cell of its own.
+
+    For what an agent can write (file names, test ids, reasons): ``summary.md``
+    is rendered as HTML by the places it is read (GitHub, a CI job summary).
+    """
+    return str(value).translate(_MARKDOWN)
+
+
+def markdown_code(value: object) -> str:
+    """``value`` as a Markdown code span on one line, whatever backticks it holds (CommonMark's longer fence).
+
+    Inside a code span nothing is markup, HTML included (the summary puts none in a table cell).
+    """
+    text = " ".join(str(value).splitlines())
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
+    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("pytest_parallel_explore", "templates"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters.update(md=markdown_text, code=markdown_code)
+    return environment
 
 
 def render(name: str, **context: Any) -> str:

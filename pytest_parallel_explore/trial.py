@@ -40,6 +40,7 @@ from .repo.gitcmd import Git
 from .scoring import protect, scorecache, suspicious
 from .scoring.baseline import Baseline, ensure_baseline, judge
 from .scoring.checkout import prepare_worktree, run_setup_command, scoring_checkout
+from .scoring.pinning import Pinned, base_config
 from .scoring.suite import run_test_suite, weighted_score, yaml_metrics
 from .settings import Settings, Trial
 
@@ -399,18 +400,21 @@ class TrialRunner:
         record.suspicious = suspicious.check_tree(git, self.settings.base_commit, sealed.tree)
         if record.tampering:
             record.flags.append(f"tampering: {len(record.tampering)} protected things changed, undone before scoring")
-        with scorecache.claim(self.settings, git, sealed.tree) as slot:
+        # The baseline may still be scoring (in the background): the run loads the plugins it loaded.
+        baseline = self._baseline(record)
+        pinned = Pinned(base_config(git, self.settings.base_commit), baseline.plugins if baseline else ())
+        with scorecache.claim(self.settings, git, sealed.tree, pinned=pinned) as slot:
             if slot is not None and slot.runs is not None:
                 record.tests, record.score_cached = slot.runs[0], True
                 self._note_cached(slot)
             if record.score_cached and not self._scores_from_checkout():
                 metrics = {}  # nothing else needs the checkout: it is not even written
             else:
-                metrics = self._score_in_checkout(record, git, sealed.tree)
+                metrics = self._score_in_checkout(record, git, sealed.tree, pinned)
             if slot is not None and not record.score_cached:
                 slot.store([record.tests], f"{self.settings.experiment}/{self.trial.name}")
-        # The baseline may still be scoring (in the background): verdicts need both.
-        record.verdicts, record.broken_tests = judge(self._baseline(record), record.tests)
+        record.flags.extend(f"fault: {fault}" for fault in record.tests.faults)
+        record.verdicts, record.broken_tests = judge(baseline, record.tests)
         record.metrics = {**suite_metrics(record), **metrics}
         record.score = weighted_score(self.settings, record.metrics, record.tests)
         # score.metrics that printed no number are flagged already (see yaml_metrics).
@@ -421,14 +425,16 @@ class TrialRunner:
                 f"(the metrics: {', '.join(sorted(record.metrics))})"
             )
 
-    def _score_in_checkout(self, record: TrialRecord, git: Git, tree: str) -> dict[str, float]:
+    def _score_in_checkout(self, record: TrialRecord, git: Git, tree: str, pinned: Pinned) -> dict[str, float]:
         """Write the sealed checkout; run the suite (unless its outcomes are cached), metrics and hooks."""
         name, setup = self.trial.name, self.settings.score.setup
         with scoring_checkout(self.settings, git, tree, name) as scoring:
             checkout, sandbox = scoring.checkout, scoring.sandbox
             if not record.score_cached:
                 run_setup_command(self.settings, checkout, name, setup, "score.setup", sandbox=sandbox)
-                record.tests = run_test_suite(self.settings, checkout, name, out=scoring.out, sandbox=sandbox)
+                record.tests = run_test_suite(
+                    self.settings, checkout, name, out=scoring.out, pinned=pinned, sandbox=sandbox
+                )
             metrics, flags = yaml_metrics(self.settings, checkout, name, sandbox)
             record.flags.extend(flags)
             for result in self.config.hook.pytest_explore_score(config=self.config, trial=self.view, checkout=checkout):

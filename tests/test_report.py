@@ -189,7 +189,9 @@ T_FLAKY = "tests/test_m.py::test_sometimes"
 @pytest.fixture
 def results() -> dict[str, Any]:
     base_cases = {T_A: "passed", T_B: "passed", T_C: "failed", T_D: "failed", T_SCRIPT: "passed"}
-    baseline = Baseline("k", BASE, 2, base_cases, frozenset({T_FLAKY}), TestStats(passed=3, failed=2))
+    baseline = Baseline(
+        "k", BASE, 2, base_cases, frozenset({T_FLAKY}), TestStats(passed=3, failed=2), frozenset(base_cases)
+    )
     good = trial(
         "good",
         {T_A: "passed", T_B: "passed", T_C: "passed", T_D: "failed", T_SCRIPT: "passed", T_FLAKY: "failed"},

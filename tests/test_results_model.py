@@ -19,7 +19,15 @@ from pytest_parallel_explore.sections import RaceSpec
 
 BASE = "0123456789abcdef0123456789abcdef01234567"
 T_OK, T_BAD = "tests/test_m.py::test_ok", "tests/test_m.py::test_bad"
-BASELINE = Baseline("k", BASE, 2, {T_OK: "passed", T_BAD: "failed"}, frozenset(), TestStats(passed=1, failed=1))
+BASELINE = Baseline(
+    "k",
+    BASE,
+    2,
+    {T_OK: "passed", T_BAD: "failed"},
+    frozenset(),
+    TestStats(passed=1, failed=1),
+    frozenset({T_OK, T_BAD}),
+)
 
 
 def record(name: str, outcomes: dict[str, str] | None, status: Status = Status.DONE, **fields: Any) -> TrialRecord:
@@ -182,7 +190,7 @@ def test_reading_names_the_key_that_is_wrong(results: Results, path: tuple[Any, 
 
 def test_pooled_baselines_count_every_run_and_call_a_test_flaky_when_the_jobs_disagree() -> None:
     def job(cases: dict[str, str], flaky: frozenset[str] = frozenset()) -> Baseline:
-        return Baseline("key", "abc", 2, cases, flaky, TestStats(passed=1, failed=1))
+        return Baseline("key", "abc", 2, cases, flaky, TestStats(passed=1, failed=1), frozenset(cases) - flaky)
 
     pooled = pooled_baseline(
         [

@@ -105,7 +105,7 @@ def test_concurrent_trials_of_one_tree_score_it_once(
     assert len({json.dumps(t["tests"]["cases"], sort_keys=True) for t in trials.values()}) == 1
     entries = list((calc_project.path / ".data" / "parallel_explorer" / ".cache" / "scores").glob("*.json"))
     assert len(entries) == 2  # the baseline's and the trials' tree
-    assert all(json.loads(e.read_text())["schema"] == 1 for e in entries)
+    assert all(json.loads(e.read_text())["schema"] == 2 for e in entries)  # 2: outcomes from the reporter
 
 
 def test_agents_start_while_the_baseline_is_scored(

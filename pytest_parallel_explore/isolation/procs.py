@@ -160,6 +160,7 @@ def run_owned(
     output: Path | None = None,
     capture: bool = False,
     sandbox: Sandbox | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Finished:
     """Run ``command`` (a shell string or an argv) in its own process group.
 
@@ -169,6 +170,7 @@ def run_owned(
     process that left the group (see :func:`become_subreaper`).  With
     ``sandbox`` the command runs inside it (raises
     :class:`~pytest_parallel_explore.isolation.sandbox.SandboxUnavailable` without bubblewrap).
+    ``pass_fds``: file descriptors the command inherits (a pipe it reports on).
     """
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     if sandbox is not None:
@@ -187,6 +189,7 @@ def run_owned(
                 stdin=subprocess.PIPE,
                 stdout=stdout,
                 stderr=subprocess.STDOUT if not capture else (log or subprocess.DEVNULL),
+                pass_fds=tuple(pass_fds),
             )
         except OSError as exc:  # the executable itself is missing or not runnable
             if log is not None:

@@ -84,10 +84,12 @@ def pooled_baseline(baselines: Sequence[Baseline]) -> Baseline:
     first = baselines[0]
     names = {name for b in baselines for name in b.cases}
     differing = {name for name in names if len({b.cases.get(name) for b in baselines}) > 1}
+    flaky = frozenset().union(*(b.flaky for b in baselines), differing)
     return dataclasses.replace(
         first,
         runs=sum(b.runs for b in baselines),
-        flaky=frozenset().union(*(b.flaky for b in baselines), differing),
+        flaky=flaky,
+        judged=frozenset().union(*(b.judged for b in baselines)) - flaky,
     )
 
 

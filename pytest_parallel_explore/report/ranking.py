@@ -153,7 +153,7 @@ def trial_rows(results: Results) -> list[RankRow]:
                 status=status_text(t),
                 kind=status_kind(t),
                 score=t.score,
-                tests=(t.tests.passed, t.tests.total),
+                tests=t.tests.judged,  # what the pass rate counts: passed judged tests of those judged
                 verdicts=t.verdicts if t.score is not None else {},
                 diff=t.diff,
                 agent_seconds=t.agent.seconds,

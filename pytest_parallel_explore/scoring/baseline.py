@@ -16,7 +16,7 @@ import fcntl
 import hashlib
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
 
 from ..record import TestStats, read_json, write_json
@@ -24,16 +24,26 @@ from ..repo import gitops
 from ..settings import Settings
 from . import scorecache
 from .checkout import scoring_checkout
+from .pinning import Pinned, base_config
 from .suite import run_test_suite
 
 #: Reserved trial name: the baseline's files are ``results/baseline.<run>_*``.
 BASELINE = "baseline"
 VERDICTS = ("fixed", "kept", "broken", "still_failing", "added", "removed")
+#: Outcomes at the base that make a test one every trial is judged on (a test skipped at the base is not).
+JUDGED_AT_BASE = ("passed", "failed", "error")
 
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
-    """The base commit's per-test outcomes (``passed``/``failed``/...), and its flaky tests."""
+    """The base commit's per-test outcomes (``passed``/``failed``/...), its flaky tests, the tests judged.
+
+    ``judged``: the tests every trial is judged on, fixed here so that a
+    trial cannot leave any out: each base test that passed, failed or
+    errored at the base and each hold-out test, flaky ones aside.
+    ``plugins``: the plugins the base's run loaded from entry points,
+    which the trials' runs load by name (see :mod:`.pinning`).
+    """
 
     key: str
     base_commit: str
@@ -41,6 +51,8 @@ class Baseline:
     cases: Mapping[str, str]
     flaky: frozenset[str]
     tests: TestStats
+    judged: frozenset[str]
+    plugins: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +62,8 @@ class Baseline:
             "runs": self.runs,
             "cases": dict(self.cases),
             "flaky": sorted(self.flaky),
+            "judged": sorted(self.judged),
+            "plugins": list(self.plugins),
             "tests": {**dataclasses.asdict(self.tests), "total": self.tests.total, "pass_rate": self.tests.pass_rate},
         }
 
@@ -63,6 +77,8 @@ class Baseline:
             cases=data["cases"],
             flaky=frozenset(data["flaky"]),
             tests=TestStats(**tests),
+            judged=frozenset(data["judged"]),
+            plugins=tuple(data["plugins"]),
         )
 
 
@@ -133,14 +149,19 @@ def _ensure_locked(settings: Settings, cancelled: threading.Event | None = None)
         return saved, "reused"
     git = gitops.sealed(settings.workspace.repo_root)
     # Every run is kept in the cache entry, so the flaky set is always worked out from real runs.
-    with scorecache.claim(settings, git, settings.base_commit, runs=settings.score.baseline_runs) as slot:
+    # At the base nothing is the agent's: its plugins autoload, and the trials' runs load them by name.
+    pinned = Pinned(base_config(git, settings.base_commit))
+    runs_wanted = settings.score.baseline_runs
+    with scorecache.claim(settings, git, settings.base_commit, runs=runs_wanted, pinned=pinned) as slot:
         if slot is not None and slot.runs is not None:
             runs, how = slot.runs, "cached"
         else:
             with scoring_checkout(settings, git, settings.base_commit, BASELINE) as scoring:
-                names = [f"{BASELINE}.{i}" for i in range(1, settings.score.baseline_runs + 1)]
+                names = [f"{BASELINE}.{i}" for i in range(1, runs_wanted + 1)]
                 runs = [
-                    run_test_suite(settings, scoring.checkout, name, out=scoring.out, sandbox=scoring.sandbox)
+                    run_test_suite(
+                        settings, scoring.checkout, name, out=scoring.out, pinned=pinned, sandbox=scoring.sandbox
+                    )
                     for name in names
                 ]
             how = "scored"
@@ -148,7 +169,7 @@ def _ensure_locked(settings: Settings, cancelled: threading.Event | None = None)
                 raise Cancelled("the run was interrupted")
             if slot is not None:
                 slot.store(runs, f"{settings.experiment}/{BASELINE}")
-    baseline = _from_runs(baseline_key(settings), settings.base_commit, runs)
+    baseline = _from_runs(baseline_key(settings), settings.base_commit, runs, settings.score.holdout)
     write_json(settings.paths.baseline_json, baseline.to_json())
     return baseline, how
 
@@ -188,7 +209,7 @@ class BackgroundBaseline:
         return self._thread.is_alive()
 
 
-def _from_runs(key: str, base_commit: str, runs: list[TestStats]) -> Baseline:
+def _from_runs(key: str, base_commit: str, runs: list[TestStats], holdout: Sequence[str]) -> Baseline:
     outcomes: dict[str, set[str]] = {}
     for run in runs:
         for node_id, case in run.cases.items():
@@ -196,35 +217,42 @@ def _from_runs(key: str, base_commit: str, runs: list[TestStats]) -> Baseline:
     # A test missing from some run (collection varied) disagrees with itself too.
     flaky = {n for n, seen in outcomes.items() if len(seen) > 1 or any(n not in r.cases for r in runs)}
     first = runs[0]
+    cases = {n: first.cases[n]["outcome"] for n in first.cases if n not in flaky}
     return Baseline(
         key=key,
         base_commit=base_commit,
         runs=len(runs),
-        cases={n: first.cases[n]["outcome"] for n in first.cases if n not in flaky},
+        cases=cases,
         flaky=frozenset(flaky),
         tests=first,
+        judged=frozenset(n for n, outcome in cases.items() if outcome in JUDGED_AT_BASE or _in(n, holdout)),
+        plugins=tuple(first.plugins),
     )
 
 
+def _in(node_id: str, folders: Sequence[str]) -> bool:
+    path = node_id.split("::", 1)[0]
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
 def verdicts(baseline: Baseline, cases: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Each test's verdict for a trial whose outcomes are ``cases``; flaky tests get none."""
+    """Each test's verdict for a trial whose outcomes are ``cases``; flaky tests get none.
+
+    A judged test passes only if this run reports it passed: skipped,
+    xfailed, xpassed or errored is ``broken`` or ``still_failing``, missing is ``removed``.
+    """
     result: dict[str, str] = {}
-    for node_id, case in cases.items():
-        if node_id in baseline.flaky:
-            continue
-        now = case["outcome"] == "passed"
-        before = baseline.cases.get(node_id)
-        if before is None:
+    for node_id in cases:
+        if node_id not in baseline.cases and node_id not in baseline.flaky:
             result[node_id] = "added"
-        elif before == "passed":
-            result[node_id] = "kept" if now else "broken"
-        elif before == "skipped":
-            continue  # skipped at base: nothing to judge against
-        else:
-            result[node_id] = "fixed" if now else "still_failing"
-    for node_id in baseline.cases:
-        if node_id not in cases and node_id not in baseline.flaky:
+    for node_id in baseline.judged:
+        now = cases.get(node_id, {}).get("outcome")
+        if now is None:
             result[node_id] = "removed"
+        elif baseline.cases[node_id] == "passed":
+            result[node_id] = "kept" if now == "passed" else "broken"
+        else:
+            result[node_id] = "fixed" if now == "passed" else "still_failing"
     return result
 
 

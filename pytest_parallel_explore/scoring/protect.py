@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..repo.gitcmd import Git
 from ..repo.trees import tree_entries, tree_id
+from .pinning import pytest_table
 
 #: Files that configure pytest or Python's start-up, wherever they are.
 STARTUP_FILES = frozenset(
@@ -43,6 +44,9 @@ STARTUP_FILES = frozenset(
 _TEST_FOLDERS = frozenset({"tests", "test", "testing"})
 _PYTEST_TABLE = re.compile(r"^\s*\[+\s*tool\s*\.\s*pytest\b")
 _TABLE = re.compile(r"^\s*\[")
+#: Folders importlib.metadata reads distributions from (any case): a planted one's ``[pytest11]`` entry
+#: points would answer pytest's plugin look-ups in the scoring run.
+_METADATA_FOLDERS = (".dist-info", ".egg-info")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +62,8 @@ class Policy:
         name = posixpath.basename(path)
         if name in STARTUP_FILES or name.endswith(".pth"):
             return "configures pytest or Python"
+        if any(part.lower().endswith(_METADATA_FOLDERS) for part in path.split("/")[:-1]):
+            return "package metadata (its entry points are plugins)"
         if any(path == h or path.startswith(h.rstrip("/") + "/") for h in self.holdout):
             return "hold-out"
         if at_base and is_test_file(path):
@@ -130,17 +136,11 @@ def sealed_tree(git: Git, base: str, commit: str, policy: Policy) -> Sealed:
     for path in sorted(before.keys() | after.keys()):
         if before.get(path) == after.get(path):
             continue
-        if posixpath.basename(path) == "pyproject.toml" and path in after:
-            restored = _pyproject_with_base_pytest_tables(git, before.get(path, ("", ""))[1], after[path][1])
-            if restored is not None:
+        if posixpath.basename(path) == "pyproject.toml":
+            update = _pyproject_update(git, path, before.get(path), after.get(path))
+            if update is not None:
                 tampering.append(path)
-                sha = git.run("hash-object", "-w", "--no-filters", "--stdin", input=restored)
-                updates.append(f"{after[path][0]} {sha}\t{path}")
-            continue
-        if posixpath.basename(path) == "pyproject.toml" and path not in after:
-            if _split_pytest_tables(git.run("cat-file", "blob", before[path][1]))[0]:
-                tampering.append(path)
-                updates.append(f"{before[path][0]} {before[path][1]}\t{path}")
+                updates.append(update)
             continue
         if policy.reason(path, at_base=path in before) is None:
             continue
@@ -159,15 +159,30 @@ def sealed_tree(git: Git, base: str, commit: str, policy: Policy) -> Sealed:
         return Sealed(index.run("write-tree"), tampering)
 
 
-def _pyproject_with_base_pytest_tables(git: Git, base_sha: str, new_sha: str) -> str | None:
-    """The agent's ``pyproject.toml`` with the base's pytest tables, or None when those are unchanged."""
-    base = git.run("cat-file", "blob", base_sha) if base_sha else ""
-    new = git.run("cat-file", "blob", new_sha)
-    base_tables, _ = _split_pytest_tables(base)
-    new_tables, rest = _split_pytest_tables(new)
-    if base_tables == new_tables:
+def _pyproject_update(git: Git, path: str, before: tuple[str, str] | None, after: tuple[str, str] | None) -> str | None:
+    """The index line that gives a changed ``pyproject.toml`` the base's pytest configuration; None if unchanged.
+
+    What is pytest configuration is decided by parsing (``tomllib``), not by
+    lines: ``[tool]`` with dotted keys, inline tables and quoted keys are the
+    same ``tool.pytest``.  The agent's other changes are kept where moving
+    the base's ``[tool.pytest...]`` tables back by lines gives a file that
+    parses to the base's ``tool.pytest``; otherwise the whole file is the base's.
+    """
+    base = git.run("cat-file", "blob", before[1]) if before else ""
+    new = git.run("cat-file", "blob", after[1]) if after else ""
+    wanted = pytest_table(base) if before else None
+    if pytest_table(new) == wanted and (after or wanted is None):
         return None
-    return rest.rstrip("\n") + ("\n\n" + base_tables if base_tables else "") + "\n"
+    if after is not None:
+        base_tables = _split_pytest_tables(base)[0]
+        rest = _split_pytest_tables(new)[1]
+        restored = rest.rstrip("\n") + ("\n\n" + base_tables if base_tables else "") + "\n"
+        if pytest_table(restored) == wanted and not isinstance(wanted, str):
+            sha = git.run("hash-object", "-w", "--no-filters", "--stdin", input=restored)
+            return f"{after[0]} {sha}\t{path}"
+    if before is not None:
+        return f"{before[0]} {before[1]}\t{path}"
+    return f"0 {'0' * 40}\t{path}"
 
 
 def _split_pytest_tables(text: str) -> tuple[str, str]:

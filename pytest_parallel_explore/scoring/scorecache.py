@@ -42,8 +42,10 @@ from ..repo.gitcmd import Git
 from ..repo.trees import tree_id
 from ..settings import Settings
 from ..version import __version__
+from .pinning import Pinned
 
-SCHEMA = 1
+#: 2: outcomes from the reporter plugin of a run pinned to the base (see ``pinning``).
+SCHEMA = 2
 #: Files at the top of the main checkout that say what the project's environment holds.
 LOCK_FILE_PATTERNS = (
     "requirements*.txt",
@@ -152,8 +154,8 @@ class Slot:
 
 
 @contextlib.contextmanager
-def claim(settings: Settings, git: Git, tree: str, *, runs: int = 1) -> Iterator[Slot | None]:
-    """The cache slot of ``tree`` scored ``runs`` times, locked against other processes; None when off.
+def claim(settings: Settings, git: Git, tree: str, *, runs: int = 1, pinned: Pinned) -> Iterator[Slot | None]:
+    """The cache slot of ``tree`` scored ``runs`` times as ``pinned``, locked against other processes; None when off.
 
     While the slot is held no other trial scores the same key: it waits here,
     then finds the entry.
@@ -162,7 +164,8 @@ def claim(settings: Settings, git: Git, tree: str, *, runs: int = 1) -> Iterator
         yield None
         return
     # As it reads back from JSON (tuples become lists), so that a stored entry compares equal.
-    parts = json.loads(json.dumps({**key_parts(settings, git, tree), "runs": runs}, default=str))
+    parts = {**key_parts(settings, git, tree), "runs": runs, "pinned": pinned.key()}
+    parts = json.loads(json.dumps(parts, default=str))
     key = key_of(parts)
     folder = cache_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)

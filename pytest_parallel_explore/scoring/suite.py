@@ -2,10 +2,11 @@
 
 The suite runs inside the checkout with the checkout first on ``PYTHONPATH``
 (``src/`` too when the project has one), so the code scored is the trial's,
-never the main checkout's or an installed copy.  A pytest command gets
-``--junitxml`` appended (written outside the checkout's files) and each test's
-outcome is kept by node id.  The environment is an allow-list: nothing of the
-user's secrets, nothing like ``PYTEST_ADDOPTS`` that changes how pytest starts.
+never the main checkout's or an installed copy.  A pytest command is pinned to
+the base commit's configuration and plugins, and each test's outcome, kept by
+node id, comes from the plugin's own reporter (see :mod:`.pinning`).  The
+environment is an allow-list: nothing of the user's secrets, nothing like
+``PYTEST_ADDOPTS`` that changes how pytest starts.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..isolation.environ import safe_env
-from ..isolation.procs import expand, run_owned
+from ..isolation.procs import Finished, expand, run_owned
 from ..isolation.sandbox import Sandbox
 from ..record import TestStats
 from ..settings import Settings
+from . import pinning
+from .pinning import Pinned
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _PYTEST_COMMAND = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)(\s|$)|-m\s+pytest\b")
@@ -65,48 +68,70 @@ def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str
 
 
 def run_test_suite(
-    settings: Settings, worktree: Path, trial: str, *, out: Path, sandbox: Sandbox | None = None
+    settings: Settings, worktree: Path, trial: str, *, out: Path, pinned: Pinned, sandbox: Sandbox | None = None
 ) -> TestStats:
     """Run ``score.command`` in the checkout ``worktree`` and read its outcome, test by test.
 
-    The junit report is written to ``out`` (a folder outside the checkout's
-    files) and copied to ``results/<trial>_junit.xml``.
+    A pytest command runs pinned to the base (see :mod:`.pinning`): its
+    outcomes are the ones the reporter plugin streamed as the tests ended;
+    the junit report, written to ``out`` (a folder outside the checkout's
+    files) and copied to ``results/<trial>_junit.xml``, is checked against
+    them.  Another command is judged by its ``score.junit`` file or its exit code.
     """
     paths = settings.paths
-    junit = out / "junit.xml"
     log = paths.trial_file(trial, "_tests.log")
-    junit.unlink(missing_ok=True)
     log.unlink(missing_ok=True)
     paths.trial_file(trial, "_junit.xml").unlink(missing_ok=True)
     command = expand(settings.score.command, command_values(settings, worktree, trial))
+    env = scoring_env(settings, worktree, trial)
     if _PYTEST_COMMAND.search(command):
-        command += f" --junitxml={shlex.quote(str(junit))} -o junit_family=xunit1"
-        report: Path | None = junit
-    elif settings.score.junit:
-        report = worktree / settings.score.junit
+        junit = out / "junit.xml"
+        junit.unlink(missing_ok=True)
+        with pinning.outcome_pipe() as (fd, reported):
+            sealed = ["--junitxml", str(junit), "-o", "junit_family=xunit1", *pinning.arguments(pinned, worktree, out)]
+            command += " " + shlex.join(sealed)
+            finished = _run(settings, command, worktree, log, pinning.environment(pinned, out, fd, env), sandbox, fd)
+        stats = reported.stats()
+        written = parse_junit(junit).cases if junit.is_file() else None
+        if written is not None:
+            shutil.copyfile(junit, paths.trial_file(trial, "_junit.xml"))
+        stats.faults = pinning.disagreements(reported, written)
     else:
-        report = None
-    log.write_text(f"$ {command}\n")
-    finished = run_owned(
-        command,
-        cwd=worktree,
-        env=scoring_env(settings, worktree, trial),
-        timeout=settings.score.timeout,
-        output=log,
-        sandbox=sandbox,
-    )
-    if report is not None and report.is_file():
-        stats = parse_junit(report)
-        shutil.copyfile(report, paths.trial_file(trial, "_junit.xml"))
-    elif report is None and finished.returncode not in (None, *_NOT_RUN):
-        # Not pytest and no junit file: the exit code is the only verdict.
-        stats = TestStats(passed=int(finished.returncode == 0), failed=int(finished.returncode != 0))
-    else:
-        stats = TestStats()
+        report = worktree / settings.score.junit if settings.score.junit else None
+        finished = _run(settings, command, worktree, log, env, sandbox)
+        if report is not None and report.is_file():
+            stats = parse_junit(report)
+            shutil.copyfile(report, paths.trial_file(trial, "_junit.xml"))
+        elif report is None and finished.returncode not in (None, *_NOT_RUN):
+            # Not pytest and no junit file: the exit code is the only verdict.
+            stats = TestStats(passed=int(finished.returncode == 0), failed=int(finished.returncode != 0))
+        else:
+            stats = TestStats()
     stats.exit_code = finished.returncode
     stats.seconds = round(finished.seconds, 3)
     stats.problem = _problem(finished.returncode, finished.timed_out, stats, settings, log)
     return stats
+
+
+def _run(
+    settings: Settings,
+    command: str,
+    worktree: Path,
+    log: Path,
+    env: Mapping[str, str],
+    sandbox: Sandbox | None,
+    *pass_fds: int,
+) -> Finished:
+    log.write_text(f"$ {command}\n")
+    return run_owned(
+        command,
+        cwd=worktree,
+        env=env,
+        timeout=settings.score.timeout,
+        output=log,
+        sandbox=sandbox,
+        pass_fds=pass_fds,
+    )
 
 
 def _problem(returncode: int | None, timed_out: bool, stats: TestStats, settings: Settings, log: Path) -> str | None:
