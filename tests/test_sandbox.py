@@ -38,16 +38,20 @@ def test_wrap_puts_hidden_before_writable_before_readonly_parents_first(tmp_path
         hidden=(tmp_path / "hidden",),
         network=False,
     )
-    args = sandbox.wrap(["echo", "hi"], tmp_path)
-    mounts = [args[i : i + 2] for i, arg in enumerate(args) if arg in ("--tmpfs", "--bind-try", "--ro-bind-try")]
+    with sandbox.prepare(["echo", "hi"], tmp_path, {}) as prepared:
+        args = prepared.argv
     root = tmp_path.resolve()
+    mounts = [
+        args[i : i + 2]
+        for i, arg in enumerate(args)
+        if arg in ("--tmpfs", "--bind-try", "--ro-bind-try") and args[i + 1].startswith(str(root))
+    ]
     assert mounts == [
-        ["--tmpfs", "/tmp"],
         ["--tmpfs", str(root / "hidden")],
         ["--bind-try", str(root / "hidden" / "work")],
         ["--ro-bind-try", str(root / "hidden" / "work" / ".git")],
     ]  # the missing path is left out
-    assert "--unshare-net" in args
+    assert "--unshare-net" in args and "--seccomp" not in args  # no network: no need for the socket filter
     assert args[-5:] == ["--chdir", str(tmp_path), "--", "echo", "hi"]
 
 
@@ -55,7 +59,7 @@ def test_wrap_puts_hidden_before_writable_before_readonly_parents_first(tmp_path
 def test_only_writable_paths_can_be_written(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    outside = Path.home() / f"sandbox-probe-{uuid.uuid4().hex}"  # on the real filesystem, not /tmp
+    outside = Path("/usr") / f"sandbox-probe-{uuid.uuid4().hex}"  # a system folder, shown read-only
     try:
         finished = sandboxed(
             f"touch {outside}; touch {tmp_path}/beside; touch {work}/inside && echo wrote inside",
@@ -113,7 +117,6 @@ def test_nonexistent_paths_do_not_stop_the_sandbox(tmp_path: Path) -> None:
         writable=(tmp_path, missing / "w"),
         hidden=(missing / "h",),
         readonly=(missing / "r",),
-        extra_writable=(Path("~/.no-such-agent-config-dir"),),
     )
     finished = sandboxed("echo ran", sandbox, cwd=tmp_path)
     assert finished.returncode == 0, finished.stdout
@@ -121,18 +124,24 @@ def test_nonexistent_paths_do_not_stop_the_sandbox(tmp_path: Path) -> None:
 
 
 @needs_bwrap
-def test_extra_writable_paths_expand_the_home_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "home"
+def test_home_and_tmp_are_private_and_empty_but_bound_paths_show(tmp_path: Path) -> None:
+    home, tmpdir = tmp_path / "home", tmp_path / "tmpdir"
     (home / ".agent").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "id_rsa").write_text("private key\n")
+    tmpdir.mkdir()
+    (tmpdir / "other-trial").write_text("hold-out\n")
     finished = sandboxed(
-        "echo token > ~/.agent/state; echo x > ~/other",
-        Sandbox(extra_writable=(Path("~/.agent"),), readonly=(home,)),
-        cwd=tmp_path,
-        env=clean_env({"HOME": str(home)}),
+        "ls -A ~ $TMPDIR; cat ~/.ssh/id_rsa; echo token > ~/.agent/state; echo x > ~/other; echo y > $TMPDIR/mine",
+        Sandbox(writable=(home / ".agent",)),
+        cwd=Path("/"),
+        env=clean_env({"HOME": str(home), "TMPDIR": str(tmpdir)}),
     )
-    assert (home / ".agent" / "state").read_text() == "token\n"
-    assert not (home / "other").exists(), finished.stdout
+    assert "private key" not in finished.stdout and "other-trial" not in finished.stdout
+    assert "No such file or directory" in finished.stdout  # the key is not there at all
+    assert (home / ".agent" / "state").read_text() == "token\n"  # a bound path of the home folder is the real one
+    assert not (home / "other").exists() and not (tmpdir / "mine").exists(), finished.stdout
+    assert sorted(p.name for p in tmpdir.iterdir()) == ["other-trial"]
 
 
 #: Run in a process whose initial environment holds a secret: runs a command that looks
@@ -288,19 +297,18 @@ def test_nothing_started_in_the_sandbox_survives(end: str, tmp_path: Path, monke
 def test_the_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
     """SIGKILL of the process that ran bwrap (an xdist worker, say) takes the sandbox with it."""
     marker, env = _marked_env()
-    argv = Sandbox((tmp_path,)).wrap(
-        ["sh", "-c", ESCAPING_COMMAND.format(dir=tmp_path, then="exec sleep 300")], tmp_path
-    )
+    command = ["sh", "-c", ESCAPING_COMMAND.format(dir=tmp_path, then="exec sleep 300")]
     script = "import subprocess, sys; subprocess.run(sys.argv[1:])"
-    parent = subprocess.Popen([sys.executable, "-c", script, *argv], env=env)
-    try:
-        pids = [_host_pid(wait_pid(tmp_path / name), marker) for name in ("escaped.pid", "stubborn.pid")]
-        assert None not in pids
-    finally:
-        parent.kill()
-        parent.wait()
-    # The sandbox is torn down asynchronously once its parent is gone.
-    wait_for(lambda: not any(exists(pid) for pid in pids if pid is not None), "the sandbox to go")
+    with Sandbox((tmp_path,), network=False).prepare(command, tmp_path, env) as prepared:
+        parent = subprocess.Popen([sys.executable, "-c", script, *prepared.argv], env=env)
+        try:
+            pids = [_host_pid(wait_pid(tmp_path / name), marker) for name in ("escaped.pid", "stubborn.pid")]
+            assert None not in pids
+        finally:
+            parent.kill()
+            parent.wait()
+        # The sandbox is torn down asynchronously once its parent is gone.
+        wait_for(lambda: not any(exists(pid) for pid in pids if pid is not None), "the sandbox to go")
 
 
 @needs_bwrap

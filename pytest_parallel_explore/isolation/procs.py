@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import os
 import re
+import resource
 import shlex
 import signal
 import subprocess
@@ -33,12 +34,24 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .sandbox import Sandbox
+from .limits import (
+    DISK_POLL_SECONDS,
+    NO_LIMITS,
+    POLL_SECONDS,
+    Limits,
+    folder_bytes,
+    format_size,
+    process_tree,
+    resident_bytes,
+)
+from .sandbox import Prepared, Sandbox
 
 _log = logging.getLogger(__name__)
 
 #: How long a process group gets between SIGTERM and SIGKILL.
 KILL_GRACE_SECONDS = 3.0
+#: How long the output a command left in its pipe may take to reach its log once the command ended.
+_DRAIN_SECONDS = 0.5
 
 #: Environment variables of the outer pytest run that must not leak into the
 #: commands we start (an inner pytest would think it is an xdist worker).
@@ -69,6 +82,7 @@ class Finished:
     timed_out: bool
     seconds: float
     stdout: str = ""
+    limit: str | None = None  # the resource limit the command hit and was stopped for (``memory 8G``)
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -168,16 +182,36 @@ def run_owned(
     process of the group is left running when this returns or raises, nor any
     process that left the group (see :func:`become_subreaper`).  With
     ``sandbox`` the command runs inside it (raises
-    :class:`~pytest_parallel_explore.isolation.sandbox.SandboxUnavailable` without bubblewrap).
+    :class:`~pytest_parallel_explore.isolation.sandbox.SandboxUnavailable` without bubblewrap)
+    and under its limits: a command that hits one is stopped and
+    :attr:`Finished.limit` names it.
     """
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-    if sandbox is not None:
-        argv = sandbox.wrap(argv, cwd)
-    argv = [*_GATE, *argv]
+    limits = sandbox.limits if sandbox is not None else NO_LIMITS
+    with contextlib.ExitStack() as stack:
+        prepared = (
+            stack.enter_context(sandbox.prepare(argv, cwd, env)) if sandbox is not None else Prepared(argv, (), (cwd,))
+        )
+        return _run(prepared, cwd, env, timeout, stdin, output, capture, limits)
+
+
+def _run(
+    prepared: Prepared,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    stdin: str | None,
+    output: Path | None,
+    capture: bool,
+    limits: Limits,
+) -> Finished:
+    argv = [*_GATE, *prepared.argv]
     log: IO[bytes] | None = output.open("ab") if output is not None else None
-    stdout: int | IO[bytes] = subprocess.PIPE if capture else (log or subprocess.DEVNULL)
+    capped = _CappedLog(log, limits.output) if log is not None and limits.output is not None else None
+    stdout: int | IO[bytes] = subprocess.PIPE if capture else (capped.pipe() if capped else log or subprocess.DEVNULL)
     started = time.monotonic()
     proc: subprocess.Popen[bytes] | None = None
+    watch: _Watch | None = None
     try:
         try:
             proc = _commands.spawn(
@@ -187,19 +221,26 @@ def run_owned(
                 stdin=subprocess.PIPE,
                 stdout=stdout,
                 stderr=subprocess.STDOUT if not capture else (log or subprocess.DEVNULL),
+                pass_fds=prepared.pass_fds,
             )
         except OSError as exc:  # the executable itself is missing or not runnable
             if log is not None:
                 log.write(f"could not start {argv[0]!r}: {exc}\n".encode())
             return Finished(returncode=127, timed_out=False, seconds=0.0)
+        finally:
+            if capped is not None:
+                capped.started()
         _announce(proc.pid, alive=True)
+        if limits.file_size is not None:  # before the gate opens: what the command runs inherits it
+            resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
+        watch = _Watch(proc.pid, limits, prepared.written, capped)
         try:
             # The first line opens the gate: the command starts only now that its group is announced.
             gate_and_input = b"\n" + (stdin.encode() if stdin is not None else b"")
             out, _ = proc.communicate(gate_and_input, timeout=max(timeout, 0.001))
         except subprocess.TimeoutExpired:
             kill_group(proc)
-            return Finished(None, True, time.monotonic() - started)
+            return Finished(None, True, time.monotonic() - started, limit=watch.stop())
         except BaseException:
             kill_group(proc)
             raise
@@ -207,14 +248,123 @@ def run_owned(
         _signal_group(proc.pid, signal.SIGKILL)
         _announce(proc.pid, alive=False)
         text = out.decode(errors="replace") if out else ""
-        return Finished(proc.returncode, False, time.monotonic() - started, text)
+        if capped is not None:
+            capped.wait(_DRAIN_SECONDS)  # the output the command left in the pipe may go past the limit
+        limit = watch.stop() or _file_size_hit(proc.returncode, limits)
+        return Finished(proc.returncode, False, time.monotonic() - started, text, limit)
     finally:
+        if watch is not None:
+            watch.stop()
         if proc is not None:
             if proc.returncode is None:  # interrupted before its wait began (while announcing it, say)
                 kill_group(proc)
             _commands.leave(proc.pid)
+        if capped is not None:
+            capped.close()
         if log is not None:
             log.close()
+
+
+def _file_size_hit(returncode: int | None, limits: Limits) -> str | None:
+    """A command killed by SIGXFSZ (or a shell reporting that of its last command) wrote past ``file_size``."""
+    if limits.file_size is not None and returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ):
+        return limits.hit("file_size")
+    return None
+
+
+class _CappedLog:
+    """The command's output through a pipe into its log, up to ``cap`` bytes; then a note, and the command stopped."""
+
+    def __init__(self, log: IO[bytes], cap: int) -> None:
+        self.log, self.cap = log, cap
+        self.full = threading.Event()
+        self._read, self._write = os.pipe()
+        self._thread = threading.Thread(target=self._copy, name="explore-output", daemon=True)
+
+    def pipe(self) -> int:
+        """The write end, for the command."""
+        return self._write
+
+    def started(self) -> None:
+        """The command has its copy of the write end: ours goes, so the copy ends when the command's does."""
+        os.close(self._write)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        written = 0
+        while chunk := os.read(self._read, 1 << 16):
+            if self.full.is_set():
+                continue  # drained, so nothing blocks on a full pipe until the command is gone
+            if written + len(chunk) > self.cap:
+                self.log.write(chunk[: self.cap - written])
+                self.log.write(f"\n[explore: output limit {format_size(self.cap)} reached; command stopped]\n".encode())
+                self.log.flush()
+                self.full.set()
+                continue
+            self.log.write(chunk)
+            self.log.flush()
+            written += len(chunk)
+
+    def wait(self, seconds: float) -> None:
+        """Wait (up to ``seconds``) for the copy to reach the end of the output: every writer gone."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout=seconds)
+
+    def close(self) -> None:
+        """Wait for the end of the output (what escaped the command is gone by now), and close the pipe."""
+        self.wait(KILL_GRACE_SECONDS)
+        with contextlib.suppress(OSError):
+            os.close(self._read)
+
+
+class _Watch:
+    """A thread that checks a running command against its limits and kills its group on the first one hit."""
+
+    def __init__(self, leader: int, limits: Limits, written: Sequence[Path], capped: _CappedLog | None) -> None:
+        self.leader, self.limits, self.written, self.capped = leader, limits, written, capped
+        self.hit: str | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        if any(v is not None for v in (limits.memory, limits.processes, limits.disk)) or capped is not None:
+            self._thread = threading.Thread(target=self._run, name="explore-limits", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> str | None:
+        """End the checks; the limit that was hit, if one was."""
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.hit is None and self.capped is not None and self.capped.full.is_set():
+            self.hit = self.limits.hit("output")
+        return self.hit
+
+    def _run(self) -> None:
+        next_disk = 0.0
+        while not self._done.is_set():
+            self.hit = self._check(disk=time.monotonic() >= next_disk)
+            if self.hit is not None:
+                _signal_group(self.leader, signal.SIGKILL)
+                return
+            if time.monotonic() >= next_disk:
+                next_disk = time.monotonic() + DISK_POLL_SECONDS
+            if self.capped is not None:
+                if self.capped.full.wait(POLL_SECONDS):
+                    continue
+            else:
+                self._done.wait(POLL_SECONDS)
+
+    def _check(self, disk: bool) -> str | None:
+        limits = self.limits
+        if self.capped is not None and self.capped.full.is_set():
+            return limits.hit("output")
+        tree = process_tree(self.leader) if limits.processes or limits.memory else []
+        if limits.processes is not None and len(tree) > limits.processes:
+            return limits.hit("processes")
+        if limits.memory is not None and resident_bytes(tree) > limits.memory:
+            return limits.hit("memory")
+        if disk and limits.disk is not None and folder_bytes(self.written) > limits.disk:
+            return limits.hit("disk")
+        return None
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
