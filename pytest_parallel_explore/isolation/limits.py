@@ -94,7 +94,7 @@ def parse_limits(raw: Any, default: Limits, where: str, problems: list[str]) -> 
         return default
     problems.extend(unknown_keys(raw, LIMIT_KEYS, where + "."))
     values: dict[str, int | None] = {}
-    for key in LIMIT_KEYS & raw.keys():
+    for key in (k for k in raw if k in LIMIT_KEYS):
         value = raw[key]
         if value is None:
             values[key] = None
