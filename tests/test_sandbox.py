@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import socket
 import subprocess
@@ -322,3 +323,44 @@ def test_run_owned_without_bwrap_refuses_a_sandbox(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap there
     with pytest.raises(SandboxUnavailable, match="bubblewrap"):
         run_owned(["true"], cwd=tmp_path, env=clean_env(), timeout=10, sandbox=Sandbox())
+
+
+_UNIX_SOCKETS = """\
+import socket
+a, b = socket.socketpair()
+print('socketpair works')
+socket.socket(socket.AF_INET).close()
+print('internet sockets work')
+try:
+    socket.socket(socket.AF_UNIX).close()
+    print('unix sockets work')
+except PermissionError:
+    print('unix sockets refused')
+"""
+
+
+@needs_bwrap
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the seccomp filter is built for x86_64 only")
+@pytest.mark.parametrize("network", [True, False])
+def test_with_the_hosts_network_no_unix_socket_can_be_made(network: bool, tmp_path: Path) -> None:
+    """Abstract unix sockets belong to the network namespace: shared, the filter refuses them (and path ones)."""
+    (tmp_path / "sockets.py").write_text(_UNIX_SOCKETS)
+    finished = sandboxed(
+        f"{sys.executable} sockets.py",
+        Sandbox(writable=(tmp_path,), readonly=(Path(sys.prefix), Path(sys.base_prefix)), network=network),
+        cwd=tmp_path,
+    )
+    expected = "unix sockets refused" if network else "unix sockets work"  # without: a namespace of its own
+    assert finished.stdout == f"socketpair works\ninternet sockets work\n{expected}\n"
+
+
+def test_the_seccomp_program_is_whole_instructions_ending_in_returns() -> None:
+    from pytest_parallel_explore.isolation.seccomp import unix_socket_filter
+
+    program = unix_socket_filter()
+    if platform.machine() != "x86_64":
+        assert program is None
+        return
+    assert program is not None and len(program) % 8 == 0
+    codes = [int.from_bytes(program[i : i + 2], "little") for i in range(0, len(program), 8)]
+    assert codes[0] == 0x20 and codes[-3:] == [0x06, 0x06, 0x06]  # loads the arch first; allow, deny, absent
