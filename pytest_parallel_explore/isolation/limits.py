@@ -18,7 +18,7 @@ limit it was (``limit: memory 8G``).  How each is enforced, and why so:
   the limit by what it allocates between two checks.
 * ``disk``: the size of the folders the command writes (the trial's folder,
   the sandbox's private ``$HOME`` and ``/tmp``), checked every
-  :data:`DISK_POLL_SECONDS`.
+  :data:`DISK_POLL_SECONDS` or more on a large tree.
 
 The defaults stop nothing an honest agent CLI or test suite does; ``null``
 turns a limit off.
@@ -38,8 +38,9 @@ from ..checks import describe, is_int, unknown_keys
 LIMIT_KEYS = frozenset({"memory", "processes", "file_size", "disk", "output"})
 
 #: Seconds between two checks of a command's memory and process count.
-POLL_SECONDS = 0.1
-#: Seconds between two measures of the folders a command writes (a walk of its files).
+POLL_SECONDS = 0.25
+#: Seconds between two measures of the folders a command writes (a walk of its files), at least:
+#: a walk that takes longer waits nine times as long, so at most a tenth of the time goes to it.
 DISK_POLL_SECONDS = 1.0
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

@@ -26,6 +26,7 @@ import re
 import resource
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -207,7 +208,8 @@ def _run(
 ) -> Finished:
     argv = [*_GATE, *prepared.argv]
     log: IO[bytes] | None = output.open("ab") if output is not None else None
-    capped = _CappedLog(log, limits.output) if log is not None and limits.output is not None else None
+    # A pipe (the built-in agent's run_command reads one) is bounded by its reader; a log file by the limit.
+    capped = _CappedLog(log, limits.output) if log is not None and limits.output and _is_file(log) else None
     stdout: int | IO[bytes] = subprocess.PIPE if capture else (capped.pipe() if capped else log or subprocess.DEVNULL)
     started = time.monotonic()
     proc: subprocess.Popen[bytes] | None = None
@@ -265,6 +267,10 @@ def _run(
             log.close()
 
 
+def _is_file(log: IO[bytes]) -> bool:
+    return stat.S_ISREG(os.fstat(log.fileno()).st_mode)
+
+
 def _file_size_hit(returncode: int | None, limits: Limits) -> str | None:
     """A command killed by SIGXFSZ (or a shell reporting that of its last command) wrote past ``file_size``."""
     if limits.file_size is not None and returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ):
@@ -278,6 +284,7 @@ class _CappedLog:
     def __init__(self, log: IO[bytes], cap: int) -> None:
         self.log, self.cap = log, cap
         self.full = threading.Event()
+        self.wake: threading.Event | None = None  # set too once full: the watch that stops the command
         self._read, self._write = os.pipe()
         self._thread = threading.Thread(target=self._copy, name="explore-output", daemon=True)
 
@@ -291,18 +298,25 @@ class _CappedLog:
         self._thread.start()
 
     def _copy(self) -> None:
-        written = 0
+        written, writing = 0, True
         while chunk := os.read(self._read, 1 << 16):
-            if self.full.is_set():
+            if self.full.is_set() or not writing:
                 continue  # drained, so nothing blocks on a full pipe until the command is gone
-            if written + len(chunk) > self.cap:
-                self.log.write(chunk[: self.cap - written])
-                self.log.write(f"\n[explore: output limit {format_size(self.cap)} reached; command stopped]\n".encode())
+            try:
+                if written + len(chunk) > self.cap:
+                    self.log.write(chunk[: self.cap - written])
+                    note = f"\n[explore: output limit {format_size(self.cap)} reached; command stopped]\n"
+                    self.log.write(note.encode())
+                    self.log.flush()
+                    self.full.set()
+                    if self.wake is not None:
+                        self.wake.set()
+                    continue
+                self.log.write(chunk)
                 self.log.flush()
-                self.full.set()
-                continue
-            self.log.write(chunk)
-            self.log.flush()
+            except OSError as exc:  # a full disk, say: the command goes on, its output is lost
+                _log.warning("could not write a command's output to %s: %s", self.log.name, exc)
+                writing = False
             written += len(chunk)
 
     def wait(self, seconds: float) -> None:
@@ -323,7 +337,9 @@ class _Watch:
     def __init__(self, leader: int, limits: Limits, written: Sequence[Path], capped: _CappedLog | None) -> None:
         self.leader, self.limits, self.written, self.capped = leader, limits, written, capped
         self.hit: str | None = None
-        self._done = threading.Event()
+        self._done = threading.Event()  # set when the command ended, or when its output is full
+        if capped is not None:
+            capped.wake = self._done
         self._thread: threading.Thread | None = None
         if any(v is not None for v in (limits.memory, limits.processes, limits.disk)) or capped is not None:
             self._thread = threading.Thread(target=self._run, name="explore-limits", daemon=True)
@@ -340,22 +356,23 @@ class _Watch:
 
     def _run(self) -> None:
         next_disk = 0.0
-        while not self._done.is_set():
-            self.hit = self._check(disk=time.monotonic() >= next_disk)
+        # The first check after a poll's wait: a short command (most are) ends before any costs it.
+        while not self._done.wait(POLL_SECONDS) or self._output_full():
+            started = time.monotonic()
+            disk = started >= next_disk
+            self.hit = self._check(disk)
             if self.hit is not None:
                 _signal_group(self.leader, signal.SIGKILL)
                 return
-            if time.monotonic() >= next_disk:
-                next_disk = time.monotonic() + DISK_POLL_SECONDS
-            if self.capped is not None:
-                if self.capped.full.wait(POLL_SECONDS):
-                    continue
-            else:
-                self._done.wait(POLL_SECONDS)
+            if disk:  # a walk of a large tree is slow: at most a tenth of the time goes to it
+                next_disk = time.monotonic() + max(DISK_POLL_SECONDS, 9 * (time.monotonic() - started))
+
+    def _output_full(self) -> bool:
+        return self.capped is not None and self.capped.full.is_set()
 
     def _check(self, disk: bool) -> str | None:
         limits = self.limits
-        if self.capped is not None and self.capped.full.is_set():
+        if self._output_full():
             return limits.hit("output")
         tree = process_tree(self.leader) if limits.processes or limits.memory else []
         if limits.processes is not None and len(tree) > limits.processes:
