@@ -165,6 +165,7 @@ def test_no_secret_or_host_socket_is_reachable_from_an_agent_or_a_scored_test(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     targets = {name: str(path) for name, path in secrets(victim, outside).items()}
+    targets["shadow"] = "/etc/shadow"  # the system's password hashes (readable by root, even without capabilities)
     targets["agentcli"] = str(outside / "home" / ".agentcli" / "config")  # listed in sandbox.home: readable
     Path(targets["agentcli"]).parent.mkdir()
     Path(targets["agentcli"]).write_text("cli settings\n")
@@ -194,7 +195,9 @@ def test_no_secret_or_host_socket_is_reachable_from_an_agent_or_a_scored_test(
     loot = json.loads(victim.git("show", "explore/calc/thief:loot.json"))
     assert loot.pop("agentcli") == "read cli settings\n"  # what sandbox.home lists is there
     assert {name: found.split()[0] for name, found in loot.items()} == dict.fromkeys(loot, "refused"), loot
-    assert set(loot) == {"ssh", "aws", "dotenv", "pytest_cache", "other_checkout", "path_socket", "abstract_socket"}
+    assert set(loot) == {
+        *("ssh", "aws", "dotenv", "pytest_cache", "other_checkout", "shadow", "path_socket", "abstract_socket")
+    }
     assert victim.git("show", "explore/calc/thief:cli.txt") == "the CLI ran\n"
     assert (outside / "home" / ".agentstate" / "written").read_text() == "kept"  # a writable home path
     cases = trial["tests"]["cases"]

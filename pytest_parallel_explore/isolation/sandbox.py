@@ -137,6 +137,8 @@ class Sandbox:
             # Own pid namespace: /proc shows no outside process, and its init
             # going away SIGKILLs everything inside, setsid'd or not.
             "--unshare-pid",
+            # Own System V IPC: no shared memory segment or message queue of the host's.
+            "--unshare-ipc",
             # SIGKILL the sandbox when bwrap dies (our process-group kill reaches bwrap).
             "--die-with-parent",
             # No controlling terminal to push keystrokes into (TIOCSTI); run_owned
