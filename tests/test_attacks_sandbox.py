@@ -6,6 +6,14 @@ home folder or ``$TMPDIR`` outside ``/tmp`` would be.  Every attacker makes
 the honest change of ``tests.test_attacks`` too, so a trial that is not
 stopped scores as usual; after each run the user's repository is as it was
 and no process the agents started is left.
+
+What stops what: the home folder's keys, another trial's scoring checkout
+under ``$TMPDIR`` and the host's path sockets are not on the allow-list
+(``$HOME`` and ``$TMPDIR`` are private); the main checkout's ``.env`` and
+``.pytest_cache`` are left off although pytest puts the checkout on the
+import path; ``/etc/shadow`` is hidden; abstract sockets are refused by the
+seccomp filter to an agent (it shares the host's network) and belong to
+another network namespace in a scoring run.
 """
 
 from __future__ import annotations
