@@ -27,13 +27,18 @@ turns a limit off.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..checks import describe, is_int, unknown_keys
+
+_log = logging.getLogger(__name__)
 
 LIMIT_KEYS = frozenset({"memory", "processes", "file_size", "disk", "output"})
 
@@ -172,3 +177,114 @@ def folder_bytes(folders: Iterable[Path]) -> int:
             except OSError:
                 continue
     return total
+
+
+# Enforcing --------------------------------------------------------------------------------------------------
+
+
+class CappedLog:
+    """The command's output through a pipe into its log, up to ``cap`` bytes; then a note, and the command stopped."""
+
+    def __init__(self, log: IO[bytes], cap: int) -> None:
+        self.log, self.cap = log, cap
+        self.full = threading.Event()
+        self.wake: threading.Event | None = None  # set too once full: the watch that stops the command
+        self._read, self._write = os.pipe()
+        self._thread = threading.Thread(target=self._copy, name="explore-output", daemon=True)
+
+    def pipe(self) -> int:
+        """The write end, for the command."""
+        return self._write
+
+    def started(self) -> None:
+        """The command has its copy of the write end: ours goes, so the copy ends when the command's does."""
+        os.close(self._write)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        try:
+            self._copy_until_the_end()
+        finally:
+            os.close(self._read)  # here, once the end is read: never under the feet of a read
+
+    def _copy_until_the_end(self) -> None:
+        written, writing = 0, True
+        while chunk := os.read(self._read, 1 << 16):
+            if self.full.is_set() or not writing:
+                continue  # drained, so nothing blocks on a full pipe until the command is gone
+            try:
+                if written + len(chunk) > self.cap:
+                    self.log.write(chunk[: self.cap - written])
+                    note = f"\n[explore: output limit {format_size(self.cap)} reached; command stopped]\n"
+                    self.log.write(note.encode())
+                    self.log.flush()
+                    self.full.set()
+                    if self.wake is not None:
+                        self.wake.set()
+                    continue
+                self.log.write(chunk)
+                self.log.flush()
+            except OSError as exc:  # a full disk, say: the command goes on, its output is lost
+                _log.warning("could not write a command's output to %s: %s", self.log.name, exc)
+                writing = False
+            written += len(chunk)
+
+    def wait(self, seconds: float) -> None:
+        """Wait (up to ``seconds``) for the copy to reach the end of the output: every writer gone."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout=seconds)
+
+
+class Watch:
+    """A thread that checks a running command against its limits and kills its group on the first one hit."""
+
+    def __init__(
+        self, leader: int, limits: Limits, written: Sequence[Path], capped: CappedLog | None, kill: Callable[[], None]
+    ) -> None:
+        self.leader, self.limits, self.written, self.capped, self.kill = leader, limits, written, capped, kill
+        self.hit: str | None = None
+        self._done = threading.Event()  # set when the command ended, or when its output is full
+        if capped is not None:
+            capped.wake = self._done
+        self._thread: threading.Thread | None = None
+        if any(v is not None for v in (limits.memory, limits.processes, limits.disk)) or capped is not None:
+            self._thread = threading.Thread(target=self._run, name="explore-limits", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> str | None:
+        """End the checks; the limit that was hit, if one was."""
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.hit is None and self.capped is not None and self.capped.full.is_set():
+            self.hit = self.limits.hit("output")
+        return self.hit
+
+    def _run(self) -> None:
+        next_disk = 0.0
+        # The first check after a poll's wait: a short command (most are) ends before any costs it.
+        while not self._done.wait(POLL_SECONDS) or self._output_full():
+            started = time.monotonic()
+            disk = started >= next_disk
+            self.hit = self._check(disk)
+            if self.hit is not None:
+                self.kill()
+                return
+            if disk:  # a walk of a large tree is slow: at most a tenth of the time goes to it
+                next_disk = time.monotonic() + max(DISK_POLL_SECONDS, 9 * (time.monotonic() - started))
+
+    def _output_full(self) -> bool:
+        return self.capped is not None and self.capped.full.is_set()
+
+    def _check(self, disk: bool) -> str | None:
+        limits = self.limits
+        if self._output_full():
+            return limits.hit("output")
+        tree = process_tree(self.leader) if limits.processes or limits.memory else []
+        if limits.processes is not None and len(tree) > limits.processes:
+            return limits.hit("processes")
+        if limits.memory is not None and resident_bytes(tree) > limits.memory:
+            return limits.hit("memory")
+        if disk and limits.disk is not None and folder_bytes(self.written) > limits.disk:
+            return limits.hit("disk")
+        return None

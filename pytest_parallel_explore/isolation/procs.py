@@ -35,16 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .limits import (
-    DISK_POLL_SECONDS,
-    NO_LIMITS,
-    POLL_SECONDS,
-    Limits,
-    folder_bytes,
-    format_size,
-    process_tree,
-    resident_bytes,
-)
+from .limits import NO_LIMITS, CappedLog, Limits, Watch
 from .sandbox import Prepared, Sandbox
 
 _log = logging.getLogger(__name__)
@@ -209,11 +200,11 @@ def _run(
     argv = [*_GATE, *prepared.argv]
     log: IO[bytes] | None = output.open("ab") if output is not None else None
     # A pipe (the built-in agent's run_command reads one) is bounded by its reader; a log file by the limit.
-    capped = _CappedLog(log, limits.output) if log is not None and limits.output and _is_file(log) else None
+    capped = CappedLog(log, limits.output) if log is not None and limits.output and _is_file(log) else None
     stdout: int | IO[bytes] = subprocess.PIPE if capture else (capped.pipe() if capped else log or subprocess.DEVNULL)
     started = time.monotonic()
     proc: subprocess.Popen[bytes] | None = None
-    watch: _Watch | None = None
+    watch: Watch | None = None
     try:
         try:
             proc = _commands.spawn(
@@ -235,7 +226,7 @@ def _run(
         _announce(proc.pid, alive=True)
         if limits.file_size is not None:  # before the gate opens: what the command runs inherits it
             resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
-        watch = _Watch(proc.pid, limits, prepared.written, capped)
+        watch = Watch(proc.pid, limits, prepared.written, capped, lambda: _signal_group(proc.pid, signal.SIGKILL))
         try:
             # The first line opens the gate: the command starts only now that its group is announced.
             gate_and_input = b"\n" + (stdin.encode() if stdin is not None else b"")
@@ -262,7 +253,7 @@ def _run(
                 kill_group(proc)
             _commands.leave(proc.pid)
         if capped is not None:
-            capped.close()
+            capped.wait(KILL_GRACE_SECONDS)  # what escaped the command is gone by now
         if log is not None:
             log.close()
 
@@ -276,112 +267,6 @@ def _file_size_hit(returncode: int | None, limits: Limits) -> str | None:
     if limits.file_size is not None and returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ):
         return limits.hit("file_size")
     return None
-
-
-class _CappedLog:
-    """The command's output through a pipe into its log, up to ``cap`` bytes; then a note, and the command stopped."""
-
-    def __init__(self, log: IO[bytes], cap: int) -> None:
-        self.log, self.cap = log, cap
-        self.full = threading.Event()
-        self.wake: threading.Event | None = None  # set too once full: the watch that stops the command
-        self._read, self._write = os.pipe()
-        self._thread = threading.Thread(target=self._copy, name="explore-output", daemon=True)
-
-    def pipe(self) -> int:
-        """The write end, for the command."""
-        return self._write
-
-    def started(self) -> None:
-        """The command has its copy of the write end: ours goes, so the copy ends when the command's does."""
-        os.close(self._write)
-        self._thread.start()
-
-    def _copy(self) -> None:
-        written, writing = 0, True
-        while chunk := os.read(self._read, 1 << 16):
-            if self.full.is_set() or not writing:
-                continue  # drained, so nothing blocks on a full pipe until the command is gone
-            try:
-                if written + len(chunk) > self.cap:
-                    self.log.write(chunk[: self.cap - written])
-                    note = f"\n[explore: output limit {format_size(self.cap)} reached; command stopped]\n"
-                    self.log.write(note.encode())
-                    self.log.flush()
-                    self.full.set()
-                    if self.wake is not None:
-                        self.wake.set()
-                    continue
-                self.log.write(chunk)
-                self.log.flush()
-            except OSError as exc:  # a full disk, say: the command goes on, its output is lost
-                _log.warning("could not write a command's output to %s: %s", self.log.name, exc)
-                writing = False
-            written += len(chunk)
-
-    def wait(self, seconds: float) -> None:
-        """Wait (up to ``seconds``) for the copy to reach the end of the output: every writer gone."""
-        if self._thread.ident is not None:
-            self._thread.join(timeout=seconds)
-
-    def close(self) -> None:
-        """Wait for the end of the output (what escaped the command is gone by now), and close the pipe."""
-        self.wait(KILL_GRACE_SECONDS)
-        with contextlib.suppress(OSError):
-            os.close(self._read)
-
-
-class _Watch:
-    """A thread that checks a running command against its limits and kills its group on the first one hit."""
-
-    def __init__(self, leader: int, limits: Limits, written: Sequence[Path], capped: _CappedLog | None) -> None:
-        self.leader, self.limits, self.written, self.capped = leader, limits, written, capped
-        self.hit: str | None = None
-        self._done = threading.Event()  # set when the command ended, or when its output is full
-        if capped is not None:
-            capped.wake = self._done
-        self._thread: threading.Thread | None = None
-        if any(v is not None for v in (limits.memory, limits.processes, limits.disk)) or capped is not None:
-            self._thread = threading.Thread(target=self._run, name="explore-limits", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> str | None:
-        """End the checks; the limit that was hit, if one was."""
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join()
-        if self.hit is None and self.capped is not None and self.capped.full.is_set():
-            self.hit = self.limits.hit("output")
-        return self.hit
-
-    def _run(self) -> None:
-        next_disk = 0.0
-        # The first check after a poll's wait: a short command (most are) ends before any costs it.
-        while not self._done.wait(POLL_SECONDS) or self._output_full():
-            started = time.monotonic()
-            disk = started >= next_disk
-            self.hit = self._check(disk)
-            if self.hit is not None:
-                _signal_group(self.leader, signal.SIGKILL)
-                return
-            if disk:  # a walk of a large tree is slow: at most a tenth of the time goes to it
-                next_disk = time.monotonic() + max(DISK_POLL_SECONDS, 9 * (time.monotonic() - started))
-
-    def _output_full(self) -> bool:
-        return self.capped is not None and self.capped.full.is_set()
-
-    def _check(self, disk: bool) -> str | None:
-        limits = self.limits
-        if self._output_full():
-            return limits.hit("output")
-        tree = process_tree(self.leader) if limits.processes or limits.memory else []
-        if limits.processes is not None and len(tree) > limits.processes:
-            return limits.hit("processes")
-        if limits.memory is not None and resident_bytes(tree) > limits.memory:
-            return limits.hit("memory")
-        if disk and limits.disk is not None and folder_bytes(self.written) > limits.disk:
-            return limits.hit("disk")
-        return None
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
