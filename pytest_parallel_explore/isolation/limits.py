@@ -224,7 +224,7 @@ class CappedLog:
                     continue
                 self.log.write(chunk)
                 self.log.flush()
-            except OSError as exc:  # a full disk, say: the command goes on, its output is lost
+            except (OSError, ValueError) as exc:  # a full disk, or a log closed: the command goes on, unlogged
                 _log.warning("could not write a command's output to %s: %s", self.log.name, exc)
                 writing = False
             written += len(chunk)
