@@ -42,7 +42,8 @@ SCORE_KEYS = frozenset(
     }
 )
 
-SANDBOX_KEYS = frozenset({"mode", "writable", "scoring_network"})
+SANDBOX_KEYS = frozenset({"mode", "home", "writable", "scoring_network"})
+HOME_PATH_KEYS = frozenset({"path", "writable"})
 
 SANDBOX_MODES = ("auto", "bwrap", "none")
 
@@ -84,9 +85,17 @@ class ScoreSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class HomePath:
+    """A path of the user's home folder an agent sees in the sandbox (``~/.claude``), read-only unless ``writable``."""
+
+    path: str  # starts with ``~/``
+    writable: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class SandboxSpec:
     mode: str = "auto"  # auto | bwrap | none
-    writable: tuple[str, ...] = ()  # more paths agents may write (an agent CLI's config folder)
+    home: tuple[HomePath, ...] = ()  # what of the real home agents see (an agent CLI's config folder)
     scoring_network: bool = False
 
 
@@ -179,12 +188,42 @@ def parse_sandbox(raw: Any, default: SandboxSpec, where: str, problems: list[str
     if not isinstance(network, bool):
         problems.append(f"{where}.scoring_network: expected true or false, got {describe(network)}")
         network = default.scoring_network
-    writable = paths(raw, "writable", where + ".", problems, inside_repo=False)
+    home = _home_paths(raw.get("home", []), f"{where}.home", problems)
+    # ``writable: [~/.claude]``, from before ``home``: the same paths, writable.
+    home += tuple(HomePath(p.path, True) for p in _home_paths(raw.get("writable", []), f"{where}.writable", problems))
     return SandboxSpec(
         mode=choice(raw, "mode", SANDBOX_MODES, where + ".", problems) or default.mode,
-        writable=writable or default.writable,
+        home=home or default.home,
         scoring_network=network,
     )
+
+
+_HOME_EXPECTED = "a path in your home folder such as '~/.claude', or {path: '~/.config/x', writable: true}"
+
+
+def _home_paths(raw: Any, where: str, problems: list[str]) -> tuple[HomePath, ...]:
+    """``[~/.claude, {path: ~/.config/x, writable: true}]``: paths under ``~/``, never leaving it."""
+    if isinstance(raw, (str, dict)):
+        raw = [raw]
+    if not isinstance(raw, list):
+        problems.append(f"{where}: expected a list of paths, each {_HOME_EXPECTED}, got {describe(raw)}")
+        return ()
+    found = []
+    for index, item in enumerate(raw):
+        at = f"{where}[{index}]"
+        entry = {"path": item} if isinstance(item, str) else item
+        if not isinstance(entry, dict):
+            problems.append(f"{at}: expected {_HOME_EXPECTED}, got {describe(item)}")
+            continue
+        problems.extend(unknown_keys(entry, HOME_PATH_KEYS, at + "."))
+        path, writable = entry.get("path"), entry.get("writable", False)
+        if not isinstance(path, str) or not path.startswith("~/") or ".." in path.split("/") or path == "~/":
+            problems.append(f"{at}: expected {_HOME_EXPECTED}, got {describe(path)}")
+        elif not isinstance(writable, bool):
+            problems.append(f"{at}.writable: expected true or false, got {describe(writable)}")
+        else:
+            found.append(HomePath(path, writable))
+    return tuple(found)
 
 
 def parse_worktree(raw: Any, problems: list[str]) -> WorktreeSpec:

@@ -25,6 +25,7 @@ from .defaults import (
     DEFAULT_TIMEOUT,
     PORT_RANGE_START,
 )
+from .isolation.limits import Limits
 from .paths import ExperimentPaths, Workspace
 from .sections import SandboxSpec, ScoreSpec, WorktreeSpec
 from .spec import (
@@ -105,6 +106,7 @@ class Settings:
     score: ResolvedScore
     worktree: WorktreeSpec
     sandbox: SandboxSpec  # the experiment's; a variant's own is :func:`.isolation.confinement.sandbox_spec`
+    limits: Limits  # the experiment's; a variant's own is in its spec
     min_score: float | None
     rerun: bool
     retry_failed: bool
@@ -248,6 +250,7 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
         score=score,
         worktree=spec.worktree,
         sandbox=spec.sandbox,
+        limits=spec.limits,
         min_score=config.getoption("explore_min_score"),
         rerun=bool(config.getoption("explore_rerun")),
         max_cost_usd=spec.max_cost_usd,

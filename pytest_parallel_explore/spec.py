@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .checks import describe, duration, optional, positive_int, unknown_keys
+from .isolation.limits import Limits, parse_limits
 from .sections import (
     RaceSpec,
     SandboxSpec,
@@ -46,11 +47,12 @@ TOP_KEYS = frozenset(
         "variants",
         "prompt_template",
         "sandbox",
+        "limits",
     }
 )
 #: Trial names the plugin uses for itself.
 RESERVED_NAMES = frozenset({"baseline"})
-VARIANT_KEYS = frozenset({"description", "agent", "timeout", "sandbox"})
+VARIANT_KEYS = frozenset({"description", "agent", "timeout", "sandbox", "limits"})
 
 
 class BackendSettings(Protocol):
@@ -74,6 +76,7 @@ class VariantSpec:
     agent: Mapping[str, Any]  # defaults merged with the variant's overrides
     timeout: float | None = None
     sandbox: SandboxSpec | None = None  # None: the experiment's
+    limits: Limits | None = None  # None: the experiment's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +95,7 @@ class ExperimentSpec:
     worktree: WorktreeSpec = dataclasses.field(default_factory=WorktreeSpec)
     prompt_template: Path | None = None
     sandbox: SandboxSpec = dataclasses.field(default_factory=SandboxSpec)
+    limits: Limits = dataclasses.field(default_factory=Limits)
 
 
 class SpecError(Exception):
@@ -258,6 +262,7 @@ def validate(
     score = parse_score(data.get("score", {}), problems)
     worktree = parse_worktree(data.get("worktree", {}), problems)
     sandbox = parse_sandbox(data.get("sandbox", "auto"), SandboxSpec(), "sandbox", problems)
+    limits = parse_limits(data.get("limits", {}), Limits(), "limits", problems)
     template = optional(data, "prompt_template", str, "a path to a jinja2 template", "", problems)
     template_path = (base_dir / template).resolve() if template else None
     if template_path is not None and not template_path.is_file():
@@ -271,7 +276,9 @@ def validate(
 
     if default_backend is not None:
         defaults = {"backend": default_backend, **defaults}
-    variants = _variants(data.get("variants"), defaults, problems, sandbox, backends, short_form=short_form)
+    variants = _variants(
+        data.get("variants"), defaults, problems, sandbox, backends, short_form=short_form, limits=limits
+    )
     if all(_backend(backends, v.agent.get("backend")) is not None for v in variants):
         known = frozenset[str]().union(*(backend.known_keys() for backend in backends.values()))
         problems.extend(unknown_keys(defaults, known, "agent."))
@@ -290,6 +297,7 @@ def validate(
         worktree=worktree,
         prompt_template=template_path,
         sandbox=sandbox,
+        limits=limits,
     )
 
 
@@ -301,6 +309,7 @@ def _variants(
     backends: Backends,
     *,
     short_form: bool,
+    limits: Limits,
 ) -> list[VariantSpec]:
     if raw is None or raw == {} or raw == []:
         problems.append("variants: empty; expected at least one variant (name: description)")
@@ -376,6 +385,7 @@ def _variants(
                 sandbox=parse_sandbox(body["sandbox"], sandbox, f"{where}.sandbox", problems)
                 if "sandbox" in body
                 else None,
+                limits=parse_limits(body["limits"], limits, f"{where}.limits", problems) if "limits" in body else None,
             )
         )
     if run_missing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import socket
 import subprocess
@@ -38,16 +39,20 @@ def test_wrap_puts_hidden_before_writable_before_readonly_parents_first(tmp_path
         hidden=(tmp_path / "hidden",),
         network=False,
     )
-    args = sandbox.wrap(["echo", "hi"], tmp_path)
-    mounts = [args[i : i + 2] for i, arg in enumerate(args) if arg in ("--tmpfs", "--bind-try", "--ro-bind-try")]
+    with sandbox.prepare(["echo", "hi"], tmp_path, {}) as prepared:
+        args = prepared.argv
     root = tmp_path.resolve()
+    mounts = [
+        args[i : i + 2]
+        for i, arg in enumerate(args)
+        if arg in ("--tmpfs", "--bind-try", "--ro-bind-try") and args[i + 1].startswith(str(root))
+    ]
     assert mounts == [
-        ["--tmpfs", "/tmp"],
         ["--tmpfs", str(root / "hidden")],
         ["--bind-try", str(root / "hidden" / "work")],
         ["--ro-bind-try", str(root / "hidden" / "work" / ".git")],
     ]  # the missing path is left out
-    assert "--unshare-net" in args
+    assert "--unshare-net" in args and "--seccomp" not in args  # no network: no need for the socket filter
     assert args[-5:] == ["--chdir", str(tmp_path), "--", "echo", "hi"]
 
 
@@ -55,7 +60,7 @@ def test_wrap_puts_hidden_before_writable_before_readonly_parents_first(tmp_path
 def test_only_writable_paths_can_be_written(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    outside = Path.home() / f"sandbox-probe-{uuid.uuid4().hex}"  # on the real filesystem, not /tmp
+    outside = Path("/usr") / f"sandbox-probe-{uuid.uuid4().hex}"  # a system folder, shown read-only
     try:
         finished = sandboxed(
             f"touch {outside}; touch {tmp_path}/beside; touch {work}/inside && echo wrote inside",
@@ -113,7 +118,6 @@ def test_nonexistent_paths_do_not_stop_the_sandbox(tmp_path: Path) -> None:
         writable=(tmp_path, missing / "w"),
         hidden=(missing / "h",),
         readonly=(missing / "r",),
-        extra_writable=(Path("~/.no-such-agent-config-dir"),),
     )
     finished = sandboxed("echo ran", sandbox, cwd=tmp_path)
     assert finished.returncode == 0, finished.stdout
@@ -121,18 +125,24 @@ def test_nonexistent_paths_do_not_stop_the_sandbox(tmp_path: Path) -> None:
 
 
 @needs_bwrap
-def test_extra_writable_paths_expand_the_home_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "home"
+def test_home_and_tmp_are_private_and_empty_but_bound_paths_show(tmp_path: Path) -> None:
+    home, tmpdir = tmp_path / "home", tmp_path / "tmpdir"
     (home / ".agent").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "id_rsa").write_text("private key\n")
+    tmpdir.mkdir()
+    (tmpdir / "other-trial").write_text("hold-out\n")
     finished = sandboxed(
-        "echo token > ~/.agent/state; echo x > ~/other",
-        Sandbox(extra_writable=(Path("~/.agent"),), readonly=(home,)),
-        cwd=tmp_path,
-        env=clean_env({"HOME": str(home)}),
+        "ls -A ~ $TMPDIR; cat ~/.ssh/id_rsa; echo token > ~/.agent/state; echo x > ~/other; echo y > $TMPDIR/mine",
+        Sandbox(writable=(home / ".agent",)),
+        cwd=Path("/"),
+        env=clean_env({"HOME": str(home), "TMPDIR": str(tmpdir)}),
     )
-    assert (home / ".agent" / "state").read_text() == "token\n"
-    assert not (home / "other").exists(), finished.stdout
+    assert "private key" not in finished.stdout and "other-trial" not in finished.stdout
+    assert "No such file or directory" in finished.stdout  # the key is not there at all
+    assert (home / ".agent" / "state").read_text() == "token\n"  # a bound path of the home folder is the real one
+    assert not (home / "other").exists() and not (tmpdir / "mine").exists(), finished.stdout
+    assert sorted(p.name for p in tmpdir.iterdir()) == ["other-trial"]
 
 
 #: Run in a process whose initial environment holds a secret: runs a command that looks
@@ -288,19 +298,18 @@ def test_nothing_started_in_the_sandbox_survives(end: str, tmp_path: Path, monke
 def test_the_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
     """SIGKILL of the process that ran bwrap (an xdist worker, say) takes the sandbox with it."""
     marker, env = _marked_env()
-    argv = Sandbox((tmp_path,)).wrap(
-        ["sh", "-c", ESCAPING_COMMAND.format(dir=tmp_path, then="exec sleep 300")], tmp_path
-    )
+    command = ["sh", "-c", ESCAPING_COMMAND.format(dir=tmp_path, then="exec sleep 300")]
     script = "import subprocess, sys; subprocess.run(sys.argv[1:])"
-    parent = subprocess.Popen([sys.executable, "-c", script, *argv], env=env)
-    try:
-        pids = [_host_pid(wait_pid(tmp_path / name), marker) for name in ("escaped.pid", "stubborn.pid")]
-        assert None not in pids
-    finally:
-        parent.kill()
-        parent.wait()
-    # The sandbox is torn down asynchronously once its parent is gone.
-    wait_for(lambda: not any(exists(pid) for pid in pids if pid is not None), "the sandbox to go")
+    with Sandbox((tmp_path,), network=False).prepare(command, tmp_path, env) as prepared:
+        parent = subprocess.Popen([sys.executable, "-c", script, *prepared.argv], env=env)
+        try:
+            pids = [_host_pid(wait_pid(tmp_path / name), marker) for name in ("escaped.pid", "stubborn.pid")]
+            assert None not in pids
+        finally:
+            parent.kill()
+            parent.wait()
+        # The sandbox is torn down asynchronously once its parent is gone.
+        wait_for(lambda: not any(exists(pid) for pid in pids if pid is not None), "the sandbox to go")
 
 
 @needs_bwrap
@@ -314,3 +323,44 @@ def test_run_owned_without_bwrap_refuses_a_sandbox(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap there
     with pytest.raises(SandboxUnavailable, match="bubblewrap"):
         run_owned(["true"], cwd=tmp_path, env=clean_env(), timeout=10, sandbox=Sandbox())
+
+
+_UNIX_SOCKETS = """\
+import socket
+a, b = socket.socketpair()
+print('socketpair works')
+socket.socket(socket.AF_INET).close()
+print('internet sockets work')
+try:
+    socket.socket(socket.AF_UNIX).close()
+    print('unix sockets work')
+except PermissionError:
+    print('unix sockets refused')
+"""
+
+
+@needs_bwrap
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the seccomp filter is built for x86_64 only")
+@pytest.mark.parametrize("network", [True, False])
+def test_with_the_hosts_network_no_unix_socket_can_be_made(network: bool, tmp_path: Path) -> None:
+    """Abstract unix sockets belong to the network namespace: shared, the filter refuses them (and path ones)."""
+    (tmp_path / "sockets.py").write_text(_UNIX_SOCKETS)
+    finished = sandboxed(
+        f"{sys.executable} sockets.py",
+        Sandbox(writable=(tmp_path,), readonly=(Path(sys.prefix), Path(sys.base_prefix)), network=network),
+        cwd=tmp_path,
+    )
+    expected = "unix sockets refused" if network else "unix sockets work"  # without: a namespace of its own
+    assert finished.stdout == f"socketpair works\ninternet sockets work\n{expected}\n"
+
+
+def test_the_seccomp_program_is_whole_instructions_ending_in_returns() -> None:
+    from pytest_parallel_explore.isolation.seccomp import unix_socket_filter
+
+    program = unix_socket_filter()
+    if platform.machine() != "x86_64":
+        assert program is None
+        return
+    assert program is not None and len(program) % 8 == 0
+    codes = [int.from_bytes(program[i : i + 2], "little") for i in range(0, len(program), 8)]
+    assert codes[0] == 0x20 and codes[-3:] == [0x06, 0x06, 0x06]  # loads the arch first; allow, deny, absent

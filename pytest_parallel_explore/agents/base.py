@@ -41,7 +41,7 @@ class AgentTask:
     timeout: float  # seconds the agent may run
     env: Mapping[str, str]  # EXPLORE_* variables for anything the agent starts
     report: Callable[[AgentStats], None] = lambda stats: None  # running totals, for progress
-    sandbox: Sandbox | None = None  # where the agent's commands run (bubblewrap), or None
+    sandbox: Sandbox | None = None  # where the agent's commands run (bubblewrap or not) and their limits
 
 
 @dataclasses.dataclass

@@ -121,6 +121,8 @@ class ClaudeCodeAgent(AgentBackend):
         stats = _stats(result or {}, self.model)
         stats.exit_code = finished.returncode
         stats.seconds = round(finished.seconds, 3)
+        if finished.limit is not None:
+            return AgentOutcome(stats, f"limit: {finished.limit}")
         if finished.timed_out:
             stats.stop_reason = "timeout"
             return AgentOutcome(stats, f"agent timed out after {task.timeout:g}s", timed_out=True)

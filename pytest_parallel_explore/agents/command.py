@@ -78,6 +78,8 @@ class CommandAgent(AgentBackend):
             exit_code=finished.returncode,
             seconds=round(finished.seconds, 3),
         )
+        if finished.limit is not None:
+            return AgentOutcome(stats, f"limit: {finished.limit}")
         if finished.timed_out:
             return AgentOutcome(stats, f"agent timed out after {task.timeout:g}s", timed_out=True)
         if finished.returncode == 127:

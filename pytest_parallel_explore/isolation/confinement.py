@@ -1,11 +1,16 @@
-"""What an agent and a scoring run may see and write, as bubblewrap policies (see ``sandbox``).
+"""What an agent and a scoring run may see, write and use, as sandbox policies (see ``sandbox``).
 
-An agent writes its own private repository (see ``repo.private``); it reads
-its prompt and the base objects that repository borrows.  It does not see
-the experiment's other folders (other trials' worktrees, ``results/``), the
-user's git directory, or the hold-out tests in the main checkout; the rest
-of the machine, the main checkout included, is read-only.  A scoring run writes only its own folder and sees
-none of the experiment's folders or the shared git directory.
+Both are allow-lists.  An agent writes its own private repository (see
+``repo.private``); it reads the base objects that repository borrows, its
+prompt, the Python environment, the programs its command names, and the
+paths of the home folder that ``sandbox.home`` lists.  A scoring run writes
+only its own folder and reads the Python environment and the programs its
+commands name.  Neither sees the user's repository or git directory, home
+folder, ``/run``, other trials or the experiment's folders; both get their
+own empty ``$HOME`` and ``/tmp``.
+
+Without bubblewrap (``sandbox: none``, or ``auto`` without it) the policy is
+only the resource limits (``limits:``).
 """
 
 from __future__ import annotations
@@ -13,58 +18,105 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import json
+import os
+import shlex
+import shutil
 import sys
 import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from ..sections import SandboxSpec
 from ..settings import Settings
 from ..spec import VariantSpec
-from .sandbox import Sandbox, wanted
+from .limits import Limits
+from .sandbox import SYSTEM, Sandbox, wanted
 
 
 def sandbox_spec(settings: Settings, variant: VariantSpec | None) -> SandboxSpec:
     return (variant.sandbox if variant is not None else None) or settings.sandbox
 
 
+def limits_for(settings: Settings, variant: VariantSpec | None) -> Limits:
+    """The variant's ``limits``, or the experiment's."""
+    return (variant.limits if variant is not None else None) or settings.limits
+
+
 def for_agent(
     settings: Settings, variant: VariantSpec, worktree: Path, shared: Path, git_dir: Path, prompt_file: Path
-) -> Sandbox | None:
-    spec = sandbox_spec(settings, variant)
+) -> Sandbox:
+    """The agent's policy: ``worktree`` (its private repository) writable, ``shared`` (the base objects) read-only."""
+    spec, limits = sandbox_spec(settings, variant), limits_for(settings, variant)
     if not wanted(spec.mode):
-        return None
+        return Sandbox(isolated=False, limits=limits)
+    home = _home_paths(spec)
     return Sandbox(
-        writable=(worktree,),
+        writable=(worktree, *(path for path, writable in home if writable)),
+        readonly=(
+            shared,
+            prompt_file,
+            *_interpreter(settings),
+            *_programs(_agent_commands(variant.agent)),
+            *(path for path, writable in home if not writable),
+        ),
         hidden=(settings.workspace.explore_dir, git_dir, *_holdout(settings)),
-        # Explicitly: the shared base objects and the interpreter may live where /tmp is made private.
-        readonly=(shared, prompt_file, *_interpreter()),
-        extra_writable=tuple(Path(p) for p in spec.writable),
         network=True,
+        limits=limits,
     )
 
 
-def for_scoring(settings: Settings, folder: Path, git_dir: Path) -> Sandbox | None:
+def for_scoring(settings: Settings, folder: Path, git_dir: Path, trial: str) -> Sandbox:
     spec = settings.sandbox
+    limits = limits_for(settings, settings.trial(trial).variant if settings.has_trial(trial) else None)
     if not wanted(spec.mode):
-        return None
+        return Sandbox(isolated=False, limits=limits)
+    commands = (settings.score.command, settings.score.setup, settings.worktree.setup)
     return Sandbox(
         writable=(folder,),
+        readonly=(*_interpreter(settings), *_programs(c for c in commands if c)),
         hidden=(settings.workspace.explore_dir, git_dir, *_holdout(settings)),
-        readonly=_interpreter(),
         network=spec.scoring_network,
+        limits=limits,
     )
 
 
-def _interpreter() -> tuple[Path, ...]:
+def _home_paths(spec: SandboxSpec) -> list[tuple[Path, bool]]:
+    """``sandbox.home``'s paths, expanded; a missing folder is made, so an agent CLI keeps what it writes there.
+
+    A missing path whose name has a suffix (``~/.claude.json``) is taken
+    for a file, and shared only once it exists.
+    """
+    paths = []
+    for entry in spec.home:
+        path = Path(entry.path).expanduser()
+        if not path.exists() and not path.suffix:
+            path.mkdir(parents=True, exist_ok=True)
+        paths.append((path, entry.writable))
+    return paths
+
+
+def _interpreter(settings: Settings) -> tuple[Path, ...]:
     """The Python environment that runs ``{python}``: it must stay visible (read-only) inside the sandbox.
 
     Its prefix and every folder on its import path: an editable install of
     the project or of this plugin lives outside site-packages, possibly
-    under ``/tmp``, which the sandbox replaces with a private one.
+    under ``/tmp``, which the sandbox replaces with a private one.  Left out:
+    folders in the user's repository (pytest puts its root on the import
+    path) other than a virtualenv there, and the home folder or ``/`` itself.
     """
-    folders = {sys.prefix, sys.base_prefix, *(p for p in sys.path if p and Path(p).is_dir())}
-    folders.update(_editable_sources())
-    return tuple(sorted(Path(p) for p in folders))
+    prefixes = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
+    folders = {*prefixes, *(Path(p).resolve() for p in sys.path if p and Path(p).is_dir())}
+    folders.update(Path(p) for p in _editable_sources())
+    repo, home = settings.workspace.repo_root.resolve(), Path.home().resolve()
+
+    def shown(folder: Path) -> bool:
+        if folder == home or folder in home.parents or folder in repo.parents:
+            return False
+        in_prefix = any(folder == p or p in folder.parents for p in prefixes)
+        return in_prefix or not (folder == repo or repo in folder.parents)
+
+    return tuple(sorted(f for f in folders if shown(f)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -80,6 +132,75 @@ def _editable_sources() -> frozenset[str]:
         if direct.get("dir_info", {}).get("editable") and url.startswith("file://"):
             sources.add(urllib.parse.unquote(url.removeprefix("file://")))
     return frozenset(p for p in sources if Path(p).is_dir())
+
+
+def _agent_commands(agent: Mapping[str, Any]) -> list[str]:
+    """The commands an agent's settings name: a command agent's ``run``, a CLI backend's ``executable``."""
+    commands = [
+        agent.get("run"),
+        shlex.quote(agent["executable"]) if isinstance(agent.get("executable"), str) else None,
+    ]
+    return [c for c in commands if isinstance(c, str)]
+
+
+def _programs(commands: Iterable[str]) -> list[Path]:
+    """The folders of the programs the commands start with, found on ``PATH`` as the shell would.
+
+    A CLI installed under ``/tmp`` or a home folder must still run in the
+    sandbox: its install folder (``~/.npm-global`` for ``bin/claude``), the
+    folder its link points into, and those of its ``#!`` interpreter
+    (``#!/usr/bin/env node`` on an nvm install) are shown read-only.
+    """
+    folders: list[Path] = []
+    for command in commands:
+        program = _first_program(command)
+        found = shutil.which(program) if program else None
+        if found is None:
+            continue
+        for executable in (Path(found), *_interpreter_of(Path(found))):
+            for path in {executable, executable.resolve()}:
+                folders.extend(_install_folder(path))
+    return folders
+
+
+def _first_program(command: str) -> str | None:
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    words = [w for w in words if not ("=" in w and w.split("=", 1)[0].isidentifier())]  # FOO=1 claude ...
+    return words[0] if words else None
+
+
+def _interpreter_of(program: Path) -> Iterator[Path]:
+    """The program named by the ``#!`` line of a script (through ``env``), if any."""
+    try:
+        with program.open("rb") as file:
+            line = file.readline(256)
+    except OSError:
+        return
+    words = line[2:].decode(errors="replace").split() if line.startswith(b"#!") else []
+    if words and Path(words[0]).name == "env":
+        words = [w for w in words[1:] if not w.startswith("-")]
+    found = shutil.which(words[0]) if words else None
+    if found is not None:
+        yield Path(found)
+
+
+def _install_folder(path: Path) -> list[Path]:
+    """What to show of an executable: the prefix above its ``bin`` folder, else its folder, else itself.
+
+    Never a folder holding the home folder or the working folder of this
+    process (``~/bin/claude`` shows ``~/bin``, not ``~``) nor one inside the
+    latter (the user's repository); nothing of the system folders, shown anyway.
+    """
+    if any(path == s or s in path.parents for s in SYSTEM):
+        return []
+    home, here = Path.home().resolve(), Path(os.getcwd()).resolve()
+    for folder in (path.parent.parent, path.parent) if path.parent.name == "bin" else (path.parent,):
+        if not any(folder == p or folder in p.parents for p in (home, here)) and here not in folder.parents:
+            return [folder]
+    return [path]
 
 
 def _holdout(settings: Settings) -> list[Path]:

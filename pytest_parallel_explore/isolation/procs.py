@@ -23,8 +23,10 @@ import dataclasses
 import logging
 import os
 import re
+import resource
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -33,12 +35,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .sandbox import Sandbox
+from .limits import NO_LIMITS, CappedLog, Limits, Watch
+from .sandbox import Prepared, Sandbox
 
 _log = logging.getLogger(__name__)
 
 #: How long a process group gets between SIGTERM and SIGKILL.
 KILL_GRACE_SECONDS = 3.0
+#: How long the output a command left in its pipe may take to reach its log once the command ended.
+_DRAIN_SECONDS = 0.5
 
 #: Environment variables of the outer pytest run that must not leak into the
 #: commands we start (an inner pytest would think it is an xdist worker).
@@ -69,6 +74,7 @@ class Finished:
     timed_out: bool
     seconds: float
     stdout: str = ""
+    limit: str | None = None  # the resource limit the command hit and was stopped for (``memory 8G``)
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -169,17 +175,39 @@ def run_owned(
     process of the group is left running when this returns or raises, nor any
     process that left the group (see :func:`become_subreaper`).  With
     ``sandbox`` the command runs inside it (raises
-    :class:`~pytest_parallel_explore.isolation.sandbox.SandboxUnavailable` without bubblewrap).
-    ``pass_fds``: file descriptors the command inherits (a pipe it reports on).
+    :class:`~pytest_parallel_explore.isolation.sandbox.SandboxUnavailable` without bubblewrap)
+    and under its limits: a command that hits one is stopped and
+    :attr:`Finished.limit` names it.  ``pass_fds``: file descriptors the
+    command inherits (a pipe it reports on).
     """
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-    if sandbox is not None:
-        argv = sandbox.wrap(argv, cwd)
-    argv = [*_GATE, *argv]
+    limits = sandbox.limits if sandbox is not None else NO_LIMITS
+    with contextlib.ExitStack() as stack:
+        prepared = (
+            stack.enter_context(sandbox.prepare(argv, cwd, env)) if sandbox is not None else Prepared(argv, (), (cwd,))
+        )
+        return _run(prepared, cwd, env, timeout, stdin, output, capture, limits, tuple(pass_fds))
+
+
+def _run(
+    prepared: Prepared,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    stdin: str | None,
+    output: Path | None,
+    capture: bool,
+    limits: Limits,
+    pass_fds: tuple[int, ...],
+) -> Finished:
+    argv = [*_GATE, *prepared.argv]
     log: IO[bytes] | None = output.open("ab") if output is not None else None
-    stdout: int | IO[bytes] = subprocess.PIPE if capture else (log or subprocess.DEVNULL)
+    # A pipe (the built-in agent's run_command reads one) is bounded by its reader; a log file by the limit.
+    capped = CappedLog(log, limits.output) if log is not None and limits.output and _is_file(log) else None
+    stdout: int | IO[bytes] = subprocess.PIPE if capture else (capped.pipe() if capped else log or subprocess.DEVNULL)
     started = time.monotonic()
     proc: subprocess.Popen[bytes] | None = None
+    watch: Watch | None = None
     try:
         try:
             proc = _commands.spawn(
@@ -189,20 +217,26 @@ def run_owned(
                 stdin=subprocess.PIPE,
                 stdout=stdout,
                 stderr=subprocess.STDOUT if not capture else (log or subprocess.DEVNULL),
-                pass_fds=tuple(pass_fds),
+                pass_fds=(*prepared.pass_fds, *pass_fds),
             )
         except OSError as exc:  # the executable itself is missing or not runnable
             if log is not None:
                 log.write(f"could not start {argv[0]!r}: {exc}\n".encode())
             return Finished(returncode=127, timed_out=False, seconds=0.0)
+        finally:
+            if capped is not None:
+                capped.started()
         _announce(proc.pid, alive=True)
+        if limits.file_size is not None:  # before the gate opens: what the command runs inherits it
+            resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
+        watch = Watch(proc.pid, limits, prepared.written, capped, lambda: _signal_group(proc.pid, signal.SIGKILL))
         try:
             # The first line opens the gate: the command starts only now that its group is announced.
             gate_and_input = b"\n" + (stdin.encode() if stdin is not None else b"")
             out, _ = proc.communicate(gate_and_input, timeout=max(timeout, 0.001))
         except subprocess.TimeoutExpired:
             kill_group(proc)
-            return Finished(None, True, time.monotonic() - started)
+            return Finished(None, True, time.monotonic() - started, limit=watch.stop())
         except BaseException:
             kill_group(proc)
             raise
@@ -210,14 +244,32 @@ def run_owned(
         _signal_group(proc.pid, signal.SIGKILL)
         _announce(proc.pid, alive=False)
         text = out.decode(errors="replace") if out else ""
-        return Finished(proc.returncode, False, time.monotonic() - started, text)
+        if capped is not None:
+            capped.wait(_DRAIN_SECONDS)  # the output the command left in the pipe may go past the limit
+        limit = watch.stop() or _file_size_hit(proc.returncode, limits)
+        return Finished(proc.returncode, False, time.monotonic() - started, text, limit)
     finally:
+        if watch is not None:
+            watch.stop()
         if proc is not None:
             if proc.returncode is None:  # interrupted before its wait began (while announcing it, say)
                 kill_group(proc)
             _commands.leave(proc.pid)
+        if capped is not None:
+            capped.wait(KILL_GRACE_SECONDS)  # what escaped the command is gone by now
         if log is not None:
             log.close()
+
+
+def _is_file(log: IO[bytes]) -> bool:
+    return stat.S_ISREG(os.fstat(log.fileno()).st_mode)
+
+
+def _file_size_hit(returncode: int | None, limits: Limits) -> str | None:
+    """A command killed by SIGXFSZ (or a shell reporting that of its last command) wrote past ``file_size``."""
+    if limits.file_size is not None and returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ):
+        return limits.hit("file_size")
+    return None
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:

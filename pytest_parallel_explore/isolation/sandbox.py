@@ -1,25 +1,43 @@
-"""A bubblewrap sandbox for the commands of an agent or a scoring run.
+"""A bubblewrap sandbox for the commands of an agent or a scoring run: an allow-list of what they see.
 
 A :class:`Sandbox` is a policy: which paths the command may write, which it
-must not see, which stay read-only inside writable ones, and whether it has a
-network.  :meth:`Sandbox.wrap` turns an argv into a ``bwrap`` argv that
-enforces it; :func:`~pytest_parallel_explore.isolation.procs.run_owned` applies it when
-given ``sandbox=``.
+may read, which of those stay hidden, whether it has a network, and the
+resource limits of what it runs.  :meth:`Sandbox.prepare` turns an argv into a
+``bwrap`` argv that enforces it; :func:`~pytest_parallel_explore.isolation.procs.run_owned`
+applies it when given ``sandbox=``.
 
-Inside, the whole filesystem is read-only, ``/dev`` and ``/tmp`` are fresh
-and private, and the command runs in its own pid namespace: ``/proc`` shows
-only the sandbox's processes (no parent process, no parent environment), and
-when the command ends or is killed the namespace goes with it, so nothing it
-started (``setsid``, double forks, SIGTERM-ignoring children) survives.
+Inside, the command sees the system's software read-only (:data:`SYSTEM`:
+``/usr``, ``/bin``, ``/lib*``, ``/etc`` less its secrets, ``/opt``), what
+its policy lists, and nothing else: no ``/run`` (the host's sockets, the
+user's runtime folder), no ``/var``, no home folder, no other trial, no user
+repository.  ``$HOME``, ``/tmp`` and ``$TMPDIR`` are empty folders of its
+own, on disk (so the ``disk`` limit counts them) and removed afterwards;
+``/dev`` and ``/proc`` are fresh, and the command runs in its own pid
+namespace: ``/proc`` shows only the sandbox's processes (no parent process, no
+parent environment), and when the command ends or is killed the namespace
+goes with it, so nothing it started (``setsid``, double forks,
+SIGTERM-ignoring children) survives.  With the network, a seccomp filter
+keeps it from making unix sockets (see :mod:`.seccomp`).
+
+``isolated=False`` is the policy of a command that runs without bubblewrap
+(``sandbox: none``, or ``auto`` without it): only its limits apply.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+
+from .limits import Limits
+from .seccomp import unix_socket_filter
+
+_log = logging.getLogger(__name__)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -31,53 +49,96 @@ def find_bwrap() -> str | None:
     return shutil.which("bwrap")
 
 
+#: The system's software, read-only in every sandbox (those that exist; a symlink stays a symlink).
+SYSTEM = tuple(Path(p) for p in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"))
+
+#: What of ``/etc`` is secret-ish: password hashes, sudo rules, the host's ssh keys, TLS private keys.
+ETC_SECRETS = tuple(
+    Path(p)
+    for p in (
+        "/etc/shadow",
+        "/etc/shadow-",
+        "/etc/gshadow",
+        "/etc/gshadow-",
+        "/etc/sudoers",
+        "/etc/sudoers.d",
+        "/etc/ssh",
+        "/etc/ssl/private",
+    )
+)
+
 # Mounts are emitted parents first; between mounts of the same path, in this order
 # (a later mount goes on top of an earlier one).
-_HIDE, _WRITE, _READ_ONLY = 0, 1, 2
+_LINK, _PRIVATE, _HIDE, _WRITE, _READ_ONLY = 0, 1, 2, 3, 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A command ready to start: its argv, the file descriptors it must inherit, the folders it writes."""
+
+    argv: list[str]
+    pass_fds: tuple[int, ...]
+    written: tuple[Path, ...]
 
 
 @dataclasses.dataclass(frozen=True)
 class Sandbox:
-    """What a sandboxed command may see and change.
+    """What a sandboxed command may see and change, and what it may use.
 
-    ``writable``: paths bound read-write (a worktree, a scoring checkout).
-    ``hidden``: paths replaced by an empty directory (a file by an empty file);
-    a writable or read-only path inside a hidden one is still there.
-    ``readonly``: paths bound read-only again on top of a writable parent
-    (a worktree's ``.git`` file, say).
-    ``extra_writable``: users' additions to ``writable`` (an agent CLI's config
-    directory such as ``~/.claude``); ``~`` is expanded.
+    ``writable``: paths bound read-write (a trial's folder, a scoring checkout).
+    ``readonly``: paths bound read-only, besides :data:`SYSTEM` (the
+    interpreter, a prompt file, an agent CLI's folder), or again read-only on
+    top of a writable parent (a worktree's ``.git`` file, say).
+    ``hidden``: paths inside those replaced by an empty directory (a file by
+    an empty file); a writable or read-only path inside a hidden one is still
+    there.
     ``network``: without it the command gets its own network namespace with
-    only a loopback interface.
+    only a loopback interface; with it, no unix sockets.
+    ``isolated``: False runs the command without bubblewrap, under its
+    ``limits`` only.
 
     Paths that do not exist are skipped.  Paths are resolved (symlinks
-    followed) when the command is wrapped, and mounts are applied parents
+    followed) when the command is prepared, and mounts are applied parents
     first, so nesting works whichever way round it is.
     """
 
     writable: tuple[Path, ...] = ()
-    hidden: tuple[Path, ...] = ()
     readonly: tuple[Path, ...] = ()
-    extra_writable: tuple[Path, ...] = ()
+    hidden: tuple[Path, ...] = ()
     network: bool = True
+    isolated: bool = True
+    limits: Limits = dataclasses.field(default_factory=Limits)
 
-    def wrap(self, argv: Sequence[str], cwd: Path) -> list[str]:
-        """The ``bwrap`` command line that runs ``argv`` in ``cwd`` inside this sandbox.
+    @contextlib.contextmanager
+    def prepare(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> Iterator[Prepared]:
+        """The command that runs ``argv`` in ``cwd`` inside this sandbox, valid until the context ends.
 
-        Raises :class:`SandboxUnavailable` when bubblewrap is not installed.
+        ``env`` gives the paths of ``$HOME`` and ``$TMPDIR`` inside.  Raises
+        :class:`SandboxUnavailable` when bubblewrap is not installed.
         """
+        if not self.isolated:
+            yield Prepared(list(argv), (), (cwd,))
+            return
         bwrap = find_bwrap()
         if bwrap is None:
             raise SandboxUnavailable("the sandbox needs bubblewrap: install the 'bubblewrap' package (bwrap)")
+        private = Path(tempfile.mkdtemp(prefix="explore-sandbox-"))
+        try:
+            with self._seccomp() as fds:
+                args = [bwrap, *self._namespaces(fds), *self._mount_args(private, env)]
+                yield Prepared([*args, "--chdir", str(cwd), "--", *argv], fds, (*self.writable, private))
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+    def _namespaces(self, fds: tuple[int, ...]) -> list[str]:
         args = [
-            bwrap,
-            "--ro-bind", "/", "/",
             "--dev", "/dev",
             "--proc", "/proc",
-            "--tmpfs", "/tmp",
             # Own pid namespace: /proc shows no outside process, and its init
             # going away SIGKILLs everything inside, setsid'd or not.
             "--unshare-pid",
+            # Own System V IPC: no shared memory segment or message queue of the host's.
+            "--unshare-ipc",
             # SIGKILL the sandbox when bwrap dies (our process-group kill reaches bwrap).
             "--die-with-parent",
             # No controlling terminal to push keystrokes into (TIOCSTI); run_owned
@@ -89,27 +150,67 @@ class Sandbox:
         ]  # fmt: skip
         if not self.network:
             args.append("--unshare-net")  # bwrap brings up loopback in the new namespace
-        for path, kind in self._mounts():
-            target = str(path)
-            if kind == _HIDE:
-                args += ["--tmpfs", target] if path.is_dir() else ["--ro-bind", os.devnull, target]
-            elif kind == _WRITE:
-                args += ["--bind-try", target, target]
-            else:
-                args += ["--ro-bind-try", target, target]
-        args += ["--chdir", str(cwd), "--", *argv]
+        for fd in fds:
+            args += ["--seccomp", str(fd)]
         return args
 
-    def _mounts(self) -> Iterator[tuple[Path, int]]:
-        """Existing paths with their kind, parents before children, hidden before writable before read-only."""
+    @contextlib.contextmanager
+    def _seccomp(self) -> Iterator[tuple[int, ...]]:
+        """The unix-socket filter in a memory file for bwrap to read, when the command shares the host's network."""
+        program = unix_socket_filter() if self.network else None
+        if program is None:
+            if self.network:
+                _log.warning("no seccomp filter on this machine: sandboxed commands can reach abstract unix sockets")
+            yield ()
+            return
+        fd = os.memfd_create("explore-seccomp")  # no close-on-exec flag: bwrap inherits it
+        try:
+            os.write(fd, program)
+            os.lseek(fd, 0, os.SEEK_SET)
+            yield (fd,)
+        finally:
+            os.close(fd)
+
+    def _mount_args(self, private: Path, env: Mapping[str, str]) -> list[str]:
+        args = []
+        for target, kind, source in self._mounts(private, env):
+            if kind == _LINK:  # /bin -> usr/bin on a merged /usr
+                args += ["--symlink", os.readlink(target), str(target)]
+            elif kind == _PRIVATE:
+                args += ["--bind", str(source), str(target)]
+            elif kind == _HIDE:
+                args += ["--tmpfs", str(target)] if target.is_dir() else ["--ro-bind", os.devnull, str(target)]
+            elif kind == _WRITE:
+                args += ["--bind-try", str(target), str(target)]
+            else:
+                args += ["--ro-bind-try", str(target), str(target)]
+        return args
+
+    def _mounts(self, private: Path, env: Mapping[str, str]) -> list[tuple[Path, int, Path]]:
+        """(target, kind, source) of every mount, parents before children, in kind order at the same path."""
+        mounts: set[tuple[Path, int, Path]] = set()
+        for name, where in {"home": env.get("HOME"), "tmp": "/tmp", "tmpdir": env.get("TMPDIR")}.items():
+            target = Path(os.path.normpath(where)) if where and os.path.isabs(where) else None
+            if target is not None and not any(target == s or target in s.parents for s in SYSTEM):
+                (private / name).mkdir()
+                mounts.add((target, _PRIVATE, private / name))
         wanted = [
-            *((path, _HIDE) for path in self.hidden),
+            *((path, _HIDE) for path in (*ETC_SECRETS, *self.hidden)),
             *((path, _WRITE) for path in self.writable),
-            *((path.expanduser(), _WRITE) for path in self.extra_writable),
-            *((path, _READ_ONLY) for path in self.readonly),
+            *((path, _READ_ONLY) for path in (*SYSTEM, *_outside_links(), *self.readonly)),
         ]
-        existing = {(path.resolve(), kind) for path, kind in wanted if path.exists()}
-        yield from sorted(existing, key=lambda item: (len(item[0].parts), item[1], str(item[0])))
+        for path, kind in wanted:
+            if path in SYSTEM and path.is_symlink():
+                mounts.add((path, _LINK, path))
+            elif path.exists():
+                mounts.add((path.resolve(), kind, path.resolve()))
+        return sorted(mounts, key=lambda m: (len(m[0].parts), m[1], str(m[0])))
+
+
+def _outside_links() -> list[Path]:
+    """What the resolver's configuration links to outside ``/etc`` (``/run/systemd/resolve/...``): DNS must work."""
+    target = Path("/etc/resolv.conf").resolve()
+    return [target] if not target.is_relative_to("/etc") else []
 
 
 def wanted(mode: str) -> bool:

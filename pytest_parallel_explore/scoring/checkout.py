@@ -44,7 +44,7 @@ class Scoring:
 
     checkout: Path
     out: Path
-    sandbox: Sandbox | None
+    sandbox: Sandbox
 
 
 @contextlib.contextmanager
@@ -57,7 +57,9 @@ def scoring_checkout(settings: Settings, git: Git, tree: str, name: str) -> Iter
     """
     folder = Path(tempfile.mkdtemp(prefix=f"explore-{settings.experiment}-{name}-"))
     try:
-        scoring = Scoring(folder / "checkout", folder / "out", confinement.for_scoring(settings, folder, git.git_dir))
+        scoring = Scoring(
+            folder / "checkout", folder / "out", confinement.for_scoring(settings, folder, git.git_dir, name)
+        )
         scoring.out.mkdir()
         trees.materialize(git, tree, scoring.checkout)
         prepare_worktree(settings, scoring.checkout, name, holdout=True, sandbox=scoring.sandbox)
@@ -100,5 +102,7 @@ def run_setup_command(
         output=settings.paths.trial_file(name, "_setup.log"),
         sandbox=sandbox,
     )
+    if finished.limit is not None:
+        raise RuntimeError(f"{key} failed (limit: {finished.limit}; see {name}_setup.log): {command}")
     if finished.returncode != 0:
         raise RuntimeError(f"{key} failed (exit {finished.returncode}; see {name}_setup.log): {command}")

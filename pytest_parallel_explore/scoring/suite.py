@@ -110,6 +110,8 @@ def run_test_suite(
     stats.exit_code = finished.returncode
     stats.seconds = round(finished.seconds, 3)
     stats.problem = _problem(finished.returncode, finished.timed_out, stats, settings, log)
+    if finished.limit is not None:  # stopped part-way: what ran is no verdict on the suite
+        stats.problem = f"the test suite hit a resource limit: {finished.limit} (see {log})"
     return stats
 
 

@@ -311,6 +311,8 @@ class WorktreeTools:
                     command, cwd=self.root, env=self.env, timeout=timeout, output=pipe, sandbox=self.sandbox
                 )
         text = output.text()
+        if finished.limit is not None:
+            raise ToolError(f"command stopped: it hit a resource limit ({finished.limit}); output so far:\n{text}")
         if finished.timed_out:
             raise ToolError(f"command timed out after {timeout:g}s and was killed; output so far:\n{text}")
         if output.capped:

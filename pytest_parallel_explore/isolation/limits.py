@@ -1,0 +1,290 @@
+"""Resource limits of an agent's or a scoring run's commands: ``limits: {memory, processes, file_size, disk, output}``.
+
+A hostile or runaway command must not take the machine down with it, nor the
+other trials: each limit, once hit, stops that command alone, and says which
+limit it was (``limit: memory 8G``).  How each is enforced, and why so:
+
+* ``file_size``: ``RLIMIT_FSIZE`` on the command (it works for root, and
+  costs nothing); a write past it kills the writer with ``SIGXFSZ``.
+* ``output``: the command writes into a pipe that the plugin copies into the
+  log, up to the limit; then a note is appended and the command is stopped.
+* ``memory`` and ``processes``: the resident memory and the number of the
+  command's processes, summed over its process tree, checked
+  :data:`POLL_SECONDS` apart.  Not ``RLIMIT_AS`` (node and the JVM reserve
+  far more address space than they use), not ``RLIMIT_NPROC`` (it counts all
+  of a user's processes and never applies to root), and not a cgroup (none is
+  writable on many machines, this one included): the check sees every process
+  of the tree, in the sandbox's pid namespace or not.  A process can exceed
+  the limit by what it allocates between two checks.
+* ``disk``: the size of the folders the command writes (the trial's folder,
+  the sandbox's private ``$HOME`` and ``/tmp``), checked every
+  :data:`DISK_POLL_SECONDS` or more on a large tree.
+
+The defaults stop nothing an honest agent CLI or test suite does; ``null``
+turns a limit off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from ..checks import describe, is_int, unknown_keys
+
+_log = logging.getLogger(__name__)
+
+LIMIT_KEYS = frozenset({"memory", "processes", "file_size", "disk", "output"})
+
+#: Seconds between two checks of a command's memory and process count.
+POLL_SECONDS = 0.25
+#: Seconds between two measures of the folders a command writes (a walk of its files), at least:
+#: a walk that takes longer waits nine times as long, so at most a tenth of the time goes to it.
+DISK_POLL_SECONDS = 1.0
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+_SIZE_EXPECTED = "a size such as 512M, 4G or a number of bytes, or null for no limit"
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one command (with everything it starts) may use; None: no limit."""
+
+    memory: int | None = 8 << 30  # bytes resident, over the process tree
+    processes: int | None = 1024  # processes at once
+    file_size: int | None = 4 << 30  # bytes, the largest file it may write
+    disk: int | None = 20 << 30  # bytes in the folders it writes
+    output: int | None = 100 << 20  # bytes of output kept in its log
+
+    def hit(self, name: str) -> str:
+        """How a hit limit is named in a trial's reason: ``memory 8G``."""
+        value = getattr(self, name)
+        return f"{name} {value}" if name == "processes" else f"{name} {format_size(value)}"
+
+
+NO_LIMITS = Limits(memory=None, processes=None, file_size=None, disk=None, output=None)
+
+
+def format_size(size: int) -> str:
+    """``8589934592`` -> ``8G``: the largest unit that divides it, as a user would write it."""
+    for unit in ("T", "G", "M", "K"):
+        if size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{unit}"
+    return str(size)
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from ``1024``, ``"512M"``, ``"1.5G"``, ``"2GiB"`` (binary units); ValueError otherwise."""
+    if is_int(value) and value > 0:
+        return value
+    match = _SIZE.fullmatch(str(value).strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(value)
+    size = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    if size <= 0:
+        raise ValueError(value)
+    return size
+
+
+def parse_limits(raw: Any, default: Limits, where: str, problems: list[str]) -> Limits:
+    """``limits: {memory: 4G, processes: 512, file_size: 1G, disk: 2G, output: 20M}``, on top of ``default``."""
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected a mapping ({', '.join(sorted(LIMIT_KEYS))}), got {describe(raw)}")
+        return default
+    problems.extend(unknown_keys(raw, LIMIT_KEYS, where + "."))
+    values: dict[str, int | None] = {}
+    for key in (k for k in raw if k in LIMIT_KEYS):
+        value = raw[key]
+        if value is None:
+            values[key] = None
+        elif key == "processes":
+            if is_int(value) and value >= 1:
+                values[key] = value
+            else:
+                problems.append(
+                    f"{where}.{key}: expected a whole number >= 1, or null for no limit, got {describe(value)}"
+                )
+        else:
+            try:
+                values[key] = parse_size(value)
+            except ValueError:
+                problems.append(f"{where}.{key}: expected {_SIZE_EXPECTED}, got {describe(value)}")
+    return dataclasses.replace(default, **values)
+
+
+# Measuring -------------------------------------------------------------------------------------------------
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants alive now, from ``/proc`` (a sandbox's pid namespace included)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, ()))
+    return tree
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes(pids: Iterable[int]) -> int:
+    """The resident memory of ``pids``, summed (pages a parent shares with its forks count once per process)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def folder_bytes(folders: Iterable[Path]) -> int:
+    """The size of the files under ``folders`` (links not followed, each file counted once)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    todo = [str(f) for f in folders]
+    while todo:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    if (info.st_dev, info.st_ino) not in seen:
+                        seen.add((info.st_dev, info.st_ino))
+                        total += info.st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+# Enforcing --------------------------------------------------------------------------------------------------
+
+
+class CappedLog:
+    """The command's output through a pipe into its log, up to ``cap`` bytes; then a note, and the command stopped."""
+
+    def __init__(self, log: IO[bytes], cap: int) -> None:
+        self.log, self.cap = log, cap
+        self.full = threading.Event()
+        self.wake: threading.Event | None = None  # set too once full: the watch that stops the command
+        self._read, self._write = os.pipe()
+        self._thread = threading.Thread(target=self._copy, name="explore-output", daemon=True)
+
+    def pipe(self) -> int:
+        """The write end, for the command."""
+        return self._write
+
+    def started(self) -> None:
+        """The command has its copy of the write end: ours goes, so the copy ends when the command's does."""
+        os.close(self._write)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        try:
+            self._copy_until_the_end()
+        finally:
+            os.close(self._read)  # here, once the end is read: never under the feet of a read
+
+    def _copy_until_the_end(self) -> None:
+        written, writing = 0, True
+        while chunk := os.read(self._read, 1 << 16):
+            if self.full.is_set() or not writing:
+                continue  # drained, so nothing blocks on a full pipe until the command is gone
+            try:
+                if written + len(chunk) > self.cap:
+                    self.log.write(chunk[: self.cap - written])
+                    note = f"\n[explore: output limit {format_size(self.cap)} reached; command stopped]\n"
+                    self.log.write(note.encode())
+                    self.log.flush()
+                    self.full.set()
+                    if self.wake is not None:
+                        self.wake.set()
+                    continue
+                self.log.write(chunk)
+                self.log.flush()
+            except (OSError, ValueError) as exc:  # a full disk, or a log closed: the command goes on, unlogged
+                _log.warning("could not write a command's output to %s: %s", self.log.name, exc)
+                writing = False
+            written += len(chunk)
+
+    def wait(self, seconds: float) -> None:
+        """Wait (up to ``seconds``) for the copy to reach the end of the output: every writer gone."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout=seconds)
+
+
+class Watch:
+    """A thread that checks a running command against its limits and kills its group on the first one hit."""
+
+    def __init__(
+        self, leader: int, limits: Limits, written: Sequence[Path], capped: CappedLog | None, kill: Callable[[], None]
+    ) -> None:
+        self.leader, self.limits, self.written, self.capped, self.kill = leader, limits, written, capped, kill
+        self.hit: str | None = None
+        self._done = threading.Event()  # set when the command ended, or when its output is full
+        if capped is not None:
+            capped.wake = self._done
+        self._thread: threading.Thread | None = None
+        if any(v is not None for v in (limits.memory, limits.processes, limits.disk)) or capped is not None:
+            self._thread = threading.Thread(target=self._run, name="explore-limits", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> str | None:
+        """End the checks; the limit that was hit, if one was."""
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.hit is None and self.capped is not None and self.capped.full.is_set():
+            self.hit = self.limits.hit("output")
+        return self.hit
+
+    def _run(self) -> None:
+        next_disk = 0.0
+        # The first check after a poll's wait: a short command (most are) ends before any costs it.
+        while not self._done.wait(POLL_SECONDS) or self._output_full():
+            started = time.monotonic()
+            disk = started >= next_disk
+            self.hit = self._check(disk)
+            if self.hit is not None:
+                self.kill()
+                return
+            if disk:  # a walk of a large tree is slow: at most a tenth of the time goes to it
+                next_disk = time.monotonic() + max(DISK_POLL_SECONDS, 9 * (time.monotonic() - started))
+
+    def _output_full(self) -> bool:
+        return self.capped is not None and self.capped.full.is_set()
+
+    def _check(self, disk: bool) -> str | None:
+        limits = self.limits
+        if self._output_full():
+            return limits.hit("output")
+        tree = process_tree(self.leader) if limits.processes or limits.memory else []
+        if limits.processes is not None and len(tree) > limits.processes:
+            return limits.hit("processes")
+        if limits.memory is not None and resident_bytes(tree) > limits.memory:
+            return limits.hit("memory")
+        if disk and limits.disk is not None and folder_bytes(self.written) > limits.disk:
+            return limits.hit("disk")
+        return None
