@@ -17,6 +17,8 @@ from typing import Any, TypeGuard
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hms]?)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
+_SIZE = re.compile(r"(\d+)\s*([kmgt]?)i?b?")
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def is_a(value: object, kind: type | tuple[type, ...]) -> bool:
@@ -51,6 +53,20 @@ def parse_duration(value: Any) -> float:
     if seconds <= 0:
         raise ValueError(value)
     return seconds
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from ``4096``, ``"512K"``, ``"100M"``, ``"1G"`` (binary units; ``MB``, ``MiB`` alike); else ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(value)
+        return value
+    match = _SIZE.fullmatch(str(value).strip().lower())
+    if match is None or int(match[1]) < 1:
+        raise ValueError(value)
+    return int(match[1]) * _SIZE_UNITS[match[2]]
 
 
 def unknown_keys(data: Mapping[str, Any], known: Iterable[str], prefix: str) -> list[str]:
@@ -150,6 +166,16 @@ def optional(
         problems.append(f"{prefix}{key}: expected {expected}, got {describe(value)}")
         return None
     return value
+
+
+def size(data: Mapping[str, Any], key: str, prefix: str, problems: list[str]) -> int | None:
+    if data.get(key) is None:
+        return None
+    try:
+        return parse_size(data[key])
+    except ValueError:
+        problems.append(f"{prefix}{key}: expected a size such as 4096, '512K', '100M' or '1G', got {data[key]!r}")
+        return None
 
 
 def duration(data: Mapping[str, Any], key: str, prefix: str, problems: list[str]) -> float | None:

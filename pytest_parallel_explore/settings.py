@@ -25,6 +25,7 @@ from .defaults import (
     DEFAULT_TIMEOUT,
     PORT_RANGE_START,
 )
+from .filelimits import FileLimits
 from .paths import ExperimentPaths, Workspace
 from .sections import SandboxSpec, ScoreSpec, WorktreeSpec
 from .spec import (
@@ -105,6 +106,7 @@ class Settings:
     score: ResolvedScore
     worktree: WorktreeSpec
     sandbox: SandboxSpec  # the experiment's; a variant's own is :func:`.isolation.confinement.sandbox_spec`
+    file_limits: FileLimits  # the experiment's; a variant's own is :meth:`limits_of`
     min_score: float | None
     rerun: bool
     retry_failed: bool
@@ -125,6 +127,10 @@ class Settings:
         return TrialView(
             trial.name, trial.variant, self.experiment, self.paths.worktree(trial.name), self.base_commit, trial.index
         )
+
+    def limits_of(self, variant: VariantSpec) -> FileLimits:
+        """The bounds on what ``variant``'s agent leaves in its worktree: its own, else the experiment's."""
+        return variant.file_limits or self.file_limits
 
     def trial(self, name: str) -> Trial:
         return next(t for t in self.trials if t.name == name)
@@ -248,6 +254,7 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
         score=score,
         worktree=spec.worktree,
         sandbox=spec.sandbox,
+        file_limits=spec.file_limits,
         min_score=config.getoption("explore_min_score"),
         rerun=bool(config.getoption("explore_rerun")),
         max_cost_usd=spec.max_cost_usd,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .checks import describe, duration, optional, positive_int, unknown_keys
+from .filelimits import FileLimits, parse_file_limits
 from .sections import (
     RaceSpec,
     SandboxSpec,
@@ -46,11 +47,12 @@ TOP_KEYS = frozenset(
         "variants",
         "prompt_template",
         "sandbox",
+        "limits",
     }
 )
 #: Trial names the plugin uses for itself.
 RESERVED_NAMES = frozenset({"baseline"})
-VARIANT_KEYS = frozenset({"description", "agent", "timeout", "sandbox"})
+VARIANT_KEYS = frozenset({"description", "agent", "timeout", "sandbox", "limits"})
 
 
 class BackendSettings(Protocol):
@@ -74,6 +76,7 @@ class VariantSpec:
     agent: Mapping[str, Any]  # defaults merged with the variant's overrides
     timeout: float | None = None
     sandbox: SandboxSpec | None = None  # None: the experiment's
+    file_limits: FileLimits | None = None  # None: the experiment's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +95,7 @@ class ExperimentSpec:
     worktree: WorktreeSpec = dataclasses.field(default_factory=WorktreeSpec)
     prompt_template: Path | None = None
     sandbox: SandboxSpec = dataclasses.field(default_factory=SandboxSpec)
+    file_limits: FileLimits = dataclasses.field(default_factory=FileLimits)
 
 
 class SpecError(Exception):
@@ -258,6 +262,7 @@ def validate(
     score = parse_score(data.get("score", {}), problems)
     worktree = parse_worktree(data.get("worktree", {}), problems)
     sandbox = parse_sandbox(data.get("sandbox", "auto"), SandboxSpec(), "sandbox", problems)
+    file_limits = parse_file_limits(data.get("limits", {}), FileLimits(), "limits", problems)
     template = optional(data, "prompt_template", str, "a path to a jinja2 template", "", problems)
     template_path = (base_dir / template).resolve() if template else None
     if template_path is not None and not template_path.is_file():
@@ -271,7 +276,9 @@ def validate(
 
     if default_backend is not None:
         defaults = {"backend": default_backend, **defaults}
-    variants = _variants(data.get("variants"), defaults, problems, sandbox, backends, short_form=short_form)
+    variants = _variants(
+        data.get("variants"), defaults, problems, sandbox, file_limits, backends, short_form=short_form
+    )
     if all(_backend(backends, v.agent.get("backend")) is not None for v in variants):
         known = frozenset[str]().union(*(backend.known_keys() for backend in backends.values()))
         problems.extend(unknown_keys(defaults, known, "agent."))
@@ -290,6 +297,7 @@ def validate(
         worktree=worktree,
         prompt_template=template_path,
         sandbox=sandbox,
+        file_limits=file_limits,
     )
 
 
@@ -298,6 +306,7 @@ def _variants(
     defaults: dict[str, Any],
     problems: list[str],
     sandbox: SandboxSpec,
+    file_limits: FileLimits,
     backends: Backends,
     *,
     short_form: bool,
@@ -375,6 +384,9 @@ def _variants(
                 timeout=duration(body, "timeout", where + ".", problems),
                 sandbox=parse_sandbox(body["sandbox"], sandbox, f"{where}.sandbox", problems)
                 if "sandbox" in body
+                else None,
+                file_limits=parse_file_limits(body["limits"], file_limits, f"{where}.limits", problems)
+                if "limits" in body
                 else None,
             )
         )

@@ -332,16 +332,26 @@ class TrialRunner:
             gitops.repair_link(worktree)
         holdout = self.settings.score.holdout
         self._tampered(record, protect.holdout_written(self.worktree, holdout))
-        change = gitops.record_work(
-            self.root,
-            worktree,
-            record.branch,
-            self.settings.base_commit,
-            f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
-            leave=holdout,
-            skip=[*self.settings.worktree.copy, *record.setup_files],
-            unchanged=self._unchanged,
-        )
+        try:
+            change = gitops.record_work(
+                self.root,
+                worktree,
+                record.branch,
+                self.settings.base_commit,
+                f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
+                leave=holdout,
+                skip=[*self.settings.worktree.copy, *record.setup_files],
+                unchanged=self._unchanged,
+                limits=self.settings.limits_of(self.trial.variant),
+            )
+        except trees.LimitExceeded as exc:  # nothing of the work was stored: the trial fails, the run goes on
+            record.agent_failure = f"limit: {exc}"
+            return
+        if change.left_out:
+            shown = ", ".join(change.left_out[:5]) + (
+                f" and {len(change.left_out) - 5} more" if len(change.left_out) > 5 else ""
+            )
+            record.flags.append(f"left out of the commit: names with control characters or not UTF-8: {shown}")
         record.commit = change.commit
         record.diff = DiffStats(len(change.files), change.insertions, change.deletions, change.files)
         gitops.write_patch(

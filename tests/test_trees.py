@@ -88,14 +88,14 @@ def test_a_snapshot_skips_reading_unchanged_files_and_still_sees_a_change_that_h
         handle.write("B")
     os.utime(repo / "b.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
     read: list[str] = []
-    disk_entry = trees._disk_entry
-    monkeypatch.setattr(trees, "_disk_entry", lambda root, path: read.append(path) or disk_entry(root, path))
+    read_file = trees._read_file
+    monkeypatch.setattr(trees, "_read_file", lambda fd, name, path, *more: read.append(path) or read_file(fd, name, path, *more))
 
-    tree = trees.tree_of_files(sealed, base, unchanged=snapshot)
+    tree = trees.tree_of_files(sealed, base, unchanged=snapshot).tree
 
     assert read == ["b.txt"]  # a.txt and c.txt were not read
     assert git(repo, "cat-file", "blob", f"{tree}:b.txt") == "B.txt\n"
-    assert tree == trees.tree_of_files(sealed, base)  # the same tree as reading every file
+    assert tree == trees.tree_of_files(sealed, base).tree  # the same tree as reading every file
 
 
 def test_a_listing_by_object_id_is_kept_but_a_name_is_read_again(repo: Path) -> None:

@@ -14,12 +14,14 @@ import dataclasses
 import fcntl
 import functools
 import hashlib
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import git
 
+from ..filelimits import DEFAULT_FILE_LIMITS, FileLimits
 from . import gitcmd, trees
 from .gitcmd import Git
 
@@ -280,6 +282,7 @@ class Change:
     files: list[str]
     insertions: int
     deletions: int
+    left_out: list[str] = dataclasses.field(default_factory=list)  # see trees.FilesTree
 
 
 def record_work(
@@ -292,6 +295,7 @@ def record_work(
     leave: Sequence[str] = (),
     skip: Sequence[str] = (),
     unchanged: Mapping[str, trees.Stat] | None = None,
+    limits: FileLimits = DEFAULT_FILE_LIMITS,
 ) -> Change:
     """Commit what the worktree's files hold on ``branch``, whatever the agent did to git.
 
@@ -299,24 +303,26 @@ def record_work(
     commit's parent is ``base``; ``branch`` is set to it, and the worktree's
     own ``HEAD`` and index are pointed at it, wherever the agent moved them.
     When nothing changed, the branch stays at ``base``.  ``unchanged``: see
-    :func:`snapshot_worktree`.
+    :func:`snapshot_worktree`.  Files past ``limits`` raise
+    :class:`trees.LimitExceeded` before anything is written.
     """
     git = sealed(root).with_(work_tree=worktree.path)
-    tree = trees.tree_of_files(git, base, leave=leave, skip=skip, unchanged=unchanged)
+    files = trees.tree_of_files(git, base, leave=leave, skip=skip, unchanged=unchanged, limits=limits)
+    tree = files.tree
     changed = tree != trees.tree_id(git, base)
     commit = git.run("commit-tree", tree, "-p", base, "-m", message) if changed else base
     set_branch(root, branch, commit)
     admin = Git(worktree.admin)
     admin.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
     admin.with_(index=worktree.admin / "index").run("read-tree", commit)
-    files, insertions, deletions = [], 0, 0
-    numstat = git.run("diff", "--numstat", "--no-renames", "--no-ext-diff", "--no-textconv", base, commit)
-    for line in numstat.splitlines():
+    names, insertions, deletions = [], 0, 0
+    numstat = git.run("diff", "--numstat", "-z", "--no-renames", "--no-ext-diff", "--no-textconv", base, commit)
+    for line in filter(None, numstat.split("\0")):
         added, removed, name = line.split("\t", 2)
-        files.append(name)
+        names.append(name)
         insertions += int(added) if added != "-" else 0
         deletions += int(removed) if removed != "-" else 0
-    return Change(commit, files, insertions, deletions)
+    return Change(commit, names, insertions, deletions, files.left_out)
 
 
 def set_branch(root: Path, branch: str, commit: str) -> None:
@@ -328,7 +334,9 @@ def set_branch(root: Path, branch: str, commit: str) -> None:
 def write_patch(root: Path, base: str, head: str, path: Path) -> None:
     """The trial's whole change as a patch file that ``git apply`` accepts."""
     patch = sealed(root).run_bytes("diff", "--binary", "--no-ext-diff", "--no-textconv", base, head)
-    path.write_bytes(patch)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(patch)
+    os.replace(temporary, path)  # a symlink planted at ``path`` is replaced, never written through
 
 
 def keep_foreign_branch(root: Path, branch: str, base: str) -> list[str]:
