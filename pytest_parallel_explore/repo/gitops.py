@@ -333,9 +333,9 @@ def set_branch(root: Path, branch: str, commit: str) -> None:
 
 def write_patch(root: Path, base: str, head: str, path: Path) -> None:
     """The trial's whole change as a patch file that ``git apply`` accepts."""
-    patch = sealed(root).run_bytes("diff", "--binary", "--no-ext-diff", "--no-textconv", base, head)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(patch)
+    # Written by git as it goes: the patch of an agent's work can be far bigger than memory should hold.
+    sealed(root).run("diff", "--binary", "--no-ext-diff", "--no-textconv", f"--output={temporary}", base, head)
     os.replace(temporary, path)  # a symlink planted at ``path`` is replaced, never written through
 
 
