@@ -345,7 +345,8 @@ class TrialRunner:
                 limits=self.settings.limits_of(self.trial.variant),
             )
         except trees.LimitExceeded as exc:  # nothing of the work was stored: the trial fails, the run goes on
-            record.agent_failure = f"limit: {exc}"
+            record.agent_failure = "; ".join(filter(None, (record.agent_failure, f"limit: {exc}")))
+            gitops.set_branch(self.root, record.branch, self.settings.base_commit)  # wherever the agent moved it
             return
         if change.left_out:
             shown = ", ".join(change.left_out[:5]) + (
