@@ -4,7 +4,9 @@
 (a private index started from the base commit; ignore rules taken from the
 base commit only; blobs hashed without filters), so the agent's own index,
 ``assume-unchanged``/``skip-worktree`` bits, ``info/exclude`` or edited
-``.gitignore`` files change nothing about what is recorded.
+``.gitignore`` files change nothing about what is recorded.  The files are
+hostile input, read like a file-format library reads an archive: through
+directory descriptors and ``O_NOFOLLOW``, names checked, sizes bounded.
 :func:`materialize` writes a tree into a fresh folder byte for byte, again
 without filters or attributes, for the sealed scoring checkout.
 """
