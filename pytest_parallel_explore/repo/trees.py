@@ -352,7 +352,7 @@ def _read_file(
         mode = "100755" if info.st_mode & 0o111 else "100644"
         limit = budget.limits.file_size
         if info.st_size <= limit:
-            content = _read_up_to(handle, limit + 1)
+            content = _read_up_to(handle, info.st_size, limit + 1)
             if len(content) > limit:
                 raise budget.too_big(path, len(content))
             return mode, _blob_id(digest, content), content
@@ -372,13 +372,12 @@ def _read_file(
 _CHUNK = 1 << 20
 
 
-def _read_up_to(handle: int, size: int) -> bytes:
-    chunks = []
-    left = size
-    while left > 0 and (chunk := os.read(handle, min(left, _CHUNK))):
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+def _read_up_to(handle: int, expected: int, size: int) -> bytes:
+    """At most ``size`` bytes of a file ``fstat`` said has ``expected``: one read, so a big file is held once."""
+    data = os.read(handle, min(expected + 1, size))  # one byte more shows a file that grew since
+    while len(data) < size and (chunk := os.read(handle, min(size - len(data), _CHUNK))):
+        data += chunk
+    return data
 
 
 def _blob_id(digest: Callable[[bytes], Hash], content: bytes) -> str:
@@ -403,7 +402,9 @@ def _new_objects(git: Git) -> Iterator[Callable[[bytes], None]]:
 
             def store(content: bytes) -> None:
                 if not feed:
-                    feed.append(stack.enter_context(git.with_(objects=staging).feed("fast-import", "--quiet")))
+                    # Blobs over 1 MiB are streamed to the pack, not held again in fast-import's memory.
+                    importer = git.with_(objects=staging).feed("fast-import", "--quiet", "--big-file-threshold=1m")
+                    feed.append(stack.enter_context(importer))
                 feed[0].write(b"blob\ndata %d\n" % len(content))
                 feed[0].write(content)
                 feed[0].write(b"\n")
