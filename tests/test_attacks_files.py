@@ -44,6 +44,8 @@ ATTACKS: dict[str, tuple[str, dict[str, Any] | None]] = {
     "symlinked_folder": ('rm -r data && ln -s "$EXPLORE_OUTSIDE" data', None),
     "too_many_files": ('for i in $(seq 30); do echo "MANY-FILES-MARKER $i" > many_$i.txt; done', {"files": 20}),
     "too_big_file": ("python3 -c \"open('big.txt', 'w').write('BIG-FILE-MARKER ' * 500)\"", {"file_size": "1K"}),
+    # Only without the sandbox can an agent reach the results folder; there, its link must not redirect a write.
+    "patch_symlink": ('ln -s "$EXPLORE_PRECIOUS" "$EXPLORE_RESULTS/patch_symlink.patch" || true', None),
     "huge_patch": ("python3 -c \"open('huge.txt', 'w').write('HUGE-PATCH-LINE\\n' * 100000)\"", None),
 }
 
@@ -55,6 +57,7 @@ def outside(victim: Project, tmp_path: Path) -> Path:  # noqa: F811
     folder.mkdir()
     (folder / "secret.txt").write_text(SECRET)
     (folder / "config.txt").write_text(SECRET)
+    (folder / "precious.txt").write_text("the user's precious file\n")
     victim.write({"data/config.txt": "config = 1\n"})
     victim.git("add", "data/config.txt")
     victim.git("commit", "-q", "-m", "data", "--", "data/config.txt")
@@ -88,6 +91,8 @@ def test_no_file_an_agent_leaves_harms_the_repository_or_the_run(
     monkeypatch.setenv("EXPLORE_SECRET", str(outside / "secret.txt"))
     monkeypatch.setenv("EXPLORE_OUTSIDE", str(outside))
     monkeypatch.setenv("EXPLORE_ROOT", str(victim.path))
+    monkeypatch.setenv("EXPLORE_PRECIOUS", str(outside / "precious.txt"))
+    monkeypatch.setenv("EXPLORE_RESULTS", str(victim.experiment_dir() / "results"))
     base = victim.git("rev-parse", "HEAD").strip()
     variants = victim.variants(spec_with_attacks(victim, sandbox))
     before = repository_state(victim)
@@ -96,7 +101,8 @@ def test_no_file_an_agent_leaves_harms_the_repository_or_the_run(
 
     trials = victim.trials()
     output = result.stdout.str()
-    for name in ("a_honest", "newline_names", "non_utf8_name", "symlink_to_secret", "symlinked_folder", "huge_patch"):
+    honest = ("a_honest", "newline_names", "non_utf8_name", "symlink_to_secret", "symlinked_folder", "patch_symlink")
+    for name in (*honest, "huge_patch"):
         trial = trials[name]
         assert (trial["status"], trial["score"]) == ("done", pytest.approx(HONEST_SCORE)), (name, trial, output)
         assert "return a * b" in victim.git("show", f"explore/calc/{name}:calc.py")
@@ -125,6 +131,10 @@ def test_no_file_an_agent_leaves_harms_the_repository_or_the_run(
     for name in ("too_many_files", "too_big_file"):
         assert victim.git("rev-parse", f"explore/calc/{name}").strip() == base
     assert "MANY-FILES-MARKER" not in objects and "BIG-FILE-MARKER" not in objects
+    # The plugin's own files replace what the agent planted in their place; nothing is written through a link.
+    assert (outside / "precious.txt").read_text() == "the user's precious file\n"
+    patch = victim.experiment_dir() / "results" / "patch_symlink.patch"
+    assert not patch.is_symlink() and "return a * b" in patch.read_text()
     # A patch too big to show is cut in the page, and says where all of it is.
     page = (victim.experiment_dir() / "results" / "report.html").read_text()
     assert "the first 1,048,576 are shown, all of it is in huge_patch.patch" in page

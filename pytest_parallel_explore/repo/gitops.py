@@ -15,6 +15,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -333,10 +334,14 @@ def set_branch(root: Path, branch: str, commit: str) -> None:
 
 def write_patch(root: Path, base: str, head: str, path: Path) -> None:
     """The trial's whole change as a patch file that ``git apply`` accepts."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # Written by git as it goes: the patch of an agent's work can be far bigger than memory should hold.
-    sealed(root).run("diff", "--binary", "--no-ext-diff", "--no-textconv", f"--output={temporary}", base, head)
-    os.replace(temporary, path)  # a symlink planted at ``path`` is replaced, never written through
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # a new file, not a planted one
+    os.close(fd)
+    try:
+        # Written by git as it goes: the patch of an agent's work can be far bigger than memory should hold.
+        sealed(root).run("diff", "--binary", "--no-ext-diff", "--no-textconv", f"--output={temporary}", base, head)
+        os.replace(temporary, path)  # a symlink planted at ``path`` is replaced, never written through
+    finally:
+        Path(temporary).unlink(missing_ok=True)
 
 
 def keep_foreign_branch(root: Path, branch: str, base: str) -> list[str]:
