@@ -96,4 +96,4 @@ def test_feed_writes_objects_to_a_private_folder_and_a_failing_block_stops_git(t
     with pytest.raises(RuntimeError), sealed.feed("fast-import", "--quiet", "--done") as stdin:
         stdin.write(b"blob\ndata 4\nhalf")
         raise RuntimeError("stopped half way")
-    assert not (repo / ".git" / "fast_import_crash").exists() and not list((repo / ".git").glob("fast_import_crash_*"))
+    assert not list((repo / ".git").glob("fast_import_crash_*"))  # git was killed, not left to die on half a stream
