@@ -128,6 +128,10 @@ class Settings:
             trial.name, trial.variant, self.experiment, self.paths.worktree(trial.name), self.base_commit, trial.index
         )
 
+    def limits_of(self, variant: VariantSpec | None) -> Limits:
+        """``variant``'s own ``limits``, else the experiment's."""
+        return (variant.limits if variant is not None else None) or self.limits
+
     def trial(self, name: str) -> Trial:
         return next(t for t in self.trials if t.name == name)
 

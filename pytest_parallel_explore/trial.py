@@ -341,16 +341,28 @@ class TrialRunner:
         self._tampered(record, self._restore_repository())
         holdout = self.settings.score.holdout
         self._tampered(record, protect.holdout_written(self.worktree, holdout))
-        change = gitops.record_work(
-            self.root,
-            self.worktree,
-            record.branch,
-            self.settings.base_commit,
-            f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
-            leave=holdout,
-            skip=[*self.settings.worktree.copy, *record.setup_files],
-            unchanged=self._unchanged,
-        )
+        try:
+            change = gitops.record_work(
+                self.root,
+                self.worktree,
+                record.branch,
+                self.settings.base_commit,
+                f"explore {self.settings.experiment}: {self.trial.name}\n\n{self.trial.variant.description}",
+                leave=holdout,
+                skip=[*self.settings.worktree.copy, *record.setup_files],
+                unchanged=self._unchanged,
+                limits=self.settings.limits_of(self.trial.variant),
+            )
+        except trees.LimitExceeded as exc:  # nothing of the work was stored: the trial fails, the run goes on
+            record.agent_failure = "; ".join(filter(None, (record.agent_failure, f"limit: {exc}")))
+            gitops.set_branch(self.root, record.branch, self.settings.base_commit)
+            private.reset_git(self.worktree, self._shared_base(), record.branch)
+            return
+        if change.left_out:
+            shown = ", ".join(change.left_out[:5]) + (
+                f" and {len(change.left_out) - 5} more" if len(change.left_out) > 5 else ""
+            )
+            record.flags.append(f"left out of the commit: names with control characters or not UTF-8: {shown}")
         record.commit = change.commit
         record.diff = DiffStats(len(change.files), change.insertions, change.deletions, change.files)
         gitops.write_patch(

@@ -80,3 +80,20 @@ def test_a_filter_planted_after_an_earlier_call_is_still_neutralised(tmp_path: P
     assert not marker.exists()
     subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)  # the trap is real
     assert marker.exists()
+
+
+def test_feed_writes_objects_to_a_private_folder_and_a_failing_block_stops_git(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    sealed = Git(repo / ".git", objects=staging)
+
+    with sealed.feed("hash-object", "-w", "--stdin") as stdin:
+        stdin.write(b"fed\n")
+
+    assert [p.name for p in staging.iterdir()] and not [p for p in (repo / ".git" / "objects").glob("??")]
+    with pytest.raises(RuntimeError), sealed.feed("fast-import", "--quiet", "--done") as stdin:
+        stdin.write(b"blob\ndata 4\nhalf")
+        raise RuntimeError("stopped half way")
+    assert not list((repo / ".git").glob("fast_import_crash_*"))  # git was killed, not left to die on half a stream

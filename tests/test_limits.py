@@ -32,6 +32,9 @@ def test_limits_go_on_top_of_the_defaults_and_null_turns_one_off() -> None:
     variant = parse_limits({"output": "20M"}, limits, "variants.a.limits", problems)
     assert (variant.memory, variant.disk, variant.output) == (4 << 30, None, 20 << 20)
     assert variant.hit("output") == "output 20M" and variant.hit("processes") == "processes 1024"
+    stored = parse_limits({"files": 10, "trial_size": "1M"}, variant, "variants.a.limits", problems)
+    assert (stored.files, stored.trial_size, stored.output) == (10, 1 << 20, 20 << 20)
+    assert problems == [] and stored.hit("files") == "files 10"
 
 
 def test_bad_limits_are_each_named() -> None:
@@ -46,7 +49,8 @@ def test_bad_limits_are_each_named() -> None:
     ]
     parse_limits("4G", Limits(), "variants.a.limits", problems)
     assert problems[-1] == (
-        "variants.a.limits: expected a mapping (disk, file_size, memory, output, processes), got '4G'"
+        "variants.a.limits: expected a mapping "
+        "(disk, file_size, files, memory, output, processes, trial_size), got '4G'"
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_parallel_explore.isolation.limits import Limits
 from pytest_parallel_explore.repo import trees
 from pytest_parallel_explore.repo.gitcmd import Git, GitFailed
 
@@ -88,14 +89,16 @@ def test_a_snapshot_skips_reading_unchanged_files_and_still_sees_a_change_that_h
         handle.write("B")
     os.utime(repo / "b.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
     read: list[str] = []
-    disk_entry = trees._disk_entry
-    monkeypatch.setattr(trees, "_disk_entry", lambda root, path: read.append(path) or disk_entry(root, path))
+    read_file = trees._read_file
+    monkeypatch.setattr(
+        trees, "_read_file", lambda fd, name, path, *more: read.append(path) or read_file(fd, name, path, *more)
+    )
 
-    tree = trees.tree_of_files(sealed, base, unchanged=snapshot)
+    tree = trees.tree_of_files(sealed, base, unchanged=snapshot).tree
 
     assert read == ["b.txt"]  # a.txt and c.txt were not read
     assert git(repo, "cat-file", "blob", f"{tree}:b.txt") == "B.txt\n"
-    assert tree == trees.tree_of_files(sealed, base)  # the same tree as reading every file
+    assert tree == trees.tree_of_files(sealed, base).tree  # the same tree as reading every file
 
 
 def test_a_listing_by_object_id_is_kept_but_a_name_is_read_again(repo: Path) -> None:
@@ -114,3 +117,167 @@ def test_a_listing_by_object_id_is_kept_but_a_name_is_read_again(repo: Path) -> 
     assert sorted(trees.tree_entries(sealed, "HEAD")) == ["a.txt", "b.txt"]
     assert trees.tree_id(sealed, first) == git(repo, "rev-parse", f"{first}^{{tree}}").strip()
     assert trees.tree_id(sealed, "HEAD") == git(repo, "rev-parse", "HEAD^{tree}").strip()
+
+
+# -- tree_of_files: the agent's files are hostile input ------------------------------------------------
+
+SECRET = b"the-secret-4f1c9b"
+
+
+def every_object(repo: Path) -> bytes:
+    """The content of every object of ``repo``'s store, to search for what must not be there."""
+    return subprocess.run(
+        ["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, check=True, capture_output=True
+    ).stdout
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def object_ids(repo: Path) -> set[str]:
+    listing = git(repo, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)")
+    return set(listing.split())
+
+
+@pytest.fixture
+def based(repo: Path, tmp_path: Path) -> tuple[Path, str, Path]:
+    """A repository with a committed ``data/config.txt``, and a secret file outside it."""
+    (repo / "data").mkdir()
+    (repo / "data" / "config.txt").write_text("config\n")
+    (repo / "keep.txt").write_text("keep\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.txt").write_bytes(SECRET)
+    (outside / "secret.txt").write_bytes(SECRET)
+    return repo, git(repo, "rev-parse", "HEAD").strip(), outside
+
+
+def entries(repo: Path, tree: str) -> dict[str, tuple[str, str]]:
+    return trees.tree_entries(Git(repo / ".git"), tree)
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        (b"x\n{secret}", "'x\\n{secret}'"),  # git's --stdin-paths would read the secret's path as a line
+        (b"tab\there.py", "'tab\\there.py'"),
+        (b"bell\x07.py", "'bell\\x07.py'"),
+        (b"del\x7f.py", "'del\\x7f.py'"),
+        (b"latin-\xe9.py", "b'latin-\\xe9.py'"),  # not UTF-8
+    ],
+)
+def test_a_file_name_that_cannot_be_recorded_safely_is_left_out_and_named(
+    based: tuple[Path, str, Path], name: bytes, shown: str
+) -> None:
+    repo, base, outside = based
+    secret = os.fsencode(outside / "secret.txt")
+    raw = os.fsencode(repo) + b"/" + name.replace(b"{secret}", secret)
+    os.makedirs(os.path.dirname(raw), exist_ok=True)
+    with open(raw, "wb") as handle:
+        handle.write(b"agent\n")
+    with open(os.fsencode(repo) + b"/x", "wb") as handle:  # for "x\n<path>": the line before the secret's
+        handle.write(b"x\n")
+    (repo / "good.py").write_text("good\n")
+
+    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base)
+
+    assert files.left_out == [shown.replace("{secret}", str(outside / "secret.txt"))]
+    assert sorted(entries(repo, files.tree)) == ["data/config.txt", "good.py", "keep.txt", "x"]
+    assert SECRET not in every_object(repo)
+
+
+def test_a_symlink_is_recorded_as_one_and_never_read_through(based: tuple[Path, str, Path]) -> None:
+    repo, base, outside = based
+    os.symlink(outside / "secret.txt", repo / "leak.txt")
+    (repo / "keep.txt").unlink()
+    os.symlink(outside / "secret.txt", repo / "keep.txt")  # a base file replaced by a symlink
+
+    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base)
+
+    listing = entries(repo, files.tree)
+    assert listing["leak.txt"][0] == listing["keep.txt"][0] == "120000"
+    assert git(repo, "cat-file", "blob", listing["leak.txt"][1]) == str(outside / "secret.txt")
+    assert SECRET not in every_object(repo)
+
+
+def test_nothing_below_a_symlinked_folder_is_read(based: tuple[Path, str, Path]) -> None:
+    repo, base, outside = based
+    (repo / "data" / "config.txt").unlink()
+    (repo / "data").rmdir()
+    os.symlink(outside, repo / "data")  # data/config.txt is now the secret, through the link
+
+    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base)
+
+    listing = entries(repo, files.tree)
+    assert sorted(listing) == ["data", "keep.txt"]
+    assert listing["data"][0] == "120000"
+    assert SECRET not in every_object(repo)
+
+
+def test_a_fifo_is_not_a_file_and_does_not_hang_the_reader(based: tuple[Path, str, Path]) -> None:
+    repo, base, _outside = based
+    (repo / "keep.txt").unlink()
+    os.mkfifo(repo / "keep.txt")
+    os.mkfifo(repo / "new.pipe")
+
+    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base)
+
+    assert sorted(entries(repo, files.tree)) == ["data/config.txt"]
+
+
+@pytest.mark.parametrize(
+    "limits, reason",
+    [
+        (Limits(files=3), "4 files added or changed (limits.files: 3)"),
+        (Limits(file_size=1000), "'big.bin' has 2000 bytes (limits.file_size: 1000)"),
+        (Limits(trial_size=2000), "more than 2000 bytes added or changed (limits.trial_size: 2000)"),
+    ],
+)
+def test_files_past_a_limit_add_no_object_to_the_repository(
+    based: tuple[Path, str, Path], limits: Limits, reason: str
+) -> None:
+    repo, base, _outside = based
+    for i in range(3):
+        (repo / f"new{i}.txt").write_text(f"new file {i}\n")
+    (repo / "big.bin").write_bytes(b"B" * 2000)
+    (repo / "data" / "config.txt").write_text("changed\n")
+    before = object_ids(repo), files_under(repo / ".git")
+
+    with pytest.raises(trees.LimitExceeded) as raised:
+        trees.tree_of_files(Git(repo / ".git", work_tree=repo), base, limits=limits)
+
+    assert str(raised.value) == reason
+    # No object, and no file of one either (such as the temporary pack of a stopped ``git fast-import``).
+    assert (object_ids(repo), files_under(repo / ".git")) == before
+
+
+def test_a_big_file_of_the_base_that_is_unchanged_is_within_the_limits(based: tuple[Path, str, Path]) -> None:
+    repo, _base, _outside = based
+    (repo / "dataset.bin").write_bytes(b"D" * 5000)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a big file of the user's")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "dataset.bin").chmod(0o755)  # a new mode, the same blob: nothing to store
+
+    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base, limits=Limits(file_size=1000))
+
+    assert entries(repo, files.tree)["dataset.bin"] == ("100755", entries(repo, base)["dataset.bin"][1])
+
+
+def test_many_new_files_are_added_as_one_pack_not_as_loose_objects(based: tuple[Path, str, Path]) -> None:
+    repo, base, _outside = based
+    for i in range(300):
+        (repo / f"new{i}.txt").write_text(f"new file {i}\n")
+    loose_before = git(repo, "count-objects", "-v").splitlines()[0]
+
+    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base)
+
+    assert len(entries(repo, files.tree)) == 302
+    # The 300 blobs are in one pack; only the new trees are loose (written by write-tree).
+    counts = dict(line.split(": ") for line in git(repo, "count-objects", "-v").splitlines())
+    assert int(counts["count"]) - int(loose_before.split(": ")[1]) <= 2
+    assert int(counts["in-pack"]) >= 300
+    assert git(repo, "cat-file", "blob", f"{files.tree}:new299.txt") == "new file 299\n"

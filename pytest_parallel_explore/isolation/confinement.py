@@ -30,7 +30,6 @@ from typing import Any
 from ..sections import SandboxSpec
 from ..settings import Settings
 from ..spec import VariantSpec
-from .limits import Limits
 from .sandbox import SYSTEM, Sandbox, wanted
 
 
@@ -38,16 +37,11 @@ def sandbox_spec(settings: Settings, variant: VariantSpec | None) -> SandboxSpec
     return (variant.sandbox if variant is not None else None) or settings.sandbox
 
 
-def limits_for(settings: Settings, variant: VariantSpec | None) -> Limits:
-    """The variant's ``limits``, or the experiment's."""
-    return (variant.limits if variant is not None else None) or settings.limits
-
-
 def for_agent(
     settings: Settings, variant: VariantSpec, worktree: Path, shared: Path, git_dir: Path, prompt_file: Path
 ) -> Sandbox:
     """The agent's policy: ``worktree`` (its private repository) writable, ``shared`` (the base objects) read-only."""
-    spec, limits = sandbox_spec(settings, variant), limits_for(settings, variant)
+    spec, limits = sandbox_spec(settings, variant), settings.limits_of(variant)
     if not wanted(spec.mode):
         return Sandbox(isolated=False, limits=limits)
     home = _home_paths(spec)
@@ -68,7 +62,7 @@ def for_agent(
 
 def for_scoring(settings: Settings, folder: Path, git_dir: Path, trial: str) -> Sandbox:
     spec = settings.sandbox
-    limits = limits_for(settings, settings.trial(trial).variant if settings.has_trial(trial) else None)
+    limits = settings.limits_of(settings.trial(trial).variant if settings.has_trial(trial) else None)
     if not wanted(spec.mode):
         return Sandbox(isolated=False, limits=limits)
     commands = (settings.score.command, settings.score.setup, settings.worktree.setup)

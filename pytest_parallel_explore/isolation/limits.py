@@ -1,11 +1,16 @@
-"""Resource limits of an agent's or a scoring run's commands: ``limits: {memory, processes, file_size, disk, output}``.
+"""Resource limits of a trial: ``limits: {memory, processes, file_size, disk, output, files, trial_size}``.
 
 A hostile or runaway command must not take the machine down with it, nor the
 other trials: each limit, once hit, stops that command alone, and says which
 limit it was (``limit: memory 8G``).  How each is enforced, and why so:
 
 * ``file_size``: ``RLIMIT_FSIZE`` on the command (it works for root, and
-  costs nothing); a write past it kills the writer with ``SIGXFSZ``.
+  costs nothing); a write past it kills the writer with ``SIGXFSZ``.  The
+  plugin also stores no file of the agent's that is larger (see
+  ``repo.trees``: an agent without a sandbox could have made one anyway).
+* ``files`` and ``trial_size``: what the plugin stores of a trial's files
+  (added or changed), counted while it reads them, before any object is
+  written to the user's repository.
 * ``output``: the command writes into a pipe that the plugin copies into the
   log, up to the limit; then a note is appended and the command is stopped.
 * ``memory`` and ``processes``: the resident memory and the number of the
@@ -40,7 +45,9 @@ from ..checks import describe, is_int, unknown_keys
 
 _log = logging.getLogger(__name__)
 
-LIMIT_KEYS = frozenset({"memory", "processes", "file_size", "disk", "output"})
+LIMIT_KEYS = frozenset({"memory", "processes", "file_size", "disk", "output", "files", "trial_size"})
+#: Limits that count things, not bytes.
+_COUNTS = frozenset({"processes", "files"})
 
 #: Seconds between two checks of a command's memory and process count.
 POLL_SECONDS = 0.25
@@ -59,17 +66,21 @@ class Limits:
 
     memory: int | None = 8 << 30  # bytes resident, over the process tree
     processes: int | None = 1024  # processes at once
-    file_size: int | None = 4 << 30  # bytes, the largest file it may write
+    file_size: int | None = 1 << 30  # bytes, the largest file it may write (and the plugin store)
     disk: int | None = 20 << 30  # bytes in the folders it writes
     output: int | None = 100 << 20  # bytes of output kept in its log
+    files: int | None = 100_000  # files a trial adds or changes
+    trial_size: int | None = 2 << 30  # bytes of all of them together
 
     def hit(self, name: str) -> str:
         """How a hit limit is named in a trial's reason: ``memory 8G``."""
         value = getattr(self, name)
-        return f"{name} {value}" if name == "processes" else f"{name} {format_size(value)}"
+        return f"{name} {value}" if name in _COUNTS else f"{name} {format_size(value)}"
 
 
-NO_LIMITS = Limits(memory=None, processes=None, file_size=None, disk=None, output=None)
+#: The limits of a run whose variants file sets none.
+DEFAULT_LIMITS = Limits()
+NO_LIMITS = Limits(memory=None, processes=None, file_size=None, disk=None, output=None, files=None, trial_size=None)
 
 
 def format_size(size: int) -> str:
@@ -94,7 +105,7 @@ def parse_size(value: Any) -> int:
 
 
 def parse_limits(raw: Any, default: Limits, where: str, problems: list[str]) -> Limits:
-    """``limits: {memory: 4G, processes: 512, file_size: 1G, disk: 2G, output: 20M}``, on top of ``default``."""
+    """``limits: {memory: 4G, processes: 512, file_size: 1G, disk: 2G, output: 20M, files: 1000}``, over ``default``."""
     if not isinstance(raw, dict):
         problems.append(f"{where}: expected a mapping ({', '.join(sorted(LIMIT_KEYS))}), got {describe(raw)}")
         return default
@@ -104,7 +115,7 @@ def parse_limits(raw: Any, default: Limits, where: str, problems: list[str]) -> 
         value = raw[key]
         if value is None:
             values[key] = None
-        elif key == "processes":
+        elif key in _COUNTS:
             if is_int(value) and value >= 1:
                 values[key] = value
             else:

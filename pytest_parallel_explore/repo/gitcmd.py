@@ -87,11 +87,14 @@ class Git:
 
     ``index`` points git at a private index file, so the agent's index
     (``assume-unchanged``, ``skip-worktree``, staged tricks) is never read.
+    ``objects`` is a private object folder that new objects go to (the
+    repository's own are still read), so they can be dropped or kept whole.
     """
 
     git_dir: Path
     work_tree: Path | None = None
     index: Path | None = None
+    objects: Path | None = None
     trusted_filters: frozenset[str] = frozenset()
 
     def with_(self, **changes: object) -> Git:
@@ -143,8 +146,42 @@ class Git:
                 detail = errors.read().decode(errors="replace").strip()
                 raise GitFailed(f"git {' '.join(args[:3])} failed (exit {returncode}): {detail}")
 
+    @contextlib.contextmanager
+    def feed(self, *args: str) -> Iterator[IO[bytes]]:
+        """Run ``git args`` sealed; its stdin to write as the caller goes, for input too large to hold at once.
+
+        Closing stdin when the block ends lets git finish; a non-zero exit
+        raises :class:`GitFailed`.  When the block raises, git is killed
+        instead, so it does not act on half of its input.
+        """
+        argv = ["git", *(a for o in self._overrides() for a in ("-c", o)), *args]
+        with tempfile.TemporaryFile() as errors:
+            process = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=self._env(), cwd=self._cwd()
+            )
+            assert process.stdin is not None
+            try:
+                yield process.stdin
+                process.stdin.close()
+            except BrokenPipeError:  # git stopped reading: its exit status and stderr say why
+                with contextlib.suppress(BrokenPipeError):
+                    process.stdin.close()
+            except BaseException:
+                process.kill()
+                with contextlib.suppress(BrokenPipeError):
+                    process.stdin.close()
+                process.wait()
+                raise
+            if process.wait() != 0:
+                errors.seek(0)
+                detail = errors.read().decode(errors="replace").strip()
+                raise GitFailed(f"git {' '.join(args[:3])} failed (exit {process.returncode}): {detail}")
+
     def _env(self) -> dict[str, str]:
         env = {"GIT_DIR": str(self.git_dir)}
+        if self.objects is not None:
+            env["GIT_OBJECT_DIRECTORY"] = str(self.objects)
+            env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str(self.git_dir / "objects")
         if self.work_tree is not None:
             env["GIT_WORK_TREE"] = str(self.work_tree)
         if self.index is not None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import git
 
+from ..isolation.limits import DEFAULT_LIMITS, Limits
 from . import gitcmd, private, trees
 from .gitcmd import Git
 
@@ -231,6 +232,7 @@ class Change:
     files: list[str]
     insertions: int
     deletions: int
+    left_out: list[str] = dataclasses.field(default_factory=list)  # see trees.FilesTree
 
 
 def record_work(
@@ -243,27 +245,30 @@ def record_work(
     leave: Sequence[str] = (),
     skip: Sequence[str] = (),
     unchanged: Mapping[str, trees.Stat] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Change:
     """Commit what the worktree's files hold on ``branch`` in the user's repository, whatever the agent did to git.
 
     The tree is built from the files only (see :func:`trees.tree_of_files`;
     the folder's own ``.git`` is never read); the commit's parent is
     ``base``; ``branch`` is set to it.  When nothing changed, the branch
-    stays at ``base``.  ``unchanged``: see :func:`snapshot_worktree`.
+    stays at ``base``.  ``unchanged``: see :func:`snapshot_worktree`.  Files
+    past ``limits`` raise :class:`trees.LimitExceeded` before anything is written.
     """
     git = sealed(root).with_(work_tree=worktree)
-    tree = trees.tree_of_files(git, base, leave=leave, skip=skip, unchanged=unchanged)
+    files = trees.tree_of_files(git, base, leave=leave, skip=skip, unchanged=unchanged, limits=limits)
+    tree = files.tree
     changed = tree != trees.tree_id(git, base)
     commit = git.run("commit-tree", tree, "-p", base, "-m", message) if changed else base
     set_branch(root, branch, commit)
-    files, insertions, deletions = [], 0, 0
-    numstat = git.run("diff", "--numstat", "--no-renames", "--no-ext-diff", "--no-textconv", base, commit)
-    for line in numstat.splitlines():
+    names, insertions, deletions = [], 0, 0
+    numstat = git.run("diff", "--numstat", "-z", "--no-renames", "--no-ext-diff", "--no-textconv", base, commit)
+    for line in filter(None, numstat.split("\0")):
         added, removed, name = line.split("\t", 2)
-        files.append(name)
+        names.append(name)
         insertions += int(added) if added != "-" else 0
         deletions += int(removed) if removed != "-" else 0
-    return Change(commit, files, insertions, deletions)
+    return Change(commit, names, insertions, deletions, files.left_out)
 
 
 def set_branch(root: Path, branch: str, commit: str) -> None:
@@ -274,8 +279,14 @@ def set_branch(root: Path, branch: str, commit: str) -> None:
 
 def write_patch(root: Path, base: str, head: str, path: Path) -> None:
     """The trial's whole change as a patch file that ``git apply`` accepts."""
-    patch = sealed(root).run_bytes("diff", "--binary", "--no-ext-diff", "--no-textconv", base, head)
-    path.write_bytes(patch)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # a new file, not a planted one
+    os.close(fd)
+    try:
+        # Written by git as it goes: the patch of an agent's work can be far bigger than memory should hold.
+        sealed(root).run("diff", "--binary", "--no-ext-diff", "--no-textconv", f"--output={temporary}", base, head)
+        os.replace(temporary, path)  # a symlink planted at ``path`` is replaced, never written through
+    finally:
+        Path(temporary).unlink(missing_ok=True)
 
 
 def keep_foreign_branch(root: Path, branch: str, base: str) -> list[str]:
@@ -306,10 +317,10 @@ def keep_changed_folder(root: Path, path: Path, reference: str, own_files: Seque
         return []
     git = sealed(root).with_(work_tree=path)
     try:
-        tree = trees.tree_of_files(git, reference, leave=own_files)
+        tree = trees.tree_of_files(git, reference, leave=own_files).tree
         listing = git.run("diff-tree", "-r", "-z", "--name-only", "--no-renames", reference, tree)
         changed = [p for p in listing.split("\0") if p]
-    except gitcmd.GitFailed as exc:
+    except (gitcmd.GitFailed, trees.LimitExceeded) as exc:
         changed = [f"could not compare with {reference[:12]}: {exc}"]
     if not changed:
         return []

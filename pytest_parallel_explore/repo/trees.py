@@ -4,13 +4,18 @@
 (a private index started from the base commit; ignore rules taken from the
 base commit only; blobs hashed without filters), so the agent's own index,
 ``assume-unchanged``/``skip-worktree`` bits, ``info/exclude`` or edited
-``.gitignore`` files change nothing about what is recorded.
+``.gitignore`` files change nothing about what is recorded.  The files are
+hostile input, read like a file-format library reads an archive: through
+directory descriptors and ``O_NOFOLLOW``, names checked, sizes bounded.
 :func:`materialize` writes a tree into a fresh folder byte for byte, again
 without filters or attributes, for the sealed scoring checkout.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
 import functools
 import hashlib
 import os
@@ -18,10 +23,13 @@ import posixpath
 import re
 import shutil
 import stat
+import sys
 import tempfile
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import IO, Protocol
 
+from ..isolation.limits import DEFAULT_LIMITS, Limits
 from .gitcmd import Git, GitFailed
 
 _NULL_SHA = "0" * 40
@@ -105,6 +113,18 @@ def _list_tree(git_dir: Path, treeish: str) -> dict[str, tuple[str, str]]:
     return entries
 
 
+class LimitExceeded(Exception):
+    """The agent's files are more than the trial's ``limits`` allow; nothing was added to the repository."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FilesTree:
+    """What :func:`tree_of_files` made of a worktree: the tree, and the files it could not record."""
+
+    tree: str
+    left_out: list[str]  # file names (as ``repr`` shows them) that cannot be recorded safely
+
+
 def tree_of_files(
     git: Git,
     base: str,
@@ -112,8 +132,9 @@ def tree_of_files(
     leave: Collection[str] = (),
     skip: Collection[str] = (),
     unchanged: Mapping[str, Stat] | None = None,
-) -> str:
-    """The tree id of ``git.work_tree``'s files: ``base`` with every file as it is on disk now.
+    limits: Limits = DEFAULT_LIMITS,
+) -> FilesTree:
+    """The tree of ``git.work_tree``'s files: ``base`` with every file as it is on disk now.
 
     ``leave`` are paths (files or folders) kept as they are at ``base``
     whatever is on disk (hold-out tests the plugin removed itself); ``skip``
@@ -122,9 +143,15 @@ def tree_of_files(
     entries are never read.  ``unchanged`` is a :func:`stat_snapshot` taken
     when the worktree was made at ``base``: a file of ``base`` whose stat is
     still the same is taken as it is at ``base`` without being read.
+
+    The files are hostile input: no symlink is followed (a symlink is
+    recorded as one, and nothing below a symlinked folder is read), a name
+    with a control character or that is not UTF-8 is left out (and said in
+    ``left_out``), paths reach git NUL-separated only, and the new blobs
+    are written only once every file was read within ``limits``; past
+    them, :class:`LimitExceeded` is raised and the repository has no new object.
     """
     assert git.work_tree is not None
-    root = git.work_tree
     with tempfile.TemporaryDirectory(prefix="explore-index-") as scratch:
         index = git.with_(index=Path(scratch) / "index")
         index.run("read-tree", base)
@@ -133,82 +160,283 @@ def tree_of_files(
         rules.write_text("\n".join(_base_ignore_rules(git, base, base_files)) + "\n")
         listed = index.run("ls-files", "-z", "--others", f"--exclude-from={rules}").split("\0")
         untracked = [p for p in listed if p and not under(p, skip) and ".git" not in p.split("/")]
-        updates: list[str] = []
-        to_hash: list[str] = []
-        for path in sorted({*base_files, *untracked}):
+        hostile = {path: shown for path in untracked if (shown := hostile_name(path))}
+        paths = sorted({*base_files, *untracked} - hostile.keys())
+        digest = hashlib.sha256 if len(tree_id(git, base)) == 64 else hashlib.sha1
+        updates = _changed_entries(git, paths, base_files, leave, unchanged or {}, _Budget(limits), digest)
+        if updates:
+            index.run("update-index", "-z", "--index-info", input=b"\0".join(updates) + b"\0")
+        return FilesTree(index.run("write-tree"), list(hostile.values()))
+
+
+#: A name git's line-based input, a terminal or a report would show as something else.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def hostile_name(path: str) -> str | None:
+    """``path`` as a message shows it (``repr``) when it cannot be recorded safely: control characters, not UTF-8.
+
+    ``path`` is as :class:`Git` decodes git's output (UTF-8, undecodable bytes surrogate-escaped).
+    """
+    raw = _encoded(path)
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return repr(raw)
+    return repr(text) if _CONTROL.search(text) else None
+
+
+def _encoded(path: str) -> bytes:
+    return path.encode(errors="surrogateescape")
+
+
+def _changed_entries(
+    git: Git,
+    paths: Iterable[str],
+    base_files: Mapping[str, tuple[str, str]],
+    leave: Collection[str],
+    unchanged: Mapping[str, Stat],
+    budget: _Budget,
+    digest: Callable[[bytes], Hash],
+) -> list[bytes]:
+    """``update-index --index-info`` records of every path that differs from ``base_files``, removals first.
+
+    The new blobs are staged while the files are read and added to the
+    repository together once all were read within ``budget``.
+    """
+    assert git.work_tree is not None
+    removed: list[bytes] = []
+    changed: list[bytes] = []
+    with _Folders(git.work_tree) as folders, _new_objects(git) as store:
+        for path in paths:
             if under(path, leave):
                 continue
-            if unchanged and path in base_files and _stat_unchanged(root / path, unchanged.get(path)):
-                continue
-            entry = _disk_entry(root, path)
+            base = base_files.get(path)
+            entry = _disk_entry(folders, path, base, unchanged.get(path), budget, digest)
             if entry is None:
-                if path in base_files:
-                    updates.append(f"0 {_NULL_SHA}\t{path}")
+                if base is not None:
+                    removed.append(b"0 " + _NULL_SHA.encode() + b"\t" + _encoded(path))
                 continue
             mode, sha, content = entry
-            if base_files.get(path) == (mode, sha):
+            if base == (mode, sha):
                 continue
-            if content is None:
-                to_hash.append(path)
-            else:
-                sha = index.run("hash-object", "-w", "--no-filters", "--stdin", input=content)
-            updates.append(f"{mode} {sha}\t{path}")
-        if to_hash:
-            written = index.run("hash-object", "-w", "--no-filters", "--stdin-paths", input="\n".join(to_hash)).split()
-            shas = dict(zip(to_hash, written, strict=True))
-            updates = [_with_sha(u, shas) for u in updates]
-        if updates:
-            index.run("update-index", "-z", "--index-info", input="\0".join(updates) + "\0")
-        return index.run("write-tree")
+            budget.add(len(content) if content is not None else 0)
+            if content is not None:
+                store(content)
+            changed.append(f"{mode} {sha}\t".encode() + _encoded(path))
+    return removed + changed
 
 
-def _stat_unchanged(full: Path, before: Stat | None) -> bool:
-    if before is None:
-        return False
+class Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+@dataclasses.dataclass
+class _Budget:
+    """What a trial's added and changed files took so far, against its limits."""
+
+    limits: Limits
+    files: int = 0
+    size: int = 0
+
+    @property
+    def file_size(self) -> int:
+        return _bound(self.limits.file_size)
+
+    def add(self, size: int) -> None:
+        self.files += 1
+        self.size += size
+        if self.files > _bound(self.limits.files):
+            raise LimitExceeded(f"{self.files} files added or changed (limits.files: {self.limits.files})")
+        if self.size > _bound(self.limits.trial_size):
+            limit = self.limits.trial_size
+            raise LimitExceeded(f"more than {limit} bytes added or changed (limits.trial_size: {limit})")
+
+    def too_big(self, path: str, size: int) -> LimitExceeded:
+        return LimitExceeded(f"{path!r} has {size} bytes (limits.file_size: {self.limits.file_size})")
+
+
+def _bound(limit: int | None) -> int:
+    """A limit as a number to compare with; ``None`` (``null`` in the variants file) bounds nothing."""
+    return sys.maxsize if limit is None else limit
+
+
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+#: O_NONBLOCK: a FIFO put where a file was must not hang the plugin (it is not recorded: fstat says what it is).
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+#: What opening a path the agent may have removed, replaced by a symlink or made unreadable gives: no file to record.
+_NOT_A_FILE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EACCES, errno.ENXIO})
+
+
+class _Folders:
+    """The worktree's folders, opened one component at a time relative to the one above, never through a symlink.
+
+    The chain of the folder asked for last stays open: paths come sorted,
+    so each folder is opened once and at most one chain of descriptors is held.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = os.open(root, _DIRECTORY)
+        self._chain: list[tuple[bytes, int]] = []
+
+    def __enter__(self) -> _Folders:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for _name, fd in self._chain:
+            os.close(fd)
+        os.close(self._root)
+
+    def fd_of(self, folder: bytes) -> int | None:
+        """A descriptor of ``folder`` (``b""`` is the top), or None when it is not a real folder of the worktree."""
+        parts = folder.split(b"/") if folder else []
+        same = 0
+        while same < min(len(parts), len(self._chain)) and self._chain[same][0] == parts[same]:
+            same += 1
+        for _name, fd in self._chain[same:]:
+            os.close(fd)
+        del self._chain[same:]
+        for part in parts[same:]:
+            parent = self._chain[-1][1] if self._chain else self._root
+            try:
+                self._chain.append((part, os.open(part, _DIRECTORY, dir_fd=parent)))
+            except OSError as exc:
+                if exc.errno in _NOT_A_FILE:
+                    return None
+                raise
+        return self._chain[-1][1] if self._chain else self._root
+
+
+def _disk_entry(
+    folders: _Folders,
+    path: str,
+    base: tuple[str, str] | None,
+    before: Stat | None,
+    budget: _Budget,
+    digest: Callable[[bytes], Hash],
+) -> tuple[str, str, bytes | None] | None:
+    """``(mode, blob id, content)`` of the file at ``path`` on disk, or None when there is none.
+
+    ``content`` is None when the blob is ``base``'s (not read again, or too
+    big to hold but the same).  A symlink's blob is its target, whatever it
+    points at.  Anything else (a FIFO, a socket, a folder where a file was,
+    a file below a symlinked folder) is not a file git could record here, so
+    it counts as absent.
+    """
+    folder, _, name = _encoded(path).rpartition(b"/")
+    fd = folders.fd_of(folder)
+    if fd is None:
+        return None
     try:
-        return _stat_of(full.lstat()) == before
-    except OSError:
-        return False
+        info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in _NOT_A_FILE:
+            return None
+        raise
+    if base is not None and before is not None and _stat_of(info) == before:
+        return (*base, None)
+    if stat.S_ISLNK(info.st_mode):
+        target = os.readlink(name, dir_fd=fd)
+        return "120000", _blob_id(digest, target), target
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return _read_file(fd, name, path, base, budget, digest)
 
 
-def _with_sha(update: str, shas: dict[str, str]) -> str:
-    meta, path = update.split("\t", 1)
-    mode, sha = meta.split()
-    return f"{mode} {shas.get(path, sha)}\t{path}"
+def _read_file(
+    folder: int, name: bytes, path: str, base: tuple[str, str] | None, budget: _Budget, digest: Callable[[bytes], Hash]
+) -> tuple[str, str, bytes | None] | None:
+    """Read a regular file, opened without following a symlink; one bigger than allowed may only be ``base``'s blob."""
+    try:
+        handle = os.open(name, _READ, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno in _NOT_A_FILE:
+            return None
+        raise
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):  # replaced since it was looked at
+            return None
+        mode = "100755" if info.st_mode & 0o111 else "100644"
+        limit = budget.file_size
+        if info.st_size <= limit:
+            content = _read_up_to(handle, info.st_size, limit + 1)
+            if len(content) > limit:
+                raise budget.too_big(path, len(content))
+            return mode, _blob_id(digest, content), content
+        # Too big to store; the same as the base's blob is fine (the user's own large file, unchanged).
+        hashed = digest(f"blob {info.st_size}\0".encode())
+        total = 0
+        while chunk := os.read(handle, _CHUNK):
+            hashed.update(chunk)
+            total += len(chunk)
+        if base is None or total != info.st_size or hashed.hexdigest() != base[1]:
+            raise budget.too_big(path, max(total, info.st_size))
+        return mode, base[1], None
+    finally:
+        os.close(handle)
+
+
+_CHUNK = 1 << 20
+
+
+def _read_up_to(handle: int, expected: int, size: int) -> bytes:
+    """At most ``size`` bytes of a file ``fstat`` said has ``expected``: one read, so a big file is held once."""
+    data = os.read(handle, min(expected + 1, size))  # one byte more shows a file that grew since
+    while len(data) < size and (chunk := os.read(handle, min(size - len(data), _CHUNK))):
+        data += chunk
+    return data
+
+
+def _blob_id(digest: Callable[[bytes], Hash], content: bytes) -> str:
+    hashed = digest(f"blob {len(content)}\0".encode())
+    hashed.update(content)
+    return hashed.hexdigest()
+
+
+@contextlib.contextmanager
+def _new_objects(git: Git) -> Iterator[Callable[[bytes], None]]:
+    """A function that stages a blob; when the block ends, every staged blob is added to the repository at once.
+
+    ``git fast-import`` writes them (one process, one pack, no path given
+    to git) into a private object folder; they join the repository's
+    objects only if the block ends normally.  When it raises (a limit
+    reached), the folder is dropped: the repository gains nothing.
+    """
+    with tempfile.TemporaryDirectory(prefix="explore-objects-", dir=git.git_dir) as scratch:
+        staging = Path(scratch)
+        with contextlib.ExitStack() as stack:
+            feed: list[IO[bytes]] = []
+
+            def store(content: bytes) -> None:
+                if not feed:
+                    # Blobs over 1 MiB are streamed to the pack, not held again in fast-import's memory.
+                    importer = git.with_(objects=staging).feed("fast-import", "--quiet", "--big-file-threshold=1m")
+                    feed.append(stack.enter_context(importer))
+                feed[0].write(b"blob\ndata %d\n" % len(content))
+                feed[0].write(content)
+                feed[0].write(b"\n")
+
+            yield store
+        _move_objects(staging, git.git_dir / "objects")
+
+
+def _move_objects(staging: Path, objects: Path) -> None:
+    """Move loose objects and packs from ``staging`` into ``objects``; a pack's index last, so git never sees half."""
+    for folder in sorted(p for p in staging.iterdir() if p.is_dir() and p.name != "pack"):
+        (objects / folder.name).mkdir(exist_ok=True)
+        for loose in folder.iterdir():
+            os.replace(loose, objects / folder.name / loose.name)
+    packs = staging / "pack"
+    for suffix in (".pack", ".rev", ".idx"):
+        for found in sorted(packs.glob(f"pack-*{suffix}")) if packs.is_dir() else ():
+            os.replace(found, objects / "pack" / found.name)
 
 
 def under(path: str, prefixes: Collection[str]) -> bool:
     return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
-
-
-def _disk_entry(root: Path, path: str) -> tuple[str, str, bytes | None] | None:
-    """``(mode, blob sha, content for symlinks)`` of a file on disk, or None when there is none.
-
-    Regular files are hashed here (to compare with the base) and written to
-    git later by ``hash-object --stdin-paths``; a symlink's blob is its
-    target.  Anything else (a FIFO, a socket, a folder where a file was) is
-    not a file git could record, so it counts as absent.
-    """
-    full = root / path
-    try:
-        info = full.lstat()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    if stat.S_ISLNK(info.st_mode):
-        target = os.fsencode(os.readlink(full))
-        return "120000", _blob_sha(target), target
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    mode = "100755" if info.st_mode & 0o111 else "100644"
-    digest = hashlib.sha1(f"blob {info.st_size}\0".encode())
-    with full.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return mode, digest.hexdigest(), None
-
-
-def _blob_sha(content: bytes) -> str:
-    return hashlib.sha1(f"blob {len(content)}\0".encode() + content).hexdigest()
 
 
 def _base_ignore_rules(git: Git, base: str, base_files: dict[str, tuple[str, str]]) -> Iterator[str]:

@@ -17,6 +17,7 @@ and diff lines always reach the page as text.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -133,12 +134,32 @@ def render_report(results: Results, paths: ExperimentPaths, live: Live | None = 
     """``report.html`` for ``results``, with each trial's diff read from ``results/<trial>.patch``."""
     patches = {}
     for trial in results.trials:
-        path = paths.trial_file(trial.name, ".patch")
-        try:
-            patches[trial.name] = path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            continue
+        patch = read_patch(paths.trial_file(trial.name, ".patch"))
+        if patch is not None:
+            patches[trial.name] = patch
     return render_html(results, patches, live)
+
+
+#: Bytes of a trial's patch read for the page: an agent's patch can be any size (the file keeps all of it).
+MAX_PATCH_BYTES = 1 << 20
+
+
+def read_patch(path: Path) -> str | None:
+    """The start of the patch file at ``path`` (at most :data:`MAX_PATCH_BYTES`, whole lines); None if there is none.
+
+    A longer patch is cut, and its first line then says so.
+    """
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PATCH_BYTES + 1)
+            size = os.fstat(handle.fileno()).st_size
+    except FileNotFoundError:
+        return None
+    if len(data) <= MAX_PATCH_BYTES:
+        return data.decode("utf-8", errors="replace")
+    kept = data[:MAX_PATCH_BYTES].rpartition(b"\n")[0].decode("utf-8", errors="replace")
+    note = f"(the patch has {size:,} bytes; the first {MAX_PATCH_BYTES:,} are shown, all of it is in {path.name})"
+    return f"{note}\n{kept}\n"
 
 
 def render_html(results: Results, patches: Mapping[str, str], live: Live | None = None) -> str:
