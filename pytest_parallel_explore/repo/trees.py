@@ -207,8 +207,11 @@ def _disk_entry(root: Path, path: str) -> tuple[str, str, bytes | None] | None:
     return mode, digest.hexdigest(), None
 
 
-def _blob_sha(content: bytes) -> str:
-    return hashlib.sha1(f"blob {len(content)}\0".encode() + content).hexdigest()
+def _blob_sha(content: bytes, id_length: int = 40) -> str:
+    """The id git gives ``content`` as a blob (SHA-1, or SHA-256 in a repository whose ids have 64 digits)."""
+    digest = hashlib.sha256() if id_length == 64 else hashlib.sha1()
+    digest.update(f"blob {len(content)}\0".encode() + content)
+    return digest.hexdigest()
 
 
 def _base_ignore_rules(git: Git, base: str, base_files: dict[str, tuple[str, str]]) -> Iterator[str]:
@@ -250,6 +253,17 @@ def materialize(git: Git, treeish: str, target: Path) -> None:
         if path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
             raise GitFailed(f"refusing to write the unsafe path {path!r} of {treeish}")
     target.mkdir(parents=True)
+    write_files(git, entries, target)
+
+
+def write_files(git: Git, entries: Mapping[str, tuple[str, str]], target: Path) -> None:
+    """Write ``path -> (mode, blob id)`` under the existing folder ``target``, each blob checked against its id.
+
+    A loose object is read back without git checking that its content still
+    hashes to its name, and anyone who can write the object folder can
+    replace it: so each blob is hashed again here, and one that does not
+    match its id stops the writing (:class:`ForgedObject`, naming the path).
+    """
     folders = sorted({posixpath.dirname(p) for p in entries} - {""})
     for folder in folders:  # parents first (sorted), each made once
         os.makedirs(target / folder, exist_ok=True)
@@ -273,8 +287,17 @@ def materialize(git: Git, treeish: str, target: Path) -> None:
                 content = out.read(size)
                 if len(content) != size or out.read(1) != b"\n":
                     raise GitFailed(f"git cat-file --batch: {sha} was cut short")
+                if header[1] != b"blob" or _blob_sha(content, len(sha)) != sha:
+                    raise ForgedObject(
+                        f"{paths[0][0]}: the object {sha} in {git.git_dir} does not hold what its id says "
+                        "(forged or corrupt); nothing was written from it"
+                    )
                 for path, mode in paths:
                     _write_entry(target / path, mode, content)
+
+
+class ForgedObject(GitFailed):
+    """A blob whose content does not hash to its id: written over in the object store, never used."""
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
