@@ -148,7 +148,7 @@ def restore(state: CheckoutState, aside: Path) -> list[str]:
         changes.append(f"{relative} removed (not restored: an ignored file beyond the size kept)")
     for relative in sorted(put_back):  # a parent made a file (or a link) since is moved aside first
         _clear_parents(root, relative, aside, changes)
-    state.kept.write(root, sorted(put_back))
+    _put_back(state, root, sorted(put_back), aside.with_name(f".{aside.name}.restoring"))
     for relative in sorted(now.keys() - state.folders, reverse=True):
         folder = root / relative
         if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
@@ -201,6 +201,23 @@ def _blob_id(content: bytes, length: int) -> str:
     digest = hashlib.sha256() if length == 64 else hashlib.sha1()
     digest.update(f"blob {len(content)}\0".encode() + content)
     return digest.hexdigest()
+
+
+def _put_back(state: CheckoutState, root: Path, paths: Sequence[str], scratch: Path) -> None:
+    """Write the kept files of ``paths`` beside the checkout, then move each into place with ``os.replace``.
+
+    A process still writing the checkout may have made a file at the path
+    again since it was moved aside: it is replaced, not written through.
+    """
+    if not paths:
+        return
+    try:
+        state.kept.write(scratch, paths)
+        for relative in paths:
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(scratch / relative, root / relative)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _clear_parents(root: Path, relative: str, aside: Path, changes: list[str]) -> None:

@@ -68,6 +68,7 @@ class KeptFiles:
     def write(self, target: Path, paths: Sequence[str] | None = None) -> None:
         """Write the kept files (or those of ``paths``) under the folder ``target``, each blob checked."""
         chosen = self.entries if paths is None else {p: self.entries[p] for p in paths}
+        target.mkdir(parents=True, exist_ok=True)
         trees.write_files(Git(Path(self.store)), chosen, target)
 
     def digest(self) -> str:
