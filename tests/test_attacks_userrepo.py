@@ -91,8 +91,8 @@ def test_files_an_agent_writes_in_the_main_checkout_are_put_back_and_named(root_
     assert not (user.path / "new_pkg").exists()
 
 
-def test_a_write_while_the_run_ends_is_put_back_at_the_run_level(root_env: Project) -> None:
-    """A process the agent left writing after its trial was checked is caught by the run's own restore."""
+def test_a_write_by_the_code_under_test_is_put_back_and_named(root_env: Project) -> None:
+    """The code scored runs with the user's access too: what it writes in the main checkout is undone after scoring."""
     user = root_env
     # Written during scoring, by the code under test: after the trial's agent step was checked.
     test = "import os\\n\\ndef test_write():\\n    open(os.environ['EXPLORE_ROOT'] + '/calc.py', 'w').write('pwned')\\n"

@@ -149,7 +149,8 @@ def restore(state: CheckoutState, aside: Path) -> list[str]:
     for relative in sorted(put_back):  # a parent made a file (or a link) since is moved aside first
         _clear_parents(root, relative, aside, changes)
     _put_back(state, root, sorted(put_back), aside.with_name(f".{aside.name}.restoring"))
-    for relative in sorted(now.keys() - state.folders, reverse=True):
+    new_folders = [p for p, info in now.items() if stat.S_ISDIR(info.st_mode) and p not in state.folders]
+    for relative in sorted(new_folders, reverse=True):
         folder = root / relative
         if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
             folder.rmdir()
@@ -167,7 +168,7 @@ def _walk(root: Path, skip: set[str]) -> Iterator[tuple[str, os.stat_result]]:
             if relative in skip or (not prefix and name == ".git"):
                 continue
             try:
-                info = os.lstat(root / relative)
+                info = os.lstat(os.path.join(folder, name))  # not pathlib: this runs for every file, every trial
             except FileNotFoundError:
                 continue
             yield relative, info
