@@ -51,12 +51,14 @@ class Faults:
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self.root = project.path
+        # Outside the project: without a sandbox, what an agent writes in the main checkout is put back.
+        self.root = project.path.parent / f"{project.path.name}-agents"
+        self.root.mkdir()
         (self.root / "agent.sh").write_text(AGENT_SCRIPT.format(root=self.root))
 
     def spec(self, *names: str, **overrides: Any) -> str:
         spec = self.project.calc_spec(**{name: f"sh {self.root}/agent.sh {name}" for name in names})
-        spec["sandbox"] = "none"  # the agents write their logs and pids into the project, which a sandbox forbids
+        spec["sandbox"] = "none"  # the agents write their logs and pids outside their worktrees
         spec.update(overrides)
         return self.project.variants(spec)
 
@@ -86,7 +88,7 @@ class Faults:
         with (self.root / f"run-{time.monotonic_ns()}.out").open("wb") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "pytest", "--explore", "calc", *args],
-                cwd=self.root,
+                cwd=self.project.path,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
