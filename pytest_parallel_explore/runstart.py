@@ -144,7 +144,7 @@ def snapshot_repository(config: pytest.Config, settings: Settings) -> repostate.
         basetemp = config.getoption("basetemp", None)
         excluded = [settings.workspace.explore_dir, *([Path(basetemp).resolve()] if basetemp else [])]
         files = checkoutstate.capture(git, root, store, excluded)
-    return dataclasses.replace(state, holdout=holdout, checkout=files)
+    return dataclasses.replace(state, holdout=holdout, checkout=files, store=str(store.git_dir))
 
 
 def experiment_info(settings: Settings, check: RunCheck) -> dict[str, Any]:

@@ -153,17 +153,20 @@ FORGE_OBJECT = (
 )
 
 
-def test_a_forged_loose_object_is_a_named_fault_not_a_score(root_env: Project) -> None:
+def test_a_forged_loose_object_is_put_back_and_named_not_scored(root_env: Project) -> None:
     user = root_env
+    blob = user.git("rev-parse", "HEAD:tests/test_calc.py").strip()
+    original = user.git("cat-file", "blob", blob)
 
     # A change of its own besides the honest one: a tree of its own, not one the score cache knows.
     result = user.explore("--variants", attacks_file(user, {"forger": f"echo forged > forged.txt && {FORGE_OBJECT}"}))
 
+    assert result.ret == 0, result.stdout.str()
     trial = user.trials()["forger"]
-    assert trial["status"] == "error", (trial["status"], trial["score"], result.stdout.str())
-    assert "tests/test_calc.py" in trial["reason"] and "forged or corrupt" in trial["reason"], trial["reason"]
-    assert trial["score"] is None
-    assert user.trials()["a_honest"]["score"] == pytest.approx(HONEST_SCORE)
+    assert trial["score"] == pytest.approx(HONEST_SCORE), trial["tests"]
+    forged = [t for t in trial["tampering"] if f"objects/{blob[:2]}/{blob[2:]} did not hold what its id says" in t]
+    assert forged and forged[0].endswith("put back from the run's copy"), trial["tampering"]
+    assert user.git("cat-file", "blob", blob) == original  # the user's repository holds the true object again
 
 
 @pytest.fixture

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore.repo import checkoutstate, gitops
+from pytest_parallel_explore.repo import checkoutstate, gitops, trees
 from pytest_parallel_explore.repo.store import open_store
 
 
@@ -67,3 +68,18 @@ def test_a_file_touched_but_not_changed_is_neither_reported_nor_moved(checkout: 
 
     assert checkoutstate.restore(state, tmp_path / "aside") == []
     assert not (tmp_path / "aside").exists()
+
+
+def test_a_blob_that_does_not_hash_to_its_id_is_never_written(checkout: Path, tmp_path: Path) -> None:
+    """``trees.materialize`` hashes each blob again: a loose object written over gives a named fault."""
+    blob = subprocess.run(
+        ["git", "rev-parse", "HEAD:tests/test_a.py"], cwd=checkout, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    path = checkout / ".git" / "objects" / blob[:2] / blob[2:]
+    body = b"def test_a():\n    pass\n"
+    path.chmod(0o644)
+    path.write_bytes(zlib.compress(b"blob %d\0" % len(body) + body))
+
+    with pytest.raises(trees.ForgedObject, match=r"tests/test_a\.py: the object .* \(forged or corrupt\)"):
+        trees.materialize(gitops.sealed(checkout), "HEAD", tmp_path / "scored")
+    assert not (tmp_path / "scored" / "tests" / "test_a.py").exists()

@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import checkoutstate
+from . import checkoutstate, objects
 from .checkoutstate import CheckoutState
 from .gitcmd import Git, GitFailed
 from .store import KeptFiles
@@ -67,6 +67,8 @@ class RepoState:
     holdout: KeptFiles | None = None
     #: The main checkout's files, kept when some trial runs without a sandbox (see ``checkoutstate``).
     checkout: CheckoutState | None = None
+    objects_since: int | None = None  # loose objects changed since are checked (see ``objects``)
+    store: str | None = None  # the experiment's private store, where true copies of blobs may be found
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +79,8 @@ class RepoState:
             "plugin_dir": self.plugin_dir,
             "holdout": self.holdout.to_json() if self.holdout is not None else None,
             "checkout": self.checkout.to_json() if self.checkout is not None else None,
+            "objects_since": self.objects_since,
+            "store": self.store,
         }
 
     @classmethod
@@ -85,7 +89,17 @@ class RepoState:
         folders = {k: dict(v) for k, v in data.get("folders", {}).items()}
         holdout = KeptFiles.from_json(data["holdout"]) if data.get("holdout") else None
         checkout = CheckoutState.from_json(data["checkout"]) if data.get("checkout") else None
-        return cls(dict(data["refs"]), dict(data["files"]), hooks, folders, data.get("plugin_dir"), holdout, checkout)
+        return cls(
+            dict(data["refs"]),
+            dict(data["files"]),
+            hooks,
+            folders,
+            data.get("plugin_dir"),
+            holdout,
+            checkout,
+            data.get("objects_since"),
+            data.get("store"),
+        )
 
 
 def capture(git_dir: Path, own_prefixes: tuple[str, ...], plugin_dir: Path | None = None) -> RepoState:
@@ -101,6 +115,7 @@ def capture(git_dir: Path, own_prefixes: tuple[str, ...], plugin_dir: Path | Non
         _hooks(git_dir),
         {folder: _folder(git_dir / folder) for folder in folders},
         str(plugin_dir) if plugin_dir is not None else None,
+        objects_since=objects.clock(git_dir),
     )
 
 
@@ -111,10 +126,13 @@ def restore(git_dir: Path, before: RepoState, own_prefixes: tuple[str, ...], asi
     Files of the main checkout that are replaced or removed are moved under ``aside`` first.
     """
     changes: list[str] = []
+    if before.objects_since is not None:
+        store = Git(Path(before.store)) if before.store is not None else None
+        changes += objects.check(git_dir, before.objects_since, aside, store)
     if before.checkout is not None:
         moved = checkoutstate.restore(before.checkout, aside)
         changes += [f"main checkout: {change}" for change in moved]
-        if aside.exists():
+        if moved and aside.exists():
             changes.append(f"main checkout: what was there is kept in {aside}")
     changes += _restore_folders(git_dir, before)
     for relative, content in before.files.items():
