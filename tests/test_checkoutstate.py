@@ -83,3 +83,15 @@ def test_a_blob_that_does_not_hash_to_its_id_is_never_written(checkout: Path, tm
     with pytest.raises(trees.ForgedObject, match=r"tests/test_a\.py: the object .* \(forged or corrupt\)"):
         trees.materialize(gitops.sealed(checkout), "HEAD", tmp_path / "scored")
     assert not (tmp_path / "scored" / "tests" / "test_a.py").exists()
+
+
+def test_a_fifo_is_neither_kept_nor_moved(checkout: Path, tmp_path: Path) -> None:
+    """Someone's channel (a FIFO there before the run, or made during it) stays where it is."""
+    os.mkfifo(checkout / "before.fifo")
+    state = capture(checkout)
+    os.mkfifo(checkout / "during.fifo")
+
+    changes = checkoutstate.restore(state, tmp_path / "aside")
+
+    assert (checkout / "before.fifo").is_fifo() and (checkout / "during.fifo").is_fifo()
+    assert changes == ["during.fifo created (not moved: not a file)"]

@@ -84,8 +84,8 @@ def capture(git: Git, root: Path, store: Git, excluded: Sequence[Path]) -> Check
     for relative, info in _walk(root, skip):
         if stat.S_ISDIR(info.st_mode):
             folders.add(relative)
-        elif (info.st_dev, info.st_ino) in own_output:
-            skip.add(relative)
+        elif (info.st_dev, info.st_ino) in own_output or _special(info):
+            skip.add(relative)  # a FIFO or socket is someone's channel, not content to keep
         else:
             files[relative] = info
     listing = git.with_(work_tree=root).run("ls-files", "-z", "--cached", "--others", "--exclude-standard")
@@ -138,6 +138,9 @@ def restore(state: CheckoutState, aside: Path) -> list[str]:
             continue
         if stat.S_ISDIR(info.st_mode):
             continue  # a new folder: what it holds is taken out one by one, then the folder
+        if _special(info):
+            changes.append(f"{relative} created (not moved: not a file)")
+            continue
         changes.append(f"{relative} created")
         _move_aside(root, relative, aside)
         moved.append(relative)
@@ -244,6 +247,10 @@ def _move_aside(root: Path, relative: str, aside: Path) -> None:
 
 def _lexists(path: Path) -> bool:
     return path.exists() or path.is_symlink()
+
+
+def _special(info: os.stat_result) -> bool:
+    return not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode) or stat.S_ISDIR(info.st_mode))
 
 
 def _identity(fd: int) -> tuple[int, int] | None:
