@@ -230,7 +230,8 @@ class ExploreController:
         root = self.settings.workspace.repo_root
         with gitops.repo_lock(root):
             own = self.settings.workspace.own_refs(self.settings.experiment)
-            changes = repostate.restore(gitops.sealed(root).git_dir, before, own)
+            aside = self.settings.paths.kept / f"main-checkout-{int(time.time())}"
+            changes = repostate.restore(gitops.sealed(root).git_dir, before, own, aside)
         if changes:
             self.say([f"warning: the repository changed during the run and was restored: {'; '.join(changes)}"])
         return changes

@@ -41,6 +41,11 @@ class ExperimentPaths:
         return self.root / "kept"
 
     @property
+    def store(self) -> Path:
+        """The experiment's private object store: the hold-out and the main checkout as the run found them."""
+        return self.root / "store.git"
+
+    @property
     def experiment_json(self) -> Path:
         return self.root / "experiment.json"
 

@@ -15,6 +15,7 @@ import datetime as dt
 import itertools
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +24,11 @@ from .defaults import REPO_STATE_KEY
 from .isolation import confinement, procs
 from .isolation.sandbox import find_bwrap, wanted
 from .record import Status, save, try_load
-from .repo import gitops, repostate
+from .repo import checkoutstate, gitops, repostate
+from .repo.store import open_store
 from .runlock import ExperimentBusy, ExperimentLock
 from .scoring.baseline import BackgroundBaseline
+from .scoring.checkout import keep_holdout
 from .settings import Settings
 from .version import __version__
 
@@ -117,11 +120,31 @@ def start_run(config: pytest.Config, settings: Settings) -> RunStart:
         gitops.exclude_path(root, str(settings.workspace.explore_dir.relative_to(root)))
     settings.paths.results.mkdir(parents=True, exist_ok=True)
     checkout = gitops.checkout_snapshot(root)
-    own = settings.workspace.own_refs(settings.experiment)
-    config.stash[REPO_STATE_KEY] = repostate.capture(gitops.sealed(root).git_dir, own)
+    state = snapshot_repository(config, settings)
+    config.stash[REPO_STATE_KEY] = state
     # Scored while the agents work: trials wait for it only to judge their tests.
-    baseline = None if config.getoption("collectonly") else BackgroundBaseline(settings)
+    baseline = None if config.getoption("collectonly") else BackgroundBaseline(settings, state.holdout)
     return RunStart(notices, checkout, baseline)
+
+
+def snapshot_repository(config: pytest.Config, settings: Settings) -> repostate.RepoState:
+    """The user's repository before any agent runs: its git state, the hold-out, and (without a sandbox) its files.
+
+    The hold-out and the files are kept in the experiment's private store,
+    never in the repository's own objects, where an agent could reach them.
+    """
+    root = settings.workspace.repo_root
+    git = gitops.sealed(root)
+    own = settings.workspace.own_refs(settings.experiment)
+    state = repostate.capture(git.git_dir, own, settings.workspace.explore_dir)
+    store = open_store(settings.paths.store)
+    holdout = keep_holdout(settings, git, store)
+    files = None
+    if not all(wanted(confinement.sandbox_spec(settings, t.variant).mode) for t in settings.trials):
+        basetemp = config.getoption("basetemp", None)
+        excluded = [settings.workspace.explore_dir, *([Path(basetemp).resolve()] if basetemp else [])]
+        files = checkoutstate.capture(git, root, store, excluded)
+    return dataclasses.replace(state, holdout=holdout, checkout=files, store=str(store.git_dir))
 
 
 def experiment_info(settings: Settings, check: RunCheck) -> dict[str, Any]:

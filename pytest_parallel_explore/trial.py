@@ -37,6 +37,7 @@ from .record import (
 )
 from .repo import gitops, private, repostate, trees
 from .repo.gitcmd import Git
+from .repo.store import KeptFiles
 from .scoring import protect, scorecache, suspicious
 from .scoring.baseline import Baseline, ensure_baseline, judge
 from .scoring.checkout import prepare_worktree, run_setup_command, scoring_checkout
@@ -371,13 +372,14 @@ class TrialRunner:
         private.reset_git(self.worktree, self._shared_base(), record.branch)
 
     def _restore_repository(self) -> list[str]:
-        """Put back the user's refs, HEAD, config, hooks and exclude; say what had changed."""
+        """Put back the user's refs, HEAD, config, hooks, exclude (and files, without a sandbox); say what changed."""
         before = self.config.stash.get(REPO_STATE_KEY, None)
         if before is None:
             return []
         own = self.settings.workspace.own_refs(self.settings.experiment)
+        aside = self.paths.kept / f"main-checkout-{self.trial.name}-{int(time.time())}"
         with gitops.repo_lock(self.root):
-            return repostate.restore(gitops.sealed(self.root).git_dir, before, own)
+            return repostate.restore(gitops.sealed(self.root).git_dir, before, own, aside)
 
     def _tampered(self, record: TrialRecord, what: list[str]) -> None:
         record.tampering.extend(w for w in what if w not in record.tampering)
@@ -415,7 +417,7 @@ class TrialRunner:
         # The baseline may still be scoring (in the background): the run loads the plugins it loaded.
         baseline = self._baseline(record)
         pinned = Pinned(base_config(git, self.settings.base_commit), baseline.plugins if baseline else ())
-        with scorecache.claim(self.settings, git, sealed.tree, pinned=pinned) as slot:
+        with scorecache.claim(self.settings, git, sealed.tree, self._holdout(), pinned=pinned) as slot:
             if slot is not None and slot.runs is not None:
                 record.tests, record.score_cached = slot.runs[0], True
                 self._note_cached(slot)
@@ -426,6 +428,8 @@ class TrialRunner:
             if slot is not None and not record.score_cached:
                 slot.store([record.tests], f"{self.settings.experiment}/{self.trial.name}")
         record.flags.extend(f"fault: {fault}" for fault in record.tests.faults)
+        # The code scored ran with the user's access too (without a sandbox): what it wrote is undone.
+        self._tampered(record, self._restore_repository())
         record.verdicts, record.broken_tests = judge(baseline, record.tests)
         record.metrics = {**suite_metrics(record), **metrics}
         record.score = weighted_score(self.settings, record.metrics, record.tests)
@@ -440,7 +444,7 @@ class TrialRunner:
     def _score_in_checkout(self, record: TrialRecord, git: Git, tree: str, pinned: Pinned) -> dict[str, float]:
         """Write the sealed checkout; run the suite (unless its outcomes are cached), metrics and hooks."""
         name, setup = self.trial.name, self.settings.score.setup
-        with scoring_checkout(self.settings, git, tree, name) as scoring:
+        with scoring_checkout(self.settings, git, tree, name, self._holdout()) as scoring:
             checkout, sandbox = scoring.checkout, scoring.sandbox
             if not record.score_cached:
                 run_setup_command(self.settings, checkout, name, setup, "score.setup", sandbox=sandbox)
@@ -452,6 +456,11 @@ class TrialRunner:
             for result in self.config.hook.pytest_explore_score(config=self.config, trial=self.view, checkout=checkout):
                 metrics.update(result or {})
         return metrics
+
+    def _holdout(self) -> KeptFiles | None:
+        """The hold-out tests as the run read them when it started (see ``checkout.keep_holdout``)."""
+        state = self.config.stash.get(REPO_STATE_KEY, None)
+        return state.holdout if state is not None else None
 
     def _scores_from_checkout(self) -> bool:
         """Whether metric commands or ``pytest_explore_score`` hooks need a checkout (they are never cached)."""
@@ -467,7 +476,7 @@ class TrialRunner:
 
     def _baseline(self, record: TrialRecord) -> Baseline | None:
         try:
-            return ensure_baseline(self.settings)[0]
+            return ensure_baseline(self.settings, self._holdout())[0]
         except Exception as exc:  # the trial keeps its outcomes; only the verdicts are missing
             record.flags.append(f"no baseline to judge against: {exc}")
             return None

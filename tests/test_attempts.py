@@ -32,7 +32,9 @@ class Logged:
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self.root = project.path
+        # Outside the project: without a sandbox, what an agent writes in the main checkout is put back.
+        self.root = project.path.parent / f"{project.path.name}-agent"
+        self.root.mkdir()
         (self.root / "agent.sh").write_text(AGENT.format(root=self.root))
 
     def spec(self, *names: str, **overrides: Any) -> str:

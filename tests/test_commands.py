@@ -113,11 +113,11 @@ def test_python_api(calc_project: Project) -> None:
 
 def test_never_more_than_max_concurrent_trials_at_once(calc_project: Project) -> None:
     # Each agent logs when it starts and ends; a slow agent keeps the overlap visible.
-    log = calc_project.path / "intervals.log"
+    log = calc_project.path.parent / f"{calc_project.path.name}-intervals.log"  # outside: the checkout is put back
     agent = f"echo start $(date +%s.%N) >> {log}; sleep 0.6; echo end $(date +%s.%N) >> {log}; {GOOD_AGENT}"
     spec = calc_project.calc_spec(**{f"v{i}": agent for i in range(4)})
     spec["max_concurrent"] = 2
-    spec["sandbox"] = "none"  # the agents log into the project, which a sandbox forbids
+    spec["sandbox"] = "none"  # the agents log outside their worktrees, which a sandbox forbids
     result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "4")
 
     assert result.ret == 0

@@ -199,19 +199,18 @@ def test_tampering_with_protected_tests_is_undone_and_flagged(verdict_project: P
     assert "tampering" in report.lower() and "tests/test_m.py" in report
 
 
-def test_an_agent_writing_into_the_main_checkout_is_reported(verdict_project: Project) -> None:
+def test_an_agent_writing_into_the_main_checkout_is_undone_and_reported(verdict_project: Project) -> None:
+    before = (verdict_project.path / "m.py").read_bytes()
     escape = f"printf 'def a():\\n    return 99\\n' > {verdict_project.path}/m.py"
     spec = spec_for(verdict_project, escaper=escape)
-    spec["sandbox"] = "none"  # only without a sandbox can the write happen; then it is reported
+    spec["sandbox"] = "none"  # only without a sandbox can the write happen; then it is undone and reported
     result = verdict_project.explore("--variants", verdict_project.variants(spec))
 
-    result.stdout.fnmatch_lines(["*warning: the main checkout changed while the trials ran: m.py*"])
-    assert verdict_project.results()["checkout_changes"] == ["m.py"]
+    assert (verdict_project.path / "m.py").read_bytes() == before, result.stdout.str()
+    assert "main checkout: m.py changed" in verdict_project.trials()["escaper"]["tampering"]
+    assert verdict_project.results()["checkout_changes"] == []  # put back before the run's own comparison
     summary = (verdict_project.experiment_dir() / "results" / "summary.md").read_text()
-    assert "## Warning: the main checkout changed while the trials ran" in summary
-    assert "`m.py`" in summary
-    report = (verdict_project.experiment_dir() / "results" / "report.html").read_text()
-    assert "checkout-changes" in report and "m.py" in report
+    assert "`main checkout: m.py changed`" in summary or "main checkout: m.py changed" in summary
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
@@ -228,18 +227,19 @@ def test_in_the_sandbox_an_agent_cannot_write_into_the_main_checkout(verdict_pro
 
 def test_real_project_settings_copy_setup_and_trial_variables(calc_project: Project) -> None:
     calc_project.write({".env": "SECRET=from-main\n"})  # untracked: only copied, never committed
-    record = "echo $EXPLORE_TRIAL $EXPLORE_TRIAL_INDEX $EXPLORE_PORT_BASE $(cat .env) > {root}/seen-$EXPLORE_TRIAL"
+    record = "echo $EXPLORE_TRIAL $EXPLORE_TRIAL_INDEX $EXPLORE_PORT_BASE $(cat .env) > {root}-seen-$EXPLORE_TRIAL"
     spec = calc_project.calc_spec(
         first=f"{record.format(root=calc_project.path)}; {GOOD_AGENT}",
         second=f"{record.format(root=calc_project.path)}; {GOOD_AGENT}",
     )
     spec["worktree"] = {"copy": [".env"], "setup": "touch set-up-ran"}
-    spec["sandbox"] = "none"  # the agents write what they saw into the project, which a sandbox forbids
+    spec["sandbox"] = "none"  # the agents write what they saw beside the project, which a sandbox forbids
     result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "2")
     assert result.ret == 0, result.stdout.str()
 
-    assert (calc_project.path / "seen-first").read_text().split() == ["first", "0", "20000", "SECRET=from-main"]
-    assert (calc_project.path / "seen-second").read_text().split() == ["second", "1", "20100", "SECRET=from-main"]
+    seen = calc_project.path.parent / f"{calc_project.path.name}-seen-"
+    assert Path(f"{seen}first").read_text().split() == ["first", "0", "20000", "SECRET=from-main"]
+    assert Path(f"{seen}second").read_text().split() == ["second", "1", "20100", "SECRET=from-main"]
     for name in ("first", "second"):
         committed = calc_project.git("show", "--name-only", "--format=", f"explore/calc/{name}").split()
         assert committed == ["calc.py"]  # neither the copied .env nor what the set-up made is the agent's work

@@ -51,12 +51,14 @@ class Faults:
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self.root = project.path
+        # Outside the project: without a sandbox, what an agent writes in the main checkout is put back.
+        self.root = project.path.parent / f"{project.path.name}-agents"
+        self.root.mkdir()
         (self.root / "agent.sh").write_text(AGENT_SCRIPT.format(root=self.root))
 
     def spec(self, *names: str, **overrides: Any) -> str:
         spec = self.project.calc_spec(**{name: f"sh {self.root}/agent.sh {name}" for name in names})
-        spec["sandbox"] = "none"  # the agents write their logs and pids into the project, which a sandbox forbids
+        spec["sandbox"] = "none"  # the agents write their logs and pids outside their worktrees
         spec.update(overrides)
         return self.project.variants(spec)
 
@@ -86,7 +88,7 @@ class Faults:
         with (self.root / f"run-{time.monotonic_ns()}.out").open("wb") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "pytest", "--explore", "calc", *args],
-                cwd=self.root,
+                cwd=self.project.path,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -314,16 +316,18 @@ def test_a_ci_matrix_of_one_variant_per_clone_merges_into_the_same_report(
 
 
 def test_two_experiments_at_once_leave_each_others_branches_alone(faults: Faults) -> None:
+    spec = faults.project.calc_spec(quick=GOOD_AGENT)
+    spec["sandbox"] = "none"
+    variants = faults.project.variants(spec, "variants-other.yaml")
     faults.block("slow")
     first = faults.start("--variants", faults.spec("slow"))
     wait_for(lambda: faults.started("slow"), "the first experiment's agent to start")
 
-    # Another experiment runs from start to end meanwhile, making its own branch.
-    spec = faults.project.calc_spec(quick=GOOD_AGENT)
-    spec["sandbox"] = "none"
-    variants = faults.project.variants(spec, "variants-other.yaml")
-    other = faults.project.explore("--variants", variants, experiment="other")
-    assert other.ret == 0, other.stdout.str()
+    # Another experiment runs from start to end meanwhile, making its own branch (and writing no file of
+    # its own in the checkout: the first run would take it for an agent's and put the checkout back).
+    command = [sys.executable, "-m", "pytest", "--explore", "other", "--variants", variants]
+    other = subprocess.run(command, cwd=faults.project.path, capture_output=True, text=True)
+    assert other.returncode == 0, other.stdout
     quick = faults.project.git("rev-parse", "explore/other/quick").strip()
 
     os.kill(faults.agent_pids("slow")[0], signal.SIGKILL)  # the first experiment's agent ends

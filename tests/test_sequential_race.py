@@ -37,12 +37,15 @@ def race_project(calc_project: Project) -> Project:
     calc_project.write({".gitignore": "variants*.yaml\nrunpytest-*\nstdout\nstderr\n*.log\nagent.sh\n"})
     calc_project.commit("ignore the test's files")
     wins = "|*\\ ".join(sorted(WINS))
-    (calc_project.path / "agent.sh").write_text(AGENT.format(root=calc_project.path, wins=wins))
+    # It logs outside the project: without a sandbox, what an agent writes in the main checkout is put back.
+    logs = calc_project.path.parent / f"{calc_project.path.name}-log"
+    logs.mkdir()
+    (calc_project.path / "agent.sh").write_text(AGENT.format(root=logs, wins=wins))
     return calc_project
 
 
 def invocations(project: Project) -> list[str]:
-    return (project.path / "invocations.log").read_text().split()
+    return (project.path.parent / f"{project.path.name}-log" / "invocations.log").read_text().split()
 
 
 def test_the_hand_replayed_race_stops_after_eight_rounds() -> None:

@@ -162,7 +162,7 @@ def tree_of_files(
         untracked = [p for p in listed if p and not under(p, skip) and ".git" not in p.split("/")]
         hostile = {path: shown for path in untracked if (shown := hostile_name(path))}
         paths = sorted({*base_files, *untracked} - hostile.keys())
-        digest = hashlib.sha256 if len(tree_id(git, base)) == 64 else hashlib.sha1
+        digest = hasher(len(tree_id(git, base)))
         updates = _changed_entries(git, paths, base_files, leave, unchanged or {}, _Budget(limits), digest)
         if updates:
             index.run("update-index", "-z", "--index-info", input=b"\0".join(updates) + b"\0")
@@ -207,7 +207,7 @@ def _changed_entries(
     assert git.work_tree is not None
     removed: list[bytes] = []
     changed: list[bytes] = []
-    with _Folders(git.work_tree) as folders, _new_objects(git) as store:
+    with _Folders(git.work_tree) as folders, new_objects(git) as store:
         for path in paths:
             if under(path, leave):
                 continue
@@ -397,7 +397,7 @@ def _blob_id(digest: Callable[[bytes], Hash], content: bytes) -> str:
 
 
 @contextlib.contextmanager
-def _new_objects(git: Git) -> Iterator[Callable[[bytes], None]]:
+def new_objects(git: Git) -> Iterator[Callable[[bytes], None]]:
     """A function that stages a blob; when the block ends, every staged blob is added to the repository at once.
 
     ``git fast-import`` writes them (one process, one pack, no path given
@@ -439,6 +439,16 @@ def under(path: str, prefixes: Collection[str]) -> bool:
     return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
+def hasher(id_length: int) -> Callable[[bytes], Hash]:
+    """The hash of a repository whose object ids have ``id_length`` digits: SHA-256 for 64, else SHA-1."""
+    return hashlib.sha256 if id_length == 64 else hashlib.sha1
+
+
+def blob_id(content: bytes, id_length: int = 40) -> str:
+    """The id git gives ``content`` as a blob."""
+    return _blob_id(hasher(id_length), content)
+
+
 def _base_ignore_rules(git: Git, base: str, base_files: dict[str, tuple[str, str]]) -> Iterator[str]:
     """Every ``.gitignore`` of the base commit, rewritten as patterns relative to the top.
 
@@ -478,6 +488,17 @@ def materialize(git: Git, treeish: str, target: Path) -> None:
         if path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
             raise GitFailed(f"refusing to write the unsafe path {path!r} of {treeish}")
     target.mkdir(parents=True)
+    write_files(git, entries, target)
+
+
+def write_files(git: Git, entries: Mapping[str, tuple[str, str]], target: Path) -> None:
+    """Write ``path -> (mode, blob id)`` under the existing folder ``target``, each blob checked against its id.
+
+    A loose object is read back without git checking that its content still
+    hashes to its name, and anyone who can write the object folder can
+    replace it: so each blob is hashed again here, and one that does not
+    match its id stops the writing (:class:`ForgedObject`, naming the path).
+    """
     folders = sorted({posixpath.dirname(p) for p in entries} - {""})
     for folder in folders:  # parents first (sorted), each made once
         os.makedirs(target / folder, exist_ok=True)
@@ -501,8 +522,17 @@ def materialize(git: Git, treeish: str, target: Path) -> None:
                 content = out.read(size)
                 if len(content) != size or out.read(1) != b"\n":
                     raise GitFailed(f"git cat-file --batch: {sha} was cut short")
+                if header[1] != b"blob" or blob_id(content, len(sha)) != sha:
+                    raise ForgedObject(
+                        f"{paths[0][0]}: the object {sha} in {git.git_dir} does not hold what its id says "
+                        "(forged or corrupt); nothing was written from it"
+                    )
                 for path, mode in paths:
                     _write_entry(target / path, mode, content)
+
+
+class ForgedObject(GitFailed):
+    """A blob whose content does not hash to its id: written over in the object store, never used."""
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from ..record import TestStats, read_json, write_json
 from ..repo import gitops
+from ..repo.store import KeptFiles
 from ..settings import Settings
 from . import scorecache
 from .checkout import scoring_checkout
@@ -82,10 +83,11 @@ class Baseline:
         )
 
 
-def baseline_key(settings: Settings) -> str:
-    """What the baseline depends on: the base commit and everything about how it is scored."""
+def baseline_key(settings: Settings, holdout: KeptFiles | None) -> str:
+    """What the baseline depends on: the base commit, the hold-out tests and everything about how it is scored."""
     payload = {
         "base_commit": settings.base_commit,
+        "holdout": holdout.digest() if holdout is not None and settings.score.holdout else None,
         # Resolved: the command and timeout that run, wherever they were set.
         "score": {k: v for k, v in dataclasses.asdict(settings.score).items() if k != "cache"},
         "worktree": dataclasses.asdict(settings.worktree),
@@ -93,10 +95,10 @@ def baseline_key(settings: Settings) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def load_baseline(settings: Settings) -> Baseline | None:
-    """The saved baseline if it is still valid for these settings."""
+def load_baseline(settings: Settings, holdout: KeptFiles | None) -> Baseline | None:
+    """The saved baseline if it is still valid for these settings and this hold-out."""
     data = read_json(settings.paths.baseline_json)
-    if not isinstance(data, dict) or data.get("key") != baseline_key(settings):
+    if not isinstance(data, dict) or data.get("key") != baseline_key(settings, holdout):
         return None
     try:
         return Baseline.from_json(data)
@@ -104,17 +106,17 @@ def load_baseline(settings: Settings) -> Baseline | None:
         return None
 
 
-def ensure_baseline(settings: Settings) -> tuple[Baseline, str]:
+def ensure_baseline(settings: Settings, holdout: KeptFiles | None) -> tuple[Baseline, str]:
     """The baseline for these settings, and how it was had: ``reused`` (saved), ``cached`` or ``scored``.
 
     Only one process scores it: the others wait on ``results/baseline.lock``
     and then read what it saved.
     """
-    saved = load_baseline(settings)
+    saved = load_baseline(settings, holdout)
     if saved is not None:
         return saved, "reused"
     with _baseline_lock(settings):
-        return _ensure_locked(settings)
+        return _ensure_locked(settings, holdout)
 
 
 @contextlib.contextmanager
@@ -143,8 +145,10 @@ class Cancelled(Exception):
     """The run stopped while the baseline was scored: what it measured is not kept."""
 
 
-def _ensure_locked(settings: Settings, cancelled: threading.Event | None = None) -> tuple[Baseline, str]:
-    saved = load_baseline(settings)
+def _ensure_locked(
+    settings: Settings, holdout: KeptFiles | None, cancelled: threading.Event | None = None
+) -> tuple[Baseline, str]:
+    saved = load_baseline(settings, holdout)
     if saved is not None:
         return saved, "reused"
     git = gitops.sealed(settings.workspace.repo_root)
@@ -152,11 +156,11 @@ def _ensure_locked(settings: Settings, cancelled: threading.Event | None = None)
     # At the base nothing is the agent's: its plugins autoload, and the trials' runs load them by name.
     pinned = Pinned(base_config(git, settings.base_commit))
     runs_wanted = settings.score.baseline_runs
-    with scorecache.claim(settings, git, settings.base_commit, runs=runs_wanted, pinned=pinned) as slot:
+    with scorecache.claim(settings, git, settings.base_commit, holdout, runs=runs_wanted, pinned=pinned) as slot:
         if slot is not None and slot.runs is not None:
             runs, how = slot.runs, "cached"
         else:
-            with scoring_checkout(settings, git, settings.base_commit, BASELINE) as scoring:
+            with scoring_checkout(settings, git, settings.base_commit, BASELINE, holdout) as scoring:
                 names = [f"{BASELINE}.{i}" for i in range(1, runs_wanted + 1)]
                 runs = [
                     run_test_suite(
@@ -169,7 +173,7 @@ def _ensure_locked(settings: Settings, cancelled: threading.Event | None = None)
                 raise Cancelled("the run was interrupted")
             if slot is not None:
                 slot.store(runs, f"{settings.experiment}/{BASELINE}")
-    baseline = _from_runs(baseline_key(settings), settings.base_commit, runs, settings.score.holdout)
+    baseline = _from_runs(baseline_key(settings, holdout), settings.base_commit, runs, settings.score.holdout)
     write_json(settings.paths.baseline_json, baseline.to_json())
     return baseline, how
 
@@ -182,8 +186,9 @@ class BackgroundBaseline:
     :func:`ensure_baseline` until this thread has saved the baseline.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, holdout: KeptFiles | None) -> None:
         self.settings = settings
+        self.holdout = holdout
         self.result: tuple[Baseline, str] | None = None
         self.error: BaseException | None = None
         self.cancelled = threading.Event()
@@ -193,7 +198,7 @@ class BackgroundBaseline:
 
     def _run(self) -> None:
         try:
-            self.result = _ensure_locked(self.settings, self.cancelled)
+            self.result = _ensure_locked(self.settings, self.holdout, self.cancelled)
         except BaseException as exc:  # reported by wait(); a trial then scores the baseline itself
             self.error = exc
         finally:

@@ -5,16 +5,20 @@ main checkout and the ``worktree.setup`` command.  A scoring checkout is a
 fresh folder outside the repository, written by the plugin from a tree (see
 :func:`trees.materialize`), with the hold-out tests copied in: the agent
 never had it, so nothing it left behind (a planted ``.git``, an index trick,
-a process still writing) can reach what is scored.
+a process still writing) can reach what is scored.  The hold-out is read
+once, when the run starts (:func:`keep_holdout`), into the experiment's
+private store: what an agent later writes in the main checkout's hold-out
+changes no score.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..isolation import confinement
@@ -22,20 +26,21 @@ from ..isolation.procs import run_owned
 from ..isolation.sandbox import Sandbox
 from ..repo import trees
 from ..repo.gitcmd import Git
+from ..repo.store import KeptFiles, keep_files
 from ..settings import Settings
 from .suite import scoring_env
 
 
 def prepare_worktree(
-    settings: Settings, worktree: Path, name: str, *, holdout: bool = False, sandbox: Sandbox | None = None
+    settings: Settings, worktree: Path, name: str, *, holdout: KeptFiles | None = None, sandbox: Sandbox | None = None
 ) -> None:
     """What a folder to work or score in needs besides git's files: ``worktree.copy``, ``worktree.setup``, hold-out."""
     root = settings.workspace.repo_root
     for relative in settings.worktree.copy:
         _copy(root / relative, worktree / relative)
     run_setup_command(settings, worktree, name, settings.worktree.setup, "worktree.setup", sandbox=sandbox)
-    if holdout:
-        copy_holdout(settings, worktree)
+    if holdout is not None:
+        copy_holdout(settings, holdout, worktree)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +53,10 @@ class Scoring:
 
 
 @contextlib.contextmanager
-def scoring_checkout(settings: Settings, git: Git, tree: str, name: str) -> Iterator[Scoring]:
-    """``tree`` written to a new folder, prepared, hold-out copied in; removed afterwards.
+def scoring_checkout(
+    settings: Settings, git: Git, tree: str, name: str, holdout: KeptFiles | None
+) -> Iterator[Scoring]:
+    """``tree`` written to a new folder, prepared, hold-out (read when the run started) copied in; removed afterwards.
 
     ``out`` is a sibling folder for reports the suite writes (its junit
     file).  Both live outside the repository, so no configuration of the
@@ -62,22 +69,55 @@ def scoring_checkout(settings: Settings, git: Git, tree: str, name: str) -> Iter
         )
         scoring.out.mkdir()
         trees.materialize(git, tree, scoring.checkout)
-        prepare_worktree(settings, scoring.checkout, name, holdout=True, sandbox=scoring.sandbox)
+        if holdout is None and settings.score.holdout:
+            raise RuntimeError("the hold-out tests were not read when the run started; nothing is scored without them")
+        prepare_worktree(settings, scoring.checkout, name, holdout=holdout, sandbox=scoring.sandbox)
         yield scoring
     finally:
         trees.remove_tree(folder)
 
 
-def copy_holdout(settings: Settings, worktree: Path) -> None:
-    """Copy the hold-out tests from the main checkout, replacing whatever is at their paths."""
+def keep_holdout(settings: Settings, git: Git, store: Git) -> KeptFiles:
+    """The hold-out tests as they are now, kept in ``store``: from the base commit where it tracks them, else from disk.
+
+    Called once, when the run starts, before any agent runs: scoring (of the
+    trials and of the baseline, in every process) writes this copy.
+    """
     root = settings.workspace.repo_root
+    holdout = settings.score.holdout
+    tracked = {p: e for p, e in trees.tree_entries(git, settings.base_commit).items() if trees.under(p, holdout)}
+    on_disk = [p for p in _files_under(root, holdout) if p not in tracked]
+    entries = dict(keep_files(store, root, on_disk))
+    if tracked:
+        with tempfile.TemporaryDirectory(prefix="explore-holdout-") as scratch:
+            trees.write_files(git, tracked, Path(scratch))
+            entries.update(
+                keep_files(store, Path(scratch), [p for p, (mode, _) in tracked.items() if mode != "120000"])
+            )
+    return KeptFiles(str(store.git_dir), entries)
+
+
+def _files_under(root: Path, relatives: Sequence[str]) -> list[str]:
+    """Every file at or under ``relatives`` (links to files included, links to folders not followed)."""
+    found = []
+    for relative in relatives:
+        top = root / relative
+        if top.is_file():
+            found.append(relative)
+        for folder, _dirs, names in os.walk(top):
+            found.extend(Path(folder, n).relative_to(root).as_posix() for n in names if Path(folder, n).is_file())
+    return found
+
+
+def copy_holdout(settings: Settings, holdout: KeptFiles, worktree: Path) -> None:
+    """Write the hold-out tests kept when the run started, replacing whatever is at their paths."""
     for relative in settings.score.holdout:
         target = worktree / relative
         if target.is_dir() and not target.is_symlink():
             trees.remove_tree(target)
         elif target.exists() or target.is_symlink():
             target.unlink()
-        _copy(root / relative, target)
+    holdout.write(worktree)
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 from ..isolation.sandbox import wanted
 from ..record import TestStats, read_json, write_json
 from ..repo.gitcmd import Git
+from ..repo.store import KeptFiles
 from ..repo.trees import tree_id
 from ..settings import Settings
 from ..version import __version__
@@ -70,7 +71,7 @@ def cache_dir(settings: Settings) -> Path:
     return settings.workspace.explore_dir / ".cache" / "scores"
 
 
-def key_parts(settings: Settings, git: Git, tree: str) -> dict[str, Any]:
+def key_parts(settings: Settings, git: Git, tree: str, holdout: KeptFiles | None) -> dict[str, Any]:
     """Everything a suite run in the sealed checkout of ``tree`` depends on, as plain data."""
     root = settings.workspace.repo_root
     # The resolved score settings: the command and timeout that run, wherever they were set.
@@ -78,7 +79,8 @@ def key_parts(settings: Settings, git: Git, tree: str) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "tree": tree_id(git, tree),
-        "holdout": _files_digest(root, settings.score.holdout),
+        # As the run read it when it started: what the scoring checkout is given (see ``checkout.keep_holdout``).
+        "holdout": holdout.digest() if holdout is not None and settings.score.holdout else None,
         "copied": _files_digest(root, settings.worktree.copy),
         "worktree_setup": settings.worktree.setup,
         "score": score,
@@ -154,7 +156,9 @@ class Slot:
 
 
 @contextlib.contextmanager
-def claim(settings: Settings, git: Git, tree: str, *, runs: int = 1, pinned: Pinned) -> Iterator[Slot | None]:
+def claim(
+    settings: Settings, git: Git, tree: str, holdout: KeptFiles | None, *, runs: int = 1, pinned: Pinned
+) -> Iterator[Slot | None]:
     """The cache slot of ``tree`` scored ``runs`` times as ``pinned``, locked against other processes; None when off.
 
     While the slot is held no other trial scores the same key: it waits here,
@@ -164,7 +168,7 @@ def claim(settings: Settings, git: Git, tree: str, *, runs: int = 1, pinned: Pin
         yield None
         return
     # As it reads back from JSON (tuples become lists), so that a stored entry compares equal.
-    parts = {**key_parts(settings, git, tree), "runs": runs, "pinned": pinned.key()}
+    parts = {**key_parts(settings, git, tree, holdout), "runs": runs, "pinned": pinned.key()}
     parts = json.loads(json.dumps(parts, default=str))
     key = key_of(parts)
     folder = cache_dir(settings)

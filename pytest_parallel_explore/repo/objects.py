@@ -1,0 +1,88 @@
+"""Loose objects of the user's repository written during the run, checked against their ids.
+
+Git reads a loose object back without checking that its content still
+hashes to its name, so anyone who can write ``objects/`` (an agent without
+a sandbox) can make an id the user's history already names mean something
+else.  Every loose object whose ctime is not older than the run's start is
+hashed again; one that does not match its id is moved aside, and put back
+from the experiment's private store when the run kept that content.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+
+from . import trees
+from .gitcmd import Git, GitFailed
+
+
+def clock(git_dir: Path) -> int:
+    """The object folder's filesystem clock now (ns): what :func:`check` compares ctimes with."""
+    fd, marker = tempfile.mkstemp(prefix=".explore-clock-", dir=git_dir / "objects")
+    try:
+        return os.fstat(fd).st_ctime_ns
+    finally:
+        os.close(fd)
+        os.unlink(marker)
+
+
+def check(git_dir: Path, since: int, aside: Path, store: Git | None) -> list[str]:
+    """Move aside every loose object changed since ``since`` whose content does not hash to its id; one line each."""
+    changes = []
+    for path in _changed_since(git_dir / "objects", since):
+        object_id = path.parent.name + path.name
+        if _holds_its_id(path, object_id):
+            continue
+        relative = path.relative_to(git_dir).as_posix()
+        target = aside / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(path, target)
+        put_back = store is not None and _copy_from(store, Git(git_dir), object_id)
+        changes.append(
+            f"git: {relative} did not hold what its id says (forged); moved to {target}"
+            + ("; put back from the run's copy" if put_back else "")
+        )
+    return changes
+
+
+_OBJECT_NAME = re.compile(r"[0-9a-f]{38}|[0-9a-f]{62}")
+
+
+def _changed_since(objects: Path, since: int) -> list[Path]:
+    found = []
+    for folder in objects.iterdir():
+        if len(folder.name) != 2 or not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in os.scandir(folder):
+            if not _OBJECT_NAME.fullmatch(entry.name):
+                continue  # git's own temporary files (``tmp_obj_*``) while it writes an object
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_ctime_ns >= since:
+                found.append(Path(entry.path))
+            elif entry.is_symlink():
+                found.append(Path(entry.path))  # git follows it; the plugin never made one
+    return found
+
+
+def _holds_its_id(path: Path, object_id: str) -> bool:
+    if path.is_symlink():
+        return False
+    try:
+        raw = zlib.decompress(path.read_bytes())
+    except (OSError, zlib.error):
+        return False
+    digest = trees.hasher(len(object_id))(raw)
+    return digest.hexdigest() == object_id
+
+
+def _copy_from(store: Git, git: Git, object_id: str) -> bool:
+    """Write ``object_id`` into ``git`` from ``store`` when the store has it (a blob the run kept)."""
+    try:
+        content = store.run_bytes("cat-file", "blob", object_id)
+        return git.run("hash-object", "-w", "--no-filters", "--stdin", input=content) == object_id
+    except GitFailed:
+        return False

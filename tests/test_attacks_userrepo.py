@@ -1,0 +1,207 @@
+"""Hostile agents against the user's repository itself: its files, its hold-out, its objects, its git state.
+
+Without a sandbox an agent runs with the user's access: it can write the
+main checkout by absolute path (``$EXPLORE_ROOT``), rewrite the hold-out
+tests there while other trials are scored, replace a loose object in the
+shared object store, or leave git state behind (a merge in progress, grafts,
+alternates, another worktree's admin files).  Each attack here is undone
+and named, and no score it could forge is recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.explore_testing import BAD_AGENT, Project
+from tests.test_attacks import HONEST_SCORE, repository_state, spec_for, victim  # noqa: F401
+
+#: Files of the shared git directory that an agent must not leave changed (absent ones included).
+GIT_FILES = ("MERGE_HEAD", "CHERRY_PICK_HEAD", "shallow", "info/grafts", "objects/info/alternates")
+
+
+def full_state(project: Project) -> dict[str, Any]:
+    """``repository_state``, and the git files and other worktrees' admin folders an agent could write."""
+    common = project.path / ".git"
+    git_files = {name: _read(common / name) for name in GIT_FILES}
+    admins = [p for p in (common / "worktrees").glob("*") if "/.data/" not in (_read(p / "gitdir") or "")]
+    others = {
+        str(path.relative_to(common)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for admin in admins
+        for path in sorted(admin.rglob("*"))
+        if path.is_file() and "logs" not in path.parts
+    }
+    return {**repository_state(project), "git_files": git_files, "other_worktrees": others}
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.is_file() else None
+
+
+def attacks_file(project: Project, attacks: dict[str, str]) -> str:
+    """The honest agent followed by each attack (``$EXPLORE_ROOT`` is the main checkout), without a sandbox."""
+    spec = spec_for(project, "none", [])
+    for name, command in attacks.items():
+        spec["variants"][name] = {"description": name, "agent": {"run": f"{BAD_AGENT} && {command}"}}
+    return project.variants(spec)
+
+
+@pytest.fixture
+def root_env(victim: Project, monkeypatch: pytest.MonkeyPatch) -> Project:  # noqa: F811
+    monkeypatch.setenv("EXPLORE_ROOT", str(victim.path))
+    monkeypatch.setenv("EXPLORE_RESULTS", str(victim.experiment_dir() / "results"))
+    return victim
+
+
+def test_files_an_agent_writes_in_the_main_checkout_are_put_back_and_named(root_env: Project) -> None:
+    user = root_env
+    attack = (
+        'cd "$EXPLORE_ROOT" && echo pwned > calc.py && echo pwned > notes.txt && echo pwned > secret.env'
+        " && echo pwned > planted.py && mkdir -p new_pkg && echo pwned > new_pkg/mod.py && rm .gitignore"
+    )
+
+    variants = attacks_file(user, {"writer": attack})
+    before = full_state(user)
+
+    result = user.explore("--variants", variants)
+
+    assert result.ret == 0, result.stdout.str()
+    changed = {k: (before[k], v) for k, v in full_state(user).items() if v != before[k]}
+    assert changed == {}, json.dumps(changed, indent=1)[-1500:]
+    tampering = user.trials()["writer"]["tampering"]
+    for named in (
+        "calc.py changed",  # tracked, with the user's uncommitted edit
+        "notes.txt changed",  # staged, then edited
+        "secret.env changed",  # ignored
+        "planted.py created",
+        "new_pkg/mod.py created",
+        ".gitignore removed",
+    ):
+        assert f"main checkout: {named}" in tampering, tampering
+    assert user.trials()["a_honest"]["tampering"] == []
+    assert user.trials()["writer"]["score"] == pytest.approx(HONEST_SCORE)
+    # Nothing is lost: what was there (a change of the user's, for all the plugin can tell) is kept aside.
+    kept = [p for p in (user.experiment_dir() / "kept").iterdir() if p.name.startswith("main-checkout-writer-")]
+    assert len(kept) == 1 and (kept[0] / "calc.py").read_text() == "pwned\n"
+    assert (kept[0] / "new_pkg" / "mod.py").read_text() == "pwned\n"
+    assert not (user.path / "new_pkg").exists()
+
+
+def test_a_write_by_the_code_under_test_is_put_back_and_named(root_env: Project) -> None:
+    """The code scored runs with the user's access too: what it writes in the main checkout is undone after scoring."""
+    user = root_env
+    # Written during scoring, by the code under test: after the trial's agent step was checked.
+    test = "import os\\n\\ndef test_write():\\n    open(os.environ['EXPLORE_ROOT'] + '/calc.py', 'w').write('pwned')\\n"
+    spec = spec_for(user, "none", [])
+    spec["variants"]["scored_writer"] = {"agent": {"run": f'{BAD_AGENT} && printf "{test}" > tests/test_w.py'}}
+    spec["score"]["pass_env"] = ["EXPLORE_ROOT"]
+    variants = user.variants(spec)
+    before = full_state(user)
+
+    result = user.explore("--variants", variants)
+
+    assert result.ret == 0, result.stdout.str()
+    assert full_state(user) == before
+    assert "main checkout: calc.py changed" in user.trials()["scored_writer"]["tampering"]
+
+
+def test_an_edit_of_the_holdout_in_the_main_checkout_changes_no_score(root_env: Project) -> None:
+    """The hold-out is read when the run starts: rewriting it while another trial is scored forges nothing.
+
+    The attacker keeps rewriting the main checkout's hold-out (so that it is
+    rewritten again right after any restore) until the honest trial, run at the
+    same time in another worker, has finished.
+    """
+    user = root_env
+    forged = "def test_hidden():\\n    assert True\\n"
+    honest = "$EXPLORE_RESULTS/z_honest_progress.json"
+    attack = (
+        f'until grep -Eqs \'"status": "(done|error|agent_failed)"\' {honest}; do'
+        f' printf "{forged}" > "$EXPLORE_ROOT/holdout/test_hidden.py"; done'
+    )
+    spec = spec_for(user, "none", [])
+    spec["variants"] = {
+        "holdout_writer": {"agent": {"run": f"{BAD_AGENT} && {attack}"}, "timeout": "60s"},
+        "z_honest": {"agent": {"run": BAD_AGENT}},
+    }
+
+    result = user.explore("--variants", user.variants(spec), "-n", "2")
+
+    assert result.ret == 0, result.stdout.str()
+    trials = user.trials()
+    assert trials["z_honest"]["score"] == pytest.approx(HONEST_SCORE), trials["z_honest"]["tests"]
+    assert trials["holdout_writer"]["score"] == pytest.approx(HONEST_SCORE)
+    assert user.results()["baseline"]["tests"]["passed"] == 0
+    assert "main checkout: holdout/test_hidden.py changed" in trials["holdout_writer"]["tampering"]
+    assert (user.path / "holdout" / "test_hidden.py").read_text().startswith("from calc import add")
+
+
+#: Replaces the loose object of the base's tests/test_calc.py with tests that all pass (same id, new content).
+FORGE_OBJECT = (
+    'python3 -c "import os, subprocess, sys, zlib; '
+    "root = os.environ['EXPLORE_ROOT']; "
+    "sha = subprocess.check_output(['git', '-C', root, 'rev-parse', 'HEAD:tests/test_calc.py'], text=True).strip(); "
+    "common = os.path.join(root, '.git'); "
+    "path = os.path.join(common, 'objects', sha[:2], sha[2:]); "
+    "body = b'def test_add():\\\\n    pass\\\\n\\\\ndef test_add_zero():\\\\n    pass\\\\n'"
+    "    b'\\\\ndef test_negative():\\\\n    pass\\\\n'; "
+    "open(path + '.new', 'wb').write(zlib.compress(b'blob %d\\\\0' % len(body) + body)); "
+    "os.replace(path + '.new', path)\""
+)
+
+
+def test_a_forged_loose_object_is_put_back_and_named_not_scored(root_env: Project) -> None:
+    user = root_env
+    blob = user.git("rev-parse", "HEAD:tests/test_calc.py").strip()
+    original = user.git("cat-file", "blob", blob)
+
+    # A change of its own besides the honest one: a tree of its own, not one the score cache knows.
+    result = user.explore("--variants", attacks_file(user, {"forger": f"echo forged > forged.txt && {FORGE_OBJECT}"}))
+
+    assert result.ret == 0, result.stdout.str()
+    trial = user.trials()["forger"]
+    assert trial["score"] == pytest.approx(HONEST_SCORE), trial["tests"]
+    forged = [t for t in trial["tampering"] if f"objects/{blob[:2]}/{blob[2:]} did not hold what its id says" in t]
+    assert forged and forged[0].endswith("put back from the run's copy"), trial["tampering"]
+    assert user.git("cat-file", "blob", blob) == original  # the user's repository holds the true object again
+
+
+@pytest.fixture
+def other_worktree(root_env: Project, tmp_path: Path) -> Path:
+    """A worktree of the user's own, beside the main checkout."""
+    path = tmp_path / "users-other-worktree"
+    root_env.git("worktree", "add", "-q", "--detach", str(path), "HEAD")
+    return path
+
+
+def test_git_state_an_agent_leaves_is_put_back_and_named(root_env: Project, other_worktree: Path) -> None:
+    user = root_env
+    head = user.git("rev-parse", "HEAD").strip()
+    admin = user.git("-C", str(other_worktree), "rev-parse", "--git-dir").strip()
+    attack = (
+        'common="$EXPLORE_ROOT/.git" && mkdir -p "$common/objects/info" "$common/rebase-merge"'
+        f' && echo {head} > "$common/MERGE_HEAD" && echo {head} > "$common/shallow"'
+        f' && echo {head} > "$common/info/grafts" && echo /tmp/elsewhere > "$common/objects/info/alternates"'
+        f' && echo {head} > "$common/rebase-merge/onto"'
+        f" && echo {'0' * 40} > {admin}/HEAD && echo evil > {admin}/gitdir"
+    )
+
+    variants = attacks_file(user, {"git_state": attack})
+    before = full_state(user)
+
+    result = user.explore("--variants", variants)
+
+    assert result.ret == 0, result.stdout.str()
+    changed = {k: (before[k], v) for k, v in full_state(user).items() if v != before[k]}
+    assert changed == {}, json.dumps(changed, indent=1)[-1500:]
+    assert not (user.path / ".git" / "rebase-merge").exists()
+    tampering = user.trials()["git_state"]["tampering"]
+    name = Path(admin).name
+    for named in ("MERGE_HEAD", "shallow", "info/grafts", "objects/info/alternates"):
+        assert f"git: {named} changed" in tampering, tampering
+    assert "git: rebase-merge/ created" in tampering and f"git: worktrees/{name}/ changed" in tampering
+    assert user.git("-C", str(other_worktree), "rev-parse", "HEAD").strip() == head
