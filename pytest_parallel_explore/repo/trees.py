@@ -25,7 +25,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -510,11 +510,26 @@ def write_files(git: Git, entries: Mapping[str, tuple[str, str]], target: Path) 
             paths_of.setdefault(sha, []).append((path, mode))
     if not paths_of:
         return
+    names = {sha: paths[0][0] for sha, paths in paths_of.items()}
+    for paths, content in zip(paths_of.values(), read_blobs(git, list(paths_of), names), strict=True):
+        for path, mode in paths:
+            _write_entry(target / path, mode, content)
+
+
+def read_blobs(git: Git, ids: Sequence[str], names: Mapping[str, str] | None = None) -> Iterator[bytes]:
+    """The content of each blob of ``ids``, in order, from one ``git cat-file --batch`` read as a stream.
+
+    One blob is in memory at a time.  A loose object is read back without git
+    checking that its content still hashes to its name, and anyone who can
+    write the object folder can replace it: so each blob is hashed again, and
+    one that does not match its id raises :class:`ForgedObject`, naming
+    ``names[id]`` (a path it is written to) when given.
+    """
     with tempfile.TemporaryDirectory(prefix="explore-blobs-") as scratch:
         wanted = Path(scratch) / "blobs"
-        wanted.write_text("".join(f"{sha}\n" for sha in paths_of))
+        wanted.write_text("".join(f"{sha}\n" for sha in ids))
         with git.stream("cat-file", "--batch", stdin=wanted) as out:
-            for sha, paths in paths_of.items():
+            for sha in ids:
                 header = out.readline().split()
                 if len(header) != 3 or header[0].decode() != sha:
                     raise GitFailed(f"git cat-file --batch: unexpected answer {header!r} for {sha}")
@@ -523,12 +538,12 @@ def write_files(git: Git, entries: Mapping[str, tuple[str, str]], target: Path) 
                 if len(content) != size or out.read(1) != b"\n":
                     raise GitFailed(f"git cat-file --batch: {sha} was cut short")
                 if header[1] != b"blob" or blob_id(content, len(sha)) != sha:
+                    where = (names or {}).get(sha, sha)
                     raise ForgedObject(
-                        f"{paths[0][0]}: the object {sha} in {git.git_dir} does not hold what its id says "
+                        f"{where}: the object {sha} in {git.git_dir} does not hold what its id says "
                         "(forged or corrupt); nothing was written from it"
                     )
-                for path, mode in paths:
-                    _write_entry(target / path, mode, content)
+                yield content
 
 
 class ForgedObject(GitFailed):

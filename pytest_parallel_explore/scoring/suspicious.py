@@ -15,11 +15,10 @@ from __future__ import annotations
 import ast
 import dataclasses
 import posixpath
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-from ..repo.gitcmd import Git, GitFailed
+from ..repo import trees
+from ..repo.gitcmd import Git
 from ..repo.trees import tree_entries
 from .protect import is_test_file
 
@@ -426,16 +425,5 @@ def _blobs(git: Git, files: dict[str, str]) -> Iterator[tuple[str, bytes | str]]
             wanted.append(path)
     if not wanted:
         return
-    with tempfile.TemporaryDirectory(prefix="explore-suspicious-") as scratch:
-        listing = Path(scratch) / "blobs"
-        listing.write_text("".join(f"{files[p]}\n" for p in wanted))
-        with git.stream("cat-file", "--batch", stdin=listing) as out:
-            for path in wanted:
-                header = out.readline().split()
-                if len(header) != 3:
-                    raise GitFailed(f"git cat-file --batch: unexpected answer {header!r} for {files[path]}")
-                size = int(header[2])
-                content = out.read(size)
-                if len(content) != size or out.read(1) != b"\n":
-                    raise GitFailed(f"git cat-file --batch: {files[path]} was cut short")
-                yield path, content
+    ids = [files[p] for p in wanted]
+    yield from zip(wanted, trees.read_blobs(git, ids, {files[p]: p for p in wanted}), strict=True)
