@@ -22,7 +22,7 @@ PROMPT_VARIABLES = ("task", "variant", "trial", "description", "experiment", "wo
 #: Markdown's inline markup (links, images, emphasis, code, table cells) and raw HTML, escaped in agent text.
 _MARKDOWN = str.maketrans(
     {
-        **{c: f"\\{c}" for c in "\\`*_[]|~"},
+        **{c: f"\\{c}" for c in "\\`*[]|~"},
         "&": "&amp;",
         "<": "&lt;",
         ">": "&gt;",
@@ -31,6 +31,8 @@ _MARKDOWN = str.maketrans(
     }
 )
 _BACKTICKS = re.compile(r"`+")
+#: An underscore that could open or close emphasis: one not between two letters or digits (``end_turn`` cannot).
+_EMPHASIS_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 
 
 def markdown_text(value: object) -> str:
@@ -39,7 +41,7 @@ def markdown_text(value: object) -> str:
     For what an agent can write (file names, test ids, reasons): ``summary.md``
     is rendered as HTML by the places it is read (GitHub, a CI job summary).
     """
-    return str(value).translate(_MARKDOWN)
+    return _EMPHASIS_UNDERSCORE.sub(r"\_", str(value).translate(_MARKDOWN))
 
 
 def markdown_code(value: object) -> str:

@@ -149,12 +149,28 @@ def _programs(commands: Iterable[str]) -> list[Path]:
     for command in commands:
         program = _first_program(command)
         found = shutil.which(program) if program else None
-        if found is None:
+        if program is None or found is None or _on_system_path(program):
             continue
         for executable in (Path(found), *_interpreter_of(Path(found))):
             for path in {executable, executable.resolve()}:
                 folders.extend(_install_folder(path))
     return folders
+
+
+def _on_system_path(program: str) -> bool:
+    """Whether a bare ``program`` is also found in a system folder on ``PATH``, which the sandbox always shows.
+
+    Then nothing more is shown: the shell inside falls through to it.  A
+    version manager's shim found first (pyenv's ``~/.pyenv/shims/python3``)
+    would run in the sandbox without the manager it calls, and fail.
+    """
+    if "/" in program:
+        return False
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(folder) / program
+        if any(Path(folder) == s or s in Path(folder).parents for s in SYSTEM) and os.access(candidate, os.X_OK):
+            return True
+    return False
 
 
 def _first_program(command: str) -> str | None:

@@ -51,6 +51,11 @@ class _Outcomes:
         elif report.skipped:
             test["outcome"] = "skipped"
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        # A module that cannot be collected is an errored test, as junit records it: the suite did run.
+        if report.failed:
+            self.write({"test": report.nodeid, "outcome": "error", "duration": 0.0})
+
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         test = self.pending.pop(nodeid, None)
         if test is not None:

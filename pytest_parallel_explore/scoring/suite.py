@@ -180,6 +180,8 @@ def _node_id(attrib: Mapping[str, str]) -> str:
     if not file:
         return f"{classname}::{name}" if classname else name
     module = file[: -len(".py")].replace("/", ".") if file.endswith(".py") else file
+    if name == module and not classname:  # the module itself could not be collected
+        return file
     classes = classname[len(module) + 1 :] if classname.startswith(module + ".") else ""
     parts = [file, *(classes.split(".") if classes else []), name]
     return "::".join(part for part in parts if part)
