@@ -4,7 +4,8 @@ Protected, whatever ``score.protect`` adds: the test files that exist at the
 base commit, the hold-out paths, every ``conftest.py``, and every file that
 changes how pytest or Python starts (``pytest.ini``, ``tox.ini``,
 ``setup.cfg``, the ``[tool.pytest...]`` tables of ``pyproject.toml``,
-``sitecustomize.py``, ``usercustomize.py``, ``*.pth``), plus any new
+``sitecustomize.py``, ``usercustomize.py``, ``*.pth``), package metadata
+and compiled Python (``*.pyc``, ``__pycache__/``), plus any new
 top-level module that would shadow an installed or standard-library module
 (a ``pytest.py`` next to the code would *be* pytest in the scoring run).
 Adding, changing, deleting or renaming such a file is tampering: it is
@@ -47,6 +48,9 @@ _TABLE = re.compile(r"^\s*\[")
 #: Folders importlib.metadata reads distributions from (any case): a planted one's ``[pytest11]`` entry
 #: points would answer pytest's plugin look-ups in the scoring run.
 _METADATA_FOLDERS = (".dist-info", ".egg-info")
+#: Byte code Python imports without reading (or, with an unchecked hash, without checking) any source:
+#: what the scored run imports must be what was read, diffed and checked.
+_COMPILED = (".pyc", ".pyo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +68,8 @@ class Policy:
             return "configures pytest or Python"
         if any(part.lower().endswith(_METADATA_FOLDERS) for part in path.split("/")[:-1]):
             return "package metadata (its entry points are plugins)"
+        if name.endswith(_COMPILED) or "__pycache__" in path.split("/")[:-1]:
+            return "compiled Python (imported instead of its source, or without one)"
         if any(path == h or path.startswith(h.rstrip("/") + "/") for h in self.holdout):
             return "hold-out"
         if at_base and is_test_file(path):
