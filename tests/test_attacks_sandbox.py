@@ -177,6 +177,10 @@ def test_no_secret_or_host_socket_is_reachable_from_an_agent_or_a_scored_test(
     targets["agentcli"] = str(outside / "home" / ".agentcli" / "config")  # listed in sandbox.home: readable
     Path(targets["agentcli"]).parent.mkdir()
     Path(targets["agentcli"]).write_text("cli settings\n")
+    # Beside the CLI's install folder in the home folder: not shown with it.
+    targets["keyring"] = str(outside / "home" / ".local" / "share" / "keyrings" / "login.keyring")
+    Path(targets["keyring"]).parent.mkdir(parents=True)
+    Path(targets["keyring"]).write_text("SECRET-keyring\n")
     listener = Listener(outside)
     module = STEAL.format(targets=targets, sockets={"path_socket": listener.path, "abstract_socket": listener.abstract})
     monkeypatch.setenv("PPE_STEAL_TEST", module + STEAL_TEST)
@@ -204,7 +208,8 @@ def test_no_secret_or_host_socket_is_reachable_from_an_agent_or_a_scored_test(
     assert loot.pop("agentcli") == "read cli settings\n"  # what sandbox.home lists is there
     assert {name: found.split()[0] for name, found in loot.items()} == dict.fromkeys(loot, "refused"), loot
     assert set(loot) == {
-        *("ssh", "aws", "dotenv", "pytest_cache", "other_checkout", "shadow", "path_socket", "abstract_socket")
+        *("ssh", "aws", "dotenv", "pytest_cache", "other_checkout", "shadow", "keyring"),
+        *("path_socket", "abstract_socket"),
     }
     assert victim.git("show", "explore/calc/thief:cli.txt") == "the CLI ran\n"
     assert (outside / "home" / ".agentstate" / "written").read_text() == "kept"  # a writable home path

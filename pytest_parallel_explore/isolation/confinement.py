@@ -202,12 +202,16 @@ def _install_folder(path: Path) -> list[Path]:
 
     Never a folder holding the home folder or the working folder of this
     process (``~/bin/claude`` shows ``~/bin``, not ``~``) nor one inside the
-    latter (the user's repository); nothing of the system folders, shown anyway.
+    latter (the user's repository); never a prefix in the home folder
+    (``~/.local/bin/claude`` shows ``~/.local/bin``, not ``~/.local`` and its
+    keyrings: the real file a link leads to is shown by its own folder);
+    nothing of the system folders, shown anyway.
     """
     if any(path == s or s in path.parents for s in SYSTEM):
         return []
     home, here = Path.home().resolve(), Path(os.getcwd()).resolve()
-    for folder in (path.parent.parent, path.parent) if path.parent.name == "bin" else (path.parent,):
+    prefix = path.parent.name == "bin" and home not in path.parents
+    for folder in (path.parent.parent, path.parent) if prefix else (path.parent,):
         if not any(folder == p or folder in p.parents for p in (home, here)) and here not in folder.parents:
             return [folder]
     return [path]
