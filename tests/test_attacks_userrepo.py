@@ -188,6 +188,8 @@ def test_git_state_an_agent_leaves_is_put_back_and_named(root_env: Project, othe
         f' && echo {head} > "$common/info/grafts" && echo /tmp/elsewhere > "$common/objects/info/alternates"'
         f' && echo {head} > "$common/rebase-merge/onto"'
         f" && echo {'0' * 40} > {admin}/HEAD && echo evil > {admin}/gitdir"
+        # A link where no file was: git follows it (a commondir leading to a repository of the agent's).
+        ' && ln -s HEAD "$common/CHERRY_PICK_HEAD"'
     )
 
     variants = attacks_file(user, {"git_state": attack})
@@ -201,7 +203,8 @@ def test_git_state_an_agent_leaves_is_put_back_and_named(root_env: Project, othe
     assert not (user.path / ".git" / "rebase-merge").exists()
     tampering = user.trials()["git_state"]["tampering"]
     name = Path(admin).name
-    for named in ("MERGE_HEAD", "shallow", "info/grafts", "objects/info/alternates"):
+    for named in ("MERGE_HEAD", "shallow", "info/grafts", "objects/info/alternates", "CHERRY_PICK_HEAD"):
         assert f"git: {named} changed" in tampering, tampering
+    assert not (user.path / ".git" / "CHERRY_PICK_HEAD").is_symlink()
     assert "git: rebase-merge/ created" in tampering and f"git: worktrees/{name}/ changed" in tampering
     assert user.git("-C", str(other_worktree), "rev-parse", "HEAD").strip() == head

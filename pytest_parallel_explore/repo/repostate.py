@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import checkoutstate, objects
+from . import checkoutstate, objects, trees
 from .checkoutstate import CheckoutState
 from .gitcmd import Git, GitFailed
 from .store import KeptFiles
@@ -141,6 +141,8 @@ def restore(git_dir: Path, before: RepoState, own_prefixes: tuple[str, ...], asi
         if now == content:
             continue
         changes.append(f"git: {relative} {'removed' if now is None else 'changed'}")
+        if path.is_dir() and not path.is_symlink():
+            trees.remove_tree(path)
         if content is None:
             path.unlink(missing_ok=True)
         else:
@@ -284,11 +286,19 @@ def _restore_hooks(git_dir: Path, before: dict[str, tuple[str, int]]) -> list[st
 
 
 def _read(path: Path) -> str | None:
+    """A file's content (base64); for a symlink or a folder put in its place, a value no content has; None: absent.
+
+    A link is never followed: git would follow it (a ``commondir`` leading
+    to a repository the agent made, whose ``core.fsmonitor`` runs on the
+    user's next ``git status``).
+    """
     try:
         if path.is_symlink():
-            return None
+            return f"symlink:{os.readlink(path)}"
         return base64.b64encode(path.read_bytes()).decode()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+    except IsADirectoryError:
+        return "folder:"
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 
