@@ -42,7 +42,7 @@ from .scoring import protect, scorecache, suspicious
 from .scoring.baseline import Baseline, ensure_baseline, judge
 from .scoring.checkout import prepare_worktree, run_setup_command, scoring_checkout
 from .scoring.pinning import Pinned, base_config
-from .scoring.suite import run_test_suite, weighted_score, yaml_metrics
+from .scoring.suite import run_test_suite, suite_metrics, unmeasured_weights, weighted_score, yaml_metrics
 from .settings import Settings, Trial
 
 _R = TypeVar("_R")
@@ -431,15 +431,9 @@ class TrialRunner:
         # The code scored ran with the user's access too (without a sandbox): what it wrote is undone.
         self._tampered(record, self._restore_repository())
         record.verdicts, record.broken_tests = judge(baseline, record.tests)
-        record.metrics = {**suite_metrics(record), **metrics}
+        record.metrics = {**suite_metrics(record.tests, record.verdicts), **metrics}
         record.score = weighted_score(self.settings, record.metrics, record.tests)
-        # score.metrics that printed no number are flagged already (see yaml_metrics).
-        unmeasured = sorted(set(self.settings.score.weights) - set(record.metrics) - set(self.settings.score.metrics))
-        if unmeasured:  # a typo in a weight's name would otherwise score every trial 0, silently
-            record.flags.append(
-                f"score.weights: no metric named {', '.join(map(repr, unmeasured))}; counted as 0 "
-                f"(the metrics: {', '.join(sorted(record.metrics))})"
-            )
+        record.flags.extend(unmeasured_weights(self.settings, record.metrics))
 
     def _score_in_checkout(self, record: TrialRecord, git: Git, tree: str, pinned: Pinned) -> dict[str, float]:
         """Write the sealed checkout; run the suite (unless its outcomes are cached), metrics and hooks."""
@@ -480,19 +474,6 @@ class TrialRunner:
         except Exception as exc:  # the trial keeps its outcomes; only the verdicts are missing
             record.flags.append(f"no baseline to judge against: {exc}")
             return None
-
-
-def suite_metrics(record: TrialRecord) -> dict[str, float]:
-    """The metrics every trial has: the test counts, its pass rate and its verdicts against the baseline."""
-    tests = record.tests
-    return {
-        **{name: float(count) for name, count in record.verdicts.items()},
-        "tests_pass_rate": tests.pass_rate,
-        "tests_passed": float(tests.passed),
-        "tests_failed": float(tests.failed),
-        "tests_errors": float(tests.errors),
-        "tests_skipped": float(tests.skipped),
-    }
 
 
 def _conclude(record: TrialRecord, protect_mode: str, suspicious_mode: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore.repo import checkoutstate, gitops, trees
+from pytest_parallel_explore.repo import blobs, checkoutstate, gitops, trees
 from pytest_parallel_explore.repo.store import open_store
 
 
@@ -80,7 +80,7 @@ def test_a_blob_that_does_not_hash_to_its_id_is_never_written(checkout: Path, tm
     path.chmod(0o644)
     path.write_bytes(zlib.compress(b"blob %d\0" % len(body) + body))
 
-    with pytest.raises(trees.ForgedObject, match=r"tests/test_a\.py: the object .* \(forged or corrupt\)"):
+    with pytest.raises(blobs.ForgedObject, match=r"tests/test_a\.py: the object .* \(forged or corrupt\)"):
         trees.materialize(gitops.sealed(checkout), "HEAD", tmp_path / "scored")
     assert not (tmp_path / "scored" / "tests" / "test_a.py").exists()
 

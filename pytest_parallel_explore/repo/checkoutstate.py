@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import trees
+from . import blobs
 from .gitcmd import Git
 from .store import KeptFiles, keep_files
 
@@ -188,12 +188,12 @@ def _same(root: Path, relative: str, info: os.stat_result, state: CheckoutState)
     full = root / relative
     if stat.S_ISLNK(info.st_mode):
         content = os.fsencode(os.readlink(full))
-        return mode == "120000" and trees.blob_id(content, len(sha)) == sha
+        return mode == "120000" and blobs.blob_id(content, len(sha)) == sha
     if not stat.S_ISREG(info.st_mode):
         return False
     if mode != ("100755" if info.st_mode & 0o111 else "100644"):
         return False
-    digest = trees.hasher(len(sha))(f"blob {info.st_size}\0".encode())
+    digest = blobs.hasher(len(sha))(f"blob {info.st_size}\0".encode())
     with full.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)

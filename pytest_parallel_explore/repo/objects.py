@@ -17,7 +17,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from . import trees
+from . import blobs
 from .gitcmd import Git, GitFailed
 
 
@@ -75,7 +75,7 @@ def _holds_its_id(path: Path, object_id: str) -> bool:
         raw = zlib.decompress(path.read_bytes())
     except (OSError, zlib.error):
         return False
-    digest = trees.hasher(len(object_id))(raw)
+    digest = blobs.hasher(len(object_id))(raw)
     return digest.hexdigest() == object_id
 
 

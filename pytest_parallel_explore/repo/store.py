@@ -5,7 +5,7 @@ never the user's object store: the hold-out tests and, without a sandbox,
 the main checkout's files are kept here when the run starts.  What was kept
 is a :class:`KeptFiles`: ``path -> (mode, blob id)``, held in the plugin's
 memory (and handed to xdist workers); every blob is hashed again when it is
-written back (:func:`trees.write_files`), so a store an agent rewrote gives
+written back (:func:`blobs.write_files`), so a store an agent rewrote gives
 a named fault, never other content.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import trees
+from . import blobs
 from .gitcmd import Git
 
 #: A file's mode and blob id, as in a git tree.
@@ -44,7 +44,7 @@ def keep_files(store: Git, root: Path, paths: Sequence[str], *, links: bool = Fa
     contents go to git as data, never as paths: a name may hold a newline.
     """
     entries: dict[str, Entry] = {}
-    with trees.new_objects(store) as write:
+    with blobs.new_objects(store) as write:
         for path in paths:
             full = root / path
             info = os.lstat(full) if links else os.stat(full)
@@ -55,7 +55,7 @@ def keep_files(store: Git, root: Path, paths: Sequence[str], *, links: bool = Fa
             else:
                 continue
             write(content)
-            entries[path] = (mode, trees.blob_id(content))
+            entries[path] = (mode, blobs.blob_id(content))
     return entries
 
 
@@ -70,7 +70,7 @@ class KeptFiles:
         """Write the kept files (or those of ``paths``) under the folder ``target``, each blob checked."""
         chosen = self.entries if paths is None else {p: self.entries[p] for p in paths}
         target.mkdir(parents=True, exist_ok=True)
-        trees.write_files(Git(Path(self.store)), chosen, target)
+        blobs.write_files(Git(Path(self.store)), chosen, target)
 
     def digest(self) -> str:
         """What the kept files hold, in one value (for the score cache's key)."""

@@ -13,11 +13,9 @@ without filters or attributes, for the sealed scoring checkout.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import functools
-import hashlib
 import os
 import posixpath
 import re
@@ -25,11 +23,11 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Protocol
 
 from ..isolation.limits import DEFAULT_LIMITS, Limits
+from . import blobs
 from .gitcmd import Git, GitFailed
 
 _NULL_SHA = "0" * 40
@@ -162,7 +160,7 @@ def tree_of_files(
         untracked = [p for p in listed if p and not under(p, skip) and ".git" not in p.split("/")]
         hostile = {path: shown for path in untracked if (shown := hostile_name(path))}
         paths = sorted({*base_files, *untracked} - hostile.keys())
-        digest = hasher(len(tree_id(git, base)))
+        digest = blobs.hasher(len(tree_id(git, base)))
         updates = _changed_entries(git, paths, base_files, leave, unchanged or {}, _Budget(limits), digest)
         if updates:
             index.run("update-index", "-z", "--index-info", input=b"\0".join(updates) + b"\0")
@@ -197,7 +195,7 @@ def _changed_entries(
     leave: Collection[str],
     unchanged: Mapping[str, Stat],
     budget: _Budget,
-    digest: Callable[[bytes], Hash],
+    digest: Callable[[bytes], blobs.Hash],
 ) -> list[bytes]:
     """``update-index --index-info`` records of every path that differs from ``base_files``, removals first.
 
@@ -207,7 +205,7 @@ def _changed_entries(
     assert git.work_tree is not None
     removed: list[bytes] = []
     changed: list[bytes] = []
-    with _Folders(git.work_tree) as folders, new_objects(git) as store:
+    with _Folders(git.work_tree) as folders, blobs.new_objects(git) as store:
         for path in paths:
             if under(path, leave):
                 continue
@@ -225,12 +223,6 @@ def _changed_entries(
                 store(content)
             changed.append(f"{mode} {sha}\t".encode() + _encoded(path))
     return removed + changed
-
-
-class Hash(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-
-    def hexdigest(self) -> str: ...
 
 
 @dataclasses.dataclass
@@ -315,7 +307,7 @@ def _disk_entry(
     base: tuple[str, str] | None,
     before: Stat | None,
     budget: _Budget,
-    digest: Callable[[bytes], Hash],
+    digest: Callable[[bytes], blobs.Hash],
 ) -> tuple[str, str, bytes | None] | None:
     """``(mode, blob id, content)`` of the file at ``path`` on disk, or None when there is none.
 
@@ -339,14 +331,19 @@ def _disk_entry(
         return (*base, None)
     if stat.S_ISLNK(info.st_mode):
         target = os.readlink(name, dir_fd=fd)
-        return "120000", _blob_id(digest, target), target
+        return "120000", blobs.digest_blob_id(digest, target), target
     if not stat.S_ISREG(info.st_mode):
         return None
     return _read_file(fd, name, path, base, budget, digest)
 
 
 def _read_file(
-    folder: int, name: bytes, path: str, base: tuple[str, str] | None, budget: _Budget, digest: Callable[[bytes], Hash]
+    folder: int,
+    name: bytes,
+    path: str,
+    base: tuple[str, str] | None,
+    budget: _Budget,
+    digest: Callable[[bytes], blobs.Hash],
 ) -> tuple[str, str, bytes | None] | None:
     """Read a regular file, opened without following a symlink; one bigger than allowed may only be ``base``'s blob."""
     try:
@@ -365,7 +362,7 @@ def _read_file(
             content = _read_up_to(handle, info.st_size, limit + 1)
             if len(content) > limit:
                 raise budget.too_big(path, len(content))
-            return mode, _blob_id(digest, content), content
+            return mode, blobs.digest_blob_id(digest, content), content
         # Too big to store; the same as the base's blob is fine (the user's own large file, unchanged).
         hashed = digest(f"blob {info.st_size}\0".encode())
         total = 0
@@ -390,63 +387,8 @@ def _read_up_to(handle: int, expected: int, size: int) -> bytes:
     return data
 
 
-def _blob_id(digest: Callable[[bytes], Hash], content: bytes) -> str:
-    hashed = digest(f"blob {len(content)}\0".encode())
-    hashed.update(content)
-    return hashed.hexdigest()
-
-
-@contextlib.contextmanager
-def new_objects(git: Git) -> Iterator[Callable[[bytes], None]]:
-    """A function that stages a blob; when the block ends, every staged blob is added to the repository at once.
-
-    ``git fast-import`` writes them (one process, one pack, no path given
-    to git) into a private object folder; they join the repository's
-    objects only if the block ends normally.  When it raises (a limit
-    reached), the folder is dropped: the repository gains nothing.
-    """
-    with tempfile.TemporaryDirectory(prefix="explore-objects-", dir=git.git_dir) as scratch:
-        staging = Path(scratch)
-        with contextlib.ExitStack() as stack:
-            feed: list[IO[bytes]] = []
-
-            def store(content: bytes) -> None:
-                if not feed:
-                    # Blobs over 1 MiB are streamed to the pack, not held again in fast-import's memory.
-                    importer = git.with_(objects=staging).feed("fast-import", "--quiet", "--big-file-threshold=1m")
-                    feed.append(stack.enter_context(importer))
-                feed[0].write(b"blob\ndata %d\n" % len(content))
-                feed[0].write(content)
-                feed[0].write(b"\n")
-
-            yield store
-        _move_objects(staging, git.git_dir / "objects")
-
-
-def _move_objects(staging: Path, objects: Path) -> None:
-    """Move loose objects and packs from ``staging`` into ``objects``; a pack's index last, so git never sees half."""
-    for folder in sorted(p for p in staging.iterdir() if p.is_dir() and p.name != "pack"):
-        (objects / folder.name).mkdir(exist_ok=True)
-        for loose in folder.iterdir():
-            os.replace(loose, objects / folder.name / loose.name)
-    packs = staging / "pack"
-    for suffix in (".pack", ".rev", ".idx"):
-        for found in sorted(packs.glob(f"pack-*{suffix}")) if packs.is_dir() else ():
-            os.replace(found, objects / "pack" / found.name)
-
-
 def under(path: str, prefixes: Collection[str]) -> bool:
     return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
-
-
-def hasher(id_length: int) -> Callable[[bytes], Hash]:
-    """The hash of a repository whose object ids have ``id_length`` digits: SHA-256 for 64, else SHA-1."""
-    return hashlib.sha256 if id_length == 64 else hashlib.sha1
-
-
-def blob_id(content: bytes, id_length: int = 40) -> str:
-    """The id git gives ``content`` as a blob."""
-    return _blob_id(hasher(id_length), content)
 
 
 def _base_ignore_rules(git: Git, base: str, base_files: dict[str, tuple[str, str]]) -> Iterator[str]:
@@ -488,84 +430,7 @@ def materialize(git: Git, treeish: str, target: Path) -> None:
         if path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
             raise GitFailed(f"refusing to write the unsafe path {path!r} of {treeish}")
     target.mkdir(parents=True)
-    write_files(git, entries, target)
-
-
-def write_files(git: Git, entries: Mapping[str, tuple[str, str]], target: Path) -> None:
-    """Write ``path -> (mode, blob id)`` under the existing folder ``target``, each blob checked against its id.
-
-    A loose object is read back without git checking that its content still
-    hashes to its name, and anyone who can write the object folder can
-    replace it: so each blob is hashed again here, and one that does not
-    match its id stops the writing (:class:`ForgedObject`, naming the path).
-    """
-    folders = sorted({posixpath.dirname(p) for p in entries} - {""})
-    for folder in folders:  # parents first (sorted), each made once
-        os.makedirs(target / folder, exist_ok=True)
-    paths_of: dict[str, list[tuple[str, str]]] = {}
-    for path, (mode, sha) in entries.items():
-        if mode == "160000":  # a submodule: an empty folder, as git leaves it
-            (target / path).mkdir(exist_ok=True)
-        else:
-            paths_of.setdefault(sha, []).append((path, mode))
-    if not paths_of:
-        return
-    names = {sha: paths[0][0] for sha, paths in paths_of.items()}
-    for paths, content in zip(paths_of.values(), read_blobs(git, list(paths_of), names), strict=True):
-        for path, mode in paths:
-            _write_entry(target / path, mode, content)
-
-
-def read_blobs(git: Git, ids: Sequence[str], names: Mapping[str, str] | None = None) -> Iterator[bytes]:
-    """The content of each blob of ``ids``, in order, from one ``git cat-file --batch`` read as a stream.
-
-    One blob is in memory at a time.  A loose object is read back without git
-    checking that its content still hashes to its name, and anyone who can
-    write the object folder can replace it: so each blob is hashed again, and
-    one that does not match its id raises :class:`ForgedObject`, naming
-    ``names[id]`` (a path it is written to) when given.
-    """
-    with tempfile.TemporaryDirectory(prefix="explore-blobs-") as scratch:
-        wanted = Path(scratch) / "blobs"
-        wanted.write_text("".join(f"{sha}\n" for sha in ids))
-        with git.stream("cat-file", "--batch", stdin=wanted) as out:
-            for sha in ids:
-                header = out.readline().split()
-                if len(header) != 3 or header[0].decode() != sha:
-                    raise GitFailed(f"git cat-file --batch: unexpected answer {header!r} for {sha}")
-                size = int(header[2])
-                content = out.read(size)
-                if len(content) != size or out.read(1) != b"\n":
-                    raise GitFailed(f"git cat-file --batch: {sha} was cut short")
-                if header[1] != b"blob" or blob_id(content, len(sha)) != sha:
-                    where = (names or {}).get(sha, sha)
-                    raise ForgedObject(
-                        f"{where}: the object {sha} in {git.git_dir} does not hold what its id says "
-                        "(forged or corrupt); nothing was written from it"
-                    )
-                yield content
-
-
-class ForgedObject(GitFailed):
-    """A blob whose content does not hash to its id: written over in the object store, never used."""
-
-
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-
-
-def _write_entry(full: Path, mode: str, content: bytes) -> None:
-    if mode == "120000":
-        os.symlink(content, full)
-        return
-    fd = os.open(full, _CREATE, 0o755 if mode == "100755" else 0o644)
-    try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    if mode == "100755":
-        os.chmod(full, 0o755)  # whatever the umask, as before
+    blobs.write_files(git, entries, target)
 
 
 def remove_tree(path: Path) -> None:

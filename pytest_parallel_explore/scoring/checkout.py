@@ -24,7 +24,7 @@ from pathlib import Path
 from ..isolation import confinement
 from ..isolation.procs import run_owned
 from ..isolation.sandbox import Sandbox
-from ..repo import trees
+from ..repo import blobs, trees
 from ..repo.gitcmd import Git
 from ..repo.store import KeptFiles, keep_files
 from ..settings import Settings
@@ -90,7 +90,7 @@ def keep_holdout(settings: Settings, git: Git, store: Git) -> KeptFiles:
     entries = dict(keep_files(store, root, on_disk))
     if tracked:
         with tempfile.TemporaryDirectory(prefix="explore-holdout-") as scratch:
-            trees.write_files(git, tracked, Path(scratch))
+            blobs.write_files(git, tracked, Path(scratch))
             entries.update(
                 keep_files(store, Path(scratch), [p for p, (mode, _) in tracked.items() if mode != "120000"])
             )

@@ -218,6 +218,32 @@ def yaml_metrics(
     return metrics, flags
 
 
+def suite_metrics(tests: TestStats, verdicts: Mapping[str, int]) -> dict[str, float]:
+    """The metrics every trial has: the test counts, its pass rate and its verdicts against the baseline."""
+    return {
+        **{name: float(count) for name, count in verdicts.items()},
+        "tests_pass_rate": tests.pass_rate,
+        "tests_passed": float(tests.passed),
+        "tests_failed": float(tests.failed),
+        "tests_errors": float(tests.errors),
+        "tests_skipped": float(tests.skipped),
+    }
+
+
+def unmeasured_weights(settings: Settings, metrics: Mapping[str, float]) -> list[str]:
+    """A flag naming each ``score.weights`` key that no metric has: a typo would score every trial 0, silently.
+
+    ``score.metrics`` that printed no number are flagged already (see :func:`yaml_metrics`).
+    """
+    unmeasured = sorted(set(settings.score.weights) - set(metrics) - set(settings.score.metrics))
+    if not unmeasured:
+        return []
+    return [
+        f"score.weights: no metric named {', '.join(map(repr, unmeasured))}; counted as 0 "
+        f"(the metrics: {', '.join(sorted(metrics))})"
+    ]
+
+
 def weighted_score(settings: Settings, metrics: Mapping[str, float], tests: TestStats) -> float:
     """The trial's score: the weighted sum of its metrics (default: the test pass rate).
 

@@ -17,7 +17,7 @@ import dataclasses
 import posixpath
 from collections.abc import Callable, Iterator
 
-from ..repo import trees
+from ..repo import blobs
 from ..repo.gitcmd import Git
 from ..repo.trees import tree_entries
 from .protect import is_test_file
@@ -426,4 +426,4 @@ def _blobs(git: Git, files: dict[str, str]) -> Iterator[tuple[str, bytes | str]]
     if not wanted:
         return
     ids = [files[p] for p in wanted]
-    yield from zip(wanted, trees.read_blobs(git, ids, {files[p]: p for p in wanted}), strict=True)
+    yield from zip(wanted, blobs.read_blobs(git, ids, {files[p]: p for p in wanted}), strict=True)

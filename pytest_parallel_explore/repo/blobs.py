@@ -1,0 +1,160 @@
+"""Blobs into and out of git, none of them trusted.
+
+Ids are computed here (:func:`blob_id`), not asked of git.  New blobs are
+written in one pack that joins the repository only when every one of them
+was accepted (:func:`new_objects`); blobs are read back hashed again
+(:func:`read_blobs`: anyone who can write the object folder can replace a
+loose object), and written into a folder without following any link
+(:func:`write_files`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import posixpath
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Protocol
+
+from .gitcmd import Git, GitFailed
+
+
+class Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def hasher(id_length: int) -> Callable[[bytes], Hash]:
+    """The hash of a repository whose object ids have ``id_length`` digits: SHA-256 for 64, else SHA-1."""
+    return hashlib.sha256 if id_length == 64 else hashlib.sha1
+
+
+def blob_id(content: bytes, id_length: int = 40) -> str:
+    """The id git gives ``content`` as a blob."""
+    return digest_blob_id(hasher(id_length), content)
+
+
+def digest_blob_id(digest: Callable[[bytes], Hash], content: bytes) -> str:
+    hashed = digest(f"blob {len(content)}\0".encode())
+    hashed.update(content)
+    return hashed.hexdigest()
+
+
+@contextlib.contextmanager
+def new_objects(git: Git) -> Iterator[Callable[[bytes], None]]:
+    """A function that stages a blob; when the block ends, every staged blob is added to the repository at once.
+
+    ``git fast-import`` writes them (one process, one pack, no path given
+    to git) into a private object folder; they join the repository's
+    objects only if the block ends normally.  When it raises (a limit
+    reached), the folder is dropped: the repository gains nothing.
+    """
+    with tempfile.TemporaryDirectory(prefix="explore-objects-", dir=git.git_dir) as scratch:
+        staging = Path(scratch)
+        with contextlib.ExitStack() as stack:
+            feed: list[IO[bytes]] = []
+
+            def store(content: bytes) -> None:
+                if not feed:
+                    # Blobs over 1 MiB are streamed to the pack, not held again in fast-import's memory.
+                    importer = git.with_(objects=staging).feed("fast-import", "--quiet", "--big-file-threshold=1m")
+                    feed.append(stack.enter_context(importer))
+                feed[0].write(b"blob\ndata %d\n" % len(content))
+                feed[0].write(content)
+                feed[0].write(b"\n")
+
+            yield store
+        _move_objects(staging, git.git_dir / "objects")
+
+
+def _move_objects(staging: Path, objects: Path) -> None:
+    """Move loose objects and packs from ``staging`` into ``objects``; a pack's index last, so git never sees half."""
+    for folder in sorted(p for p in staging.iterdir() if p.is_dir() and p.name != "pack"):
+        (objects / folder.name).mkdir(exist_ok=True)
+        for loose in folder.iterdir():
+            os.replace(loose, objects / folder.name / loose.name)
+    packs = staging / "pack"
+    for suffix in (".pack", ".rev", ".idx"):
+        for found in sorted(packs.glob(f"pack-*{suffix}")) if packs.is_dir() else ():
+            os.replace(found, objects / "pack" / found.name)
+
+
+def write_files(git: Git, entries: Mapping[str, tuple[str, str]], target: Path) -> None:
+    """Write ``path -> (mode, blob id)`` under the existing folder ``target``, each blob checked against its id.
+
+    A loose object is read back without git checking that its content still
+    hashes to its name, and anyone who can write the object folder can
+    replace it: so each blob is hashed again here, and one that does not
+    match its id stops the writing (:class:`ForgedObject`, naming the path).
+    """
+    folders = sorted({posixpath.dirname(p) for p in entries} - {""})
+    for folder in folders:  # parents first (sorted), each made once
+        os.makedirs(target / folder, exist_ok=True)
+    paths_of: dict[str, list[tuple[str, str]]] = {}
+    for path, (mode, sha) in entries.items():
+        if mode == "160000":  # a submodule: an empty folder, as git leaves it
+            (target / path).mkdir(exist_ok=True)
+        else:
+            paths_of.setdefault(sha, []).append((path, mode))
+    if not paths_of:
+        return
+    names = {sha: paths[0][0] for sha, paths in paths_of.items()}
+    for paths, content in zip(paths_of.values(), read_blobs(git, list(paths_of), names), strict=True):
+        for path, mode in paths:
+            _write_entry(target / path, mode, content)
+
+
+def read_blobs(git: Git, ids: Sequence[str], names: Mapping[str, str] | None = None) -> Iterator[bytes]:
+    """The content of each blob of ``ids``, in order, from one ``git cat-file --batch`` read as a stream.
+
+    One blob is in memory at a time.  A loose object is read back without git
+    checking that its content still hashes to its name, and anyone who can
+    write the object folder can replace it: so each blob is hashed again, and
+    one that does not match its id raises :class:`ForgedObject`, naming
+    ``names[id]`` (a path it is written to) when given.
+    """
+    with tempfile.TemporaryDirectory(prefix="explore-blobs-") as scratch:
+        wanted = Path(scratch) / "blobs"
+        wanted.write_text("".join(f"{sha}\n" for sha in ids))
+        with git.stream("cat-file", "--batch", stdin=wanted) as out:
+            for sha in ids:
+                header = out.readline().split()
+                if len(header) != 3 or header[0].decode() != sha:
+                    raise GitFailed(f"git cat-file --batch: unexpected answer {header!r} for {sha}")
+                size = int(header[2])
+                content = out.read(size)
+                if len(content) != size or out.read(1) != b"\n":
+                    raise GitFailed(f"git cat-file --batch: {sha} was cut short")
+                if header[1] != b"blob" or blob_id(content, len(sha)) != sha:
+                    where = (names or {}).get(sha, sha)
+                    raise ForgedObject(
+                        f"{where}: the object {sha} in {git.git_dir} does not hold what its id says "
+                        "(forged or corrupt); nothing was written from it"
+                    )
+                yield content
+
+
+class ForgedObject(GitFailed):
+    """A blob whose content does not hash to its id: written over in the object store, never used."""
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_entry(full: Path, mode: str, content: bytes) -> None:
+    if mode == "120000":
+        os.symlink(content, full)
+        return
+    fd = os.open(full, _CREATE, 0o755 if mode == "100755" else 0o644)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    if mode == "100755":
+        os.chmod(full, 0o755)  # whatever the umask, as before
