@@ -93,7 +93,8 @@ def cleanup_experiment(workspace: Workspace, experiment: str, *, delete_branches
 
     Only the folders of the experiment's trials (those with a record) in its
     ``worktrees/`` folder are removed, and the base objects they borrow
-    unless a folder moved aside to ``kept/`` still does; also the linked
+    unless a folder moved aside to ``kept/`` still does, and the run's
+    private store (``store.git``); also the linked
     worktrees that earlier versions made there on one of its
     ``explore/<experiment>/`` branches, through git.  Nothing else is
     deleted: another folder there may be the user's, and is reported instead.
@@ -127,6 +128,8 @@ def cleanup_experiment(workspace: Workspace, experiment: str, *, delete_branches
         )
     if not kept and paths.shared_base.is_dir():
         trees.remove_tree(paths.shared_base)
+    # The run's private copies of the hold-out and of the main checkout: the next run makes them again.
+    trees.remove_tree(paths.store)
     result.removed.sort()
     if delete_branches:
         branches = gitops.branches_under(workspace.repo_root, prefix)
