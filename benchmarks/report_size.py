@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_parallel_explore.paths import ExperimentPaths
-from pytest_parallel_explore.record import AgentStats, DiffStats, Status, TestStats, TrialRecord
+from pytest_parallel_explore.model.paths import ExperimentPaths
+from pytest_parallel_explore.model.record import AgentStats, DiffStats, Status, TestStats, TrialRecord
 from pytest_parallel_explore.report.html import render_report
 from pytest_parallel_explore.report.model import ExperimentInfo, Results
 from pytest_parallel_explore.report.results import build_results

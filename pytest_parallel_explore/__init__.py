@@ -11,7 +11,7 @@ def __getattr__(name: str) -> object:
     # The API is imported lazily so that `import pytest_parallel_explore` (done by
     # pytest for every run, explore or not) costs nothing.
     if name in {"cleanup_experiment", "list_experiments", "run_parallel_experiment_sync"}:
-        from . import api
+        from .cli import api
 
         return getattr(api, name)
     raise AttributeError(name)

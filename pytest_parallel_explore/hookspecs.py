@@ -17,9 +17,9 @@ import pytest
 
 if TYPE_CHECKING:
     from .agents import Agent, AgentBackend
-    from .record import TrialRecord
-    from .settings import TrialView
-    from .spec import VariantSpec
+    from .config.settings import TrialView
+    from .config.variants import VariantSpec
+    from .model.record import TrialRecord
 
 
 @pytest.hookspec

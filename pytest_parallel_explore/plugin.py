@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .defaults import (
+from .config.defaults import (
     AGENT_HELP,
     BASE_COMMIT_KEY,
     DIR_HELP,
@@ -134,7 +134,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """``--explore-list``, ``-results``, ``-cleanup``, ``-merge`` and ``-adopt`` run instead of a test session."""
     if not _command_asked(config):
         return None
-    from .commands import main
+    from .cli.commands import main
 
     return main(config)
 
@@ -142,9 +142,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("explore") is None or _command_asked(config):
         return
-    from . import prompt
     from .agents import registry
-    from .settings import resolve_settings
+    from .config.settings import resolve_settings
+    from .worker import prompt
 
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     settings = resolve_settings(config, base_commit=(workerinput or {}).get(BASE_COMMIT_KEY))
@@ -159,12 +159,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
     distributed = workerinput is None and _distributed(config)
     if not distributed:
-        from . import items
+        from .worker import items
 
         config.pluginmanager.register(items, "explore-items")
     if workerinput is None:
-        from .controller import ExploreController, XdistHooks
-        from .runstart import check_run
+        from .controller.runstart import check_run
+        from .controller.session import ExploreController, XdistHooks
 
         controller = ExploreController(config, settings, check_run(config, settings), distributed)
         config.pluginmanager.register(controller, "explore-controller")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_parallel_explore.config.sections import HomePath, SandboxSpec, parse_sandbox
 from pytest_parallel_explore.isolation.limits import Limits, format_size, parse_limits, parse_size
-from pytest_parallel_explore.sections import HomePath, SandboxSpec, parse_sandbox
 from tests.explore_testing import GOOD_AGENT, Project, assert_refused
 
 

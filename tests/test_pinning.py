@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_parallel_explore.record import TestStats
+from pytest_parallel_explore.model.record import TestStats
 from pytest_parallel_explore.repo import gitops
 from pytest_parallel_explore.scoring import pinning, protect
 from pytest_parallel_explore.scoring.baseline import _from_runs, judge

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_parallel_explore.agents.registry import BUILTIN_BACKENDS
-from pytest_parallel_explore.spec import SpecError, load_spec
+from pytest_parallel_explore.config.variants import SpecError, load_spec
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 YAML_BLOCKS = re.findall(r"^```yaml\n(.*?)^```", README.read_text(encoding="utf-8"), re.DOTALL | re.MULTILINE)

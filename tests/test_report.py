@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_parallel_explore.record import AgentStats, DiffStats, Status, TestStats, TrialRecord
+from pytest_parallel_explore.model.record import AgentStats, DiffStats, Status, TestStats, TrialRecord
 from pytest_parallel_explore.report.html import MAX_DIFF_LINES, render_html
 from pytest_parallel_explore.report.model import Results
 from pytest_parallel_explore.scoring.baseline import Baseline, judge

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore.record import TrialRecord
+from pytest_parallel_explore.model.record import TrialRecord
 from pytest_parallel_explore.repo.gitcmd import Git
 from pytest_parallel_explore.report.model import Results, ResultsError
 from pytest_parallel_explore.scoring import suspicious

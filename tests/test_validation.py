@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_parallel_explore.checks import parse_duration
+from pytest_parallel_explore.config.checks import parse_duration
 from pytest_parallel_explore.templating import PROMPT_VARIABLES
 from tests.explore_testing import GOOD_AGENT, Project, assert_refused
 
@@ -334,7 +334,7 @@ def test_without_explore_the_plugin_is_inert(project: Project) -> None:
                 "import sys\n\n"
                 "def test_loaded_but_idle():\n"
                 "    assert 'pytest_parallel_explore.plugin' in sys.modules\n"
-                "    heavy = {'git', 'yaml', 'jinja2', 'anthropic', 'pytest_parallel_explore.controller'}\n"
+                "    heavy = {'git', 'yaml', 'jinja2', 'anthropic', 'pytest_parallel_explore.controller.session'}\n"
                 "    assert not heavy & set(sys.modules)\n\n"
                 "def test_other():\n"
                 "    pass\n"

@@ -7,7 +7,7 @@ are :mod:`.command`, :mod:`.claude_code` and the built-in agent in
 :mod:`.anthropic`.
 """
 
-from ..record import AgentStats
+from ..model.record import AgentStats
 from .base import Agent, AgentBackend, AgentOutcome, AgentTask, AgentUnavailable
 from .command import CommandAgent
 from .registry import BUILTIN_BACKENDS, agent_backends, unknown_backend

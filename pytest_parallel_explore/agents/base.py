@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from ..checks import is_int, unknown_keys
+from ..config.checks import is_int, unknown_keys
 from ..isolation.sandbox import Sandbox
-from ..record import AgentStats
+from ..model.record import AgentStats
 
 #: Keys every backend understands, besides its own ``setting_keys``.
 COMMON_AGENT_KEYS = frozenset({"backend", "model"})

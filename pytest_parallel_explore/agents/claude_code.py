@@ -19,9 +19,9 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..checks import positive_int_problem, unknown_keys
+from ..config.checks import positive_int_problem, unknown_keys
 from ..isolation.procs import clean_env, run_owned
-from ..record import AgentStats
+from ..model.record import AgentStats
 from .base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
 
 SETTING_KEYS = ("backend", "model", "thinking", "permission_mode", "allowed_tools", "max_turns", "executable")

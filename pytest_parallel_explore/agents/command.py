@@ -8,9 +8,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..checks import describe
+from ..config.checks import describe
 from ..isolation.procs import clean_env, expand, run_owned
-from ..record import AgentStats
+from ..model.record import AgentStats
 from .base import AgentBackend, AgentOutcome, AgentTask
 
 

@@ -27,9 +27,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..sections import SandboxSpec
-from ..settings import Settings
-from ..spec import VariantSpec
+from ..config.sections import SandboxSpec
+from ..config.settings import Settings
+from ..config.variants import VariantSpec
 from .sandbox import SYSTEM, Sandbox, wanted
 
 

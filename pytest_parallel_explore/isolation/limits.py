@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ..checks import describe, is_int, unknown_keys
+from ..config.checks import describe, is_int, unknown_keys
 
 _log = logging.getLogger(__name__)
 

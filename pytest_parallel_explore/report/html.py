@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..paths import ExperimentPaths
-from ..record import TrialRecord
+from ..model.paths import ExperimentPaths
+from ..model.record import TrialRecord
 from ..templating import render
 from .matrix import CELL_MEANINGS, LEGEND, MAX_DIFF_LINES, DiffLine, anchor, build_matrix, parse_patch
 from .model import ComparisonEntry, Results, VariantStats

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..record import TrialRecord
+from ..model.record import TrialRecord
 from ..scoring.baseline import Baseline
 
 #: Lines of one trial's patch shown in the page; the rest stays in ``results/<trial>.patch``.

@@ -14,14 +14,14 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..checks import describe, is_int, is_number
+from ..config.checks import describe, is_int, is_number
+from ..config.sections import RaceSpec
+from ..config.variants import is_safe_name
 from ..evidence.race import Elimination, PairInterval, RaceState
 from ..evidence.stats import Comparison, DifferingTest, ScoreSummary, clopper_pearson
-from ..names import retry_command
-from ..record import TrialRecord
+from ..model.names import retry_command
+from ..model.record import TrialRecord
 from ..scoring.baseline import Baseline
-from ..sections import RaceSpec
-from ..spec import is_safe_name
 
 #: The layout of ``results.json`` (each trial record inside carries its own, ``record.SCHEMA``).
 SCHEMA = 1

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..record import DiffStats, Status, TrialRecord
+from ..model.record import DiffStats, Status, TrialRecord
 from ..scoring.baseline import Baseline
 from .model import Results
 

@@ -19,10 +19,10 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
 
-from ..record import TestStats, read_json, write_json
+from ..config.settings import Settings
+from ..model.record import TestStats, read_json, write_json
 from ..repo import gitops
 from ..repo.store import KeptFiles
-from ..settings import Settings
 from . import scorecache
 from .checkout import scoring_checkout
 from .pinning import Pinned, base_config

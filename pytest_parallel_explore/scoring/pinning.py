@@ -35,7 +35,7 @@ from typing import Any
 
 import tomllib
 
-from ..record import TestStats
+from ..model.record import TestStats
 from ..repo import trees
 from ..repo.gitcmd import Git
 from . import reporter

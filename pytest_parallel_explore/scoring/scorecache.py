@@ -36,12 +36,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..config.settings import Settings
 from ..isolation.sandbox import wanted
-from ..record import TestStats, read_json, write_json
+from ..model.record import TestStats, read_json, write_json
 from ..repo.gitcmd import Git
 from ..repo.store import KeptFiles
 from ..repo.trees import tree_id
-from ..settings import Settings
 from ..version import __version__
 from .pinning import Pinned
 

@@ -38,9 +38,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...checks import is_int, is_number, parse_duration, positive_int_problem, unknown_keys
+from ...config.checks import is_int, is_number, parse_duration, positive_int_problem, unknown_keys
 from ...isolation.environ import safe_env
-from ...record import AgentStats
+from ...model.record import AgentStats
 from ..base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
 from .pricing import price_for, price_problems
 from .tools import TOOLS, ToolError, WorktreeTools

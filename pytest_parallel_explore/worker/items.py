@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from .defaults import SETTINGS_KEY
-from .names import node_id
-from .record import Status, try_load
-from .settings import Settings, Trial
+from ..config.defaults import SETTINGS_KEY
+from ..config.settings import Settings, Trial
+from ..model.names import node_id
+from ..model.record import Status, try_load
 from .trial import TrialRunner
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .repo.repostate import RepoState  # noqa: F401 -- named in a StashKey below
+    from ..repo.repostate import RepoState  # noqa: F401 -- named in a StashKey below
     from .settings import Settings  # noqa: F401 -- named in a StashKey below
 
 DEFAULT_DIR = ".data/parallel_explorer"

@@ -21,16 +21,16 @@ import pytest
 from _pytest._code import ExceptionInfo
 from _pytest._io import TerminalWriter
 
+from ..config.settings import resolve_workspace
+from ..controller.runlock import ExperimentBusy, ExperimentLock
+from ..model.paths import ExperimentPaths, Workspace
+from ..model.record import TrialRecord, load_records, read_json
+from ..repo import gitops, trees
+from ..report.model import ExperimentInfo, ResultsError
+from ..report.ranking import rank
+from ..report.results import write_report
+from ..report.text import format_table
 from . import adoption
-from .paths import ExperimentPaths, Workspace
-from .record import TrialRecord, load_records, read_json
-from .repo import gitops, trees
-from .report.model import ExperimentInfo, ResultsError
-from .report.ranking import rank
-from .report.results import write_report
-from .report.text import format_table
-from .runlock import ExperimentBusy, ExperimentLock
-from .settings import resolve_workspace
 
 Write = Callable[[str], None]
 
@@ -262,7 +262,7 @@ def run_command(config: pytest.Config, write: Write) -> int:
         write(f"HEAD is now {head[:12]}")
         return 0
     if config.getoption("explore_merge"):
-        from .report.merge import merge_results
+        from ..report.merge import merge_results
 
         sources = [config.invocation_params.dir / d for d in config.getoption("explore_merge")]
         with _experiment_held(workspace, experiment, "--explore-merge"):

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from .agents.registry import agent_backends
+from ..agents.registry import agent_backends
+from ..isolation.limits import Limits
+from ..model.paths import ExperimentPaths, Workspace
 from .checks import parse_duration
 from .defaults import (
     DEFAULT_DIR,
@@ -25,18 +27,8 @@ from .defaults import (
     DEFAULT_TIMEOUT,
     PORT_RANGE_START,
 )
-from .isolation.limits import Limits
-from .paths import ExperimentPaths, Workspace
 from .sections import SandboxSpec, ScoreSpec, WorktreeSpec
-from .spec import (
-    ExperimentSpec,
-    RaceSpec,
-    SpecError,
-    VariantSpec,
-    is_safe_name,
-    load_spec,
-    variant_hash,
-)
+from .variants import ExperimentSpec, RaceSpec, SpecError, VariantSpec, is_safe_name, load_spec, variant_hash
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +133,7 @@ class Settings:
 
 def resolve_workspace(config: pytest.Config) -> Workspace:
     """The repository around the invocation directory and its explore dir."""
-    from .repo import gitops  # here, not at the top: without --explore the plugin imports no git
+    from ..repo import gitops  # here, not at the top: without --explore the plugin imports no git
 
     try:
         root = gitops.repo_root(config.invocation_params.dir)
@@ -165,7 +157,7 @@ def _check_explore_dir(root: Path, explore_dir: Path, where: str) -> None:
     Worktrees, results and cleanups write and delete there, so it may hold
     nothing the user's repository owns.
     """
-    from .repo import gitops
+    from ..repo import gitops
 
     expected = "expected a folder inside the repository, not tracked by git (e.g. .data/parallel_explorer)"
     if not explore_dir.is_relative_to(root):
@@ -212,7 +204,7 @@ def resolve_settings(config: pytest.Config, base_commit: str | None = None) -> S
 
     base = spec.base or "HEAD"
     if base_commit is None:
-        from .repo import gitops
+        from ..repo import gitops
 
         try:
             base_commit = gitops.resolve_commit(workspace.repo_root, base)

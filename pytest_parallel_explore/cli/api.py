@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .defaults import DEFAULT_DIR
-from .paths import Workspace
-from .record import read_json
+from ..config.defaults import DEFAULT_DIR
+from ..model.paths import Workspace
+from ..model.record import read_json
 
 
 def run_parallel_experiment_sync(
@@ -66,7 +66,7 @@ def cleanup_experiment(
 
 
 def _workspace(cwd: Path, explore_dir: str = DEFAULT_DIR) -> Workspace:
-    from .repo.gitops import repo_root
+    from ..repo.gitops import repo_root
 
     root = repo_root(cwd.resolve())
     return Workspace(root, (root / explore_dir).resolve())

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..isolation.limits import Limits, parse_limits
 from .checks import describe, duration, optional, positive_int, unknown_keys
-from .isolation.limits import Limits, parse_limits
 from .sections import (
     RaceSpec,
     SandboxSpec,
@@ -268,7 +268,7 @@ def validate(
     if template_path is not None and not template_path.is_file():
         problems.append(f"prompt_template: no such file: {template_path}")
     elif template_path is not None:
-        from .templating import template_problem  # here: jinja2 is imported only for a template of the user's
+        from ..templating import template_problem  # here: jinja2 is imported only for a template of the user's
 
         problem = template_problem(template_path)
         if problem:

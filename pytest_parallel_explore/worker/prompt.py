@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from .defaults import SETTINGS_KEY
-from .settings import TrialView
-from .templating import render, render_file
+from ..config.defaults import SETTINGS_KEY
+from ..config.settings import TrialView
+from ..templating import render, render_file
 
 
 @pytest.hookimpl(trylast=True)

@@ -20,17 +20,17 @@ from typing import Any
 
 import pytest
 
-from .defaults import REPO_STATE_KEY
-from .isolation import confinement, procs
-from .isolation.sandbox import find_bwrap, wanted
-from .record import Status, save, try_load
-from .repo import checkoutstate, gitops, repostate
-from .repo.store import open_store
+from ..config.defaults import REPO_STATE_KEY
+from ..config.settings import Settings
+from ..isolation import confinement, procs
+from ..isolation.sandbox import find_bwrap, wanted
+from ..model.record import Status, save, try_load
+from ..repo import checkoutstate, gitops, repostate
+from ..repo.store import open_store
+from ..scoring.baseline import BackgroundBaseline
+from ..scoring.checkout import keep_holdout
+from ..version import __version__
 from .runlock import ExperimentBusy, ExperimentLock
-from .scoring.baseline import BackgroundBaseline
-from .scoring.checkout import keep_holdout
-from .settings import Settings
-from .version import __version__
 
 
 @dataclasses.dataclass
@@ -54,7 +54,7 @@ class RunStart:
 
 def check_run(config: pytest.Config, settings: Settings) -> RunCheck:
     """Refuse a run that cannot work, before anything is written; then take the experiment's lock."""
-    from .agents import AgentUnavailable, agent_backends, unknown_backend
+    from ..agents import AgentUnavailable, agent_backends, unknown_backend
 
     for trial in settings.trials:
         agent = config.hook.pytest_explore_make_agent(config=config, variant=trial.variant)

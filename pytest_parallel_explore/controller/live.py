@@ -18,7 +18,7 @@ from typing import TextIO
 
 from _pytest._io import TerminalWriter
 
-from .record import TrialRecord
+from ..model.record import TrialRecord
 
 #: Clear from the cursor to the end of the screen; cursor up N lines; cursor to column N (1-based).
 _CLEAR, _UP, _COLUMN = "\x1b[J", "\x1b[{}A", "\x1b[{}G"

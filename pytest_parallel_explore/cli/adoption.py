@@ -13,7 +13,7 @@ from pathlib import Path
 
 import git
 
-from .repo.gitops import _IDENTITY, GitProblem, open_repo
+from ..repo.gitops import _IDENTITY, GitProblem, open_repo
 
 
 def merge_branch(root: Path, branch: str, *, squash: bool, message: str) -> str:

@@ -26,15 +26,15 @@ from typing import Any
 
 import pytest
 
-from .defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
+from ..config.defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
+from ..config.settings import Settings
+from ..model.record import TrialRecord, load_records, save, try_load, write_json
+from ..repo import gitops, repostate
+from ..report.model import ExperimentInfo, Results
+from ..report.results import write_live_report, write_report
+from ..report.text import terminal_lines
 from .live import LiveView
-from .record import TrialRecord, load_records, save, try_load, write_json
-from .repo import gitops, repostate
-from .report.model import ExperimentInfo, Results
-from .report.results import write_live_report, write_report
-from .report.text import terminal_lines
 from .runstart import RunCheck, RunStart, baseline_notice, experiment_info, recover_interrupted, start_run
-from .settings import Settings
 
 #: How often the progress files are polled for changes.
 POLL_SECONDS = 0.5

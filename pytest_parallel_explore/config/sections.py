@@ -11,18 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from .checks import (
-    choice,
-    describe,
-    duration,
-    env_names,
-    flag,
-    is_number,
-    optional,
-    paths,
-    positive_int,
-    unknown_keys,
-)
+from .checks import choice, describe, duration, env_names, flag, is_number, optional, paths, positive_int, unknown_keys
 
 SCORE_KEYS = frozenset(
     {
