@@ -16,12 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from pytest_parallel_explore.model.baseline import Baseline
 from pytest_parallel_explore.model.paths import ExperimentPaths
 from pytest_parallel_explore.model.record import AgentStats, DiffStats, Status, TestStats, TrialRecord
 from pytest_parallel_explore.report.html import render_report
 from pytest_parallel_explore.report.model import ExperimentInfo, Results
 from pytest_parallel_explore.report.results import build_results
-from pytest_parallel_explore.scoring.baseline import Baseline, judge
+from pytest_parallel_explore.scoring.baseline import judge
 
 BASE_COMMIT = "3f1c2a9be0d4c7e15a2b8f60d1e9c3a4b5f6a7c8"
 OUTCOMES = ("passed", "failed", "error", "skipped")

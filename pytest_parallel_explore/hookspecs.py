@@ -17,9 +17,9 @@ import pytest
 
 if TYPE_CHECKING:
     from .agents import Agent, AgentBackend
-    from .config.settings import TrialView
-    from .config.variants import VariantSpec
     from .model.record import TrialRecord
+    from .model.settings import TrialView
+    from .model.spec import VariantSpec
 
 
 @pytest.hookspec

@@ -147,7 +147,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from .worker import prompt
 
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    settings = resolve_settings(config, base_commit=(workerinput or {}).get(BASE_COMMIT_KEY))
+    settings = resolve_settings(
+        config, registry.agent_backends(config), base_commit=(workerinput or {}).get(BASE_COMMIT_KEY)
+    )
     config.stash[SETTINGS_KEY] = settings
     if workerinput is not None and REPO_STATE_INPUT in workerinput:
         from .repo.repostate import RepoState

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_parallel_explore.config.sections import HomePath, SandboxSpec, parse_sandbox
-from pytest_parallel_explore.isolation.limits import Limits, format_size, parse_limits, parse_size
+from pytest_parallel_explore.config.limits import parse_limits, parse_size
+from pytest_parallel_explore.config.sections import parse_sandbox
+from pytest_parallel_explore.model.limits import Limits, format_size
+from pytest_parallel_explore.model.spec import HomePath, SandboxSpec
 from tests.explore_testing import GOOD_AGENT, Project, assert_refused
 
 

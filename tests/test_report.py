@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
+from pytest_parallel_explore.model.baseline import Baseline
 from pytest_parallel_explore.model.record import AgentStats, DiffStats, Status, TestStats, TrialRecord
 from pytest_parallel_explore.report.html import MAX_DIFF_LINES, render_html
 from pytest_parallel_explore.report.model import Results
-from pytest_parallel_explore.scoring.baseline import Baseline, judge
+from pytest_parallel_explore.scoring.baseline import judge
 from tests.browser import Browser, needs_chromium
 from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 

@@ -7,15 +7,16 @@ from typing import Any
 
 import pytest
 
-from pytest_parallel_explore.config.sections import RaceSpec
+from pytest_parallel_explore.model.baseline import Baseline
 from pytest_parallel_explore.model.record import SKIPPED_BY_RACE, Status, TestStats, TrialRecord
+from pytest_parallel_explore.model.spec import RaceSpec
 from pytest_parallel_explore.report.matrix import build_matrix
 from pytest_parallel_explore.report.merge import pooled_baseline
 from pytest_parallel_explore.report.model import ExperimentInfo, Results, ResultsError
 from pytest_parallel_explore.report.ranking import ranking
 from pytest_parallel_explore.report.results import build_results
 from pytest_parallel_explore.report.text import table_cells
-from pytest_parallel_explore.scoring.baseline import Baseline, judge
+from pytest_parallel_explore.scoring.baseline import judge
 
 BASE = "0123456789abcdef0123456789abcdef01234567"
 T_OK, T_BAD = "tests/test_m.py::test_ok", "tests/test_m.py::test_bad"

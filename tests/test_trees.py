@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore.isolation.limits import Limits
+from pytest_parallel_explore.model.limits import Limits
 from pytest_parallel_explore.repo import trees
 from pytest_parallel_explore.repo.gitcmd import Git, GitFailed
 

@@ -21,7 +21,7 @@ from .claude_code import ClaudeCodeAgent
 from .command import CommandAgent
 
 if TYPE_CHECKING:
-    from ..config.variants import VariantSpec
+    from ..model.spec import VariantSpec
 
 #: The built-in backends, in the order error messages list them.
 BUILTIN_BACKENDS: Mapping[str, type[AgentBackend]] = {

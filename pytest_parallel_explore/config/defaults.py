@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from ..model.settings import Settings  # noqa: F401 -- named in a StashKey below
     from ..repo.repostate import RepoState  # noqa: F401 -- named in a StashKey below
-    from .settings import Settings  # noqa: F401 -- named in a StashKey below
 
 DEFAULT_DIR = ".data/parallel_explorer"
 DEFAULT_TIMEOUT = 1800.0
 DEFAULT_SCORE_TIMEOUT = 600.0
 DEFAULT_MAX_CONCURRENT = 3
 DEFAULT_SCORE_COMMAND = "{python} -m pytest -q"
-PORT_RANGE_START = 20000
 
 DIR_HELP = f"where experiments live, relative to the repository root (default: {DEFAULT_DIR})"
 TIMEOUT_HELP = "per-trial time limit for the agent, e.g. 1800, 90s, 20m, 1h (default: 30m)"

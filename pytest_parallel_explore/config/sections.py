@@ -7,10 +7,9 @@ value; :mod:`.spec` puts the sections together.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
+from ..model.spec import HomePath, MetricSpec, RaceSpec, SandboxSpec, ScoreSpec, WorktreeSpec
 from .checks import choice, describe, duration, env_names, flag, is_number, optional, paths, positive_int, unknown_keys
 
 SCORE_KEYS = frozenset(
@@ -45,68 +44,6 @@ METRIC_KEYS = frozenset({"command", "weight"})
 RACE_KEYS = frozenset({"max", "stop", "alpha", "margin"})
 
 RACE_STOPS = ("decided", "max")
-
-#: ``--explore-repeat auto`` and a ``repeat`` mapping without ``max``: at most this many trials per variant.
-DEFAULT_RACE_MAX = 12
-
-
-@dataclasses.dataclass(frozen=True)
-class MetricSpec:
-    command: str
-    weight: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
-class ScoreSpec:
-    command: str | None = None  # None: the ini / built-in default applies
-    setup: str | None = None
-    holdout: tuple[str, ...] = ()
-    junit: str | None = None
-    timeout: float | None = None
-    metrics: Mapping[str, MetricSpec] = dataclasses.field(default_factory=dict)
-    weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    baseline_runs: int = 2
-    protect: tuple[str, ...] = ()  # globs of files the agent must not change
-    protect_mode: str = "flag"  # flag | fail: what a trial that tampered gets
-    suspicious: str = "flag"  # flag | fail: what a trial whose code may interfere with the test run gets
-    pass_env: tuple[str, ...] = ()  # environment variables the scoring run may see besides the basics
-    cache: bool = True  # reuse the outcomes of a tree scored before (see scorecache)
-
-
-@dataclasses.dataclass(frozen=True)
-class HomePath:
-    """A path of the user's home folder an agent sees in the sandbox (``~/.claude``), read-only unless ``writable``."""
-
-    path: str  # starts with ``~/``
-    writable: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class SandboxSpec:
-    mode: str = "auto"  # auto | bwrap | none
-    home: tuple[HomePath, ...] = ()  # what of the real home agents see (an agent CLI's config folder)
-    scoring_network: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class WorktreeSpec:
-    copy: tuple[str, ...] = ()  # untracked files copied from the main checkout into each worktree
-    setup: str | None = None  # run once in each new worktree
-    keep: str = "all"  # all | failed | none: which finished trials keep their worktree folder
-
-
-@dataclasses.dataclass(frozen=True)
-class RaceSpec:
-    """``repeat: {max, stop, alpha, margin}``: a sequential race of up to ``max`` trials per variant.
-
-    ``stop: decided`` skips the trials the race no longer needs; ``stop: max`` runs them all and only
-    reports the race.
-    """
-
-    max: int = DEFAULT_RACE_MAX
-    stop: str = "decided"
-    alpha: float = 0.05
-    margin: float = 0.0
 
 
 def parse_score(raw: Any, problems: list[str]) -> ScoreSpec:

@@ -9,29 +9,17 @@ expected.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..isolation.limits import Limits, parse_limits
+from ..model.limits import Limits
+from ..model.spec import ExperimentSpec, SandboxSpec, VariantSpec, is_safe_name
 from .checks import describe, duration, optional, positive_int, unknown_keys
-from .sections import (
-    RaceSpec,
-    SandboxSpec,
-    ScoreSpec,
-    WorktreeSpec,
-    parse_repeat,
-    parse_sandbox,
-    parse_score,
-    parse_worktree,
-)
-
-#: Names become paths and git refs: keep them to a safe alphabet.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+from .limits import parse_limits
+from .sections import parse_repeat, parse_sandbox, parse_score, parse_worktree
 
 TOP_KEYS = frozenset(
     {
@@ -69,35 +57,6 @@ class BackendSettings(Protocol):
 Backends = Mapping[str, type[BackendSettings]]
 
 
-@dataclasses.dataclass(frozen=True)
-class VariantSpec:
-    name: str
-    description: str
-    agent: Mapping[str, Any]  # defaults merged with the variant's overrides
-    timeout: float | None = None
-    sandbox: SandboxSpec | None = None  # None: the experiment's
-    limits: Limits | None = None  # None: the experiment's
-
-
-@dataclasses.dataclass(frozen=True)
-class ExperimentSpec:
-    """A validated ``variants.yaml``; values the file leaves out are None."""
-
-    source: str  # file path, or a description of where the spec came from
-    task: str | None
-    variants: tuple[VariantSpec, ...]
-    base: str | None = None
-    timeout: float | None = None
-    max_concurrent: int | None = None
-    repeat: int | RaceSpec | None = None
-    max_cost_usd: float | None = None
-    score: ScoreSpec = dataclasses.field(default_factory=ScoreSpec)
-    worktree: WorktreeSpec = dataclasses.field(default_factory=WorktreeSpec)
-    prompt_template: Path | None = None
-    sandbox: SandboxSpec = dataclasses.field(default_factory=SandboxSpec)
-    limits: Limits = dataclasses.field(default_factory=Limits)
-
-
 class SpecError(Exception):
     """Problems found in a spec; becomes a UsageError at the plugin's edge."""
 
@@ -105,11 +64,6 @@ class SpecError(Exception):
         self.source = source
         self.problems = problems
         super().__init__("\n".join(f"{source}: {p}" for p in problems))
-
-
-def is_safe_name(name: str) -> bool:
-    """Whether ``name`` can be used as a path component and a git ref component."""
-    return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name and not name.endswith((".lock", "."))
 
 
 def load_spec(
@@ -418,21 +372,3 @@ def _check_agent(agent: dict[str, Any], where: str, problems: list[str], backend
 def _backend(backends: Backends, name: Any) -> type[BackendSettings] | None:
     """The registered backend called ``name``; None for a name nothing registered, or not a name at all."""
     return backends.get(name) if isinstance(name, str) else None
-
-
-def variant_hash(spec: ExperimentSpec, variant: VariantSpec, extra: Mapping[str, Any]) -> str:
-    """A stable fingerprint of everything that decides a variant's result.
-
-    ``extra`` carries the resolved settings (base commit, score command, ...)
-    so that a change to any of them invalidates the saved result.
-    """
-    payload = {
-        "task": spec.task,
-        "variant": dataclasses.asdict(variant),
-        # Whether scores may come from the cache does not change what they are.
-        "score": {k: v for k, v in dataclasses.asdict(spec.score).items() if k != "cache"},
-        "template": spec.prompt_template.read_text() if spec.prompt_template else None,
-        **extra,
-    }
-    blob = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from ..config.defaults import REPO_STATE_KEY
-from ..config.settings import Settings
 from ..isolation import confinement, procs
 from ..isolation.sandbox import find_bwrap, wanted
 from ..model.record import Status, save, try_load
+from ..model.settings import Settings
 from ..repo import checkoutstate, gitops, repostate
 from ..repo.store import open_store
 from ..scoring.baseline import BackgroundBaseline

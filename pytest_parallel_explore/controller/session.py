@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from ..config.defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
-from ..config.settings import Settings
 from ..model.record import TrialRecord, load_records, save, try_load, write_json
+from ..model.settings import Settings
 from ..repo import gitops, repostate
 from ..report.model import ExperimentInfo, Results
 from ..report.results import write_live_report, write_report

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ..config.sections import RaceSpec
 from ..model.record import Status, TrialRecord
+from ..model.spec import RaceSpec
 from .race import RaceState, race_state
 
 

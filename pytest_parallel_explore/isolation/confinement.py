@@ -27,9 +27,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config.sections import SandboxSpec
-from ..config.settings import Settings
-from ..config.variants import VariantSpec
+from ..model.settings import Settings
+from ..model.spec import SandboxSpec, VariantSpec
 from .sandbox import SYSTEM, Sandbox, wanted
 
 

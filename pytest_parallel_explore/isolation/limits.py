@@ -31,104 +31,23 @@ turns a limit off.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from ..config.checks import describe, is_int, unknown_keys
+from ..model.limits import Limits, format_size
 
 _log = logging.getLogger(__name__)
-
-LIMIT_KEYS = frozenset({"memory", "processes", "file_size", "disk", "output", "files", "trial_size"})
-#: Limits that count things, not bytes.
-_COUNTS = frozenset({"processes", "files"})
 
 #: Seconds between two checks of a command's memory and process count.
 POLL_SECONDS = 0.25
 #: Seconds between two measures of the folders a command writes (a walk of its files), at least:
 #: a walk that takes longer waits nine times as long, so at most a tenth of the time goes to it.
 DISK_POLL_SECONDS = 1.0
-
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
-_SIZE_EXPECTED = "a size such as 512M, 4G or a number of bytes, or null for no limit"
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """What one command (with everything it starts) may use; None: no limit."""
-
-    memory: int | None = 8 << 30  # bytes resident, over the process tree
-    processes: int | None = 1024  # processes at once
-    file_size: int | None = 1 << 30  # bytes, the largest file it may write (and the plugin store)
-    disk: int | None = 20 << 30  # bytes in the folders it writes
-    output: int | None = 100 << 20  # bytes of output kept in its log
-    files: int | None = 100_000  # files a trial adds or changes
-    trial_size: int | None = 2 << 30  # bytes of all of them together
-
-    def hit(self, name: str) -> str:
-        """How a hit limit is named in a trial's reason: ``memory 8G``."""
-        value = getattr(self, name)
-        return f"{name} {value}" if name in _COUNTS else f"{name} {format_size(value)}"
-
-
-#: The limits of a run whose variants file sets none.
-DEFAULT_LIMITS = Limits()
-NO_LIMITS = Limits(memory=None, processes=None, file_size=None, disk=None, output=None, files=None, trial_size=None)
-
-
-def format_size(size: int) -> str:
-    """``8589934592`` -> ``8G``: the largest unit that divides it, as a user would write it."""
-    for unit in ("T", "G", "M", "K"):
-        if size % _UNITS[unit] == 0:
-            return f"{size // _UNITS[unit]}{unit}"
-    return str(size)
-
-
-def parse_size(value: Any) -> int:
-    """Bytes from ``1024``, ``"512M"``, ``"1.5G"``, ``"2GiB"`` (binary units); ValueError otherwise."""
-    if is_int(value) and value > 0:
-        return value
-    match = _SIZE.fullmatch(str(value).strip()) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(value)
-    size = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
-    if size <= 0:
-        raise ValueError(value)
-    return size
-
-
-def parse_limits(raw: Any, default: Limits, where: str, problems: list[str]) -> Limits:
-    """``limits: {memory: 4G, processes: 512, file_size: 1G, disk: 2G, output: 20M, files: 1000}``, over ``default``."""
-    if not isinstance(raw, dict):
-        problems.append(f"{where}: expected a mapping ({', '.join(sorted(LIMIT_KEYS))}), got {describe(raw)}")
-        return default
-    problems.extend(unknown_keys(raw, LIMIT_KEYS, where + "."))
-    values: dict[str, int | None] = {}
-    for key in (k for k in raw if k in LIMIT_KEYS):
-        value = raw[key]
-        if value is None:
-            values[key] = None
-        elif key in _COUNTS:
-            if is_int(value) and value >= 1:
-                values[key] = value
-            else:
-                problems.append(
-                    f"{where}.{key}: expected a whole number >= 1, or null for no limit, got {describe(value)}"
-                )
-        else:
-            try:
-                values[key] = parse_size(value)
-            except ValueError:
-                problems.append(f"{where}.{key}: expected {_SIZE_EXPECTED}, got {describe(value)}")
-    return dataclasses.replace(default, **values)
-
 
 # Measuring -------------------------------------------------------------------------------------------------
 

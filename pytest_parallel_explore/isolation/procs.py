@@ -35,7 +35,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .limits import NO_LIMITS, CappedLog, Limits, Watch
+from ..model.limits import NO_LIMITS, Limits
+from .limits import CappedLog, Watch
 from .sandbox import Prepared, Sandbox
 
 _log = logging.getLogger(__name__)

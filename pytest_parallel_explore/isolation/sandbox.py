@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from .limits import Limits
+from ..model.limits import Limits
 from .seccomp import unix_socket_filter
 
 _log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import git
 
-from ..isolation.limits import DEFAULT_LIMITS, Limits
+from ..model.limits import DEFAULT_LIMITS, Limits
 from . import gitcmd, private, trees
 from .gitcmd import Git
 

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from ..isolation.limits import DEFAULT_LIMITS, Limits
+from ..model.limits import DEFAULT_LIMITS, Limits
 from . import blobs
 from .gitcmd import Git, GitFailed
 

@@ -12,8 +12,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..model.baseline import Baseline
 from ..model.record import TrialRecord
-from ..scoring.baseline import Baseline
 
 #: Lines of one trial's patch shown in the page; the rest stays in ``results/<trial>.patch``.
 MAX_DIFF_LINES = 1000

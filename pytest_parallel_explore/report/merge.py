@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from ..model.baseline import Baseline
 from ..model.paths import TRIAL_FILE_SUFFIXES, Workspace
 from ..model.record import Status, TrialRecord, read_json, save, write_json
-from ..scoring.baseline import Baseline
 from .model import ExperimentInfo, Results, ResultsError
 from .results import write_report
 

@@ -15,13 +15,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..config.checks import describe, is_int, is_number
-from ..config.sections import RaceSpec
-from ..config.variants import is_safe_name
 from ..evidence.race import Elimination, PairInterval, RaceState
 from ..evidence.stats import Comparison, DifferingTest, ScoreSummary, clopper_pearson
+from ..model.baseline import Baseline
 from ..model.names import retry_command
 from ..model.record import TrialRecord
-from ..scoring.baseline import Baseline
+from ..model.spec import RaceSpec, is_safe_name
 
 #: The layout of ``results.json`` (each trial record inside carries its own, ``record.SCHEMA``).
 SCHEMA = 1

@@ -10,8 +10,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..model.baseline import Baseline
 from ..model.record import DiffStats, Status, TrialRecord
-from ..scoring.baseline import Baseline
 from .model import Results
 
 

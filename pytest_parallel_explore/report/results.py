@@ -7,9 +7,9 @@ import datetime as dt
 from collections.abc import Sequence
 
 from ..evidence import racing, stats
+from ..model.baseline import Baseline
 from ..model.paths import ExperimentPaths
 from ..model.record import TrialRecord, read_json, write_atomic, write_json
-from ..scoring.baseline import Baseline
 from .html import Live, render_report
 from .model import ComparisonEntry, ExperimentInfo, RaceSection, Results, ResultsError, VariantStats, baseline_from_json
 from .ranking import rank

@@ -21,10 +21,10 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ..config.settings import Settings
 from ..isolation import confinement
 from ..isolation.procs import run_owned
 from ..isolation.sandbox import Sandbox
+from ..model.settings import Settings
 from ..repo import blobs, trees
 from ..repo.gitcmd import Git
 from ..repo.store import KeptFiles, keep_files

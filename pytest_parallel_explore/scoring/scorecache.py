@@ -36,9 +36,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config.settings import Settings
 from ..isolation.sandbox import wanted
 from ..model.record import TestStats, read_json, write_json
+from ..model.settings import Settings
 from ..repo.gitcmd import Git
 from ..repo.store import KeptFiles
 from ..repo.trees import tree_id

@@ -20,11 +20,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..config.settings import Settings
 from ..isolation.environ import safe_env
 from ..isolation.procs import Finished, expand, run_owned
 from ..isolation.sandbox import Sandbox
 from ..model.record import TestStats
+from ..model.settings import Settings
 from . import pinning
 from .pinning import Pinned
 

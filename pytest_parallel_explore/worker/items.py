@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from ..config.defaults import SETTINGS_KEY
-from ..config.settings import Settings, Trial
 from ..model.names import node_id
 from ..model.record import Status, try_load
+from ..model.settings import Settings, Trial
 from .trial import TrialRunner
 
 

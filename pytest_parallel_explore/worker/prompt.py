@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from ..config.defaults import SETTINGS_KEY
-from ..config.settings import TrialView
+from ..model.settings import TrialView
 from ..templating import render, render_file
 
 

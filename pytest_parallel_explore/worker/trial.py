@@ -20,9 +20,9 @@ import pytest
 
 from ..agents import AgentOutcome, AgentTask
 from ..config.defaults import REPO_STATE_KEY
-from ..config.settings import Settings, Trial
 from ..evidence import racing
 from ..isolation import confinement, procs
+from ..model.baseline import Baseline
 from ..model.paths import TRIAL_FILE_SUFFIXES
 from ..model.record import (
     SKIPPED_BY_RACE,
@@ -36,11 +36,12 @@ from ..model.record import (
     load_records,
     save,
 )
+from ..model.settings import Settings, Trial
 from ..repo import gitops, private, repostate, trees
 from ..repo.gitcmd import Git
 from ..repo.store import KeptFiles
 from ..scoring import protect, scorecache, suspicious
-from ..scoring.baseline import Baseline, ensure_baseline, judge
+from ..scoring.baseline import ensure_baseline, judge
 from ..scoring.checkout import prepare_worktree, run_setup_command, scoring_checkout
 from ..scoring.pinning import Pinned, base_config
 from ..scoring.suite import run_test_suite, suite_metrics, unmeasured_weights, weighted_score, yaml_metrics

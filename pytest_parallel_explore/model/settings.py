@@ -1,0 +1,117 @@
+"""A run's settings, resolved: what every trial runs with, as frozen data.
+
+:mod:`..config.settings` builds them once from the options, ini keys and the
+variants file; nothing downstream reads those again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .limits import Limits
+from .paths import ExperimentPaths, Workspace
+from .spec import RaceSpec, SandboxSpec, ScoreSpec, VariantSpec, WorktreeSpec
+
+#: Trial ``i`` may use the 100 ports from ``PORT_RANGE_START + 100 * i`` (``EXPLORE_PORT_BASE``).
+PORT_RANGE_START = 20000
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One run of one variant, as it will be executed."""
+
+    name: str
+    variant: VariantSpec
+    spec_hash: str
+    timeout: float
+    index: int  # position in the experiment: EXPLORE_TRIAL_INDEX, and the base of its port range
+
+    @property
+    def port_base(self) -> int:
+        """The first of 100 ports this trial may use (``EXPLORE_PORT_BASE``), apart from every other trial's."""
+        return PORT_RANGE_START + 100 * self.index
+
+    def env(self) -> dict[str, str]:
+        """Variables that tell commands which trial they run for, so parallel trials stay apart."""
+        return {
+            "EXPLORE_TRIAL": self.name,
+            "EXPLORE_VARIANT": self.variant.name,
+            "EXPLORE_TRIAL_INDEX": str(self.index),
+            "EXPLORE_PORT_BASE": str(self.port_base),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialView:
+    """What hooks are told about a trial: read-only, so no hook can change the plugin's records."""
+
+    name: str
+    variant: VariantSpec
+    experiment: str
+    worktree: Path
+    base_commit: str
+    index: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ResolvedScore(ScoreSpec):
+    """The ``score`` section as a run uses it: its command and timeout always known.
+
+    ``command``: the file's, else ini ``explore_score_command``, else the default;
+    ``timeout``: the file's, else the default; ``cache``: the file's, unless
+    ``--explore-no-cache``.
+    """
+
+    command: str
+    timeout: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every setting of a run, resolved: nothing downstream looks at the variants file or ``config``."""
+
+    experiment: str
+    source: str  # where the variants came from (a file's path, or e.g. "--variants 3"): errors name it
+    task: str | None
+    variants: tuple[VariantSpec, ...]  # every variant of the experiment, selected for this run or not
+    prompt_template: Path | None
+    workspace: Workspace
+    base: str
+    base_commit: str
+    timeout: float
+    max_concurrent: int
+    score: ResolvedScore
+    worktree: WorktreeSpec
+    sandbox: SandboxSpec  # the experiment's; a variant's own is :func:`.isolation.confinement.sandbox_spec`
+    limits: Limits  # the experiment's; a variant's own is in its spec
+    min_score: float | None
+    rerun: bool
+    retry_failed: bool
+    max_cost_usd: float | None
+    trials: tuple[Trial, ...]
+    race: RaceSpec | None = None  # a sequential race over the trials (``repeat: {max, stop}``), or None
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        """Every variant of the experiment, selected for this run or not."""
+        return tuple(v.name for v in self.variants)
+
+    @property
+    def paths(self) -> ExperimentPaths:
+        return self.workspace.experiment(self.experiment)
+
+    def view(self, trial: Trial) -> TrialView:
+        return TrialView(
+            trial.name, trial.variant, self.experiment, self.paths.worktree(trial.name), self.base_commit, trial.index
+        )
+
+    def limits_of(self, variant: VariantSpec | None) -> Limits:
+        """``variant``'s own ``limits``, else the experiment's."""
+        return (variant.limits if variant is not None else None) or self.limits
+
+    def trial(self, name: str) -> Trial:
+        return next(t for t in self.trials if t.name == name)
+
+    def has_trial(self, name: str) -> bool:
+        return any(t.name == name for t in self.trials)
