@@ -5,13 +5,17 @@ the main process without xdist), except ``pytest_explore_summary`` which runs
 in the controller and ``pytest_explore_agent_backends`` which runs in both.
 The plugin's own implementations are ``trylast`` so that a user's
 ``conftest.py`` wins.
+
+What a hook is given is a read-only snapshot (see :mod:`.model.frozen`):
+assigning to it raises an error naming the hook, and changing it could not
+change the plugin's records anyway.  Hooks answer by returning values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
     from .model.record import TrialRecord
     from .model.settings import TrialView
     from .model.spec import VariantSpec
+    from .report.model import Results
 
 
 @pytest.hookspec
@@ -74,17 +79,25 @@ def pytest_explore_score(config: pytest.Config, trial: TrialView, checkout: Path
 
 @pytest.hookspec
 def pytest_explore_trial_progress(config: pytest.Config, trial: TrialRecord) -> None:
-    """Called in the trial's process each time ``trial``'s record is saved (a step, an agent turn)."""
+    """Called in the trial's process each time ``trial``'s record is saved (a step, an agent turn).
+
+    ``trial`` is a read-only snapshot of the record as saved.
+    """
 
 
 @pytest.hookspec
 def pytest_explore_trial_finished(config: pytest.Config, trial: TrialRecord) -> None:
-    """Called in the trial's process after ``trial`` reached its final state and was saved."""
+    """Called in the trial's process after ``trial`` reached its final state and was saved.
+
+    ``trial`` is a read-only snapshot: the record was saved before the call, and stays as saved.
+    """
 
 
 @pytest.hookspec
-def pytest_explore_summary(config: pytest.Config, results: dict[str, Any]) -> None:
-    """Called in the controller after ``results.json`` and ``summary.md`` were written.
+def pytest_explore_summary(config: pytest.Config, results: Results) -> None:
+    """Called in the controller after ``results.json``, ``summary.md`` and ``report.html`` were written.
 
-    ``results`` is the content of ``results.json`` (schema 1).
+    ``results`` is a read-only :class:`~pytest_parallel_explore.Results`: the trials in ranking order
+    (``results.ranks`` gives each one's rank), the variants' statistics and the race;
+    ``results.to_json()`` is the content of ``results.json``.
     """

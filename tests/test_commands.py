@@ -106,9 +106,11 @@ def test_python_api(calc_project: Project) -> None:
     spec = calc_project.calc_spec(good=GOOD_AGENT, bad=BAD_AGENT)
     results = run_parallel_experiment_sync("api", spec, cwd=calc_project.path)
 
-    assert results["best"] == "good"
-    assert [t["name"] for t in results["trials"]] == ["good", "bad"]
-    assert [e["name"] for e in list_experiments(calc_project.path)] == ["api"]
+    assert results.best_trial is not None and results.best_trial.name == "good"
+    assert [(t.name, results.ranks[t.name]) for t in results.trials] == [("good", 1), ("bad", 2)]
+    assert results.to_json()["best"] == "good"
+    [entry] = list_experiments(calc_project.path)
+    assert (entry.name, entry.best, entry.variants) == ("api", "good", ["good", "bad"])
     removed = cleanup_experiment("api", calc_project.path, delete_branches=True)
     assert "explore/api/good" in removed
     assert calc_project.git("branch", "--list", "explore/*") == ""
@@ -189,7 +191,9 @@ def test_trial_finished_and_summary_hooks_are_called(calc_project: Project) -> N
                     pathlib.Path(f"finished-{trial.name}.txt").write_text(trial.status.value)
 
                 def pytest_explore_summary(results):
-                    pathlib.Path("summary-hook.json").write_text(json.dumps(results["best"]))
+                    best = results.best_trial
+                    ranks = {t.name: results.ranks[t.name] for t in results.trials}
+                    pathlib.Path("summary-hook.json").write_text(json.dumps([best.name, ranks]))
                 """
             )
         }
@@ -199,7 +203,40 @@ def test_trial_finished_and_summary_hooks_are_called(calc_project: Project) -> N
     assert calc_project.explore("--variants", spec, "-n", "2").ret == 0
     assert (calc_project.path / "finished-good.txt").read_text() == "done"
     assert (calc_project.path / "finished-bad.txt").read_text() == "done"
-    assert json.loads((calc_project.path / "summary-hook.json").read_text()) == "good"
+    assert json.loads((calc_project.path / "summary-hook.json").read_text()) == ["good", {"good": 1, "bad": 2}]
+
+
+def test_a_hook_that_assigns_to_what_it_is_given_is_told_so_and_changes_nothing(calc_project: Project) -> None:
+    calc_project.write(
+        {
+            "conftest.py": textwrap.dedent(
+                """
+                import pathlib
+
+                def pytest_explore_trial_finished(trial):
+                    if trial.name == "bad":
+                        trial.score = 0.99
+
+                def pytest_explore_summary(results):
+                    try:
+                        results.trials[0].score = 0.0
+                    except AttributeError as exc:
+                        pathlib.Path("summary-error.txt").write_text(str(exc))
+                """
+            )
+        }
+    )
+    calc_project.commit("a hook that cheats")
+    spec = calc_project.variants(calc_project.calc_spec(good=GOOD_AGENT, bad=BAD_AGENT))
+    result = calc_project.explore("--variants", spec, "-n", "2")
+    result.stdout.fnmatch_lines(["*ReadOnlyError: pytest_explore_trial_finished: TrialRecord.score is read-only*"])
+    summary_error = (calc_project.path / "summary-error.txt").read_text()
+    assert summary_error.startswith("pytest_explore_summary: TrialRecord.score is read-only")
+    assert "its record on disk was changed" not in result.stdout.str() + result.stderr.str()
+    trials = {t["name"]: t for t in calc_project.results()["trials"]}
+    assert (trials["good"]["rank"], trials["bad"]["rank"]) == (1, 2)
+    assert trials["bad"]["score"] < 0.99
+    assert trials["good"]["tests"]["cases"]
 
 
 def test_min_score_fails_low_scoring_variants(explored: Project) -> None:

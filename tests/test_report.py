@@ -197,7 +197,6 @@ def results() -> dict[str, Any]:
         "good",
         {T_A: "passed", T_B: "passed", T_C: "passed", T_D: "failed", T_SCRIPT: "passed", T_FLAKY: "failed"},
         baseline,
-        rank=1,
     )
     bad = trial(
         "bad",
@@ -210,7 +209,6 @@ def results() -> dict[str, Any]:
             "tests/test_new.py::test_new": "failed",
         },
         baseline,
-        rank=2,
         tampering=["tests/test_m.py"],
         flags=[f"flag {SCRIPT}"],
     )

@@ -32,12 +32,12 @@ ALLOWED: dict[str, set[str]] = {
     "agents": {"model", "config", "isolation"},
     "scoring": {"model", "repo", "isolation", "version"},
     "report": {"model", "config", "evidence", "templating", "version"},
-    "hookspecs": {"model", "agents"},
+    "hookspecs": {"model", "agents", "report"},
     "worker": {"model", "config", "repo", "isolation", "agents", "scoring", "evidence", "templating", "hookspecs"},
     "controller": {"model", "config", "repo", "isolation", "agents", "scoring", "evidence", "report", "version"},
     "cli": {"model", "config", "repo", "report", "controller"},
     "plugin": {"model", "config", "repo", "agents", "hookspecs", "worker", "controller", "cli"},
-    NAME: {"model", "cli", "version", "hookspecs"},
+    NAME: {"model", "cli", "report", "version"},
 }
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from ..model.frozen import thaw
 from .anthropic import AnthropicAgent
 from .base import Agent, AgentBackend
 from .claude_code import ClaudeCodeAgent
@@ -67,4 +68,4 @@ def pytest_explore_make_agent(config: pytest.Config, variant: VariantSpec) -> Ag
     """Any registered backend; a plugin's own ``pytest_explore_make_agent`` answers first."""
     name = variant.agent.get("backend")
     backend = agent_backends(config).get(name) if isinstance(name, str) else None
-    return backend.from_settings(variant.agent) if backend is not None else None
+    return backend.from_settings(thaw(variant.agent)) if backend is not None else None

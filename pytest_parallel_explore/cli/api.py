@@ -17,6 +17,9 @@ from typing import Any
 from ..config.defaults import DEFAULT_DIR
 from ..model.paths import Workspace
 from ..model.record import read_json
+from ..report.model import Results
+from . import commands
+from .commands import ExperimentEntry
 
 
 def run_parallel_experiment_sync(
@@ -27,8 +30,8 @@ def run_parallel_experiment_sync(
     workers: int | None = None,
     cwd: str | Path = ".",
     extra_args: Sequence[str] = (),
-) -> dict[str, Any]:
-    """Run experiment ``name`` and return its results (the content of ``results.json``).
+) -> Results:
+    """Run experiment ``name`` and return its results (``results.to_json()`` is ``results.json``).
 
     ``variants`` is a mapping (name -> description, or a whole spec), a path
     to a variants file, or a number of identical variants.  Raises
@@ -45,24 +48,21 @@ def run_parallel_experiment_sync(
     results = _workspace(Path(cwd)).experiment(name).results_json
     if proc.returncode not in (0, 1) or not results.is_file():
         raise RuntimeError(f"pytest --explore {name} failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    data: dict[str, Any] = read_json(results)
-    return data
+    return Results.from_json(read_json(results))
 
 
-def list_experiments(cwd: str | Path = ".", explore_dir: str = DEFAULT_DIR) -> list[dict[str, Any]]:
+def list_experiments(cwd: str | Path = ".", explore_dir: str = DEFAULT_DIR) -> list[ExperimentEntry]:
     """Name, variants, status counts, best variant and date of each experiment."""
-    from .commands import list_experiments as _list
-
-    return _list(_workspace(Path(cwd), explore_dir))
+    return commands.list_experiments(_workspace(Path(cwd), explore_dir))
 
 
 def cleanup_experiment(
     name: str, cwd: str | Path = ".", *, delete_branches: bool = False, explore_dir: str = DEFAULT_DIR
 ) -> list[str]:
     """Remove the experiment's worktrees (and branches if asked); return what was removed."""
-    from .commands import cleanup_experiment as _cleanup
-
-    return _cleanup(_workspace(Path(cwd), explore_dir), name, delete_branches=delete_branches).removed
+    return commands.cleanup_experiment(
+        _workspace(Path(cwd), explore_dir), name, delete_branches=delete_branches
+    ).removed
 
 
 def _workspace(cwd: Path, explore_dir: str = DEFAULT_DIR) -> Workspace:

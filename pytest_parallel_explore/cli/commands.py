@@ -27,17 +27,32 @@ from ..model.paths import ExperimentPaths, Workspace
 from ..model.record import TrialRecord, load_records, read_json
 from ..repo import gitops, trees
 from ..report.model import ExperimentInfo, ResultsError
-from ..report.ranking import rank
 from ..report.results import write_report
+from ..report.standing import rank
 from ..report.text import format_table
 from . import adoption
 
 Write = Callable[[str], None]
 
 
-def list_experiments(workspace: Workspace) -> list[dict[str, Any]]:
+@dataclasses.dataclass(frozen=True)
+class ExperimentEntry:
+    """One experiment of the data directory as ``--explore-list`` shows it."""
+
+    name: str
+    variants: list[str]  # its trials' names
+    status_counts: dict[str, int]
+    best: str | None  # the trial the table ranks first among the scored ones
+    best_score: float | None
+    date: str | None  # when its last run started
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def list_experiments(workspace: Workspace) -> list[ExperimentEntry]:
     """One entry per experiment in the data directory: name, variants, status counts, best, date."""
-    entries: list[dict[str, Any]] = []
+    entries: list[ExperimentEntry] = []
     if not workspace.explore_dir.is_dir():
         return entries
     # Experiment names never start with a dot; the plugin's own folders (the score cache) do.
@@ -51,14 +66,14 @@ def list_experiments(workspace: Workspace) -> list[dict[str, Any]]:
         # Ranked as the table ranks them, so ties name the trial listed first there (and adopted as "best").
         best = next((r for r in rank(records) if r.score is not None), None)
         entries.append(
-            {
-                "name": folder.name,
-                "variants": info.get("trial_names", [r.name for r in records]),
-                "status_counts": counts,
-                "best": best.name if best else None,
-                "best_score": best.score if best else None,
-                "date": info.get("started"),
-            }
+            ExperimentEntry(
+                name=folder.name,
+                variants=info.get("trial_names", [r.name for r in records]),
+                status_counts=counts,
+                best=best.name if best else None,
+                best_score=best.score if best else None,
+                date=info.get("started"),
+            )
         )
     return entries
 
@@ -239,9 +254,9 @@ def run_command(config: pytest.Config, write: Write) -> int:
         if not entries:
             write(f"no experiments in {workspace.explore_dir}")
         for e in entries:
-            counts = ", ".join(f"{n} {s}" for s, n in sorted(e["status_counts"].items())) or "not run"
-            best = f"best {e['best']} ({e['best_score']:.3f})" if e["best"] else "no score yet"
-            write(f"{e['name']}: {len(e['variants'])} variants; {counts}; {best}; {e['date'] or '-'}")
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(e.status_counts.items())) or "not run"
+            best = f"best {e.best} ({e.best_score:.3f})" if e.best is not None else "no score yet"
+            write(f"{e.name}: {len(e.variants)} variants; {counts}; {best}; {e.date or '-'}")
         return 0
     if not experiment:
         raise pytest.UsageError(

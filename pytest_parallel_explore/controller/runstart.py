@@ -23,6 +23,7 @@ import pytest
 from ..config.defaults import REPO_STATE_KEY
 from ..isolation import confinement, procs
 from ..isolation.sandbox import find_bwrap, wanted
+from ..model.frozen import snapshot
 from ..model.record import Status, save, try_load
 from ..model.settings import Settings
 from ..repo import checkoutstate, gitops, repostate
@@ -57,7 +58,9 @@ def check_run(config: pytest.Config, settings: Settings) -> RunCheck:
     from ..agents import AgentUnavailable, agent_backends, unknown_backend
 
     for trial in settings.trials:
-        agent = config.hook.pytest_explore_make_agent(config=config, variant=trial.variant)
+        agent = config.hook.pytest_explore_make_agent(
+            config=config, variant=snapshot(trial.variant, "pytest_explore_make_agent")
+        )
         where = f"{settings.source}: variants.{trial.variant.name}.agent.backend"
         if agent is None:
             backend = trial.variant.agent.get("backend")

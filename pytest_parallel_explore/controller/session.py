@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 
 from ..config.defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
-from ..model.record import TrialRecord, load_records, save, try_load, write_json
+from ..model.frozen import snapshot
+from ..model.record import RECORD_PROPERTY, TrialRecord, load_records, save, try_load, write_json
 from ..model.settings import Settings
 from ..repo import gitops, repostate
 from ..report.model import ExperimentInfo, Results
@@ -51,7 +52,7 @@ class ExploreController:
         self.info = experiment_info(settings, check)
         self.prepared: RunStart | None = None
         self.results: Results | None = None
-        self.reported: dict[str, dict[str, Any]] = {}  # each trial's record as its process reported it
+        self.reported: dict[str, TrialRecord] = {}  # each trial's final record as its process reported it
         self._started = time.time()
         self.ticks: MainThreadTicks | None = None
         self.live: LiveView | None = None
@@ -100,8 +101,9 @@ class ExploreController:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, object, object]:
         """Keep each trial's final record as the process that ran it reported it (see ``items``)."""
         for name, value in report.user_properties:
-            if name == "explore_record" and isinstance(value, dict):
-                self.reported[str(value.get("name"))] = value
+            if name == RECORD_PROPERTY and isinstance(value, dict):
+                record = TrialRecord.from_json(value)
+                self.reported[record.name] = record
         with self.terminal():
             result = yield
         if self.distributed and self.ticks is None:
@@ -220,7 +222,9 @@ class ExploreController:
             ]
         )
         self.results = write_report(self.settings.paths, ExperimentInfo.from_json(self.info), records)
-        self.config.hook.pytest_explore_summary(config=self.config, results=self.results.to_json())
+        self.config.hook.pytest_explore_summary(
+            config=self.config, results=snapshot(self.results, "pytest_explore_summary")
+        )
 
     def _restore_repository(self) -> list[str]:
         """Put the user's refs, HEAD, config, hooks and exclude back as before the run; warn about each change."""
@@ -244,12 +248,11 @@ class ExploreController:
         """
         root = self.settings.workspace.repo_root
         tips = gitops.branch_commits(root, self.settings.workspace.branch(self.settings.experiment, ""))
-        for name, data in self.reported.items():
-            reported = TrialRecord.from_json(data)
+        for name, reported in self.reported.items():
             path = self.settings.paths.trial_file(name, "_progress.json")
             on_disk = try_load(path)
             flags = []
-            if on_disk is None or on_disk.to_json() != data:
+            if on_disk != reported:
                 flags.append("its record on disk was changed after the trial ended; the reported one is kept")
             if reported.commit and tips.get(reported.branch, reported.commit) != reported.commit:
                 gitops.set_branch(root, reported.branch, reported.commit)

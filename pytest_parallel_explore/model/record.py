@@ -58,6 +58,8 @@ OUTCOMES = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.S
 FAILED = frozenset({Status.AGENT_FAILED, Status.TIMEOUT})
 #: ``skipped_by`` of a trial the sequential race did not need; recomputed by every run, never reused.
 SKIPPED_BY_RACE = "race"
+#: The test report's ``user_properties`` entry that carries a trial's final record (its JSON) to the controller.
+RECORD_PROPERTY = "explore_record"
 
 
 @dataclasses.dataclass
@@ -170,7 +172,6 @@ class TrialRecord:
     tampering: list[str] = dataclasses.field(default_factory=list)  # protected files, hold-out, git state it changed
     suspicious: list[str] = dataclasses.field(default_factory=list)  # "path:line: reason", see scoring.suspicious
     score: float | None = None
-    rank: int | None = None
     flags: list[str] = dataclasses.field(default_factory=list)
     steps: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     agent_failure: str | None = None  # why the agent failed, kept from the agent step on

@@ -341,7 +341,7 @@ def _trial_view(results: Results, t: TrialRecord, patch: str | None, count: int)
         status_kind=status_kind(t),
         diff_lines=lines[:MAX_DIFF_LINES],
         diff_hidden=max(0, len(lines) - MAX_DIFF_LINES),
-        diff_open=count <= 4 or t.rank == 1,
+        diff_open=count <= 4 or results.ranks[t.name] == 1,
         patch_name=str(Path("results") / f"{t.name}.patch"),
         patch_found=patch is not None,
         commands=commands,

@@ -11,6 +11,7 @@ is derived, not stored twice.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..model.baseline import Baseline
 from ..model.names import retry_command
 from ..model.record import TrialRecord
 from ..model.spec import RaceSpec, is_safe_name
+from .standing import ranks
 
 #: The layout of ``results.json`` (each trial record inside carries its own, ``record.SCHEMA``).
 SCHEMA = 1
@@ -329,9 +331,14 @@ class Results:
     comparisons: list[ComparisonEntry] = dataclasses.field(default_factory=list)
     race: RaceSection | None = None
 
+    @functools.cached_property
+    def ranks(self) -> dict[str, int | None]:
+        """Each trial's rank, worked out from the trials (in ranking order), never stored on them."""
+        return ranks(self.trials)
+
     @property
     def best_trial(self) -> TrialRecord | None:
-        return next((t for t in self.trials if t.rank == 1), None)
+        return next((t for t in self.trials if self.ranks[t.name] == 1), None)
 
     @property
     def best_variant(self) -> str | None:
@@ -392,7 +399,7 @@ class Results:
             "race": self.race.to_json() if self.race else None,
             "missing": [t.name for t in self.missing],
             "retried": self.retried,
-            "trials": [t.to_json() for t in self.trials],
+            "trials": [{**t.to_json(), "rank": self.ranks[t.name]} for t in self.trials],
         }
 
     @classmethod

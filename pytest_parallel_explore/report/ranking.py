@@ -7,31 +7,11 @@ The terminal table, ``summary.md`` and ``report.html`` format the same :class:`R
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 from ..model.baseline import Baseline
-from ..model.record import DiffStats, Status, TrialRecord
+from ..model.record import DiffStats, TrialRecord
 from .model import Results
-
-
-def rank(records: Sequence[TrialRecord]) -> list[TrialRecord]:
-    """Order records best first and number the scored ones.
-
-    Scored trials rank by score, finished before failed; equal ones share a
-    rank ("1, 1, 3") and are listed by tests passed, then lower cost and agent
-    time.  Trials without a score come last, unranked.
-    """
-
-    def standing(r: TrialRecord) -> tuple[Any, ...]:
-        return (r.score is None, -(r.score or 0.0), r.status is not Status.DONE)
-
-    ordered = sorted(records, key=lambda r: (*standing(r), -r.tests.passed, r.agent.cost_usd, r.agent.seconds, r.name))
-    for position, record in enumerate(ordered, 1):
-        previous = ordered[position - 2] if position > 1 else None
-        tied = previous is not None and standing(previous) == standing(record)
-        record.rank = None if record.score is None else (previous.rank if tied and previous else position)
-    return ordered
 
 
 def status_text(record: TrialRecord) -> str:
@@ -149,7 +129,7 @@ def trial_rows(results: Results) -> list[RankRow]:
             RankRow(
                 name=t.name,
                 variant=t.variant,
-                rank=t.rank,
+                rank=results.ranks[t.name],
                 status=status_text(t),
                 kind=status_kind(t),
                 score=t.score,

@@ -12,7 +12,7 @@ from ..model.paths import ExperimentPaths
 from ..model.record import TrialRecord, read_json, write_atomic, write_json
 from .html import Live, render_report
 from .model import ComparisonEntry, ExperimentInfo, RaceSection, Results, ResultsError, VariantStats, baseline_from_json
-from .ranking import rank
+from .standing import rank
 from .text import render_summary
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from ..config.defaults import SETTINGS_KEY
 from ..model.names import node_id
-from ..model.record import Status, try_load
+from ..model.record import RECORD_PROPERTY, Status, try_load
 from ..model.settings import Settings, Trial
 from .trial import TrialRunner
 
@@ -37,10 +37,9 @@ class TrialItem(pytest.Item):
 
     def runtest(self) -> None:
         record = TrialRunner(self.config, self.settings, self.trial).run()
-        self.user_properties.append(("explore_status", record.status.value))
-        self.user_properties.append(("explore_score", record.score))
-        # The controller keeps this copy: a record on disk that later disagrees was changed by someone else.
-        self.user_properties.append(("explore_record", record.to_json()))
+        # The record's one way to the controller (through xdist's report, as its JSON): the controller
+        # keeps this copy, and a record on disk that later disagrees was changed by someone else.
+        self.user_properties.append((RECORD_PROPERTY, record.to_json()))
         if record.status is Status.SKIPPED:
             pytest.skip(record.reason or "skipped")
         if record.missing:  # not the variant's failure, but CI must still hear that the trial did not run

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from pluggy import HookCaller
 
 from ..agents import AgentOutcome, AgentTask
 from ..config.defaults import REPO_STATE_KEY
 from ..evidence import racing
 from ..isolation import confinement, procs
 from ..model.baseline import Baseline
+from ..model.frozen import snapshot
 from ..model.paths import TRIAL_FILE_SUFFIXES
 from ..model.record import (
     SKIPPED_BY_RACE,
@@ -117,7 +119,7 @@ class TrialRunner:
         record.finished_at = time.time()
         record.end_attempt(self._attempt_cost(record))
         self._save(record)
-        self.config.hook.pytest_explore_trial_finished(config=self.config, trial=record)
+        self._tell(self.config.hook.pytest_explore_trial_finished, record)
         return record
 
     def _budget_spent(self) -> float | None:
@@ -154,7 +156,7 @@ class TrialRunner:
         record.status, record.reason, record.finished_at = Status.SKIPPED, reason, time.time()
         record.skipped_by = by
         self._save(record)
-        self.config.hook.pytest_explore_trial_finished(config=self.config, trial=record)
+        self._tell(self.config.hook.pytest_explore_trial_finished, record)
         return record
 
     def _previous(self) -> tuple[TrialRecord | None, str | None]:
@@ -195,7 +197,6 @@ class TrialRunner:
             tests=TestStats(),
             metrics={},
             score=None,
-            rank=None,
             flags=[*previous.flags, "resumed after the agent step"],
             steps={k: v for k, v in previous.steps.items() if k != Status.SCORE.value},
             owner_pid=os.getpid(),
@@ -252,7 +253,12 @@ class TrialRunner:
 
     def _save(self, record: TrialRecord) -> None:
         save(record, self.progress)
-        self.config.hook.pytest_explore_trial_progress(config=self.config, trial=record)
+        self._tell(self.config.hook.pytest_explore_trial_progress, record)
+
+    def _tell(self, hook: HookCaller, record: TrialRecord) -> None:
+        """Call ``hook`` with a read-only snapshot of ``record`` (copied only when someone listens)."""
+        if hook.get_hookimpls():
+            hook(config=self.config, trial=snapshot(record, hook.name))
 
     # -- the steps ---------------------------------------------------------
 
@@ -285,8 +291,11 @@ class TrialRunner:
     def _run_agent(self, record: TrialRecord) -> AgentOutcome:
         variant = self.trial.variant
         hook = self.config.hook
-        agent = hook.pytest_explore_make_agent(config=self.config, variant=variant)
-        prompt = hook.pytest_explore_prompt(config=self.config, trial=self.view, task=self.settings.task or "")
+        agent = hook.pytest_explore_make_agent(
+            config=self.config, variant=snapshot(variant, "pytest_explore_make_agent")
+        )
+        view = snapshot(self.view, "pytest_explore_prompt")
+        prompt = hook.pytest_explore_prompt(config=self.config, trial=view, task=self.settings.task or "")
         prompt_file = self.paths.trial_file(self.trial.name, "_prompt.md")
         prompt_file.write_text(prompt, encoding="utf-8")
 
@@ -448,7 +457,8 @@ class TrialRunner:
                 )
             metrics, flags = yaml_metrics(self.settings, checkout, name, sandbox)
             record.flags.extend(flags)
-            for result in self.config.hook.pytest_explore_score(config=self.config, trial=self.view, checkout=checkout):
+            view = snapshot(self.view, "pytest_explore_score")
+            for result in self.config.hook.pytest_explore_score(config=self.config, trial=view, checkout=checkout):
                 metrics.update(result or {})
         return metrics
 
