@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from pytest_parallel_explore.agents.registry import BUILTIN_BACKENDS
+from pytest_parallel_explore.config.variants import SpecError, load_spec
 from tests.explore_testing import BAD_AGENT, Project
 from tests.test_attacks import spec_for, victim  # noqa: F401
 
@@ -155,7 +157,10 @@ def test_a_trial_scored_from_the_cache_is_checked_too(victim: Project, tmp_path:
 def test_a_bad_score_suspicious_is_refused(victim: Project, value: Any) -> None:  # noqa: F811
     spec = spec_for(victim, "none", [])
     spec["score"]["suspicious"] = value
-    result = victim.explore("--variants", victim.variants(spec))
+    # The validator itself: how its refusal reaches the user is test_validation's.
+    with pytest.raises(SpecError) as refused:
+        load_spec(victim.variants(spec), invocation_dir=victim.path, backends=BUILTIN_BACKENDS)
 
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert f"variants.yaml: score.suspicious: expected 'flag' or 'fail', got {value!r}" in result.stderr.str()
+    assert (
+        f"variants.yaml: score.suspicious: expected 'flag' or 'fail', got {value!r}" in str(refused.value).splitlines()
+    )
