@@ -13,17 +13,8 @@ from typing import Any
 
 import pytest
 
-from .config.defaults import (
-    AGENT_HELP,
-    BASE_COMMIT_KEY,
-    DIR_HELP,
-    MAX_CONCURRENT_HELP,
-    REPO_STATE_INPUT,
-    REPO_STATE_KEY,
-    SCORE_COMMAND_HELP,
-    SETTINGS_KEY,
-    TIMEOUT_HELP,
-)
+from .config.defaults import AGENT_HELP, DIR_HELP, MAX_CONCURRENT_HELP, SCORE_COMMAND_HELP, TIMEOUT_HELP
+from .config.keys import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY, SETTINGS_KEY
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

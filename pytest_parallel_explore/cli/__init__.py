@@ -1,1 +1,3 @@
-"""TODO"""
+"""What runs no experiment: ``--explore-list``, ``-results``, ``-cleanup``, ``-merge``, ``-adopt``,
+and the same from Python.
+"""

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _pytest._code import ExceptionInfo
-from _pytest._io import TerminalWriter
 
 from ..config.settings import resolve_workspace
 from ..controller.runlock import ExperimentBusy, ExperimentLock
@@ -214,7 +212,7 @@ def main(config: pytest.Config) -> int:
         raise
     except Exception:
         # As wrap_session does: an INTERNALERROR report through the hook, exit 3.
-        config.notify_exception(ExceptionInfo.from_current(), config.option)
+        config.notify_exception(pytest.ExceptionInfo.from_current(), config.option)
         return pytest.ExitCode.INTERNAL_ERROR
     finally:
         config._ensure_unconfigure()
@@ -242,7 +240,7 @@ def _writer(config: pytest.Config) -> Write:
     """The terminal reporter's writer, or one of our own when ``-p no:terminal`` removed it."""
     if config.pluginmanager.get_plugin("terminalreporter") is not None:
         return config.get_terminal_writer().line
-    return TerminalWriter(sys.stdout).line  # the --color option went with the terminal plugin
+    return print  # plain lines: the --color option went with the terminal plugin
 
 
 def run_command(config: pytest.Config, write: Write) -> int:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import TextIO
-
-from _pytest._io import TerminalWriter
+from typing import Protocol, TextIO
 
 from ..model.record import TrialRecord
 
@@ -39,6 +37,19 @@ def progress_line(experiment: str, record: TrialRecord, now: float | None = None
     if agent.cost_usd:
         parts.append(f"${agent.cost_usd:.4f}")
     return ", ".join(parts)
+
+
+class TerminalWriter(Protocol):
+    """What the view uses of pytest's terminal writer (``config.get_terminal_writer()``; its class is private)."""
+
+    hasmarkup: bool
+    fullwidth: int
+    _file: TextIO
+
+    @property
+    def width_of_current_line(self) -> int: ...
+
+    def line(self, s: str = "", **markup: bool) -> None: ...
 
 
 class LiveView:

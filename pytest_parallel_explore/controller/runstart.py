@@ -1,4 +1,4 @@
-"""What a run does before its trials, in two steps.
+"""What a run does before its trials, in two steps (what it does after them is :mod:`.recovery`).
 
 :func:`check_run` runs in ``pytest_configure``: it only checks (every agent can
 run, the sandbox asked for exists) and takes the experiment's lock, so a bad
@@ -13,24 +13,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
-import os
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..config.defaults import REPO_STATE_KEY
+from ..config.keys import REPO_STATE_KEY
 from ..isolation import confinement, procs
 from ..isolation.sandbox import find_bwrap, wanted
 from ..model.frozen import snapshot
-from ..model.record import Status, save, try_load
 from ..model.settings import Settings
 from ..repo import checkoutstate, gitops, repostate
 from ..repo.store import open_store
 from ..scoring.baseline import BackgroundBaseline
 from ..scoring.checkout import keep_holdout
 from ..version import __version__
+from .recovery import recover_interrupted
 from .runlock import ExperimentBusy, ExperimentLock
 
 
@@ -167,46 +165,6 @@ def experiment_info(settings: Settings, check: RunCheck) -> dict[str, Any]:
         "sandbox_warning": check.sandbox_warning,
         "sandbox": check.sandbox,
     }
-
-
-def recover_interrupted(settings: Settings, *, only_dead_owners: bool = False) -> list[str]:
-    """Close the records of trials whose run stopped midway; kill what they left running.
-
-    A trial's record lists the process groups alive in it (agents and their
-    children).  When the process that ran the trial is gone (an xdist worker
-    killed, a run stopped with SIGKILL), nothing else would ever stop them.
-    Returns a notice per trial closed.
-    """
-    notices = []
-    for trial in settings.trials:
-        path = settings.paths.trial_file(trial.name, "_progress.json")
-        record = try_load(path)
-        if record is None or (record.status.finished and not record.process_groups):
-            continue
-        if only_dead_owners and (record.owner_pid is None or _alive(record.owner_pid)):
-            continue
-        killed = procs.reap(record.process_groups)
-        record.process_groups = []
-        if not record.status.finished:
-            record.reason = f"interrupted during {record.status.value}: the process running it stopped"
-            record.status = Status.ERROR
-            record.finished_at = record.finished_at or time.time()
-            record.end_attempt(record.agent.cost_usd)
-            notices.append(
-                f"{trial.name}: {record.reason}" + (f"; killed {len(killed)} process groups" if killed else "")
-            )
-        save(record, path)
-    return notices
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def baseline_notice(settings: Settings, background: BackgroundBaseline, *, interrupted: bool) -> list[str]:

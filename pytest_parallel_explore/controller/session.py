@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from ..config.defaults import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
+from ..config.keys import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
 from ..model.frozen import snapshot
 from ..model.record import RECORD_PROPERTY, TrialRecord, load_records, save, try_load, write_json
 from ..model.settings import Settings
@@ -35,7 +35,8 @@ from ..report.model import ExperimentInfo, Results
 from ..report.results import write_live_report, write_report
 from ..report.text import terminal_lines
 from .live import LiveView
-from .runstart import RunCheck, RunStart, baseline_notice, experiment_info, recover_interrupted, start_run
+from .recovery import recover_interrupted
+from .runstart import RunCheck, RunStart, baseline_notice, experiment_info, start_run
 
 #: How often the progress files are polled for changes.
 POLL_SECONDS = 0.5
@@ -282,6 +283,10 @@ class MainThreadTicks:
     the workers' events arrive on; the loop, on the main thread, dispatches it to
     ``worker_explore_tick`` like any worker event.  At most one tick is queued at a
     time, so a busy loop never finds a backlog of them.
+
+    ``DSession.queue`` is private to xdist (3.x), and the only private part of
+    xdist the plugin uses: where it is missing, :meth:`start` returns None and
+    the live view is updated on the workers' reports instead.
     """
 
     EVENT = "explore_tick"

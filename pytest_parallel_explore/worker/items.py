@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ..config.defaults import SETTINGS_KEY
+from ..config.keys import SETTINGS_KEY
 from ..model.names import node_id
 from ..model.record import RECORD_PROPERTY, Status, try_load
 from ..model.settings import Settings, Trial

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..config.defaults import SETTINGS_KEY
+from ..config.keys import SETTINGS_KEY
 from ..model.settings import TrialView
 from ..templating import render, render_file
 

@@ -20,7 +20,7 @@ import pytest
 from pluggy import HookCaller
 
 from ..agents import AgentOutcome, AgentTask
-from ..config.defaults import REPO_STATE_KEY
+from ..config.keys import REPO_STATE_KEY
 from ..evidence import racing
 from ..isolation import confinement, procs
 from ..model.baseline import Baseline
