@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from .runlock import ExperimentBusy, ExperimentLock
 from .scoring.baseline import BackgroundBaseline
 from .scoring.checkout import keep_holdout
 from .settings import Settings
+from .spec import VariantSpec
 from .version import __version__
 
 
@@ -56,6 +58,7 @@ def check_run(config: pytest.Config, settings: Settings) -> RunCheck:
     """Refuse a run that cannot work, before anything is written; then take the experiment's lock."""
     from .agents import AgentUnavailable, agent_backends, unknown_backend
 
+    probed: set[tuple[str, str]] = set()
     for trial in settings.trials:
         agent = config.hook.pytest_explore_make_agent(config=config, variant=trial.variant)
         where = f"{settings.source}: variants.{trial.variant.name}.agent.backend"
@@ -64,6 +67,7 @@ def check_run(config: pytest.Config, settings: Settings) -> RunCheck:
             raise pytest.UsageError(f"{where}: {unknown_backend(backend, agent_backends(config))}")
         try:
             agent.preflight()
+            _probe_cli(settings, trial.variant, agent, probed)
         except AgentUnavailable as exc:
             raise pytest.UsageError(f"{where}: {exc}") from None
     warning = _check_sandbox(settings)
@@ -82,6 +86,20 @@ def check_run(config: pytest.Config, settings: Settings) -> RunCheck:
         notices.append(f"warning: {misled}")
     sandbox = "none (bubblewrap not found)" if warning else _sandbox_use(settings)
     return RunCheck(lock, notices, sandbox, warning)
+
+
+def _probe_cli(settings: Settings, variant: VariantSpec, agent: object, probed: set[tuple[str, str]]) -> None:
+    """A CLI agent's sandbox probe (see :meth:`.CliAgent.probe`), once per variant, when the sandbox is used."""
+    from .agents.cli import CliAgent
+
+    if not isinstance(agent, CliAgent) or not wanted(confinement.sandbox_spec(settings, variant).mode):
+        return
+    if find_bwrap() is None or (variant.name, agent.executable) in probed:
+        return
+    with tempfile.TemporaryDirectory(prefix="explore-probe-") as folder:
+        where = Path(folder)
+        agent.probe(confinement.for_agent(settings, variant, where, where, where / ".git", where / "prompt.md"))
+    probed.add((variant.name, agent.executable))
 
 
 def _rootdir_misled(config: pytest.Config, settings: Settings) -> str | None:

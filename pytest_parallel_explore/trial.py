@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import pytest
 
-from .agents import AgentOutcome, AgentTask
+from .agents import AgentOutcome, AgentTask, transcript
 from .defaults import REPO_STATE_KEY
 from .evidence import racing
 from .isolation import confinement, procs
@@ -317,6 +317,9 @@ class TrialRunner:
             outcome = AgentOutcome(record.agent, f"agent backend crashed: {type(exc).__name__}: {exc}")
         record.agent = outcome.stats
         record.agent_failure, record.agent_timed_out = outcome.failure, outcome.timed_out
+        record.flags.extend(outcome.flags)
+        if outcome.transcript:
+            transcript.save(self.paths.trial_file(self.trial.name, "_transcript.json"), outcome.transcript)
         self._record_work(record)
         return outcome
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from messages_server import MessagesServer, text, thinking, tokens, tool_use
 
-from pytest_parallel_explore.agents.anthropic.pricing import PRICES_USD_PER_MTOK
+from pytest_parallel_explore.agents.pricing import PRICES_USD_PER_MTOK
 from tests.explore_testing import GOOD_AGENT, Project
 
 MODEL = "claude-opus-5-5"

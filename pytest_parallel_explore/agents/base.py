@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 from ..checks import is_int, unknown_keys
 from ..isolation.sandbox import Sandbox
 from ..record import AgentStats
+from .transcript import Entry
 
 #: Keys every backend understands, besides its own ``setting_keys``.
 COMMON_AGENT_KEYS = frozenset({"backend", "model"})
@@ -49,6 +50,8 @@ class AgentOutcome:
     stats: AgentStats
     failure: str | None = None  # why the agent failed; None when it finished normally
     timed_out: bool = False
+    flags: list[str] = dataclasses.field(default_factory=list)  # what the record shows (a refused write)
+    transcript: list[Entry] = dataclasses.field(default_factory=list)  # saved as results/<trial>_transcript.json
 
 
 class Agent(Protocol):

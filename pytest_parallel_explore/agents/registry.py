@@ -18,6 +18,7 @@ import pytest
 from .anthropic import AnthropicAgent
 from .base import Agent, AgentBackend
 from .claude_code import ClaudeCodeAgent
+from .codex import CodexAgent
 from .command import CommandAgent
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ BUILTIN_BACKENDS: Mapping[str, type[AgentBackend]] = {
     "command": CommandAgent,
     "anthropic": AnthropicAgent,
     "claude-code": ClaudeCodeAgent,
+    "codex": CodexAgent,
 }
 
 _REGISTRY_KEY = pytest.StashKey[Mapping[str, type[AgentBackend]]]()

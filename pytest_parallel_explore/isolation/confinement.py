@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..agents.registry import BUILTIN_BACKENDS
 from ..sections import SandboxSpec
 from ..settings import Settings
 from ..spec import VariantSpec
@@ -129,11 +130,13 @@ def _editable_sources() -> frozenset[str]:
 
 
 def _agent_commands(agent: Mapping[str, Any]) -> list[str]:
-    """The commands an agent's settings name: a command agent's ``run``, a CLI backend's ``executable``."""
-    commands = [
-        agent.get("run"),
-        shlex.quote(agent["executable"]) if isinstance(agent.get("executable"), str) else None,
-    ]
+    """The commands an agent's settings name: a command agent's ``run``, a CLI backend's ``executable``.
+
+    A CLI backend's default executable (``claude``) counts too, though the settings do not name it.
+    """
+    backend = BUILTIN_BACKENDS.get(agent.get("backend"))  # type: ignore[arg-type]
+    executable = agent.get("executable", getattr(backend, "executable", None))
+    commands = [agent.get("run"), shlex.quote(executable) if isinstance(executable, str) else None]
     return [c for c in commands if isinstance(c, str)]
 
 
@@ -205,11 +208,17 @@ def _install_folder(path: Path) -> list[Path]:
     latter (the user's repository); never a prefix in the home folder
     (``~/.local/bin/claude`` shows ``~/.local/bin``, not ``~/.local`` and its
     keyrings: the real file a link leads to is shown by its own folder);
-    nothing of the system folders, shown anyway.
+    nothing of the system folders, shown anyway.  A program of an npm
+    install shows the whole ``node_modules`` folder: its launcher starts a
+    binary from a sibling package (``@openai/codex-linux-x64``).
     """
     if any(path == s or s in path.parents for s in SYSTEM):
         return []
     home, here = Path.home().resolve(), Path(os.getcwd()).resolve()
+    modules = [p for p in path.parents if p.name == "node_modules"]
+    for folder in modules[-1:]:  # the outermost
+        if not any(folder == p or folder in p.parents for p in (home, here)) and here not in folder.parents:
+            return [folder]
     prefix = path.parent.name == "bin" and home not in path.parents
     for folder in (path.parent.parent, path.parent) if prefix else (path.parent,):
         if not any(folder == p or folder in p.parents for p in (home, here)) and here not in folder.parents:

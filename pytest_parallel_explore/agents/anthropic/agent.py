@@ -42,7 +42,7 @@ from ...checks import is_int, is_number, parse_duration, positive_int_problem, u
 from ...isolation.environ import safe_env
 from ...record import AgentStats
 from ..base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
-from .pricing import price_for, price_problems
+from ..pricing import price_for, price_problems
 from .tools import TOOLS, ToolError, WorktreeTools
 
 if TYPE_CHECKING:
