@@ -42,7 +42,9 @@ from ...checks import is_int, is_number, parse_duration, positive_int_problem, u
 from ...isolation.environ import safe_env
 from ...record import AgentStats
 from ..base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
+from ..cli import read_events
 from ..pricing import price_for, price_problems
+from .transcript import transcript_of
 from .tools import TOOLS, ToolError, WorktreeTools
 
 if TYPE_CHECKING:
@@ -254,6 +256,7 @@ class AnthropicAgent(AgentBackend):
             stats=dataclasses.asdict(session.stats),
         )
         task.report(session.stats)
+        outcome.transcript = transcript_of(read_events(task.log_path, session.log_start))
         return outcome
 
 
@@ -294,6 +297,8 @@ class _Session:
         self.agent = agent
         self.task = task
         self.started = time.monotonic()
+        # Where this run's lines start in the agent log (an earlier attempt's may be above them).
+        self.log_start = task.log_path.stat().st_size if task.log_path.exists() else 0
         self.transcript = _Transcript(task.log_path, self.started)
         self.stats = AgentStats(backend="anthropic", model=agent.model)
         self.price = price_for(agent.model, agent.prices)
