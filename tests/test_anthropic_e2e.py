@@ -126,7 +126,8 @@ def test_an_anthropic_variant_fixes_the_worktree_and_reports_tokens_and_cost(
         ("assistant", ""),
         ("result", "end: end_turn"),
     ]
-    assert "3 passed" in entries[5]["text"] and "<details class=\"transcript\">" in (results_dir / "report.html").read_text()
+    assert "3 passed" in entries[5]["text"]
+    assert '<details class="transcript">' in (results_dir / "report.html").read_text()
 
 
 def test_a_missing_api_key_is_a_usage_error_before_anything_is_created(

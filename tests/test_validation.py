@@ -85,8 +85,8 @@ BAD_SETTINGS = [
     (
         "variants.good.agent.backend",
         "nope",
-        "variants.good.agent.backend: unknown backend 'nope'; expected 'command', 'anthropic', 'claude-code' or one "
-        "registered by a plugin",
+        "variants.good.agent.backend: unknown backend 'nope'; expected 'command', 'anthropic', 'claude-code', "
+        "'codex' or one registered by a plugin",
     ),
     (
         "agent",

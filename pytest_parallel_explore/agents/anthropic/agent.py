@@ -44,8 +44,8 @@ from ...record import AgentStats
 from ..base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
 from ..cli import read_events
 from ..pricing import price_for, price_problems
-from .transcript import transcript_of
 from .tools import TOOLS, ToolError, WorktreeTools
+from .transcript import transcript_of
 
 if TYPE_CHECKING:
     import anthropic
