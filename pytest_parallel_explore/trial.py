@@ -318,8 +318,7 @@ class TrialRunner:
         record.agent = outcome.stats
         record.agent_failure, record.agent_timed_out = outcome.failure, outcome.timed_out
         record.flags.extend(outcome.flags)
-        if outcome.transcript:
-            transcript.save(self.paths.trial_file(self.trial.name, "_transcript.json"), outcome.transcript)
+        transcript.save(self.paths.trial_file(self.trial.name, "_transcript.json"), outcome.transcript)
         self._record_work(record)
         return outcome
 

@@ -44,8 +44,10 @@ def entry(kind: str, title: Any, text: Any = "", failed: bool = False) -> Entry:
 
 
 def save(path: Path, entries: Iterable[Entry]) -> None:
-    """Write ``entries`` (at most :data:`MAX_ENTRIES`) to ``path`` atomically."""
+    """Write ``entries`` (at most :data:`MAX_ENTRIES`) to ``path`` atomically; no entries, no file."""
     kept = list(_bounded(entries))
+    if not kept:
+        return
     data = {"schema": SCHEMA, "entries": [dataclasses.asdict(e) for e in kept]}
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(data), encoding="utf-8")
