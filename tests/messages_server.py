@@ -1,18 +1,19 @@
-"""A stand-in for the Anthropic Messages API, for driving the real SDK over real HTTP.
+"""A stand-in for the Anthropic Messages API, for driving the real SDK and Claude Code over real HTTP.
 
 Tests queue replies (:meth:`MessagesServer.message`, :meth:`MessagesServer.error`);
 each ``POST /v1/messages`` takes the next one, and its JSON body is kept in
-:attr:`MessagesServer.requests` so tests can check what the agent sent back.
+:attr:`MessagesServer.requests` so tests can check what the agent sent back.  A
+request with ``stream: true`` (Claude Code's) gets the message as the API's
+server-sent events.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from scripted_http import Reply, ScriptedServer, Stream
 
 _ids = itertools.count(1)
 
@@ -38,29 +39,10 @@ def tokens(input: int = 100, output: int = 20, cache_read: int = 0, cache_write:
     }
 
 
-@dataclasses.dataclass
-class Reply:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
-
-
-class MessagesServer:
+class MessagesServer(ScriptedServer):
     """Serves queued replies in order on 127.0.0.1; an unexpected request gets a 400."""
 
-    def __init__(self) -> None:
-        self.replies: list[Reply] = []
-        self.requests: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._httpd = _Server(self)
-        # A short poll interval, so that close() does not wait out the default half second.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.01,), daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+    path = "/v1/messages"
 
     def message(
         self, *content: dict[str, Any], stop_reason: str | None = None, usage: dict[str, int] | None = None
@@ -88,48 +70,35 @@ class MessagesServer:
         """The tool_result blocks of the last message of request number ``request``."""
         return [b for b in self.requests[request]["messages"][-1]["content"] if b["type"] == "tool_result"]
 
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-    def _answer(self, path: str, body: dict[str, Any]) -> Reply:
-        with self._lock:
-            if path != "/v1/messages":
-                return Reply(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
-            self.requests.append(body)
-            if not self.replies:
-                return Reply(
-                    400, {"type": "error", "error": {"type": "invalid_request_error", "message": "no reply left"}}
-                )
-            reply = self.replies.pop(0)
-            if reply.status == 200:
-                reply.body["model"] = body.get("model")
-            return reply
+    def render(self, reply: Reply, request: dict[str, Any]) -> Reply | Stream:
+        body = {**reply.body, "model": request.get("model")}
+        return _events(body) if request.get("stream") else Reply(200, body, reply.headers)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+def _events(message: dict[str, Any]) -> Stream:
+    """``message`` as the Messages API streams it: start, each block's start/delta/stop, delta, stop."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    events: list[tuple[str | None, Any]] = [("message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(message["content"]):
+        empty, deltas = _block_deltas(block)
+        events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": empty}))
+        events += [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
+    events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return Stream(events)
 
-    def __init__(self, owner: MessagesServer) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.owner = owner
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        reply = self.server.owner._answer(self.path.split("?")[0], body)
-        data = json.dumps(reply.body).encode()
-        self.send_response(reply.status)
-        for name, value in {**reply.headers, "content-type": "application/json"}.items():
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: pytest shows what the tests assert, not the access log."""
+def _block_deltas(block: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    if block["type"] == "text":
+        return {"type": "text", "text": ""}, [{"type": "text_delta", "text": block["text"]}]
+    if block["type"] == "thinking":
+        deltas = [
+            {"type": "thinking_delta", "thinking": block["thinking"]},
+            {"type": "signature_delta", "signature": block["signature"]},
+        ]
+        return {"type": "thinking", "thinking": "", "signature": ""}, deltas
+    empty = {**block, "input": {}}
+    return empty, [{"type": "input_json_delta", "partial_json": json.dumps(block["input"])}]

@@ -14,7 +14,7 @@ from messages_server import MessagesServer, text, thinking, tokens, tool_use
 
 from pytest_parallel_explore.agents import AgentTask, AgentUnavailable
 from pytest_parallel_explore.agents.anthropic import DEFAULT_MODEL, AnthropicAgent, validate_settings
-from pytest_parallel_explore.agents.anthropic.pricing import PRICES_USD_PER_MTOK, Price, price_for
+from pytest_parallel_explore.agents.pricing import PRICES_USD_PER_MTOK, Price, price_for
 
 MakeAgent = Callable[..., AnthropicAgent]
 

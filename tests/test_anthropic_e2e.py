@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from messages_server import MessagesServer, text, thinking, tokens, tool_use
 
-from pytest_parallel_explore.agents.anthropic.pricing import PRICES_USD_PER_MTOK
+from pytest_parallel_explore.agents.pricing import PRICES_USD_PER_MTOK
 from tests.explore_testing import GOOD_AGENT, Project
 
 MODEL = "claude-opus-5-5"
@@ -114,6 +114,20 @@ def test_an_anthropic_variant_fixes_the_worktree_and_reports_tokens_and_cost(
     assert [e["name"] for e in events if e["event"] == "tool"] == ["read_file", "edit_file", "run_command"]
     assert [e["event"] for e in events].count("response") == 4
     assert (events[-1]["event"], events[-1]["stop_reason"]) == ("end", "end_turn")
+    # The same, as the report's transcript: the thinking, the tools and the command with its output.
+    entries = json.loads((results_dir / "claude_transcript.json").read_text())["entries"]
+    assert [(e["kind"], e["title"]) for e in entries] == [
+        ("thinking", ""),
+        ("tool", "read_file"),
+        ("output", ""),
+        ("tool", "edit_file"),
+        ("output", ""),
+        ("command", TESTS),
+        ("assistant", ""),
+        ("result", "end: end_turn"),
+    ]
+    assert "3 passed" in entries[5]["text"]
+    assert '<details class="transcript">' in (results_dir / "report.html").read_text()
 
 
 def test_a_missing_api_key_is_a_usage_error_before_anything_is_created(

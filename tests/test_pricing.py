@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_parallel_explore.agents.anthropic.pricing import PRICES_USD_PER_MTOK, Price, price_for, price_problems
+from pytest_parallel_explore.agents.pricing import PRICES_USD_PER_MTOK, Price, price_for, price_problems
 
 
 @pytest.mark.parametrize(
@@ -17,6 +17,8 @@ from pytest_parallel_explore.agents.anthropic.pricing import PRICES_USD_PER_MTOK
         ("claude-opus-4-8", (5.0, 25.0)),
         ("claude-sonnet-4-20250514", (3.0, 15.0)),
         ("claude-sonnet-5-5", (2.0, 10.0)),
+        ("gpt-5.1-codex", (1.25, 10.0)),
+        ("gpt-5-mini-2025-08-07", (0.25, 2.0)),
     ],
 )
 def test_each_model_gets_the_row_of_its_longest_prefix(model: str, rates: tuple[float, float]) -> None:
@@ -32,9 +34,17 @@ def test_cost_is_tokens_times_rates_per_million() -> None:
     assert price.cost(5_000, 20_000, 400_000, 40_000) == pytest.approx(0.01 + 0.2 + 0.04 + 0.1)
 
 
-def test_every_row_prices_cache_reads_below_input_and_writes_above() -> None:
+def test_every_row_prices_cache_reads_below_input_and_writes_not_below() -> None:
     for model, price in PRICES_USD_PER_MTOK.items():
-        assert price.cache_read < price.input < price.cache_write < price.output, model
+        assert price.cache_read < price.input <= price.cache_write < price.output, model
+        if model.startswith("claude-"):
+            assert price.input < price.cache_write, model
+
+
+def test_one_hour_cache_writes_cost_twice_the_input_rate() -> None:
+    price = Price(input=5.0, output=25.0, cache_read=0.5, cache_write=6.25)
+
+    assert price.cost(0, 0, 0, 0, cache_write_1h=1_000_000) == 10.0
 
 
 def test_price_problems_name_the_key_path() -> None:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 from ..config.checks import is_int, unknown_keys
 from ..isolation.sandbox import Sandbox
 from ..model.record import AgentStats
+from ..model.transcript import Entry
 
 #: Keys every backend understands, besides its own ``setting_keys``.
 COMMON_AGENT_KEYS = frozenset({"backend", "model"})
@@ -49,6 +50,8 @@ class AgentOutcome:
     stats: AgentStats
     failure: str | None = None  # why the agent failed; None when it finished normally
     timed_out: bool = False
+    flags: list[str] = dataclasses.field(default_factory=list)  # what the record shows (a refused write)
+    transcript: list[Entry] = dataclasses.field(default_factory=list)  # saved as results/<trial>_transcript.json
 
 
 class Agent(Protocol):
@@ -100,8 +103,17 @@ class AgentBackend:
     def preflight(self) -> None:
         """Raise :class:`AgentUnavailable` if the agent cannot run at all; by default it can."""
 
+    def programs(self) -> tuple[str, ...]:
+        """The commands the agent starts (a shell string each): the sandbox shows their programs."""
+        return ()
+
     def run(self, task: AgentTask) -> AgentOutcome:
         raise NotImplementedError(f"{type(self).__name__}.run")
+
+
+def programs_of(agent: Agent) -> tuple[str, ...]:
+    """:meth:`AgentBackend.programs` of ``agent``; none for an agent of another kind (it runs in-process)."""
+    return agent.programs() if isinstance(agent, AgentBackend) else ()
 
 
 def thinking_problem(settings: Mapping[str, Any], where: str) -> str | None:

@@ -1,33 +1,72 @@
 """The Claude Code backend: ``agent: {backend: claude-code}`` runs the ``claude`` CLI headless.
 
-``claude -p --output-format json`` reads the prompt on standard input, works in
-the worktree and prints one JSON result (``result``, ``subtype``, ``is_error``,
-``num_turns``, ``total_cost_usd``, ``usage``, ``session_id``), which becomes the
-trial's :class:`AgentStats`.  Claude Code takes no thinking flag: a token budget
-goes in ``MAX_THINKING_TOKENS`` with adaptive thinking switched off
-(``CLAUDE_CODE_DISABLE_ADAPTIVE_THINKING``), and ``adaptive`` is its default.
-Claude Code needs its own credentials, so unlike the built-in agent's commands
-its environment keeps API keys.
+``claude -p --output-format stream-json --verbose`` reads the prompt on
+standard input, works in the worktree and prints its conversation as JSON
+events, read by :mod:`.claude_stream` into the trial's stats, failure and
+transcript.  What the CLI does not do as a user would expect, and what this
+backend does about it:
+
+- ``allowed_tools`` restricts the tools (``--tools``, by the rules' tool
+  names) and pre-approves the rules (``--allowedTools``, which alone only
+  approves).
+- ``thinking``: current models think adaptively whatever ``MAX_THINKING_TOKENS``
+  says, so a token budget is accepted only for the models that take one
+  (:data:`BUDGET_MODELS`); ``effort`` sets adaptive thinking's effort, and 0
+  switches thinking off (``CLAUDE_CODE_DISABLE_THINKING``).
+- ``bypassPermissions`` is refused as root unless ``IS_SANDBOX`` is set: as
+  root (CI containers) it is set, since the user asked for that mode.
+- A 401/403 is retried by the CLI for minutes: the run is stopped at the
+  first such retry.  Tool calls the CLI refused (``permission_denials``) flag
+  the trial.
+- ``max_cost_usd`` is ``--max-budget-usd``.
+
+Claude Code needs its own credentials, so unlike the built-in agent's
+commands its environment keeps API keys; a ``claude login`` session is
+copied into the trial's private config folder (``CLAUDE_CONFIG_DIR``) for the
+run.  Non-essential traffic (telemetry, auto-update) is switched off.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import shlex
-import shutil
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..config.checks import positive_int_problem, unknown_keys
-from ..isolation.procs import clean_env, run_owned
-from ..model.record import AgentStats
-from .base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
+from ..config.checks import is_number, positive_int_problem, unknown_keys
+from . import claude_stream
+from .base import AgentOutcome, AgentTask, thinking_problem
+from .cli import CliAgent
+from .pricing import price_problems
 
-SETTING_KEYS = ("backend", "model", "thinking", "permission_mode", "allowed_tools", "max_turns", "executable")
+SETTING_KEYS = (
+    "backend",
+    "model",
+    "thinking",
+    "effort",
+    "permission_mode",
+    "allowed_tools",
+    "max_turns",
+    "max_cost_usd",
+    "prices",
+    "executable",
+)
 #: ``--permission-mode`` values; in print mode nobody is asked, so whatever is not
 #: allowed (by the mode or by ``allowed_tools``) is refused.
 PERMISSION_MODES = ("acceptEdits", "bypassPermissions", "default", "dontAsk", "plan")
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+#: The models Claude Code gives a thinking budget (``MAX_THINKING_TOKENS``); it thinks adaptively on the others.
+BUDGET_MODELS = (
+    "claude-3-",
+    "claude-opus-4-0",
+    "claude-opus-4-1",
+    "claude-opus-4-5",
+    "claude-opus-4-2025",
+    "claude-sonnet-4-0",
+    "claude-sonnet-4-5",
+    "claude-sonnet-4-2025",
+    "claude-haiku-4-5",
+)
 
 
 def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
@@ -36,15 +75,27 @@ def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
     for problem in (thinking_problem(settings, where), positive_int_problem(settings, "max_turns", where)):
         if problem:
             problems.append(problem)
-    mode = settings.get("permission_mode", "acceptEdits")
-    if mode not in PERMISSION_MODES:
-        problems.append(f"{where}.permission_mode: expected one of {', '.join(PERMISSION_MODES)}, got {mode!r}")
+    thinking, model = settings.get("thinking", "adaptive"), settings.get("model")
+    if thinking not in ("adaptive", 0) and not (isinstance(model, str) and model.startswith(BUDGET_MODELS)):
+        problems.append(
+            f"{where}.thinking: Claude Code thinks adaptively on {model or 'its default model'} and ignores "
+            f"a token budget ({thinking!r}); use thinking: adaptive with effort: {' | '.join(EFFORTS)}, "
+            "or 0 to switch thinking off"
+        )
+    for key, allowed in (("permission_mode", PERMISSION_MODES), ("effort", EFFORTS)):
+        if key in settings and settings[key] not in allowed:
+            problems.append(f"{where}.{key}: expected one of {', '.join(allowed)}, got {settings[key]!r}")
     tools = settings.get("allowed_tools", [])
     if not (isinstance(tools, str) or (isinstance(tools, list) and all(isinstance(t, str) for t in tools))):
         problems.append(
             f"{where}.allowed_tools: expected a list of Claude Code tool rules "
             f'such as ["Read", "Edit", "Bash(python -m pytest:*)"], got {tools!r}'
         )
+    cost = settings.get("max_cost_usd", 1.0)
+    if not (is_number(cost) and cost > 0):
+        problems.append(f"{where}.max_cost_usd: expected a number of dollars > 0, got {cost!r}")
+    if "prices" in settings:
+        problems += price_problems(settings["prices"], f"{where}.prices")
     executable = settings.get("executable", "claude")
     if not (isinstance(executable, str) and executable.strip()):
         problems.append(f"{where}.executable: expected the claude command's name or path, got {executable!r}")
@@ -52,17 +103,24 @@ def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class ClaudeCodeAgent(AgentBackend):
+class ClaudeCodeAgent(CliAgent):
     """``agent: {backend: claude-code, ...}``; build it with :meth:`from_settings`."""
 
     setting_keys: ClassVar[frozenset[str]] = frozenset(SETTING_KEYS)
+    cli: ClassVar[str] = "claude"
+    install: ClassVar[str] = "npm install -g @anthropic-ai/claude-code"
+    home_variable: ClassVar[str] = "CLAUDE_CONFIG_DIR"
+    login_files: ClassVar[tuple[tuple[str, str], ...]] = (("~/.claude", ".credentials.json"),)
 
+    executable: str = "claude"
     model: str | None = None  # None: Claude Code's own default
     thinking: str | int = "adaptive"
+    effort: str | None = None
     permission_mode: str = "acceptEdits"
     allowed_tools: tuple[str, ...] = ()
     max_turns: int | None = None
-    executable: str = "claude"
+    max_cost_usd: float | None = None
+    prices: Mapping[str, Mapping[str, float]] | None = None
 
     @classmethod
     def validate_settings(cls, settings: Mapping[str, Any], where: str) -> list[str]:
@@ -76,98 +134,45 @@ class ClaudeCodeAgent(AgentBackend):
         values["allowed_tools"] = (tools,) if isinstance(tools, str) else tuple(tools)
         return cls(**values)
 
-    def preflight(self) -> None:
-        if shutil.which(self.executable) is None:
-            raise AgentUnavailable(
-                f"claude-code agent: {self.executable!r} is not on PATH; install Claude Code "
-                "(npm install -g @anthropic-ai/claude-code), set the agent's executable setting, "
-                "or choose another backend (anthropic or command)"
-            )
-
     def argv(self) -> list[str]:
-        argv = [self.executable, "-p", "--output-format", "json", "--permission-mode", self.permission_mode]
+        argv = [self.executable, "-p", "--output-format", "stream-json", "--verbose"]
+        argv += ["--permission-mode", self.permission_mode]
         if self.model:
             argv += ["--model", self.model]
         if self.allowed_tools:
-            argv += ["--allowedTools", ",".join(self.allowed_tools)]
+            names = dict.fromkeys(rule.split("(", 1)[0].strip() for rule in self.allowed_tools)
+            argv += ["--tools", ",".join(names), "--allowedTools", ",".join(self.allowed_tools)]
         if self.max_turns:
             argv += ["--max-turns", str(self.max_turns)]
+        if self.max_cost_usd:
+            argv += ["--max-budget-usd", f"{self.max_cost_usd:g}"]
+        if self.effort:
+            argv += ["--effort", self.effort]
         return argv
 
-    def thinking_env(self) -> dict[str, str]:
-        if self.thinking == "adaptive":
-            return {}
-        return {"CLAUDE_CODE_DISABLE_ADAPTIVE_THINKING": "1", "MAX_THINKING_TOKENS": str(self.thinking)}
+    def env(self) -> dict[str, str]:
+        env = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+        if self.thinking == 0:
+            env["CLAUDE_CODE_DISABLE_THINKING"] = "1"
+        elif self.thinking != "adaptive":
+            env["MAX_THINKING_TOKENS"] = str(self.thinking)
+        if self.permission_mode == "bypassPermissions" and os.geteuid() == 0:
+            env["IS_SANDBOX"] = "1"  # else: "cannot be used with root/sudo privileges"
+        return env
 
     def run(self, task: AgentTask) -> AgentOutcome:
-        argv = self.argv()
-        task.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with task.log_path.open("ab") as log:
-            log.write(f"$ {shlex.join(argv)}\n".encode())
-            start = log.tell()
-        finished = run_owned(
-            argv,
-            cwd=task.worktree,
-            env=clean_env({**task.env, **self.thinking_env()}),
-            timeout=task.timeout,
-            stdin=task.prompt,
-            output=task.log_path,  # the raw output stays in the log; the result is read back from there
-            sandbox=task.sandbox,
-        )
-        with task.log_path.open("rb") as log:
-            log.seek(start)
-            output = log.read().decode(errors="replace")
-        result = parse_result(output)
-        stats = _stats(result or {}, self.model)
-        stats.exit_code = finished.returncode
-        stats.seconds = round(finished.seconds, 3)
-        if finished.limit is not None:
-            return AgentOutcome(stats, f"limit: {finished.limit}")
-        if finished.timed_out:
-            stats.stop_reason = "timeout"
-            return AgentOutcome(stats, f"agent timed out after {task.timeout:g}s", timed_out=True)
-        if finished.returncode == 127:
-            return AgentOutcome(stats, f"agent command not found: {self.executable}")
-        if result is None:
-            return AgentOutcome(
-                stats, f"claude exited with status {finished.returncode} without a JSON result (see {task.log_path})"
-            )
-        if result.get("is_error") or result.get("subtype") != "success":
-            return AgentOutcome(stats, f"claude reported {result.get('subtype')}: {str(result.get('result'))[:300]}")
-        if finished.returncode:
-            return AgentOutcome(stats, f"claude exited with status {finished.returncode}")
-        return AgentOutcome(stats)
-
-
-def parse_result(output: str) -> dict[str, Any] | None:
-    """The ``"type": "result"`` object in ``claude --output-format json`` output, if any.
-
-    It is the whole output, or (with ``--verbose``) the last element of a list;
-    lines around it that are not JSON (standard error) are ignored.
-    """
-    for text in [output, *reversed(output.splitlines())]:
-        try:
-            data = json.loads(text)
-        except ValueError:
-            continue
-        for item in reversed(data) if isinstance(data, list) else [data]:
-            if isinstance(item, dict) and item.get("type") == "result":
-                return item
-    return None
-
-
-def _stats(result: Mapping[str, Any], model: str | None) -> AgentStats:
-    usage = result.get("usage") or {}
-    models: Sequence[str] = list(result.get("modelUsage") or {})
-    return AgentStats(
-        backend="claude-code",
-        model=model or (models[0] if models else None),
-        turns=int(result.get("num_turns") or 0),
-        input_tokens=int(usage.get("input_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
-        cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
-        cost_usd=float(result.get("total_cost_usd") or 0.0),
-        stop_reason=result.get("subtype"),
-        session_id=result.get("session_id"),
-    )
+        run = self.run_cli(task, self.argv(), self.env(), watch=claude_stream.auth_retry)
+        result = claude_stream.result_of(run.events)
+        stats = claude_stream.stats_of(run.events, self.model, self.prices)
+        outcome = AgentOutcome(stats, transcript=claude_stream.transcript_of(run.events))
+        denied = claude_stream.denials_of(result, self.permission_mode)
+        if denied:
+            outcome.flags.append(denied)
+        if self.ended_early(run, task, outcome):
+            return outcome
+        outcome.failure = claude_stream.failure_of(result, self.max_turns, self.max_cost_usd)
+        if outcome.failure is None and result is None:
+            outcome.failure = f"claude exited with status {run.finished.returncode} without a result ({task.log_path})"
+        elif outcome.failure is None and run.finished.returncode:
+            outcome.failure = f"claude exited with status {run.finished.returncode}"
+        return outcome

@@ -58,6 +58,9 @@ class CommandAgent(AgentBackend):
         }
         return expand(self.run_template, values)
 
+    def programs(self) -> tuple[str, ...]:
+        return (self.run_template,)
+
     def run(self, task: AgentTask) -> AgentOutcome:
         command = self.command_for(task)
         task.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from ..model.frozen import thaw
 from .anthropic import AnthropicAgent
 from .base import Agent, AgentBackend
 from .claude_code import ClaudeCodeAgent
+from .codex import CodexAgent
 from .command import CommandAgent
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ BUILTIN_BACKENDS: Mapping[str, type[AgentBackend]] = {
     "command": CommandAgent,
     "anthropic": AnthropicAgent,
     "claude-code": ClaudeCodeAgent,
+    "codex": CodexAgent,
 }
 
 _REGISTRY_KEY = pytest.StashKey[Mapping[str, type[AgentBackend]]]()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..isolation import confinement, procs
 from ..isolation.sandbox import find_bwrap, wanted
 from ..model.frozen import snapshot
 from ..model.settings import Settings
+from ..model.spec import VariantSpec
 from ..repo import checkoutstate, gitops, repostate
 from ..repo.store import open_store
 from ..scoring.baseline import BackgroundBaseline
@@ -55,6 +57,7 @@ def check_run(config: pytest.Config, settings: Settings) -> RunCheck:
     """Refuse a run that cannot work, before anything is written; then take the experiment's lock."""
     from ..agents import AgentUnavailable, agent_backends, unknown_backend
 
+    probed: set[tuple[str, str]] = set()
     for trial in settings.trials:
         agent = config.hook.pytest_explore_make_agent(
             config=config, variant=snapshot(trial.variant, "pytest_explore_make_agent")
@@ -65,6 +68,7 @@ def check_run(config: pytest.Config, settings: Settings) -> RunCheck:
             raise pytest.UsageError(f"{where}: {unknown_backend(backend, agent_backends(config))}")
         try:
             agent.preflight()
+            _probe_cli(settings, trial.variant, agent, probed)
         except AgentUnavailable as exc:
             raise pytest.UsageError(f"{where}: {exc}") from None
     warning = _check_sandbox(settings)
@@ -83,6 +87,23 @@ def check_run(config: pytest.Config, settings: Settings) -> RunCheck:
         notices.append(f"warning: {misled}")
     sandbox = "none (bubblewrap not found)" if warning else _sandbox_use(settings)
     return RunCheck(lock, notices, sandbox, warning)
+
+
+def _probe_cli(settings: Settings, variant: VariantSpec, agent: object, probed: set[tuple[str, str]]) -> None:
+    """A CLI agent's sandbox probe (see :meth:`.CliAgent.probe`), once per variant, when the sandbox is used."""
+    from ..agents.cli import CliAgent
+
+    if not isinstance(agent, CliAgent) or not wanted(confinement.sandbox_spec(settings, variant).mode):
+        return
+    if find_bwrap() is None or (variant.name, agent.executable) in probed:
+        return
+    with tempfile.TemporaryDirectory(prefix="explore-probe-") as folder:
+        where = Path(folder)
+        sandbox = confinement.for_agent(
+            settings, variant, agent.programs(), where, where, where / ".git", where / "prompt.md"
+        )
+        agent.probe(sandbox)
+    probed.add((variant.name, agent.executable))
 
 
 def _rootdir_misled(config: pytest.Config, settings: Settings) -> str | None:

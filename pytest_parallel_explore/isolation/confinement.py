@@ -23,9 +23,8 @@ import shlex
 import shutil
 import sys
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from ..model.settings import Settings
 from ..model.spec import SandboxSpec, VariantSpec
@@ -37,9 +36,18 @@ def sandbox_spec(settings: Settings, variant: VariantSpec | None) -> SandboxSpec
 
 
 def for_agent(
-    settings: Settings, variant: VariantSpec, worktree: Path, shared: Path, git_dir: Path, prompt_file: Path
+    settings: Settings,
+    variant: VariantSpec,
+    programs: Iterable[str],
+    worktree: Path,
+    shared: Path,
+    git_dir: Path,
+    prompt_file: Path,
 ) -> Sandbox:
-    """The agent's policy: ``worktree`` (its private repository) writable, ``shared`` (the base objects) read-only."""
+    """The agent's policy: ``worktree`` (its private repository) writable, ``shared`` (the base objects) read-only.
+
+    ``programs``: the commands the agent starts (see ``AgentBackend.programs``), whose programs it must see.
+    """
     spec, limits = sandbox_spec(settings, variant), settings.limits_of(variant)
     if not wanted(spec.mode):
         return Sandbox(isolated=False, limits=limits)
@@ -50,7 +58,7 @@ def for_agent(
             shared,
             prompt_file,
             *_interpreter(settings),
-            *_programs(_agent_commands(variant.agent)),
+            *_programs(programs),
             *(path for path, writable in home if not writable),
         ),
         hidden=(settings.workspace.explore_dir, git_dir, *_holdout(settings)),
@@ -127,15 +135,6 @@ def _editable_sources() -> frozenset[str]:
     return frozenset(p for p in sources if Path(p).is_dir())
 
 
-def _agent_commands(agent: Mapping[str, Any]) -> list[str]:
-    """The commands an agent's settings name: a command agent's ``run``, a CLI backend's ``executable``."""
-    commands = [
-        agent.get("run"),
-        shlex.quote(agent["executable"]) if isinstance(agent.get("executable"), str) else None,
-    ]
-    return [c for c in commands if isinstance(c, str)]
-
-
 def _programs(commands: Iterable[str]) -> list[Path]:
     """The folders of the programs the commands start with, found on ``PATH`` as the shell would.
 
@@ -204,11 +203,17 @@ def _install_folder(path: Path) -> list[Path]:
     latter (the user's repository); never a prefix in the home folder
     (``~/.local/bin/claude`` shows ``~/.local/bin``, not ``~/.local`` and its
     keyrings: the real file a link leads to is shown by its own folder);
-    nothing of the system folders, shown anyway.
+    nothing of the system folders, shown anyway.  A program of an npm
+    install shows the whole ``node_modules`` folder: its launcher starts a
+    binary from a sibling package (``@openai/codex-linux-x64``).
     """
     if any(path == s or s in path.parents for s in SYSTEM):
         return []
     home, here = Path.home().resolve(), Path(os.getcwd()).resolve()
+    modules = [p for p in path.parents if p.name == "node_modules"]
+    for folder in modules[-1:]:  # the outermost
+        if not any(folder == p or folder in p.parents for p in (home, here)) and here not in folder.parents:
+            return [folder]
     prefix = path.parent.name == "bin" and home not in path.parents
     for folder in (path.parent.parent, path.parent) if prefix else (path.parent,):
         if not any(folder == p or folder in p.parents for p in (home, here)) and here not in folder.parents:

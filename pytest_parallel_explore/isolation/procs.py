@@ -168,6 +168,7 @@ def run_owned(
     capture: bool = False,
     sandbox: Sandbox | None = None,
     pass_fds: Sequence[int] = (),
+    started: Callable[[int], None] | None = None,
 ) -> Finished:
     """Run ``command`` (a shell string or an argv) in its own process group.
 
@@ -179,7 +180,9 @@ def run_owned(
     :class:`~pytest_parallel_explore.isolation.sandbox.SandboxUnavailable` without bubblewrap)
     and under its limits: a command that hits one is stopped and
     :attr:`Finished.limit` names it.  ``pass_fds``: file descriptors the
-    command inherits (a pipe it reports on).
+    command inherits (a pipe it reports on).  ``started`` is called with the
+    command's process group id once it runs (an agent CLI's output watcher
+    stops it with that).
     """
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     limits = sandbox.limits if sandbox is not None else NO_LIMITS
@@ -187,7 +190,7 @@ def run_owned(
         prepared = (
             stack.enter_context(sandbox.prepare(argv, cwd, env)) if sandbox is not None else Prepared(argv, (), (cwd,))
         )
-        return _run(prepared, cwd, env, timeout, stdin, output, capture, limits, tuple(pass_fds))
+        return _run(prepared, cwd, env, timeout, stdin, output, capture, limits, tuple(pass_fds), started)
 
 
 def _run(
@@ -200,6 +203,7 @@ def _run(
     capture: bool,
     limits: Limits,
     pass_fds: tuple[int, ...],
+    started_hook: Callable[[int], None] | None = None,
 ) -> Finished:
     argv = [*_GATE, *prepared.argv]
     log: IO[bytes] | None = output.open("ab") if output is not None else None
@@ -231,6 +235,8 @@ def _run(
         if limits.file_size is not None:  # before the gate opens: what the command runs inherits it
             resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
         watch = Watch(proc.pid, limits, prepared.written, capped, lambda: _signal_group(proc.pid, signal.SIGKILL))
+        if started_hook is not None:
+            started_hook(proc.pid)
         try:
             # The first line opens the gate: the command starts only now that its group is announced.
             gate_and_input = b"\n" + (stdin.encode() if stdin is not None else b"")

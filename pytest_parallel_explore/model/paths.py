@@ -13,6 +13,7 @@ from pathlib import Path
 TRIAL_FILE_SUFFIXES = (
     "_progress.json",
     "_agent.log",
+    "_transcript.json",
     "_prompt.md",
     "_setup.log",
     "_tests.log",

@@ -75,7 +75,8 @@ class AgentStats:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # priced with the one price table (agents.pricing) where it knows the model
+    cli_cost_usd: float | None = None  # an agent CLI's own figure, when it differs from cost_usd
     stop_reason: str | None = None
     session_id: str | None = None
     per_turn: list[dict[str, Any]] = dataclasses.field(default_factory=list)

@@ -29,6 +29,7 @@ from ..templating import render
 from .matrix import CELL_MEANINGS, LEGEND, MAX_DIFF_LINES, DiffLine, anchor, build_matrix, parse_patch
 from .model import ComparisonEntry, Results, VariantStats
 from .ranking import RankRow, baseline_row, status_kind, trial_rows
+from .transcript import LABELS, TranscriptView, read_transcripts
 
 #: Width of the score and confidence-interval bars, in CSS pixels.
 BAR_WIDTH = 110
@@ -119,6 +120,7 @@ class TrialView:
     patch_found: bool
     commands: list[tuple[str, str]]  # (what it does, the command)
     figures: list[tuple[str, str]]
+    transcript: TranscriptView | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,13 +133,13 @@ class Live:
 
 
 def render_report(results: Results, paths: ExperimentPaths, live: Live | None = None) -> str:
-    """``report.html`` for ``results``, with each trial's diff read from ``results/<trial>.patch``."""
+    """``report.html`` for ``results``, with each trial's diff and transcript read from ``results/``."""
     patches = {}
     for trial in results.trials:
         patch = read_patch(paths.trial_file(trial.name, ".patch"))
         if patch is not None:
             patches[trial.name] = patch
-    return render_html(results, patches, live)
+    return render_html(results, patches, live, read_transcripts(paths, [t.name for t in results.trials]))
 
 
 #: Bytes of a trial's patch read for the page: an agent's patch can be any size (the file keeps all of it).
@@ -162,8 +164,14 @@ def read_patch(path: Path) -> str | None:
     return f"{note}\n{kept}\n"
 
 
-def render_html(results: Results, patches: Mapping[str, str], live: Live | None = None) -> str:
-    """The page for ``results``, with the trials' patches given by trial name (missing ones are said so)."""
+def render_html(
+    results: Results,
+    patches: Mapping[str, str],
+    live: Live | None = None,
+    transcripts: Mapping[str, TranscriptView] | None = None,
+) -> str:
+    """The page for ``results``, with the trials' patches (and transcripts) given by trial name."""
+    transcripts = transcripts or {}
     baseline = results.baseline
     base_row = baseline_row(baseline) if baseline else None
     rows = trial_rows(results)
@@ -186,7 +194,11 @@ def render_html(results: Results, patches: Mapping[str, str], live: Live | None 
         variant_stats=[(v, _variant_bar(v, axis)) for v in results.variants],
         comparisons=[(c, _difference_bar(c, results.comparisons)) for c in results.comparisons],
         matrix=build_matrix(results.trials, baseline),
-        trials=[_trial_view(results, t, patches.get(t.name), len(results.trials)) for t in results.trials],
+        trials=[
+            _trial_view(results, t, patches.get(t.name), len(results.trials), transcripts.get(t.name))
+            for t in results.trials
+        ],
+        entry_labels=LABELS,
         cell_meanings=CELL_MEANINGS,
         legend=LEGEND,
         bar_width=BAR_WIDTH,
@@ -295,7 +307,9 @@ def _difference_bar(comparison: ComparisonEntry, all_comparisons: Sequence[Compa
     return _bar(Axis(-extent, extent), c.difference, (c.ci_low, c.ci_high), label)
 
 
-def _trial_view(results: Results, t: TrialRecord, patch: str | None, count: int) -> TrialView:
+def _trial_view(
+    results: Results, t: TrialRecord, patch: str | None, count: int, transcript: TranscriptView | None
+) -> TrialView:
     lines = parse_patch(patch) if patch else []
     agent, tests = t.agent, t.tests
     base = (t.base_commit or results.info.base_commit)[:12]
@@ -322,6 +336,8 @@ def _trial_view(results: Results, t: TrialRecord, patch: str | None, count: int)
         ("tokens", ", ".join(tokens) or DASH),
         ("cost", f"${agent.cost_usd:.4f}" if agent.cost_usd else DASH),
     ]
+    if agent.cli_cost_usd is not None:
+        figures.append(("CLI's own cost", f"${agent.cli_cost_usd:.4f}"))
     figures = [(label, value) for label, value in figures if value != DASH or label in ("agent", "time")]
     if agent.exit_code is not None:
         figures.append(("exit code", str(agent.exit_code)))
@@ -346,4 +362,5 @@ def _trial_view(results: Results, t: TrialRecord, patch: str | None, count: int)
         patch_found=patch is not None,
         commands=commands,
         figures=figures,
+        transcript=transcript,
     )

@@ -20,9 +20,11 @@ import pytest
 from pluggy import HookCaller
 
 from ..agents import AgentOutcome, AgentTask
+from ..agents.base import programs_of
 from ..config.keys import REPO_STATE_KEY
 from ..evidence import racing
 from ..isolation import confinement, procs
+from ..model import transcript
 from ..model.baseline import Baseline
 from ..model.frozen import snapshot
 from ..model.paths import TRIAL_FILE_SUFFIXES
@@ -316,7 +318,13 @@ class TrialRunner:
             env=self._explore_env(prompt, prompt_file),
             report=report,
             sandbox=confinement.for_agent(
-                self.settings, variant, self.worktree, self._shared_base().store, self._git_dir(), prompt_file
+                self.settings,
+                variant,
+                programs_of(agent),
+                self.worktree,
+                self._shared_base().store,
+                self._git_dir(),
+                prompt_file,
             ),
         )
         try:
@@ -327,6 +335,8 @@ class TrialRunner:
             outcome = AgentOutcome(record.agent, f"agent backend crashed: {type(exc).__name__}: {exc}")
         record.agent = outcome.stats
         record.agent_failure, record.agent_timed_out = outcome.failure, outcome.timed_out
+        record.flags.extend(outcome.flags)
+        transcript.save(self.paths.trial_file(self.trial.name, "_transcript.json"), outcome.transcript)
         self._record_work(record)
         return outcome
 

@@ -42,8 +42,10 @@ from ...config.checks import is_int, is_number, parse_duration, positive_int_pro
 from ...isolation.environ import safe_env
 from ...model.record import AgentStats
 from ..base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
-from .pricing import price_for, price_problems
+from ..cli import read_events
+from ..pricing import price_for, price_problems
 from .tools import TOOLS, ToolError, WorktreeTools
+from .transcript import transcript_of
 
 if TYPE_CHECKING:
     import anthropic
@@ -254,6 +256,7 @@ class AnthropicAgent(AgentBackend):
             stats=dataclasses.asdict(session.stats),
         )
         task.report(session.stats)
+        outcome.transcript = transcript_of(read_events(task.log_path, session.log_start))
         return outcome
 
 
@@ -294,6 +297,8 @@ class _Session:
         self.agent = agent
         self.task = task
         self.started = time.monotonic()
+        # Where this run's lines start in the agent log (an earlier attempt's may be above them).
+        self.log_start = task.log_path.stat().st_size if task.log_path.exists() else 0
         self.transcript = _Transcript(task.log_path, self.started)
         self.stats = AgentStats(backend="anthropic", model=agent.model)
         self.price = price_for(agent.model, agent.prices)

@@ -1,8 +1,12 @@
-"""Estimated cost: the price table per model and the ``prices`` setting that overrides it.
+"""Estimated cost: the one price table of every backend, and the ``prices`` setting that overrides it.
 
 The built-in agent prices every response's usage with :func:`price_for` to
-report a cost and to enforce ``max_cost_usd``; the ``claude-code`` backend
-reports the CLI's own figure instead.
+report a cost and to enforce ``max_cost_usd``; the CLI backends price the
+usage their CLI reports with the same table, so that backends compare, and
+keep the CLI's own figure beside it (``AgentStats.cli_cost_usd``) when it
+differs.  Token counts follow Anthropic's usage: ``input`` excludes cache
+reads and writes (an OpenAI usage's cached tokens are taken out of its input
+before pricing).
 """
 
 from __future__ import annotations
@@ -22,14 +26,16 @@ class Price(NamedTuple):
     input: float
     output: float
     cache_read: float
-    cache_write: float  # 5-minute cache writes, the TTL this agent uses
+    cache_write: float  # 5-minute cache writes, the TTL the built-in agent uses
 
-    def cost(self, input: int, output: int, cache_read: int, cache_write: int) -> float:
+    def cost(self, input: int, output: int, cache_read: int, cache_write: int, cache_write_1h: int = 0) -> float:
+        """USD for these tokens; ``cache_write_1h`` (Claude Code's 1-hour cache writes) cost twice the input rate."""
         tokens = (input, output, cache_read, cache_write)
-        return sum(n * rate for n, rate in zip(tokens, self, strict=True)) / 1_000_000
+        total = sum(n * rate for n, rate in zip(tokens, self, strict=True)) + cache_write_1h * 2 * self.input
+        return total / 1_000_000
 
 
-#: List prices in USD per million tokens (Anthropic's pricing page, October 2026),
+#: List prices in USD per million tokens (Anthropic's and OpenAI's pricing pages, October 2026),
 #: keyed by model-name prefix; the longest matching prefix wins, so
 #: ``claude-opus-5`` prices ``claude-opus-5-20260724`` and ``claude-opus-5-5``
 #: has its own row.  Estimates only: Haiku 5.5's dearer rate for prompts over
@@ -53,6 +59,17 @@ PRICES_USD_PER_MTOK: dict[str, Price] = {
     "claude-sonnet-4": Price(3.0, 15.0, 0.30, 3.75),
     "claude-haiku-5-5": Price(0.10, 0.50, 0.01, 0.125),
     "claude-haiku-4": Price(1.0, 5.0, 0.10, 1.25),
+    # OpenAI (its pricing page): cached input is the cache read; writing the cache costs nothing extra.
+    "gpt-5": Price(1.25, 10.0, 0.125, 1.25),  # gpt-5, gpt-5.1, gpt-5-codex, gpt-5.1-codex
+    "gpt-5-mini": Price(0.25, 2.0, 0.025, 0.25),
+    "gpt-5-nano": Price(0.05, 0.40, 0.005, 0.05),
+    "gpt-4.1": Price(2.0, 8.0, 0.50, 2.0),
+    "gpt-4.1-mini": Price(0.40, 1.60, 0.10, 0.40),
+    "gpt-4o": Price(2.50, 10.0, 1.25, 2.50),
+    "gpt-4o-mini": Price(0.15, 0.60, 0.075, 0.15),
+    "o3": Price(2.0, 8.0, 0.50, 2.0),
+    "o4-mini": Price(1.10, 4.40, 0.275, 1.10),
+    "codex-mini": Price(1.50, 6.0, 0.375, 1.50),
 }
 
 
