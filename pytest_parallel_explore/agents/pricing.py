@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ...config.checks import is_number, unknown_keys
+from ..config.checks import is_number, unknown_keys
 
 #: The keys of one model's entry under ``prices``.
 PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
