@@ -1,3 +1,3 @@
 """The plugin's version, apart so that modules can name it without importing the package."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

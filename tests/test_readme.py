@@ -26,3 +26,13 @@ def test_each_yaml_block_of_the_readme_is_a_valid_variants_file(block: str, tmp_
     except SpecError as exc:
         pytest.fail(f"README.md's yaml block is refused:\n{block}\n{exc}")
     assert spec.variants
+
+
+def test_ci_runs_the_readme_s_two_commands() -> None:
+    # The README's first console block sets up and runs; CI must run the very same pytest commands.
+    console = re.search(r"^```console\n(.*?)^```", README.read_text(encoding="utf-8"), re.DOTALL | re.MULTILINE)
+    assert console is not None, "no console block in README.md"
+    commands = [line.rpartition("&& ")[2] for line in console.group(1).splitlines() if line.strip()]
+    assert len(commands) == 2 and all(c.startswith("pytest ") for c in commands), commands
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert [c for c in commands if c not in ci] == []
