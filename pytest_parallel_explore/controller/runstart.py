@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from ..config.defaults import REPO_STATE_KEY
-from ..isolation import confinement, procs
+from ..isolation import procs
 from ..isolation.sandbox import find_bwrap, wanted
 from ..model.record import Status, save, try_load
 from ..model.settings import Settings
@@ -123,7 +123,7 @@ def start_run(config: pytest.Config, settings: Settings) -> RunStart:
     state = snapshot_repository(config, settings)
     config.stash[REPO_STATE_KEY] = state
     # Scored while the agents work: trials wait for it only to judge their tests.
-    baseline = None if config.getoption("collectonly") else BackgroundBaseline(settings, state.holdout)
+    baseline = None if config.getoption("collectonly") else BackgroundBaseline(settings.scoring, state.holdout)
     return RunStart(notices, checkout, baseline)
 
 
@@ -138,9 +138,9 @@ def snapshot_repository(config: pytest.Config, settings: Settings) -> repostate.
     own = settings.workspace.own_refs(settings.experiment)
     state = repostate.capture(git.git_dir, own, settings.workspace.explore_dir)
     store = open_store(settings.paths.store)
-    holdout = keep_holdout(settings, git, store)
+    holdout = keep_holdout(settings.scoring, git, store)
     files = None
-    if not all(wanted(confinement.sandbox_spec(settings, t.variant).mode) for t in settings.trials):
+    if not all(wanted(settings.sandbox_of(t.variant).mode) for t in settings.trials):
         basetemp = config.getoption("basetemp", None)
         excluded = [settings.workspace.explore_dir, *([Path(basetemp).resolve()] if basetemp else [])]
         files = checkoutstate.capture(git, root, store, excluded)
@@ -229,15 +229,13 @@ def baseline_notice(settings: Settings, background: BackgroundBaseline, *, inter
 
 def _sandbox_use(settings: Settings) -> str:
     """How the trials are confined, for the summary: ``bubblewrap``, ``none``, or per variant."""
-    modes = {
-        "bubblewrap" if wanted(confinement.sandbox_spec(settings, t.variant).mode) else "none" for t in settings.trials
-    }
+    modes = {"bubblewrap" if wanted(settings.sandbox_of(t.variant).mode) else "none" for t in settings.trials}
     return modes.pop() if len(modes) == 1 else "per variant (bubblewrap for some, none for others)"
 
 
 def _check_sandbox(settings: Settings) -> str | None:
     """Refuse ``sandbox: bwrap`` without bubblewrap; the warning to give when ``auto`` finds none."""
-    modes = {settings.sandbox.mode} | {confinement.sandbox_spec(settings, t.variant).mode for t in settings.trials}
+    modes = {settings.sandbox.mode} | {settings.sandbox_of(t.variant).mode for t in settings.trials}
     if find_bwrap() is not None or modes == {"none"}:
         return None
     if "bwrap" in modes:
