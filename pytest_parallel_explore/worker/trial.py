@@ -160,6 +160,7 @@ class TrialRunner:
             experiment=self.settings.experiment,
             name=self.trial.name,
             variant=self.trial.variant.name,
+            round=self.trial.round,
             description=self.trial.variant.description,
             spec_hash=self.trial.spec_hash,
             branch=self.settings.workspace.branch(self.settings.experiment, self.trial.name),
