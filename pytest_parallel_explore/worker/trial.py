@@ -3,7 +3,9 @@
 Each step is a function from record to record; the record is saved
 atomically before and after every step, so a crash leaves a consistent
 progress file that says how far the trial got.  One trial's failure is
-recorded in its own record and never stops the others.
+recorded in its own record and never stops the others.  Whether the trial
+runs at all is decided first (:mod:`.decisions`); the score step is
+:mod:`.scorestep`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from ..repo import gitops, private, trees
 from ..scoring import protect, suspicious
 from ..scoring.checkout import prepare_worktree
 from . import decisions, tampering
-from .scoring import ScoreStep
+from .scorestep import ScoreStep
 
 _R = TypeVar("_R")
 
