@@ -144,6 +144,7 @@ class Settings:
 
     @property
     def scoring(self) -> ScoringSpec:
+        """The part of these settings that the ``scoring`` package is given: it never sees the rest."""
         return ScoringSpec(
             self.experiment, self.workspace, self.base_commit, self.score, self.worktree, self.sandbox, self.limits
         )
