@@ -92,6 +92,7 @@ def experiment(tests: int, variants: int, repeat: int, root: Path, seed: int = 0
                 experiment="bench",
                 name=name,
                 variant=f"approach_{v:02d}",
+                round=k,
                 description=f"Approach {v}: a description of what this variant is asked to try.",
                 status=Status.DONE,
                 branch=f"explore/bench/{name}",

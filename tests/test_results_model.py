@@ -32,9 +32,16 @@ BASELINE = Baseline(
 
 
 def record(name: str, outcomes: dict[str, str] | None, status: Status = Status.DONE, **fields: Any) -> TrialRecord:
-    """A trial of variant ``name``'s prefix; with ``outcomes``, run and judged against the baseline as a trial is."""
+    """A trial ``<variant>.<round>``; with ``outcomes``, run and judged against the baseline as a trial is."""
+    variant, _, k = name.partition(".")
     trial = TrialRecord(
-        experiment="demo", name=name, variant=name.split(".")[0], status=status, branch=f"explore/demo/{name}", **fields
+        experiment="demo",
+        name=name,
+        variant=variant,
+        round=int(k or 1),
+        status=status,
+        branch=f"explore/demo/{name}",
+        **fields,
     )
     trial.attempts.append({"status": status.value, "reason": None, "started": 1.0, "finished": 2.0, "cost": 0.0})
     if outcomes is not None:

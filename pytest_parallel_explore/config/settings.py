@@ -198,14 +198,14 @@ def _trials(
     for position, variant in enumerate(spec.variants):
         single = repeat == 1 and race is None
         names = [variant.name] if single else [f"{variant.name}.{k}" for k in range(1, repeat + 1)]
-        named.extend((k, position, name, variant) for k, name in enumerate(names))
+        named.extend((k, position, name, variant) for k, name in enumerate(names, start=1))
     if race is not None:
         named.sort(key=lambda entry: (entry[0], entry[1]))
     trials: list[Trial] = []
-    for _, _, name, variant in named:
+    for k, _, name, variant in named:
         limit = variant.timeout or timeout
         spec_hash = variant_hash(spec, variant, {**fingerprint, "timeout": limit})
-        trials.append(Trial(name, variant, spec_hash, limit, index=len(trials)))
+        trials.append(Trial(name, variant, spec_hash, limit, index=len(trials), round=k))
     clashes = sorted({t.name for t in trials if sum(u.name == t.name for u in trials) > 1})
     if clashes:
         raise pytest.UsageError(

@@ -93,14 +93,21 @@ def _probe_cli(settings: Settings, variant: VariantSpec, agent: object, probed: 
     """A CLI agent's sandbox probe (see :meth:`.CliAgent.probe`), once per variant, when the sandbox is used."""
     from ..agents.cli import CliAgent
 
-    if not isinstance(agent, CliAgent) or not wanted(confinement.sandbox_spec(settings, variant).mode):
+    if not isinstance(agent, CliAgent) or not wanted(settings.sandbox_of(variant).mode):
         return
     if find_bwrap() is None or (variant.name, agent.executable) in probed:
         return
     with tempfile.TemporaryDirectory(prefix="explore-probe-") as folder:
         where = Path(folder)
         sandbox = confinement.for_agent(
-            settings, variant, agent.programs(), where, where, where / ".git", where / "prompt.md"
+            settings.sandbox_of(variant),
+            settings.limits_of(variant),
+            agent.programs(),
+            worktree=where,
+            shared=where,
+            prompt_file=where / "prompt.md",
+            hidden=confinement.hidden_paths(settings.workspace, where / ".git", settings.score.holdout),
+            repo_root=settings.workspace.repo_root,
         )
         agent.probe(sandbox)
     probed.add((variant.name, agent.executable))
@@ -145,7 +152,7 @@ def start_run(config: pytest.Config, settings: Settings) -> RunStart:
     state = snapshot_repository(config, settings)
     config.stash[REPO_STATE_KEY] = state
     # Scored while the agents work: trials wait for it only to judge their tests.
-    baseline = None if config.getoption("collectonly") else BackgroundBaseline(settings, state.holdout)
+    baseline = None if config.getoption("collectonly") else BackgroundBaseline(settings.scoring, state.holdout)
     return RunStart(notices, checkout, baseline)
 
 
@@ -160,9 +167,9 @@ def snapshot_repository(config: pytest.Config, settings: Settings) -> repostate.
     own = settings.workspace.own_refs(settings.experiment)
     state = repostate.capture(git.git_dir, own, settings.workspace.explore_dir)
     store = open_store(settings.paths.store)
-    holdout = keep_holdout(settings, git, store)
+    holdout = keep_holdout(settings.scoring, git, store)
     files = None
-    if not all(wanted(confinement.sandbox_spec(settings, t.variant).mode) for t in settings.trials):
+    if not all(wanted(settings.sandbox_of(t.variant).mode) for t in settings.trials):
         basetemp = config.getoption("basetemp", None)
         excluded = [settings.workspace.explore_dir, *([Path(basetemp).resolve()] if basetemp else [])]
         files = checkoutstate.capture(git, root, store, excluded)
@@ -211,15 +218,13 @@ def baseline_notice(settings: Settings, background: BackgroundBaseline, *, inter
 
 def _sandbox_use(settings: Settings) -> str:
     """How the trials are confined, for the summary: ``bubblewrap``, ``none``, or per variant."""
-    modes = {
-        "bubblewrap" if wanted(confinement.sandbox_spec(settings, t.variant).mode) else "none" for t in settings.trials
-    }
+    modes = {"bubblewrap" if wanted(settings.sandbox_of(t.variant).mode) else "none" for t in settings.trials}
     return modes.pop() if len(modes) == 1 else "per variant (bubblewrap for some, none for others)"
 
 
 def _check_sandbox(settings: Settings) -> str | None:
     """Refuse ``sandbox: bwrap`` without bubblewrap; the warning to give when ``auto`` finds none."""
-    modes = {settings.sandbox.mode} | {confinement.sandbox_spec(settings, t.variant).mode for t in settings.trials}
+    modes = {settings.sandbox.mode} | {settings.sandbox_of(t.variant).mode for t in settings.trials}
     if find_bwrap() is not None or modes == {"none"}:
         return None
     if "bwrap" in modes:

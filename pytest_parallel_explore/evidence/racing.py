@@ -14,14 +14,6 @@ from ..model.spec import RaceSpec
 from .race import RaceState, race_state
 
 
-def round_of(record: TrialRecord) -> int:
-    """The trial's number within its variant (``<variant>.<k>``), 1 for a trial named like its variant."""
-    prefix = f"{record.variant}."
-    if record.name.startswith(prefix) and record.name[len(prefix) :].isdigit():
-        return int(record.name[len(prefix) :])
-    return 1
-
-
 def counted(record: TrialRecord) -> bool:
     """Whether a trial enters the race: it has an outcome and actually ran (a skipped one did not)."""
     return record.status.outcome and record.status is not Status.SKIPPED
@@ -40,7 +32,7 @@ def race_scores(records: Iterable[TrialRecord], variants: Sequence[str]) -> dict
     by_round: dict[str, dict[int, TrialRecord]] = {name: {} for name in variants}
     for record in records:
         if record.variant in by_round:
-            by_round[record.variant][round_of(record)] = record
+            by_round[record.variant][record.round] = record
     scores: dict[str, list[float]] = {}
     for name, trials in by_round.items():
         scores[name] = []

@@ -23,32 +23,40 @@ import shlex
 import shutil
 import sys
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from ..model.settings import Settings
-from ..model.spec import SandboxSpec, VariantSpec
+from ..model.limits import Limits
+from ..model.paths import Workspace
+from ..model.spec import SandboxSpec
 from .sandbox import SYSTEM, Sandbox, wanted
 
 
-def sandbox_spec(settings: Settings, variant: VariantSpec | None) -> SandboxSpec:
-    return (variant.sandbox if variant is not None else None) or settings.sandbox
+def hidden_paths(workspace: Workspace, git_dir: Path, holdout: Sequence[str]) -> tuple[Path, ...]:
+    """What neither an agent nor a scoring run may see, even where a folder it is shown holds it.
+
+    The plugin's folders, the repository's git directory and the hold-out
+    tests (``holdout``: paths relative to the repository).
+    """
+    return (workspace.explore_dir, git_dir, *(workspace.repo_root / h for h in holdout))
 
 
 def for_agent(
-    settings: Settings,
-    variant: VariantSpec,
+    spec: SandboxSpec,
+    limits: Limits,
     programs: Iterable[str],
+    *,
     worktree: Path,
     shared: Path,
-    git_dir: Path,
     prompt_file: Path,
+    hidden: Sequence[Path],
+    repo_root: Path,
 ) -> Sandbox:
     """The agent's policy: ``worktree`` (its private repository) writable, ``shared`` (the base objects) read-only.
 
-    ``programs``: the commands the agent starts (see ``AgentBackend.programs``), whose programs it must see.
+    ``programs``: the commands the agent starts (see ``AgentBackend.programs``), whose programs stay
+    runnable; ``repo_root`` is the user's repository (see :func:`_interpreter`).
     """
-    spec, limits = sandbox_spec(settings, variant), settings.limits_of(variant)
     if not wanted(spec.mode):
         return Sandbox(isolated=False, limits=limits)
     home = _home_paths(spec)
@@ -57,26 +65,32 @@ def for_agent(
         readonly=(
             shared,
             prompt_file,
-            *_interpreter(settings),
+            *_interpreter(repo_root),
             *_programs(programs),
             *(path for path, writable in home if not writable),
         ),
-        hidden=(settings.workspace.explore_dir, git_dir, *_holdout(settings)),
+        hidden=tuple(hidden),
         network=True,
         limits=limits,
     )
 
 
-def for_scoring(settings: Settings, folder: Path, git_dir: Path, trial: str) -> Sandbox:
-    spec = settings.sandbox
-    limits = settings.limits_of(settings.trial(trial).variant if settings.has_trial(trial) else None)
+def for_scoring(
+    spec: SandboxSpec,
+    limits: Limits,
+    commands: Iterable[str | None],
+    *,
+    folder: Path,
+    hidden: Sequence[Path],
+    repo_root: Path,
+) -> Sandbox:
+    """A scoring run's policy: only ``folder`` writable; the programs ``commands`` start stay runnable."""
     if not wanted(spec.mode):
         return Sandbox(isolated=False, limits=limits)
-    commands = (settings.score.command, settings.score.setup, settings.worktree.setup)
     return Sandbox(
         writable=(folder,),
-        readonly=(*_interpreter(settings), *_programs(c for c in commands if c)),
-        hidden=(settings.workspace.explore_dir, git_dir, *_holdout(settings)),
+        readonly=(*_interpreter(repo_root), *_programs(c for c in commands if c)),
+        hidden=tuple(hidden),
         network=spec.scoring_network,
         limits=limits,
     )
@@ -97,7 +111,7 @@ def _home_paths(spec: SandboxSpec) -> list[tuple[Path, bool]]:
     return paths
 
 
-def _interpreter(settings: Settings) -> tuple[Path, ...]:
+def _interpreter(repo_root: Path) -> tuple[Path, ...]:
     """The Python environment that runs ``{python}``: it must stay visible (read-only) inside the sandbox.
 
     Its prefix and every folder on its import path: an editable install of
@@ -109,7 +123,7 @@ def _interpreter(settings: Settings) -> tuple[Path, ...]:
     prefixes = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
     folders = {*prefixes, *(Path(p).resolve() for p in sys.path if p and Path(p).is_dir())}
     folders.update(Path(p) for p in _editable_sources())
-    repo, home = settings.workspace.repo_root.resolve(), Path.home().resolve()
+    repo, home = repo_root.resolve(), Path.home().resolve()
 
     def shown(folder: Path) -> bool:
         if folder == home or folder in home.parents or folder in repo.parents:
@@ -219,7 +233,3 @@ def _install_folder(path: Path) -> list[Path]:
         if not any(folder == p or folder in p.parents for p in (home, here)) and here not in folder.parents:
             return [folder]
     return [path]
-
-
-def _holdout(settings: Settings) -> list[Path]:
-    return [settings.workspace.repo_root / h for h in settings.score.holdout]

@@ -155,6 +155,7 @@ class TrialRecord:
     experiment: str
     name: str
     variant: str
+    round: int = 1  # its number among its variant's trials (``Trial.round``): the race pairs trials by it
     description: str = ""
     spec_hash: str = ""
     status: Status = Status.PENDING
@@ -199,6 +200,8 @@ class TrialRecord:
         if data.get("schema") != SCHEMA:
             raise ValueError(f"unsupported record schema {data.get('schema')!r}")
         fields = _known_fields(cls, data)
+        if fields.get("round") is None:
+            fields["round"] = _round_in_name(data)
         fields["status"] = Status(fields.get("status", "pending"))
         fields["agent"] = _from_dict(AgentStats, data.get("agent", {}))
         fields["diff"] = _from_dict(DiffStats, data.get("diff", {}))
@@ -281,6 +284,13 @@ class TrialRecord:
 
 
 _T = TypeVar("_T")
+
+
+def _round_in_name(data: dict[str, Any]) -> int:
+    """The round of a record written without one (by plugin 0.2.0 and older): ``k`` of its name ``<variant>.<k>``."""
+    name, variant = str(data.get("name", "")), str(data.get("variant", ""))
+    k = name.removeprefix(f"{variant}.")
+    return int(k) if k != name and k.isascii() and k.isdigit() else 1
 
 
 def _known_fields(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ variants file; nothing downstream reads those again.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 from .limits import Limits
@@ -26,6 +27,7 @@ class Trial:
     spec_hash: str
     timeout: float
     index: int  # position in the experiment: EXPLORE_TRIAL_INDEX, and the base of its port range
+    round: int  # its number among its variant's trials (``<variant>.<round>``): 1 without repeats
 
     @property
     def port_base(self) -> int:
@@ -68,6 +70,40 @@ class ResolvedScore(ScoreSpec):
 
 
 @dataclasses.dataclass(frozen=True)
+class ScoringSpec:
+    """What scoring needs of a run: how to score, where, from which commit.
+
+    The sandbox and limits are the experiment's: a scoring run is confined
+    alike for every variant, and the baseline's runs use these limits.
+    """
+
+    experiment: str
+    workspace: Workspace
+    base_commit: str
+    score: ResolvedScore
+    worktree: WorktreeSpec
+    sandbox: SandboxSpec
+    limits: Limits
+
+    @property
+    def paths(self) -> ExperimentPaths:
+        return self.workspace.experiment(self.experiment)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringSubject:
+    """Who a scoring or set-up command runs for: a trial, or one run of the baseline.
+
+    ``name`` names its logs (``<name>_tests.log``) and ``{trial}``; ``env``
+    holds the variables that tell its commands so (``EXPLORE_TRIAL`` ...).
+    """
+
+    name: str
+    env: Mapping[str, str]
+    limits: Limits
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """Every setting of a run, resolved: nothing downstream looks at the variants file or ``config``."""
 
@@ -83,7 +119,7 @@ class Settings:
     max_concurrent: int
     score: ResolvedScore
     worktree: WorktreeSpec
-    sandbox: SandboxSpec  # the experiment's; a variant's own is :func:`.isolation.confinement.sandbox_spec`
+    sandbox: SandboxSpec  # the experiment's; a variant's own is :meth:`sandbox_of`
     limits: Limits  # the experiment's; a variant's own is in its spec
     min_score: float | None
     rerun: bool
@@ -106,12 +142,21 @@ class Settings:
             trial.name, trial.variant, self.experiment, self.paths.worktree(trial.name), self.base_commit, trial.index
         )
 
-    def limits_of(self, variant: VariantSpec | None) -> Limits:
+    @property
+    def scoring(self) -> ScoringSpec:
+        """The part of these settings that the ``scoring`` package is given: it never sees the rest."""
+        return ScoringSpec(
+            self.experiment, self.workspace, self.base_commit, self.score, self.worktree, self.sandbox, self.limits
+        )
+
+    def subject(self, trial: Trial) -> ScoringSubject:
+        """``trial`` as its scoring and set-up commands see it: its variables, its variant's limits."""
+        return ScoringSubject(trial.name, trial.env(), self.limits_of(trial.variant))
+
+    def limits_of(self, variant: VariantSpec) -> Limits:
         """``variant``'s own ``limits``, else the experiment's."""
-        return (variant.limits if variant is not None else None) or self.limits
+        return variant.limits or self.limits
 
-    def trial(self, name: str) -> Trial:
-        return next(t for t in self.trials if t.name == name)
-
-    def has_trial(self, name: str) -> bool:
-        return any(t.name == name for t in self.trials)
+    def sandbox_of(self, variant: VariantSpec) -> SandboxSpec:
+        """``variant``'s own ``sandbox`` (its agent's), else the experiment's."""
+        return variant.sandbox or self.sandbox

@@ -452,6 +452,7 @@ def _trials(fields: _Fields) -> list[TrialRecord]:
                     "(names become paths and git refs)"
                 )
         _Fields(trial, at).names("suspicious", [])  # findings are shown as text: a list of it, or none (older)
+        _Fields(trial, at).integer("round", None)  # the race pairs trials by it; older records have none
         try:
             records.append(TrialRecord.from_json(trial))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:

@@ -50,7 +50,7 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[VariantStat
             by_variant.setdefault(record.variant, []).append(record)
     variants, samples = [], {}
     for name, trials in by_variant.items():
-        trials.sort(key=lambda t: (len(t.name), t.name))
+        trials.sort(key=lambda t: t.round)
         scores = [t.score or 0.0 for t in trials]
         n = len(trials)
         solved = sum(t.score is not None and t.tests.pass_rate == 1.0 for t in trials)

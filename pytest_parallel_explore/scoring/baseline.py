@@ -20,8 +20,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
 
 from ..model.baseline import BASELINE, JUDGED_AT_BASE, VERDICTS, Baseline
+from ..model.paths import ExperimentPaths
 from ..model.record import TestStats, read_json, write_json
-from ..model.settings import Settings
+from ..model.settings import ScoringSpec, ScoringSubject
 from ..repo import gitops
 from ..repo.store import KeptFiles
 from . import scorecache
@@ -30,22 +31,22 @@ from .pinning import Pinned, base_config
 from .suite import run_test_suite
 
 
-def baseline_key(settings: Settings, holdout: KeptFiles | None) -> str:
+def baseline_key(spec: ScoringSpec, holdout: KeptFiles | None) -> str:
     """What the baseline depends on: the base commit, the hold-out tests and everything about how it is scored."""
     payload = {
-        "base_commit": settings.base_commit,
-        "holdout": holdout.digest() if holdout is not None and settings.score.holdout else None,
+        "base_commit": spec.base_commit,
+        "holdout": holdout.digest() if holdout is not None and spec.score.holdout else None,
         # Resolved: the command and timeout that run, wherever they were set.
-        "score": {k: v for k, v in dataclasses.asdict(settings.score).items() if k != "cache"},
-        "worktree": dataclasses.asdict(settings.worktree),
+        "score": {k: v for k, v in dataclasses.asdict(spec.score).items() if k != "cache"},
+        "worktree": dataclasses.asdict(spec.worktree),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def load_baseline(settings: Settings, holdout: KeptFiles | None) -> Baseline | None:
+def load_baseline(spec: ScoringSpec, holdout: KeptFiles | None) -> Baseline | None:
     """The saved baseline if it is still valid for these settings and this hold-out."""
-    data = read_json(settings.paths.baseline_json)
-    if not isinstance(data, dict) or data.get("key") != baseline_key(settings, holdout):
+    data = read_json(spec.paths.baseline_json)
+    if not isinstance(data, dict) or data.get("key") != baseline_key(spec, holdout):
         return None
     try:
         return Baseline.from_json(data)
@@ -53,32 +54,32 @@ def load_baseline(settings: Settings, holdout: KeptFiles | None) -> Baseline | N
         return None
 
 
-def ensure_baseline(settings: Settings, holdout: KeptFiles | None) -> tuple[Baseline, str]:
+def ensure_baseline(spec: ScoringSpec, holdout: KeptFiles | None) -> tuple[Baseline, str]:
     """The baseline for these settings, and how it was had: ``reused`` (saved), ``cached`` or ``scored``.
 
     Only one process scores it: the others wait on ``results/baseline.lock``
     and then read what it saved.
     """
-    saved = load_baseline(settings, holdout)
+    saved = load_baseline(spec, holdout)
     if saved is not None:
         return saved, "reused"
-    with _baseline_lock(settings):
-        return _ensure_locked(settings, holdout)
+    with _baseline_lock(spec.paths):
+        return _ensure_locked(spec, holdout)
 
 
 @contextlib.contextmanager
-def _baseline_lock(settings: Settings) -> Iterator[None]:
-    lock = _open_lock(settings)
+def _baseline_lock(paths: ExperimentPaths) -> Iterator[None]:
+    lock = _open_lock(paths)
     try:
         yield
     finally:
         _close_lock(lock)
 
 
-def _open_lock(settings: Settings) -> IO[str]:
+def _open_lock(paths: ExperimentPaths) -> IO[str]:
     """``results/baseline.lock``, held (``flock``: the kernel lets go of it if this process dies)."""
-    settings.paths.results.mkdir(parents=True, exist_ok=True)
-    lock = (settings.paths.results / "baseline.lock").open("a")
+    paths.results.mkdir(parents=True, exist_ok=True)
+    lock = (paths.results / "baseline.lock").open("a")
     fcntl.flock(lock, fcntl.LOCK_EX)
     return lock
 
@@ -93,36 +94,40 @@ class Cancelled(Exception):
 
 
 def _ensure_locked(
-    settings: Settings, holdout: KeptFiles | None, cancelled: threading.Event | None = None
+    spec: ScoringSpec, holdout: KeptFiles | None, cancelled: threading.Event | None = None
 ) -> tuple[Baseline, str]:
-    saved = load_baseline(settings, holdout)
+    saved = load_baseline(spec, holdout)
     if saved is not None:
         return saved, "reused"
-    git = gitops.sealed(settings.workspace.repo_root)
+    base = spec.base_commit
+    git = gitops.sealed(spec.workspace.repo_root)
     # Every run is kept in the cache entry, so the flaky set is always worked out from real runs.
     # At the base nothing is the agent's: its plugins autoload, and the trials' runs load them by name.
-    pinned = Pinned(base_config(git, settings.base_commit))
-    runs_wanted = settings.score.baseline_runs
-    with scorecache.claim(settings, git, settings.base_commit, holdout, runs=runs_wanted, pinned=pinned) as slot:
+    pinned = Pinned(base_config(git, base))
+    runs_wanted = spec.score.baseline_runs
+    with scorecache.claim(spec, git, base, holdout, runs=runs_wanted, pinned=pinned) as slot:
         if slot is not None and slot.runs is not None:
             runs, how = slot.runs, "cached"
         else:
-            with scoring_checkout(settings, git, settings.base_commit, BASELINE, holdout) as scoring:
-                names = [f"{BASELINE}.{i}" for i in range(1, runs_wanted + 1)]
+            with scoring_checkout(spec, _subject(spec, BASELINE), git, base, holdout) as scoring:
+                subjects = [_subject(spec, f"{BASELINE}.{i}") for i in range(1, runs_wanted + 1)]
                 runs = [
-                    run_test_suite(
-                        settings, scoring.checkout, name, out=scoring.out, pinned=pinned, sandbox=scoring.sandbox
-                    )
-                    for name in names
+                    run_test_suite(spec, run, scoring.checkout, out=scoring.out, pinned=pinned, sandbox=scoring.sandbox)
+                    for run in subjects
                 ]
             how = "scored"
             if cancelled is not None and cancelled.is_set():
                 raise Cancelled("the run was interrupted")
             if slot is not None:
-                slot.store(runs, f"{settings.experiment}/{BASELINE}")
-    baseline = _from_runs(baseline_key(settings, holdout), settings.base_commit, runs, settings.score.holdout)
-    write_json(settings.paths.baseline_json, baseline.to_json())
+                slot.store(runs, f"{spec.experiment}/{BASELINE}")
+    baseline = _from_runs(baseline_key(spec, holdout), base, runs, spec.score.holdout)
+    write_json(spec.paths.baseline_json, baseline.to_json())
     return baseline, how
+
+
+def _subject(spec: ScoringSpec, name: str) -> ScoringSubject:
+    """The baseline (or one of its runs) as its commands see it: a name, the experiment's limits."""
+    return ScoringSubject(name, {"EXPLORE_TRIAL": name}, spec.limits)
 
 
 class BackgroundBaseline:
@@ -133,19 +138,19 @@ class BackgroundBaseline:
     :func:`ensure_baseline` until this thread has saved the baseline.
     """
 
-    def __init__(self, settings: Settings, holdout: KeptFiles | None) -> None:
-        self.settings = settings
+    def __init__(self, spec: ScoringSpec, holdout: KeptFiles | None) -> None:
+        self.spec = spec
         self.holdout = holdout
         self.result: tuple[Baseline, str] | None = None
         self.error: BaseException | None = None
         self.cancelled = threading.Event()
-        self._lock = _open_lock(settings)
+        self._lock = _open_lock(spec.paths)
         self._thread = threading.Thread(target=self._run, name="explore-baseline", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            self.result = _ensure_locked(self.settings, self.holdout, self.cancelled)
+            self.result = _ensure_locked(self.spec, self.holdout, self.cancelled)
         except BaseException as exc:  # reported by wait(); a trial then scores the baseline itself
             self.error = exc
         finally:

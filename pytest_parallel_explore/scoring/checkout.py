@@ -24,7 +24,7 @@ from pathlib import Path
 from ..isolation import confinement
 from ..isolation.procs import run_owned
 from ..isolation.sandbox import Sandbox
-from ..model.settings import Settings
+from ..model.settings import ScoringSpec, ScoringSubject
 from ..repo import blobs, trees
 from ..repo.gitcmd import Git
 from ..repo.store import KeptFiles, keep_files
@@ -32,15 +32,20 @@ from .suite import scoring_env
 
 
 def prepare_worktree(
-    settings: Settings, worktree: Path, name: str, *, holdout: KeptFiles | None = None, sandbox: Sandbox | None = None
+    spec: ScoringSpec,
+    subject: ScoringSubject,
+    worktree: Path,
+    *,
+    holdout: KeptFiles | None = None,
+    sandbox: Sandbox | None = None,
 ) -> None:
     """What a folder to work or score in needs besides git's files: ``worktree.copy``, ``worktree.setup``, hold-out."""
-    root = settings.workspace.repo_root
-    for relative in settings.worktree.copy:
+    root = spec.workspace.repo_root
+    for relative in spec.worktree.copy:
         _copy(root / relative, worktree / relative)
-    run_setup_command(settings, worktree, name, settings.worktree.setup, "worktree.setup", sandbox=sandbox)
+    run_setup_command(spec, subject, worktree, spec.worktree.setup, "worktree.setup", sandbox=sandbox)
     if holdout is not None:
-        copy_holdout(settings, holdout, worktree)
+        copy_holdout(spec.score.holdout, holdout, worktree)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Scoring:
 
 @contextlib.contextmanager
 def scoring_checkout(
-    settings: Settings, git: Git, tree: str, name: str, holdout: KeptFiles | None
+    spec: ScoringSpec, subject: ScoringSubject, git: Git, tree: str, holdout: KeptFiles | None
 ) -> Iterator[Scoring]:
     """``tree`` written to a new folder, prepared, hold-out (read when the run started) copied in; removed afterwards.
 
@@ -62,30 +67,40 @@ def scoring_checkout(
     file).  Both live outside the repository, so no configuration of the
     main checkout (a ``pytest.ini`` above the folder) takes part in scoring.
     """
-    folder = Path(tempfile.mkdtemp(prefix=f"explore-{settings.experiment}-{name}-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"explore-{spec.experiment}-{subject.name}-"))
     try:
-        scoring = Scoring(
-            folder / "checkout", folder / "out", confinement.for_scoring(settings, folder, git.git_dir, name)
-        )
+        scoring = Scoring(folder / "checkout", folder / "out", _sandbox(spec, subject, folder, git))
         scoring.out.mkdir()
         trees.materialize(git, tree, scoring.checkout)
-        if holdout is None and settings.score.holdout:
+        if holdout is None and spec.score.holdout:
             raise RuntimeError("the hold-out tests were not read when the run started; nothing is scored without them")
-        prepare_worktree(settings, scoring.checkout, name, holdout=holdout, sandbox=scoring.sandbox)
+        prepare_worktree(spec, subject, scoring.checkout, holdout=holdout, sandbox=scoring.sandbox)
         yield scoring
     finally:
         trees.remove_tree(folder)
 
 
-def keep_holdout(settings: Settings, git: Git, store: Git) -> KeptFiles:
+def _sandbox(spec: ScoringSpec, subject: ScoringSubject, folder: Path, git: Git) -> Sandbox:
+    """What the commands run in ``folder`` may do: the experiment's sandbox, ``subject``'s limits."""
+    return confinement.for_scoring(
+        spec.sandbox,
+        subject.limits,
+        (spec.score.command, spec.score.setup, spec.worktree.setup),
+        folder=folder,
+        hidden=confinement.hidden_paths(spec.workspace, git.git_dir, spec.score.holdout),
+        repo_root=spec.workspace.repo_root,
+    )
+
+
+def keep_holdout(spec: ScoringSpec, git: Git, store: Git) -> KeptFiles:
     """The hold-out tests as they are now, kept in ``store``: from the base commit where it tracks them, else from disk.
 
     Called once, when the run starts, before any agent runs: scoring (of the
     trials and of the baseline, in every process) writes this copy.
     """
-    root = settings.workspace.repo_root
-    holdout = settings.score.holdout
-    tracked = {p: e for p, e in trees.tree_entries(git, settings.base_commit).items() if trees.under(p, holdout)}
+    root = spec.workspace.repo_root
+    holdout = spec.score.holdout
+    tracked = {p: e for p, e in trees.tree_entries(git, spec.base_commit).items() if trees.under(p, holdout)}
     on_disk = [p for p in _files_under(root, holdout) if p not in tracked]
     entries = dict(keep_files(store, root, on_disk))
     if tracked:
@@ -109,9 +124,9 @@ def _files_under(root: Path, relatives: Sequence[str]) -> list[str]:
     return found
 
 
-def copy_holdout(settings: Settings, holdout: KeptFiles, worktree: Path) -> None:
-    """Write the hold-out tests kept when the run started, replacing whatever is at their paths."""
-    for relative in settings.score.holdout:
+def copy_holdout(paths: Sequence[str], holdout: KeptFiles, worktree: Path) -> None:
+    """Write the hold-out tests kept when the run started, replacing whatever is at their ``paths``."""
+    for relative in paths:
         target = worktree / relative
         if target.is_dir() and not target.is_symlink():
             trees.remove_tree(target)
@@ -129,17 +144,24 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def run_setup_command(
-    settings: Settings, worktree: Path, name: str, command: str | None, key: str, *, sandbox: Sandbox | None = None
+    spec: ScoringSpec,
+    subject: ScoringSubject,
+    worktree: Path,
+    command: str | None,
+    key: str,
+    *,
+    sandbox: Sandbox | None = None,
 ) -> None:
     """Run a set-up command in the worktree (output in ``<name>_setup.log``); raise when it fails."""
     if not command:
         return
+    name = subject.name
     finished = run_owned(
         command,
         cwd=worktree,
-        env=scoring_env(settings, worktree, name),
-        timeout=settings.score.timeout,
-        output=settings.paths.trial_file(name, "_setup.log"),
+        env=scoring_env(spec, subject, worktree),
+        timeout=spec.score.timeout,
+        output=spec.paths.trial_file(name, "_setup.log"),
         sandbox=sandbox,
     )
     if finished.limit is not None:

@@ -37,8 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from ..isolation.sandbox import wanted
+from ..model.paths import Workspace
 from ..model.record import TestStats, read_json, write_json
-from ..model.settings import Settings
+from ..model.settings import ScoringSpec
 from ..repo.gitcmd import Git
 from ..repo.store import KeptFiles
 from ..repo.trees import tree_id
@@ -66,26 +67,26 @@ _NOT_IN_KEY = ("cache", "metrics", "weights", "protect_mode", "suspicious", "bas
 _JUDGED = ("flaky", "added", "verdicts")
 
 
-def cache_dir(settings: Settings) -> Path:
+def cache_dir(workspace: Workspace) -> Path:
     """Where entries live: shared by every experiment of the repository."""
-    return settings.workspace.explore_dir / ".cache" / "scores"
+    return workspace.explore_dir / ".cache" / "scores"
 
 
-def key_parts(settings: Settings, git: Git, tree: str, holdout: KeptFiles | None) -> dict[str, Any]:
+def key_parts(spec: ScoringSpec, git: Git, tree: str, holdout: KeptFiles | None) -> dict[str, Any]:
     """Everything a suite run in the sealed checkout of ``tree`` depends on, as plain data."""
-    root = settings.workspace.repo_root
+    root = spec.workspace.repo_root
     # The resolved score settings: the command and timeout that run, wherever they were set.
-    score = {k: v for k, v in dataclasses.asdict(settings.score).items() if k not in _NOT_IN_KEY}
+    score = {k: v for k, v in dataclasses.asdict(spec.score).items() if k not in _NOT_IN_KEY}
     return {
         "schema": SCHEMA,
         "tree": tree_id(git, tree),
         # As the run read it when it started: what the scoring checkout is given (see ``checkout.keep_holdout``).
-        "holdout": holdout.digest() if holdout is not None and settings.score.holdout else None,
-        "copied": _files_digest(root, settings.worktree.copy),
-        "worktree_setup": settings.worktree.setup,
+        "holdout": holdout.digest() if holdout is not None and spec.score.holdout else None,
+        "copied": _files_digest(root, spec.worktree.copy),
+        "worktree_setup": spec.worktree.setup,
         "score": score,
-        "pass_env": {name: os.environ.get(name) for name in settings.score.pass_env},
-        "sandbox": {"used": wanted(settings.sandbox.mode), "network": settings.sandbox.scoring_network},
+        "pass_env": {name: os.environ.get(name) for name in spec.score.pass_env},
+        "sandbox": {"used": wanted(spec.sandbox.mode), "network": spec.sandbox.scoring_network},
         "python": [sys.version, sys.executable],
         "plugin": __version__,
         "installed": _installed(),
@@ -157,21 +158,21 @@ class Slot:
 
 @contextlib.contextmanager
 def claim(
-    settings: Settings, git: Git, tree: str, holdout: KeptFiles | None, *, runs: int = 1, pinned: Pinned
+    spec: ScoringSpec, git: Git, tree: str, holdout: KeptFiles | None, *, runs: int = 1, pinned: Pinned
 ) -> Iterator[Slot | None]:
     """The cache slot of ``tree`` scored ``runs`` times as ``pinned``, locked against other processes; None when off.
 
     While the slot is held no other trial scores the same key: it waits here,
     then finds the entry.
     """
-    if not settings.score.cache:
+    if not spec.score.cache:
         yield None
         return
     # As it reads back from JSON (tuples become lists), so that a stored entry compares equal.
-    parts = {**key_parts(settings, git, tree, holdout), "runs": runs, "pinned": pinned.key()}
+    parts = {**key_parts(spec, git, tree, holdout), "runs": runs, "pinned": pinned.key()}
     parts = json.loads(json.dumps(parts, default=str))
     key = key_of(parts)
-    folder = cache_dir(settings)
+    folder = cache_dir(spec.workspace)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{key}.json"
     with (folder / f"{key}.lock").open("a") as lock:

@@ -24,7 +24,8 @@ from ..isolation.environ import safe_env
 from ..isolation.procs import Finished, expand, run_owned
 from ..isolation.sandbox import Sandbox
 from ..model.record import TestStats
-from ..model.settings import Settings
+from ..model.settings import ScoringSpec, ScoringSubject
+from ..model.spec import ScoreSpec
 from . import pinning
 from .pinning import Pinned
 
@@ -34,19 +35,19 @@ _PYTEST_COMMAND = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)(\s|$)|-m\s+pytest\
 _NOT_RUN = (126, 127)
 
 
-def command_values(settings: Settings, worktree: Path, trial: str) -> dict[str, str]:
+def command_values(spec: ScoringSpec, subject: ScoringSubject, worktree: Path) -> dict[str, str]:
     """Values for ``{python}``, ``{worktree}`` ... in score, setup and metric commands."""
     return {
         "python": sys.executable,
         "worktree": str(worktree),
-        "trial": trial,
-        "experiment": settings.experiment,
+        "trial": subject.name,
+        "experiment": spec.experiment,
     }
 
 
-def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str]:
+def scoring_env(spec: ScoringSpec, subject: ScoringSubject, worktree: Path) -> dict[str, str]:
     """The environment of scoring and set-up commands: allowed variables only, the worktree's code first."""
-    repo = str(settings.workspace.repo_root)
+    repo = str(spec.workspace.repo_root)
     inherited = [
         p
         for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
@@ -54,21 +55,27 @@ def scoring_env(settings: Settings, worktree: Path, trial: str) -> dict[str, str
     ]
     first = [str(worktree / "src")] if (worktree / "src").is_dir() else []
     pythonpath = os.pathsep.join([*first, str(worktree), *inherited])
-    passed = {name: os.environ[name] for name in settings.score.pass_env if name in os.environ}
+    passed = {name: os.environ[name] for name in spec.score.pass_env if name in os.environ}
     return safe_env(
         {
             **passed,
             "PYTHONPATH": pythonpath,
             "PYTHONDONTWRITEBYTECODE": "1",
-            "EXPLORE_EXPERIMENT": settings.experiment,
+            "EXPLORE_EXPERIMENT": spec.experiment,
             "EXPLORE_WORKTREE": str(worktree),
-            **(settings.trial(trial).env() if settings.has_trial(trial) else {"EXPLORE_TRIAL": trial}),
+            **subject.env,
         }
     )
 
 
 def run_test_suite(
-    settings: Settings, worktree: Path, trial: str, *, out: Path, pinned: Pinned, sandbox: Sandbox | None = None
+    spec: ScoringSpec,
+    subject: ScoringSubject,
+    worktree: Path,
+    *,
+    out: Path,
+    pinned: Pinned,
+    sandbox: Sandbox | None = None,
 ) -> TestStats:
     """Run ``score.command`` in the checkout ``worktree`` and read its outcome, test by test.
 
@@ -78,27 +85,28 @@ def run_test_suite(
     files) and copied to ``results/<trial>_junit.xml``, is checked against
     them.  Another command is judged by its ``score.junit`` file or its exit code.
     """
-    paths = settings.paths
+    trial, timeout = subject.name, spec.score.timeout
+    paths = spec.paths
     log = paths.trial_file(trial, "_tests.log")
     log.unlink(missing_ok=True)
     paths.trial_file(trial, "_junit.xml").unlink(missing_ok=True)
-    command = expand(settings.score.command, command_values(settings, worktree, trial))
-    env = scoring_env(settings, worktree, trial)
+    command = expand(spec.score.command, command_values(spec, subject, worktree))
+    env = scoring_env(spec, subject, worktree)
     if _PYTEST_COMMAND.search(command):
         junit = out / "junit.xml"
         junit.unlink(missing_ok=True)
         with pinning.outcome_pipe() as (fd, reported):
             sealed = ["--junitxml", str(junit), "-o", "junit_family=xunit1", *pinning.arguments(pinned, worktree, out)]
             command += " " + shlex.join(sealed)
-            finished = _run(settings, command, worktree, log, pinning.environment(pinned, out, fd, env), sandbox, fd)
+            finished = _run(command, worktree, log, pinning.environment(pinned, out, fd, env), timeout, sandbox, fd)
         stats = reported.stats()
         written = parse_junit(junit).cases if junit.is_file() else None
         if written is not None:
             shutil.copyfile(junit, paths.trial_file(trial, "_junit.xml"))
         stats.faults = pinning.disagreements(reported, written)
     else:
-        report = worktree / settings.score.junit if settings.score.junit else None
-        finished = _run(settings, command, worktree, log, env, sandbox)
+        report = worktree / spec.score.junit if spec.score.junit else None
+        finished = _run(command, worktree, log, env, timeout, sandbox)
         if report is not None and report.is_file():
             stats = parse_junit(report)
             shutil.copyfile(report, paths.trial_file(trial, "_junit.xml"))
@@ -109,18 +117,18 @@ def run_test_suite(
             stats = TestStats()
     stats.exit_code = finished.returncode
     stats.seconds = round(finished.seconds, 3)
-    stats.problem = _problem(finished.returncode, finished.timed_out, stats, settings, log)
+    stats.problem = _problem(finished.returncode, finished.timed_out, stats, timeout, log)
     if finished.limit is not None:  # stopped part-way: what ran is no verdict on the suite
         stats.problem = f"the test suite hit a resource limit: {finished.limit} (see {log})"
     return stats
 
 
 def _run(
-    settings: Settings,
     command: str,
     worktree: Path,
     log: Path,
     env: Mapping[str, str],
+    timeout: float,
     sandbox: Sandbox | None,
     *pass_fds: int,
 ) -> Finished:
@@ -129,17 +137,17 @@ def _run(
         command,
         cwd=worktree,
         env=env,
-        timeout=settings.score.timeout,
+        timeout=timeout,
         output=log,
         sandbox=sandbox,
         pass_fds=pass_fds,
     )
 
 
-def _problem(returncode: int | None, timed_out: bool, stats: TestStats, settings: Settings, log: Path) -> str | None:
+def _problem(returncode: int | None, timed_out: bool, stats: TestStats, timeout: float, log: Path) -> str | None:
     """Why this run cannot be judged, or None when it can."""
     if timed_out:
-        return f"the test suite timed out after {settings.score.timeout:g}s (see {log})"
+        return f"the test suite timed out after {timeout:g}s (see {log})"
     if returncode == 5 or (returncode == 0 and stats.total == 0):
         return "the test suite collected no tests"
     if stats.total == 0:
@@ -188,14 +196,14 @@ def _node_id(attrib: Mapping[str, str]) -> str:
 
 
 def run_metric(
-    settings: Settings, worktree: Path, trial: str, command: str, sandbox: Sandbox | None = None
+    spec: ScoringSpec, subject: ScoringSubject, worktree: Path, command: str, sandbox: Sandbox | None = None
 ) -> float | None:
     """The last number a ``score.metrics`` command prints, or None."""
     finished = run_owned(
-        expand(command, command_values(settings, worktree, trial)),
+        expand(command, command_values(spec, subject, worktree)),
         cwd=worktree,
-        env=scoring_env(settings, worktree, trial),
-        timeout=settings.score.timeout,
+        env=scoring_env(spec, subject, worktree),
+        timeout=spec.score.timeout,
         capture=True,
         sandbox=sandbox,
     )
@@ -204,13 +212,13 @@ def run_metric(
 
 
 def yaml_metrics(
-    settings: Settings, checkout: Path, trial: str, sandbox: Sandbox | None = None
+    spec: ScoringSpec, subject: ScoringSubject, checkout: Path, sandbox: Sandbox | None = None
 ) -> tuple[dict[str, float], list[str]]:
     """The ``score.metrics`` commands' numbers, and a flag for each that printed none."""
     metrics: dict[str, float] = {}
     flags = []
-    for name, metric in settings.score.metrics.items():
-        value = run_metric(settings, checkout, trial, metric.command, sandbox)
+    for name, metric in spec.score.metrics.items():
+        value = run_metric(spec, subject, checkout, metric.command, sandbox)
         if value is None:
             flags.append(f"metric {name!r} printed no number")
         else:
@@ -230,12 +238,12 @@ def suite_metrics(tests: TestStats, verdicts: Mapping[str, int]) -> dict[str, fl
     }
 
 
-def unmeasured_weights(settings: Settings, metrics: Mapping[str, float]) -> list[str]:
+def unmeasured_weights(score: ScoreSpec, metrics: Mapping[str, float]) -> list[str]:
     """A flag naming each ``score.weights`` key that no metric has: a typo would score every trial 0, silently.
 
     ``score.metrics`` that printed no number are flagged already (see :func:`yaml_metrics`).
     """
-    unmeasured = sorted(set(settings.score.weights) - set(metrics) - set(settings.score.metrics))
+    unmeasured = sorted(set(score.weights) - set(metrics) - set(score.metrics))
     if not unmeasured:
         return []
     return [
@@ -244,15 +252,15 @@ def unmeasured_weights(settings: Settings, metrics: Mapping[str, float]) -> list
     ]
 
 
-def weighted_score(settings: Settings, metrics: Mapping[str, float], tests: TestStats) -> float:
+def weighted_score(score: ScoreSpec, metrics: Mapping[str, float], tests: TestStats) -> float:
     """The trial's score: the weighted sum of its metrics (default: the test pass rate).
 
     A test run that cannot be judged scores 0, whatever the other metrics say.
     """
     if tests.problem:
         return 0.0
-    weights = dict(settings.score.weights) or {"tests_pass_rate": 1.0}
-    for name, metric in settings.score.metrics.items():
-        if metric.weight and name not in settings.score.weights:
+    weights = dict(score.weights) or {"tests_pass_rate": 1.0}
+    for name, metric in score.metrics.items():
+        if metric.weight and name not in score.weights:
             weights[name] = metric.weight
     return round(sum(weight * metrics.get(name, 0.0) for name, weight in weights.items()), 6)

@@ -3,7 +3,9 @@
 Each step is a function from record to record; the record is saved
 atomically before and after every step, so a crash leaves a consistent
 progress file that says how far the trial got.  One trial's failure is
-recorded in its own record and never stops the others.
+recorded in its own record and never stops the others.  Whether the trial
+runs at all is decided first (:mod:`.decisions`); the score step is
+:mod:`.scorestep`.
 """
 
 from __future__ import annotations
@@ -21,34 +23,26 @@ from pluggy import HookCaller
 
 from ..agents import AgentOutcome, AgentTask
 from ..agents.base import programs_of
-from ..config.keys import REPO_STATE_KEY
-from ..evidence import racing
 from ..isolation import confinement, procs
+from ..isolation.sandbox import Sandbox
 from ..model import transcript
-from ..model.baseline import Baseline
 from ..model.frozen import snapshot
 from ..model.paths import TRIAL_FILE_SUFFIXES
 from ..model.record import (
     SKIPPED_BY_RACE,
     AgentStats,
-    CorruptRecord,
     DiffStats,
     Status,
     TestStats,
     TrialRecord,
-    load,
-    load_records,
     save,
 )
 from ..model.settings import Settings, Trial
-from ..repo import gitops, private, repostate, trees
-from ..repo.gitcmd import Git
-from ..repo.store import KeptFiles
-from ..scoring import protect, scorecache, suspicious
-from ..scoring.baseline import ensure_baseline, judge
-from ..scoring.checkout import prepare_worktree, run_setup_command, scoring_checkout
-from ..scoring.pinning import Pinned, base_config
-from ..scoring.suite import run_test_suite, suite_metrics, unmeasured_weights, weighted_score, yaml_metrics
+from ..repo import gitops, private, trees
+from ..scoring import protect, suspicious
+from ..scoring.checkout import prepare_worktree
+from . import decisions, tampering
+from .scorestep import ScoreStep
 
 _R = TypeVar("_R")
 
@@ -71,15 +65,15 @@ class TrialRunner:
         self._reference = settings.base_commit  # what this trial's folder holds if nobody changed it; see run()
 
     def run(self) -> TrialRecord:
-        previous, problem = self._previous()
-        if previous is not None and self._reusable(previous):
+        previous, problem = decisions.previous_record(self.progress)
+        if previous is not None and decisions.reusable(self.settings, self.trial, previous):
             previous.from_checkpoint = True
             self._save(previous)
             return previous
-        unneeded = self._race_skip(previous)
+        unneeded = decisions.race_skip(self.settings, self.trial, previous)
         if unneeded is not None:
             return self._skipped(unneeded, SKIPPED_BY_RACE, previous)
-        spent = self._budget_spent()
+        spent = decisions.budget_spent(self.settings, self.trial)
         if spent is not None:
             reason = f"the experiment's budget of ${self.settings.max_cost_usd:.2f} is spent (${spent:.2f})"
             return self._skipped(reason, "budget", previous)
@@ -88,7 +82,7 @@ class TrialRunner:
         self._plugin_files = [*self.settings.score.holdout, *(previous.setup_files if previous else [])]
         if previous is not None and previous.commit is not None:
             self._reference = previous.commit
-        resume = previous is not None and self._agent_work_kept(previous)
+        resume = previous is not None and decisions.agent_work_kept(self.settings, self.trial, previous)
         record = self._resumed(previous) if resume and previous else self._new_record(previous)
         if problem:
             record.flags.append(problem)
@@ -102,7 +96,7 @@ class TrialRunner:
                 if self.keep == "none":  # before scoring: one checkout per running trial at a time
                     self._drop_worktree(record)
                 if record.agent_failure is None or record.diff.files_changed:
-                    self._step(record, Status.SCORE, self._score)
+                    self._step(record, Status.SCORE, ScoreStep(self.config, self.settings, self.trial))
                 _conclude(record, self.settings.score.protect_mode, self.settings.score.suspicious)
                 if self.keep == "failed" and record.status is Status.DONE:
                     self._drop_worktree(record)
@@ -124,31 +118,6 @@ class TrialRunner:
         self._tell(self.config.hook.pytest_explore_trial_finished, record)
         return record
 
-    def _budget_spent(self) -> float | None:
-        """What the other trials cost so far, when that reaches the experiment-wide ``max_cost_usd``."""
-        budget = self.settings.max_cost_usd
-        if budget is None:
-            return None
-        others = [t.name for t in self.settings.trials if t.name != self.trial.name]
-        spent = sum(r.agent.cost_usd for r in load_records(self.paths, others))
-        return spent if spent >= budget else None
-
-    def _race_skip(self, previous: TrialRecord | None) -> str | None:
-        """Why the sequential race does not need this trial, from the other trials' saved records; or None.
-
-        Decided here, when the trial starts, in whatever process runs it: so xdist workers, a resumed
-        run and a CI job all follow the same race.  A trial that already has an outcome of its own
-        (retried with ``--explore-retry-failed``) is run again, not replaced by a skip.
-        """
-        race = self.settings.race
-        if race is None or race.stop != "decided":
-            return None
-        if previous is not None and previous.status.outcome and previous.skipped_by != SKIPPED_BY_RACE:
-            return None
-        others = [t.name for t in self.settings.trials if t.name != self.trial.name]
-        state = racing.race_of(load_records(self.paths, others), self.settings.variant_names, race)
-        return racing.skip_reason(state, self.trial.variant.name)
-
     def _attempt_cost(self, record: TrialRecord) -> float:
         """What the agent cost in this attempt (nothing when the attempt resumed after the agent step)."""
         return 0.0 if "resumed after the agent step" in record.flags else record.agent.cost_usd
@@ -160,35 +129,6 @@ class TrialRunner:
         self._save(record)
         self._tell(self.config.hook.pytest_explore_trial_finished, record)
         return record
-
-    def _previous(self) -> tuple[TrialRecord | None, str | None]:
-        """The saved record, if any; an unreadable one is set aside and reported."""
-        try:
-            return load(self.progress), None
-        except CorruptRecord as exc:
-            kept = self.progress.with_name(self.progress.name + ".corrupt")
-            os.replace(self.progress, kept)
-            return None, f"the saved progress was unreadable ({exc}); kept as {kept.name}, trial run again"
-
-    def _reusable(self, previous: TrialRecord) -> bool:
-        """A trial with an outcome, of the same spec, is not run again (see ``TrialRecord.retryable``)."""
-        return (
-            not self.settings.rerun
-            and previous.spec_hash == self.trial.spec_hash
-            and not previous.retryable(self.settings.retry_failed)
-        )
-
-    def _agent_work_kept(self, previous: TrialRecord) -> bool:
-        """Whether a trial stopped after its agent succeeded can resume at scoring."""
-        return (
-            not self.settings.rerun
-            and previous.spec_hash == self.trial.spec_hash
-            and previous.status in (Status.SCORE, Status.ERROR)
-            and previous.finished_step(Status.AGENT)
-            and previous.agent_failure is None
-            and previous.commit is not None
-            and gitops.branch_commit(self.settings.workspace.repo_root, previous.branch) == previous.commit
-        )
 
     def _resumed(self, previous: TrialRecord) -> TrialRecord:
         """The previous record, ready to be scored again from its committed agent work."""
@@ -225,6 +165,7 @@ class TrialRunner:
             experiment=self.settings.experiment,
             name=self.trial.name,
             variant=self.trial.variant.name,
+            round=self.trial.round,
             description=self.trial.variant.description,
             spec_hash=self.trial.spec_hash,
             branch=self.settings.workspace.branch(self.settings.experiment, self.trial.name),
@@ -278,7 +219,7 @@ class TrialRunner:
         # Taken before anything else touches the files; kept in memory, out of the agent's reach.
         self._unchanged = gitops.snapshot_worktree(self.root, self.worktree, base)
         record.flags.extend(f"kept: {notice}" for notice in kept)
-        prepare_worktree(self.settings, self.worktree, self.trial.name)
+        prepare_worktree(self.settings.scoring, self.settings.subject(self.trial), self.worktree)
         # What worktree.copy and worktree.setup put there is the project's set-up, not the agent's work.
         record.setup_files = private.untracked(self.worktree)
 
@@ -317,15 +258,7 @@ class TrialRunner:
             timeout=self.trial.timeout,
             env=self._explore_env(prompt, prompt_file),
             report=report,
-            sandbox=confinement.for_agent(
-                self.settings,
-                variant,
-                programs_of(agent),
-                self.worktree,
-                self._shared_base().store,
-                self._git_dir(),
-                prompt_file,
-            ),
+            sandbox=self._sandbox(prompt_file, programs_of(agent)),
         )
         try:
             outcome: AgentOutcome = agent.run(task)
@@ -339,6 +272,20 @@ class TrialRunner:
         transcript.save(self.paths.trial_file(self.trial.name, "_transcript.json"), outcome.transcript)
         self._record_work(record)
         return outcome
+
+    def _sandbox(self, prompt_file: Path, programs: tuple[str, ...]) -> Sandbox:
+        """What the agent may do: its variant's sandbox and limits, its worktree its own, its programs runnable."""
+        settings, variant = self.settings, self.trial.variant
+        return confinement.for_agent(
+            settings.sandbox_of(variant),
+            settings.limits_of(variant),
+            programs,
+            worktree=self.worktree,
+            shared=self._shared_base().store,
+            prompt_file=prompt_file,
+            hidden=confinement.hidden_paths(settings.workspace, self._git_dir(), settings.score.holdout),
+            repo_root=self.root,
+        )
 
     def _explore_env(self, prompt: str, prompt_file: Path) -> dict[str, str]:
         return {
@@ -359,9 +306,9 @@ class TrialRunner:
         then replaced by a new one (a user who runs git in a kept folder
         must not run the agent's hooks or filters).
         """
-        self._tampered(record, self._restore_repository())
+        tampering.note(record, tampering.restore_repository(self.config, self.settings, self.trial.name))
         holdout = self.settings.score.holdout
-        self._tampered(record, protect.holdout_written(self.worktree, holdout))
+        tampering.note(record, protect.holdout_written(self.worktree, holdout))
         try:
             change = gitops.record_work(
                 self.root,
@@ -391,19 +338,6 @@ class TrialRunner:
         )
         private.reset_git(self.worktree, self._shared_base(), record.branch)
 
-    def _restore_repository(self) -> list[str]:
-        """Put back the user's refs, HEAD, config, hooks, exclude (and files, without a sandbox); say what changed."""
-        before = self.config.stash.get(REPO_STATE_KEY, None)
-        if before is None:
-            return []
-        own = self.settings.workspace.own_refs(self.settings.experiment)
-        aside = self.paths.kept / f"main-checkout-{self.trial.name}-{int(time.time())}"
-        with gitops.repo_lock(self.root):
-            return repostate.restore(gitops.sealed(self.root).git_dir, before, own, aside)
-
-    def _tampered(self, record: TrialRecord, what: list[str]) -> None:
-        record.tampering.extend(w for w in what if w not in record.tampering)
-
     def _drop_worktree(self, record: TrialRecord) -> None:
         """Remove the trial's worktree (``worktree.keep``), but only once its branch holds the work.
 
@@ -421,80 +355,7 @@ class TrialRunner:
         assert record.commit is not None
         shared, holdout = self._shared_base(), self.settings.score.holdout
         gitops.restore_worktree(self.root, self.worktree, shared, record.branch, record.commit, holdout)
-        prepare_worktree(self.settings, self.worktree, self.trial.name)
-
-    def _score(self, record: TrialRecord) -> None:
-        """Score the trial's commit in a sealed checkout, with every protected path as at the base."""
-        assert record.commit is not None
-        git = gitops.sealed(self.root)
-        policy = protect.Policy(self.settings.score.holdout, self.settings.score.protect, self.root)
-        sealed = protect.sealed_tree(git, self.settings.base_commit, record.commit, policy)
-        self._tampered(record, sealed.tampering)
-        # Read from the scored tree, before any cached outcome is taken: what runs is what is checked.
-        record.suspicious = suspicious.check_tree(git, self.settings.base_commit, sealed.tree)
-        if record.tampering:
-            record.flags.append(f"tampering: {len(record.tampering)} protected things changed, undone before scoring")
-        # The baseline may still be scoring (in the background): the run loads the plugins it loaded.
-        baseline = self._baseline(record)
-        pinned = Pinned(base_config(git, self.settings.base_commit), baseline.plugins if baseline else ())
-        with scorecache.claim(self.settings, git, sealed.tree, self._holdout(), pinned=pinned) as slot:
-            if slot is not None and slot.runs is not None:
-                record.tests, record.score_cached = slot.runs[0], True
-                self._note_cached(slot)
-            if record.score_cached and not self._scores_from_checkout():
-                metrics = {}  # nothing else needs the checkout: it is not even written
-            else:
-                metrics = self._score_in_checkout(record, git, sealed.tree, pinned)
-            if slot is not None and not record.score_cached:
-                slot.store([record.tests], f"{self.settings.experiment}/{self.trial.name}")
-        record.flags.extend(f"fault: {fault}" for fault in record.tests.faults)
-        # The code scored ran with the user's access too (without a sandbox): what it wrote is undone.
-        self._tampered(record, self._restore_repository())
-        record.verdicts, record.broken_tests = judge(baseline, record.tests)
-        record.metrics = {**suite_metrics(record.tests, record.verdicts), **metrics}
-        record.score = weighted_score(self.settings, record.metrics, record.tests)
-        record.flags.extend(unmeasured_weights(self.settings, record.metrics))
-
-    def _score_in_checkout(self, record: TrialRecord, git: Git, tree: str, pinned: Pinned) -> dict[str, float]:
-        """Write the sealed checkout; run the suite (unless its outcomes are cached), metrics and hooks."""
-        name, setup = self.trial.name, self.settings.score.setup
-        with scoring_checkout(self.settings, git, tree, name, self._holdout()) as scoring:
-            checkout, sandbox = scoring.checkout, scoring.sandbox
-            if not record.score_cached:
-                run_setup_command(self.settings, checkout, name, setup, "score.setup", sandbox=sandbox)
-                record.tests = run_test_suite(
-                    self.settings, checkout, name, out=scoring.out, pinned=pinned, sandbox=sandbox
-                )
-            metrics, flags = yaml_metrics(self.settings, checkout, name, sandbox)
-            record.flags.extend(flags)
-            view = snapshot(self.view, "pytest_explore_score")
-            for result in self.config.hook.pytest_explore_score(config=self.config, trial=view, checkout=checkout):
-                metrics.update(result or {})
-        return metrics
-
-    def _holdout(self) -> KeptFiles | None:
-        """The hold-out tests as the run read them when it started (see ``checkout.keep_holdout``)."""
-        state = self.config.stash.get(REPO_STATE_KEY, None)
-        return state.holdout if state is not None else None
-
-    def _scores_from_checkout(self) -> bool:
-        """Whether metric commands or ``pytest_explore_score`` hooks need a checkout (they are never cached)."""
-        return bool(self.settings.score.metrics) or bool(self.config.hook.pytest_explore_score.get_hookimpls())
-
-    def _note_cached(self, slot: scorecache.Slot) -> None:
-        """The trial's tests log says where its outcomes came from."""
-        for suffix in ("_tests.log", "_junit.xml"):
-            self.paths.trial_file(self.trial.name, suffix).unlink(missing_ok=True)
-        self.paths.trial_file(self.trial.name, "_tests.log").write_text(
-            f"score cached: the same tree was scored by {slot.origin} (key {slot.key}); the suite did not run again\n"
-        )
-
-    def _baseline(self, record: TrialRecord) -> Baseline | None:
-        try:
-            return ensure_baseline(self.settings, self._holdout())[0]
-        except Exception as exc:  # the trial keeps its outcomes; only the verdicts are missing
-            record.flags.append(f"no baseline to judge against: {exc}")
-            return None
+        prepare_worktree(self.settings.scoring, self.settings.subject(self.trial), self.worktree)
 
 
 def _conclude(record: TrialRecord, protect_mode: str, suspicious_mode: str) -> None:
