@@ -3,7 +3,7 @@
 A worktree gets what git does not give it: ``worktree.copy`` files from the
 main checkout and the ``worktree.setup`` command.  A scoring checkout is a
 fresh folder outside the repository, written by the plugin from a tree (see
-:func:`trees.materialize`), with the hold-out tests copied in: the agent
+:func:`treefiles.materialize`), with the hold-out tests copied in: the agent
 never had it, so nothing it left behind (a planted ``.git``, an index trick,
 a process still writing) can reach what is scored.  The hold-out is read
 once, when the run starts (:func:`keep_holdout`), into the experiment's
@@ -25,7 +25,7 @@ from ..isolation import confinement
 from ..isolation.procs import run_owned
 from ..isolation.sandbox import Sandbox
 from ..model.settings import Settings
-from ..repo import blobs, trees
+from ..repo import blobs, treefiles, trees
 from ..repo.gitcmd import Git
 from ..repo.store import KeptFiles, keep_files
 from .suite import scoring_env
@@ -68,13 +68,13 @@ def scoring_checkout(
             folder / "checkout", folder / "out", confinement.for_scoring(settings, folder, git.git_dir, name)
         )
         scoring.out.mkdir()
-        trees.materialize(git, tree, scoring.checkout)
+        treefiles.materialize(git, tree, scoring.checkout)
         if holdout is None and settings.score.holdout:
             raise RuntimeError("the hold-out tests were not read when the run started; nothing is scored without them")
         prepare_worktree(settings, scoring.checkout, name, holdout=holdout, sandbox=scoring.sandbox)
         yield scoring
     finally:
-        trees.remove_tree(folder)
+        treefiles.remove_tree(folder)
 
 
 def keep_holdout(settings: Settings, git: Git, store: Git) -> KeptFiles:
@@ -85,7 +85,7 @@ def keep_holdout(settings: Settings, git: Git, store: Git) -> KeptFiles:
     """
     root = settings.workspace.repo_root
     holdout = settings.score.holdout
-    tracked = {p: e for p, e in trees.tree_entries(git, settings.base_commit).items() if trees.under(p, holdout)}
+    tracked = {p: e for p, e in treefiles.tree_entries(git, settings.base_commit).items() if trees.under(p, holdout)}
     on_disk = [p for p in _files_under(root, holdout) if p not in tracked]
     entries = dict(keep_files(store, root, on_disk))
     if tracked:
@@ -114,7 +114,7 @@ def copy_holdout(settings: Settings, holdout: KeptFiles, worktree: Path) -> None
     for relative in settings.score.holdout:
         target = worktree / relative
         if target.is_dir() and not target.is_symlink():
-            trees.remove_tree(target)
+            treefiles.remove_tree(target)
         elif target.exists() or target.is_symlink():
             target.unlink()
     holdout.write(worktree)

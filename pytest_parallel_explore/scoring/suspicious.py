@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from ..repo import blobs
 from ..repo.gitcmd import Git
-from ..repo.trees import tree_entries
+from ..repo.treefiles import tree_entries
 from .sourcecheck import check_source
 
 #: A file larger than this is not parsed (a finding says so); nor are the files past the total.
