@@ -24,7 +24,8 @@ from ..controller.runlock import ExperimentBusy, ExperimentLock
 from ..model.paths import ExperimentPaths, Workspace
 from ..model.record import TrialRecord, load_records, read_json
 from ..repo import gitops, treefiles
-from ..report.model import ExperimentInfo, ResultsError
+from ..report.fields import ResultsError
+from ..report.model import ExperimentInfo
 from ..report.results import write_report
 from ..report.standing import rank
 from ..report.text import format_table
