@@ -46,6 +46,7 @@ from ..base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable
 from ..cli import read_events
 from ..pricing import price_for
 from .retries import api_failure, backoff, retry_after, retryable
+from .schemas import TOOLS
 from .settings import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_MAX_TOKENS,
@@ -55,7 +56,7 @@ from .settings import (
     supports_adaptive_thinking,
     validate_settings,
 )
-from .tools import TOOLS, ToolError, WorktreeTools
+from .tools import ToolError, WorktreeTools
 from .transcript import transcript_of
 
 if TYPE_CHECKING:
