@@ -17,7 +17,7 @@ directory and prints three tables.
        the objects those private repositories borrow (the base without the
        hold-out, packed once per experiment and base), shown but not counted
        per trial;
-   ``trees.materialize``
+   ``treefiles.materialize``
        the plugin's sealed scoring checkout, written from the tree;
    ``trees.tree_of_files``
        reading a worktree back into a tree after an "agent" changed 3 files
@@ -66,7 +66,7 @@ from pathlib import Path
 
 import yaml
 
-from pytest_parallel_explore.repo import gitops, private, trees
+from pytest_parallel_explore.repo import gitops, private, treefiles, trees
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "bench",
@@ -151,8 +151,8 @@ def measure_checkouts(repo: Path, scratch: Path, repeat: int) -> dict[str, list[
 
     def materialize(i: int) -> float:
         target = scratch / f"scoring-{i}"
-        spent = timed(lambda: trees.materialize(sealed, tree, target))
-        trees.remove_tree(target)
+        spent = timed(lambda: treefiles.materialize(sealed, tree, target))
+        treefiles.remove_tree(target)
         return spent
 
     methods = [("hand", hand), ("add_worktree", plugin), ("materialize", materialize)]
@@ -308,7 +308,7 @@ def main(argv: Sequence[str]) -> int:
                 ("hand", "git worktree add (by hand)"),
                 ("add_worktree", "gitops.add_worktree (private)"),
                 ("shared_base", "  private.shared_base (once)"),
-                ("materialize", "trees.materialize (scoring)"),
+                ("materialize", "treefiles.materialize (scoring)"),
                 ("tree_of_files", "trees.tree_of_files (3 edits)"),
                 ("tree_of_files_snapshot", "  with the stat snapshot"),
             ):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore.repo import blobs, checkoutstate, gitops, trees
+from pytest_parallel_explore.repo import blobs, checkoutstate, gitops, treefiles
 from pytest_parallel_explore.repo.store import open_store
 
 
@@ -71,7 +71,7 @@ def test_a_file_touched_but_not_changed_is_neither_reported_nor_moved(checkout: 
 
 
 def test_a_blob_that_does_not_hash_to_its_id_is_never_written(checkout: Path, tmp_path: Path) -> None:
-    """``trees.materialize`` hashes each blob again: a loose object written over gives a named fault."""
+    """``treefiles.materialize`` hashes each blob again: a loose object written over gives a named fault."""
     blob = subprocess.run(
         ["git", "rev-parse", "HEAD:tests/test_a.py"], cwd=checkout, check=True, capture_output=True, text=True
     ).stdout.strip()
@@ -81,7 +81,7 @@ def test_a_blob_that_does_not_hash_to_its_id_is_never_written(checkout: Path, tm
     path.write_bytes(zlib.compress(b"blob %d\0" % len(body) + body))
 
     with pytest.raises(blobs.ForgedObject, match=r"tests/test_a\.py: the object .* \(forged or corrupt\)"):
-        trees.materialize(gitops.sealed(checkout), "HEAD", tmp_path / "scored")
+        treefiles.materialize(gitops.sealed(checkout), "HEAD", tmp_path / "scored")
     assert not (tmp_path / "scored" / "tests" / "test_a.py").exists()
 
 

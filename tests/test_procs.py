@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore.isolation import procs
+from pytest_parallel_explore.isolation import orphans, procs
 from pytest_parallel_explore.isolation.procs import clean_env, run_owned
 from tests.process_testing import ESCAPING_COMMAND, blocking_on, exists, next_tick, release, unblock, wait_pid
 
@@ -27,7 +27,7 @@ def short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_process_becomes_a_child_subreaper() -> None:
-    assert procs.become_subreaper()
+    assert orphans.become_subreaper()
     flag = ctypes.c_int(-1)
     assert ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0) == 0  # PR_GET_CHILD_SUBREAPER
     assert flag.value == 1

@@ -10,9 +10,10 @@ import pytest
 from pytest_parallel_explore.model.baseline import Baseline
 from pytest_parallel_explore.model.record import SKIPPED_BY_RACE, Status, TestStats, TrialRecord
 from pytest_parallel_explore.model.spec import RaceSpec
+from pytest_parallel_explore.report.fields import ResultsError
 from pytest_parallel_explore.report.matrix import build_matrix
 from pytest_parallel_explore.report.merge import pooled_baseline
-from pytest_parallel_explore.report.model import ExperimentInfo, Results, ResultsError
+from pytest_parallel_explore.report.model import ExperimentInfo, Results
 from pytest_parallel_explore.report.ranking import ranking
 from pytest_parallel_explore.report.results import build_results
 from pytest_parallel_explore.report.text import table_cells

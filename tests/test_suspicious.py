@@ -12,9 +12,11 @@ import pytest
 
 from pytest_parallel_explore.model.record import TrialRecord
 from pytest_parallel_explore.repo.gitcmd import Git
-from pytest_parallel_explore.report.model import Results, ResultsError
+from pytest_parallel_explore.report.fields import ResultsError
+from pytest_parallel_explore.report.model import Results
 from pytest_parallel_explore.scoring import suspicious
-from pytest_parallel_explore.scoring.suspicious import check_source, check_tree, in_short
+from pytest_parallel_explore.scoring.sourcecheck import check_source
+from pytest_parallel_explore.scoring.suspicious import check_tree, in_short
 from tests.test_results_model import results  # noqa: F401
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "rate-limiter"

@@ -1,4 +1,4 @@
-"""``trees.materialize``: a tree written byte for byte, with no filter or attribute, unsafe paths refused."""
+"""``treefiles.materialize``: a tree written byte for byte, with no filter or attribute, unsafe paths refused."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_parallel_explore.model.limits import Limits
-from pytest_parallel_explore.repo import trees
+from pytest_parallel_explore.repo import treefiles, trees
 from pytest_parallel_explore.repo.gitcmd import Git, GitFailed
 
 
@@ -42,7 +42,7 @@ def test_files_are_written_byte_for_byte_whatever_the_attributes_say(repo: Path,
     git(repo, "commit", "-q", "-m", "base")
     target = tmp_path / "out"
 
-    trees.materialize(Git(repo / ".git"), "HEAD", target)
+    treefiles.materialize(Git(repo / ".git"), "HEAD", target)
 
     assert (target / "a.txt").read_bytes() == b"line\n$Id$\n" == (target / "same.txt").read_bytes()
     assert os.access(target / "sub" / "run.sh", os.X_OK) and not os.access(target / "a.txt", os.X_OK)
@@ -68,7 +68,7 @@ def test_a_tree_with_an_unsafe_path_is_refused_before_anything_is_written(
     target = tmp_path / "out"
 
     with pytest.raises(GitFailed, match="refusing to write the unsafe path"):
-        trees.materialize(Git(repo / ".git"), tree, target)
+        treefiles.materialize(Git(repo / ".git"), tree, target)
     assert not target.exists()
 
 
@@ -107,16 +107,16 @@ def test_a_listing_by_object_id_is_kept_but_a_name_is_read_again(repo: Path) -> 
     git(repo, "commit", "-q", "-m", "one")
     first = git(repo, "rev-parse", "HEAD").strip()
     sealed = Git(repo / ".git")
-    listing = trees.tree_entries(sealed, first)
+    listing = treefiles.tree_entries(sealed, first)
     listing.clear()  # the caller's copy: the kept listing is untouched
     (repo / "b.txt").write_text("b\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "two")
 
-    assert sorted(trees.tree_entries(sealed, first)) == ["a.txt"]
-    assert sorted(trees.tree_entries(sealed, "HEAD")) == ["a.txt", "b.txt"]
-    assert trees.tree_id(sealed, first) == git(repo, "rev-parse", f"{first}^{{tree}}").strip()
-    assert trees.tree_id(sealed, "HEAD") == git(repo, "rev-parse", "HEAD^{tree}").strip()
+    assert sorted(treefiles.tree_entries(sealed, first)) == ["a.txt"]
+    assert sorted(treefiles.tree_entries(sealed, "HEAD")) == ["a.txt", "b.txt"]
+    assert treefiles.tree_id(sealed, first) == git(repo, "rev-parse", f"{first}^{{tree}}").strip()
+    assert treefiles.tree_id(sealed, "HEAD") == git(repo, "rev-parse", "HEAD^{tree}").strip()
 
 
 # -- tree_of_files: the agent's files are hostile input ------------------------------------------------
@@ -156,7 +156,7 @@ def based(repo: Path, tmp_path: Path) -> tuple[Path, str, Path]:
 
 
 def entries(repo: Path, tree: str) -> dict[str, tuple[str, str]]:
-    return trees.tree_entries(Git(repo / ".git"), tree)
+    return treefiles.tree_entries(Git(repo / ".git"), tree)
 
 
 @pytest.mark.parametrize(

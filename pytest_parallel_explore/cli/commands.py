@@ -23,8 +23,9 @@ from ..config.settings import resolve_workspace
 from ..controller.runlock import ExperimentBusy, ExperimentLock
 from ..model.paths import ExperimentPaths, Workspace
 from ..model.record import TrialRecord, load_records, read_json
-from ..repo import gitops, trees
-from ..report.model import ExperimentInfo, ResultsError
+from ..repo import gitops, treefiles
+from ..report.fields import ResultsError
+from ..report.model import ExperimentInfo
 from ..report.results import write_report
 from ..report.standing import rank
 from ..report.text import format_table
@@ -140,9 +141,9 @@ def cleanup_experiment(workspace: Workspace, experiment: str, *, delete_branches
             f"(when done with it: rm -r {moved})"
         )
     if not kept and paths.shared_base.is_dir():
-        trees.remove_tree(paths.shared_base)
+        treefiles.remove_tree(paths.shared_base)
     # The run's private copies of the hold-out and of the main checkout: the next run makes them again.
-    trees.remove_tree(paths.store)
+    treefiles.remove_tree(paths.store)
     result.removed.sort()
     if delete_branches:
         branches = gitops.branches_under(workspace.repo_root, prefix)

@@ -10,7 +10,7 @@ an xdist worker), the controller reaps those groups with :func:`reap`.
 A child that leaves the group (``setsid``, a double fork into a new session)
 would escape that kill, so the process running commands makes itself a child
 subreaper (Linux): such orphans are reparented to it instead of to init, and
-after each command :func:`run_owned` kills and reaps the ones that came from
+after each command :mod:`.orphans` kills and reaps the ones that came from
 it.  A :class:`~pytest_parallel_explore.isolation.sandbox.Sandbox` goes further: its pid
 namespace dies with the command.
 """
@@ -18,7 +18,6 @@ namespace dies with the command.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import os
@@ -28,15 +27,14 @@ import shlex
 import signal
 import stat
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from ..model.limits import NO_LIMITS, Limits
 from .limits import CappedLog, Watch
+from .orphans import commands, signal_group, start_time
 from .sandbox import Prepared, Sandbox
 
 _log = logging.getLogger(__name__)
@@ -114,20 +112,11 @@ def live_groups() -> list[Group]:
 
 def _announce(pid: int, alive: bool) -> None:
     if alive:
-        _live[pid] = (pid, _start_time(pid) or 0)
+        _live[pid] = (pid, start_time(pid) or 0)
     else:
         _live.pop(pid, None)
     for listener in list(_listeners):
         listener(sorted(_live.values()))
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def reap(groups: Sequence[Sequence[int]]) -> list[int]:
@@ -139,7 +128,7 @@ def reap(groups: Sequence[Sequence[int]]) -> list[int]:
     """
     killed = []
     for pgid, started in groups:
-        now = _start_time(pgid)
+        now = start_time(pgid)
         if now is not None and started and now != started:
             continue
         try:
@@ -175,7 +164,7 @@ def run_owned(
     Output goes to ``output`` (appended, stderr merged), or is captured and
     returned when ``capture`` is set, or is discarded.  Whatever happens, no
     process of the group is left running when this returns or raises, nor any
-    process that left the group (see :func:`become_subreaper`).  With
+    process that left the group (see :func:`.orphans.become_subreaper`).  With
     ``sandbox`` the command runs inside it (raises
     :class:`~pytest_parallel_explore.isolation.sandbox.SandboxUnavailable` without bubblewrap)
     and under its limits: a command that hits one is stopped and
@@ -215,7 +204,7 @@ def _run(
     watch: Watch | None = None
     try:
         try:
-            proc = _commands.spawn(
+            proc = commands.spawn(
                 argv,
                 cwd=cwd,
                 env=dict(env),
@@ -234,7 +223,7 @@ def _run(
         _announce(proc.pid, alive=True)
         if limits.file_size is not None:  # before the gate opens: what the command runs inherits it
             resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
-        watch = Watch(proc.pid, limits, prepared.written, capped, lambda: _signal_group(proc.pid, signal.SIGKILL))
+        watch = Watch(proc.pid, limits, prepared.written, capped, lambda: signal_group(proc.pid, signal.SIGKILL))
         if started_hook is not None:
             started_hook(proc.pid)
         try:
@@ -248,7 +237,7 @@ def _run(
             kill_group(proc)
             raise
         # The leader is gone; children it left in the background go with it.
-        _signal_group(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
         _announce(proc.pid, alive=False)
         text = out.decode(errors="replace") if out else ""
         if capped is not None:
@@ -261,7 +250,7 @@ def _run(
         if proc is not None:
             if proc.returncode is None:  # interrupted before its wait began (while announcing it, say)
                 kill_group(proc)
-            _commands.leave(proc.pid)
+            commands.leave(proc.pid)
         if capped is not None:
             capped.wait(KILL_GRACE_SECONDS)  # what escaped the command is gone by now
         if log is not None:
@@ -281,149 +270,12 @@ def _file_size_hit(returncode: int | None, limits: Limits) -> str | None:
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process group, then SIGKILL whatever is left after a grace period."""
-    _signal_group(proc.pid, signal.SIGTERM)
+    signal_group(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=KILL_GRACE_SECONDS)
-    _signal_group(proc.pid, signal.SIGKILL)
+    signal_group(proc.pid, signal.SIGKILL)
     proc.wait()
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()
     _announce(proc.pid, alive=False)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-# Escaped processes -----------------------------------------------------------------------------------------
-
-_PR_SET_CHILD_SUBREAPER = 36
-_subreaper = False
-
-
-def become_subreaper() -> bool:
-    """Make this process a child subreaper (Linux); return whether it is one.
-
-    Orphans among its descendants (a child that called ``setsid`` and then
-    lost its parent, a double fork) are then reparented to this process
-    rather than to init, where :func:`run_owned` finds and kills them.  The
-    setting is per process, not inherited, and lasts until the process exits.
-    Elsewhere than on Linux this does nothing and returns False: processes
-    that leave their group can outlive a command there.
-    """
-    global _subreaper
-    if not _subreaper and sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    return _subreaper
-
-
-def _forget_subreaper() -> None:
-    global _subreaper
-    _subreaper = False  # a forked child is not a subreaper, whatever its parent was
-
-
-os.register_at_fork(after_in_child=_forget_subreaper)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Orphan:
-    pid: int
-    group: int
-    session: int
-    start: int
-
-
-def _our_children() -> list[_Orphan]:
-    """This process's children that are in another session (all of run_owned's are), from ``/proc``."""
-    me, own_session = os.getpid(), os.getsid(0)
-    children = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        ppid, group, session, start = int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19])
-        if ppid == me and session != own_session:
-            children.append(_Orphan(int(entry.name), group, session, start))
-    return children
-
-
-class _Commands:
-    """The run_owned commands running in this process, and the sweep of what escaped them.
-
-    After a command, our children in its session or process group are its
-    orphans, killed at once.  An orphan that made a session of its own cannot
-    be traced to a command by its ids, so by its start time: it is killed if
-    it started after the first command since this process last ran none (a
-    child this process started earlier is not ours to kill) and before every
-    command still running (which it could belong to; if it does not, the last
-    of those kills it when it ends).  Killing only our own children is free of
-    pid-reuse races (a child's pid is ours until we reap it); a killed
-    orphan's children become ours in turn, so the sweep repeats until none is
-    left.
-    """
-
-    #: How long a sweep may take before giving up on, say, a fork bomb.
-    SWEEP_SECONDS = 10.0
-
-    def __init__(self) -> None:
-        # Held while starting a command and while sweeping, so that a sweep
-        # never takes a command just started for an orphan.
-        self._lock = threading.Lock()
-        self._running: dict[int, int] = {}  # leader pid -> its start time (clock ticks since boot)
-        self._since: int | None = None  # start time of the first command since none was running
-
-    def spawn(self, argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
-        """``subprocess.Popen(argv, **popen)`` in a new session, registered as a running command."""
-        become_subreaper()
-        with self._lock:
-            proc = subprocess.Popen(argv, start_new_session=True, **popen)
-            try:
-                start = _start_time(proc.pid) or 0
-                self._running[proc.pid] = start
-                self._since = start if self._since is None else self._since
-            except BaseException:  # Ctrl-C right now: the caller never gets the process to kill
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise
-        return proc
-
-    def leave(self, leader: int) -> None:
-        """Kill and reap what escaped the command led by ``leader``, which has ended."""
-        with self._lock:
-            self._running.pop(leader, None)
-            until = min(self._running.values(), default=None)
-            self._sweep(leader, self._since or 0, until)
-            if not self._running:
-                self._since = None
-
-    def _sweep(self, leader: int, since: int, until: int | None) -> None:
-        if not _subreaper:
-            return
-        deadline = time.monotonic() + self.SWEEP_SECONDS
-        while True:
-            orphans = [
-                child.pid
-                for child in _our_children()
-                if leader in (child.session, child.group)
-                or (since <= child.start and (until is None or child.start < until))
-            ]
-            if not orphans:
-                return
-            for pid in orphans:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            for pid in orphans:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
-            if time.monotonic() > deadline:
-                _log.warning("processes that escaped a command keep appearing; gave up killing them")
-                return
-
-
-_commands = _Commands()

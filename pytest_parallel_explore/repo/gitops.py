@@ -25,7 +25,7 @@ from pathlib import Path
 import git
 
 from ..model.limits import DEFAULT_LIMITS, Limits
-from . import gitcmd, private, trees
+from . import gitcmd, private, treefiles, trees
 from .gitcmd import Git
 
 _IDENTITY = gitcmd.IDENTITY
@@ -135,12 +135,12 @@ def remove_trial_folder(root: Path, path: Path) -> None:
         with repo_lock(root):
             git = sealed(root)
             git.run("worktree", "remove", "--force", str(path), check=False)
-            trees.remove_tree(path)
+            treefiles.remove_tree(path)
             git.run("worktree", "prune")
     elif path.is_symlink():
         path.unlink()
     else:
-        trees.remove_tree(path)
+        treefiles.remove_tree(path)
 
 
 def add_worktree(
@@ -172,7 +172,7 @@ def add_worktree(
 
 def snapshot_worktree(root: Path, path: Path, base: str) -> dict[str, trees.Stat]:
     """The stat of every file of ``base`` in a worktree just made, so that reading it back skips what is unchanged."""
-    return trees.stat_snapshot(path, trees.tree_entries(sealed(root), base))
+    return trees.stat_snapshot(path, treefiles.tree_entries(sealed(root), base))
 
 
 def branch_commit(root: Path, branch: str) -> str | None:
@@ -192,16 +192,16 @@ def restore_worktree(
 ) -> None:
     """The trial's folder rebuilt at its committed work: ``commit``'s files, a new private repository at the base.
 
-    Written from the user's repository (see :func:`trees.materialize`), never
+    Written from the user's repository (see :func:`treefiles.materialize`), never
     from what is in the folder now; the hold-out paths, which ``commit``
     holds as at the base, are taken out again before anyone works there.
     """
     remove_trial_folder(root, path)
-    trees.materialize(sealed(root), commit, path)
+    treefiles.materialize(sealed(root), commit, path)
     for relative in holdout:
         target = path / relative
         if target.is_dir() and not target.is_symlink():
-            trees.remove_tree(target)
+            treefiles.remove_tree(target)
         else:
             target.unlink(missing_ok=True)
     private.reset_git(path, shared, branch)
@@ -258,7 +258,7 @@ def record_work(
     git = sealed(root).with_(work_tree=worktree)
     files = trees.tree_of_files(git, base, leave=leave, skip=skip, unchanged=unchanged, limits=limits)
     tree = files.tree
-    changed = tree != trees.tree_id(git, base)
+    changed = tree != treefiles.tree_id(git, base)
     commit = git.run("commit-tree", tree, "-p", base, "-m", message) if changed else base
     set_branch(root, branch, commit)
     names, insertions, deletions = [], 0, 0

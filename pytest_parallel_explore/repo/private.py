@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from . import trees
+from . import treefiles
 from .gitcmd import Git
 
 _BASE_REF = "refs/heads/base"
@@ -54,10 +54,10 @@ def shared_base(user_git_dir: Path, folder: Path, base: str, holdout: Sequence[s
             scratch = Path(tempfile.mkdtemp(prefix=".building-", dir=folder))
             try:
                 _build(user_git_dir, scratch, base, holdout)
-                trees.remove_tree(store)  # one whose ref is gone (deleted by hand, or by an unsandboxed agent)
+                treefiles.remove_tree(store)  # one whose ref is gone (deleted by hand, or by an unsandboxed agent)
                 os.replace(scratch, store)
             finally:
-                trees.remove_tree(scratch)  # gone already, unless the build failed
+                treefiles.remove_tree(scratch)  # gone already, unless the build failed
     return SharedBase(store, Git(store).run("rev-parse", "--verify", _BASE_REF))
 
 
@@ -105,7 +105,7 @@ def reset_git(folder: Path, shared: SharedBase, branch: str) -> None:
     """
     dot_git = folder / ".git"
     if dot_git.is_dir() and not dot_git.is_symlink():
-        trees.remove_tree(dot_git)
+        treefiles.remove_tree(dot_git)
     elif dot_git.exists() or dot_git.is_symlink():
         dot_git.unlink()
     _init(folder, shared, branch).run("read-tree", branch)

@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import checkoutstate, objects, trees
+from . import checkoutstate, objects, treefiles
 from .checkoutstate import CheckoutState
 from .gitcmd import Git, GitFailed
 from .store import KeptFiles
@@ -142,7 +142,7 @@ def restore(git_dir: Path, before: RepoState, own_prefixes: tuple[str, ...], asi
             continue
         changes.append(f"git: {relative} {'removed' if now is None else 'changed'}")
         if path.is_dir() and not path.is_symlink():
-            trees.remove_tree(path)
+            treefiles.remove_tree(path)
         if content is None:
             path.unlink(missing_ok=True)
         else:

@@ -1,4 +1,4 @@
-"""Trees from files and files from trees, without trusting git state an agent could touch.
+"""A tree from an agent's files, without trusting git state an agent could touch.
 
 :func:`tree_of_files` reads what an agent left in its worktree as plain files
 (a private index started from the base commit; ignore rules taken from the
@@ -7,19 +7,16 @@ base commit only; blobs hashed without filters), so the agent's own index,
 ``.gitignore`` files change nothing about what is recorded.  The files are
 hostile input, read like a file-format library reads an archive: through
 directory descriptors and ``O_NOFOLLOW``, names checked, sizes bounded.
-:func:`materialize` writes a tree into a fresh folder byte for byte, again
-without filters or attributes, for the sealed scoring checkout.
+Writing a tree out into files is :mod:`.treefiles`'s job.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
-import functools
 import os
 import posixpath
 import re
-import shutil
 import stat
 import sys
 import tempfile
@@ -28,7 +25,8 @@ from pathlib import Path
 
 from ..model.limits import DEFAULT_LIMITS, Limits
 from . import blobs
-from .gitcmd import Git, GitFailed
+from .gitcmd import Git
+from .treefiles import tree_entries, tree_id
 
 _NULL_SHA = "0" * 40
 
@@ -67,48 +65,6 @@ def stat_snapshot(root: Path, paths: Iterable[str]) -> dict[str, Stat]:
         os.close(fd)
         os.unlink(marker)
     return {path: value for path, value in snapshot.items() if value[2] < now}
-
-
-def tree_entries(git: Git, treeish: str) -> dict[str, tuple[str, str]]:
-    """``path -> (mode, sha)`` for every file of ``treeish`` (recursively).
-
-    An object id names the same content for ever, so listings by id are kept
-    (a trial lists the base commit's tree four times); the caller gets its own copy.
-    """
-    if _OBJECT_ID.fullmatch(treeish):
-        return dict(_kept_listing(git.git_dir, treeish))
-    return _list_tree(git.git_dir, treeish)
-
-
-def tree_id(git: Git, commit: str) -> str:
-    """The id of ``commit``'s tree; kept when ``commit`` is an object id (it cannot change)."""
-    if _OBJECT_ID.fullmatch(commit):
-        return _kept_tree_id(git.git_dir, commit)
-    return git.run("rev-parse", f"{commit}^{{tree}}")
-
-
-_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-
-
-@functools.lru_cache(maxsize=4)  # few are worth keeping: the base commit's, and the latest trial's
-def _kept_listing(git_dir: Path, object_id: str) -> dict[str, tuple[str, str]]:
-    return _list_tree(git_dir, object_id)
-
-
-@functools.lru_cache(maxsize=64)
-def _kept_tree_id(git_dir: Path, object_id: str) -> str:
-    return Git(git_dir).run("rev-parse", f"{object_id}^{{tree}}")
-
-
-def _list_tree(git_dir: Path, treeish: str) -> dict[str, tuple[str, str]]:
-    entries = {}
-    for record in Git(git_dir).run("ls-tree", "-r", "-z", "--full-tree", treeish).split("\0"):
-        if not record:
-            continue
-        meta, path = record.split("\t", 1)
-        mode, _kind, sha = meta.split()
-        entries[path] = (mode, sha)
-    return entries
 
 
 class LimitExceeded(Exception):
@@ -412,31 +368,3 @@ def _base_ignore_rules(git: Git, base: str, base_files: dict[str, tuple[str, str
                 anchored = "/" in body
                 pattern = f"/{folder}/{pattern.lstrip('/')}" if anchored else f"/{folder}/**/{pattern}"
             yield ("!" if negate else "") + pattern
-
-
-def materialize(git: Git, treeish: str, target: Path) -> None:
-    """Write every file of ``treeish`` under ``target`` (which must not exist yet), byte for byte.
-
-    No filters, attributes or hooks take part; paths that could leave the
-    folder (absolute, ``..``, ``.git``) are refused before anything is
-    written.  The blobs come from one ``git cat-file --batch`` read as a
-    stream (one blob in memory at a time) and are written with
-    ``os.open(O_EXCL | O_NOFOLLOW)``, so nothing the tree holds, such as a
-    symlink written earlier, redirects a write.
-    """
-    entries = tree_entries(git, treeish)
-    for path in entries:
-        parts = path.split("/")
-        if path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
-            raise GitFailed(f"refusing to write the unsafe path {path!r} of {treeish}")
-    target.mkdir(parents=True)
-    blobs.write_files(git, entries, target)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a folder the plugin made, also when the code it ran left read-only folders in it."""
-    if not path.exists():
-        return
-    for folder, _dirs, _files in os.walk(path):
-        os.chmod(folder, 0o700)
-    shutil.rmtree(path)

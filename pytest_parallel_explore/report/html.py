@@ -27,8 +27,9 @@ from ..model.paths import ExperimentPaths
 from ..model.record import TrialRecord
 from ..templating import render
 from .matrix import CELL_MEANINGS, LEGEND, MAX_DIFF_LINES, DiffLine, anchor, build_matrix, parse_patch
-from .model import ComparisonEntry, Results, VariantStats
+from .model import Results
 from .ranking import RankRow, baseline_row, status_kind, trial_rows
+from .statistics import ComparisonEntry, VariantStats
 from .transcript import LABELS, TranscriptView, read_transcripts
 
 #: Width of the score and confidence-interval bars, in CSS pixels.

@@ -20,7 +20,8 @@ import pytest
 from ..model.baseline import Baseline
 from ..model.paths import TRIAL_FILE_SUFFIXES, Workspace
 from ..model.record import Status, TrialRecord, read_json, save, write_json
-from .model import ExperimentInfo, Results, ResultsError
+from .fields import ResultsError
+from .model import ExperimentInfo, Results
 from .results import write_report
 
 

@@ -12,101 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from ..config.checks import describe, is_int, is_number
-from ..evidence.race import Elimination, PairInterval, RaceState
-from ..evidence.stats import Comparison, DifferingTest, ScoreSummary, clopper_pearson
+from ..config.checks import describe
 from ..model.baseline import Baseline
 from ..model.names import retry_command
 from ..model.record import TrialRecord
 from ..model.spec import RaceSpec, is_safe_name
+from .fields import Fields, ResultsError
 from .standing import ranks
+from .statistics import ComparisonEntry, RaceSection, VariantStats, race_spec
 
 #: The layout of ``results.json`` (each trial record inside carries its own, ``record.SCHEMA``).
 SCHEMA = 1
-
-_REQUIRED: Any = object()
-
-
-class ResultsError(ValueError):
-    """A ``results.json`` or ``experiment.json`` this plugin did not write; the message names the key."""
-
-
-class _Fields:
-    """Typed reading of one mapping of a results file: a missing or mistyped value names its key path."""
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise ResultsError(f"{where + ': ' if where else ''}expected a mapping, got {describe(data)}")
-        self.data: Mapping[str, Any] = data
-        self.where = where
-
-    def at(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def _value(self, key: str, default: Any, valid: Callable[[Any], bool], expected: str) -> Any:
-        """The value at ``key``, checked; an optional one (with a ``default``) may be absent or null."""
-        value = self.data.get(key)
-        if value is None and default is not _REQUIRED:
-            return default
-        if key not in self.data:
-            raise ResultsError(f"{self.at(key)}: missing")
-        if not valid(value):
-            raise ResultsError(f"{self.at(key)}: expected {expected}, got {describe(value)}")
-        return value
-
-    def text(self, key: str, default: Any = _REQUIRED) -> Any:
-        return self._value(key, default, lambda v: isinstance(v, str), "text")
-
-    def number(self, key: str, default: Any = _REQUIRED) -> Any:
-        return self._value(key, default, is_number, "a number")
-
-    def integer(self, key: str, default: Any = _REQUIRED) -> Any:
-        return self._value(key, default, is_int, "an integer")
-
-    def choice(self, key: str, choices: tuple[str | None, ...]) -> Any:
-        """One of ``choices`` (None among them: it may be absent or null)."""
-        value = self.data.get(key)
-        if value not in choices:
-            shown = ", ".join("null" if c is None else repr(c) for c in choices)
-            raise ResultsError(f"{self.at(key)}: expected one of {shown}, got {describe(value)}")
-        return value
-
-    def flag(self, key: str) -> bool:
-        return bool(self._value(key, _REQUIRED, lambda v: isinstance(v, bool), "true or false"))
-
-    def names(self, key: str, default: Any = _REQUIRED) -> Any:
-        """A list of text (test ids, trial or file names)."""
-        valid = lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v)  # noqa: E731
-        names = self._value(key, default, valid, "a list of names")
-        return None if names is None else list(names)
-
-    def counts(self, key: str) -> dict[str, int]:
-        valid = lambda v: isinstance(v, Mapping) and all(isinstance(k, str) and is_int(n) for k, n in v.items())  # noqa: E731
-        return dict(self._value(key, _REQUIRED, valid, "a mapping of names to counts"))
-
-    def mapping(self, key: str) -> _Fields | None:
-        """The mapping at ``key``; None when it is absent, null or empty."""
-        value = self.data.get(key)
-        return None if value is None or value == {} else _Fields(value, self.at(key))
-
-    def entries(
-        self, key: str, *, required: bool = True, skip: Callable[[Any], bool] = lambda item: False
-    ) -> list[_Fields]:
-        """The mappings listed at ``key``, but those ``skip`` passes over; absent, it is empty unless ``required``."""
-        items = self._value(key, _REQUIRED if required else [], lambda v: isinstance(v, list), "a list")
-        return [_Fields(item, f"{self.at(key)}[{i}]") for i, item in enumerate(items) if not skip(item)]
-
-
-def _race_spec(fields: _Fields) -> RaceSpec:
-    return RaceSpec(
-        max=fields.integer("max"),
-        stop=fields.text("stop"),
-        alpha=fields.number("alpha"),
-        margin=fields.number("margin"),
-    )
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -136,7 +55,7 @@ class ExperimentInfo:
     @classmethod
     def from_json(cls, data: Any) -> ExperimentInfo:
         """The experiment's keys of ``experiment.json`` or ``results.json`` (where ``race`` holds more)."""
-        fields = _Fields(data, "")
+        fields = Fields(data, "")
         race = fields.mapping("race")
         return cls(
             experiment=fields.text("experiment"),
@@ -146,7 +65,7 @@ class ExperimentInfo:
             base_commit=fields.text("base_commit"),
             trial_names=fields.names("trial_names", None),
             variant_names=fields.names("variant_names", None),
-            race=_race_spec(race) if race else None,
+            race=race_spec(race) if race else None,
             score_command=fields.text("score_command", None),
             plugin_version=fields.text("plugin_version", None),
             started=fields.text("started", None),
@@ -167,156 +86,6 @@ class ExperimentInfo:
             repository_changes=[],
             checkout_changes=[],
         )
-
-
-@dataclasses.dataclass(frozen=True)
-class VariantStats:
-    """One variant over its trials: score statistics, the solved rate with its exact interval, pass@k.
-
-    ``retried`` names its trials counted by their last attempt after a failed one.
-    """
-
-    name: str
-    trials: list[str]
-    retried: list[str]
-    scores: ScoreSummary
-    solved: int
-    solved_ci: tuple[float, float]  # Clopper-Pearson
-    pass_at_1: float
-    pass_at_k: float
-    pass_hat_k: float
-
-    @property
-    def k(self) -> int:
-        return self.scores.n
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "trials": self.trials,
-            "retried": self.retried,
-            **dataclasses.asdict(self.scores),
-            "solved": self.solved,
-            "solved_ci_low": self.solved_ci[0],
-            "solved_ci_high": self.solved_ci[1],
-            "k": self.k,
-            "pass_at_1": self.pass_at_1,
-            "pass_at_k": self.pass_at_k,
-            "pass_hat_k": self.pass_hat_k,
-        }
-
-    @classmethod
-    def from_json(cls, fields: _Fields) -> VariantStats:
-        scores = ScoreSummary(
-            n=fields.integer("n"),
-            **{key: fields.number(key) for key in ("mean", "sd", "min", "max", "ci_low", "ci_high")},
-        )
-        solved = fields.integer("solved")
-        if "solved_ci_low" in fields.data:
-            solved_ci = (fields.number("solved_ci_low"), fields.number("solved_ci_high"))
-        else:  # written before the solved rate had its interval; it is exact, so it is worked out again
-            solved_ci = clopper_pearson(solved, scores.n)
-        return cls(
-            name=fields.text("name"),
-            trials=fields.names("trials"),
-            retried=fields.names("retried", []),
-            scores=scores,
-            solved=solved,
-            solved_ci=solved_ci,
-            pass_at_1=fields.number("pass_at_1"),
-            pass_at_k=fields.number("pass_at_k"),
-            pass_hat_k=fields.number("pass_hat_k"),
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class ComparisonEntry:
-    """The best variant against another: the trial-level test, and the sentence every report prints.
-
-    The sentence is the comparison's own, plus a note when it includes retried trials.
-    """
-
-    result: Comparison
-    sentence: str
-
-    def to_json(self) -> dict[str, Any]:
-        differ = [dataclasses.asdict(d) for d in self.result.tests_differ]  # a list, as JSON reads it back
-        return {**dataclasses.asdict(self.result), "tests_differ": differ, "sentence": self.sentence}
-
-    @classmethod
-    def from_json(cls, fields: _Fields) -> ComparisonEntry:
-        result = Comparison(
-            best=fields.text("best"),
-            other=fields.text("other"),
-            **{key: fields.number(key) for key in ("difference", "ci_low", "ci_high", "p_value", "p_adjusted")},
-            comparisons=fields.integer("comparisons"),
-            test=fields.choice("test", ("fisher", "permutation")),
-            method=fields.text("method"),
-            k=fields.integer("k"),
-            significant=fields.flag("significant"),
-            repeats_needed=fields.integer("repeats_needed", None),
-            tests_differ=tuple(
-                DifferingTest(
-                    test=d.text("test"),
-                    **{key: d.integer(key) for key in ("best_passed", "best_trials", "other_passed", "other_trials")},
-                )
-                for d in fields.entries("tests_differ", required=False)
-            ),
-        )
-        return cls(result, fields.text("sentence"))
-
-
-@dataclasses.dataclass(frozen=True)
-class RaceSection:
-    """The sequential race as the reports show it: its settings, where it stands, the trials it skipped."""
-
-    spec: RaceSpec
-    state: RaceState
-    skipped: list[str]
-
-    @property
-    def trials_total(self) -> int:
-        return sum(self.state.trials.values())
-
-    @property
-    def trials_max(self) -> int:
-        return self.spec.max * len(self.state.trials)
-
-    def to_json(self) -> dict[str, Any]:
-        state = self.state
-        return {
-            **dataclasses.asdict(self.spec),
-            "trials": dict(state.trials),
-            "trials_total": self.trials_total,
-            "trials_max": self.trials_max,
-            "remaining": list(state.remaining),
-            "eliminated": [dataclasses.asdict(e) for e in state.eliminated],
-            "decided": state.decided,
-            "winner": state.winner,
-            "reason": state.reason,
-            "intervals": [dataclasses.asdict(i) for i in state.intervals],
-            "skipped": self.skipped,
-        }
-
-    @classmethod
-    def from_json(cls, fields: _Fields) -> RaceSection:
-        spec = _race_spec(fields)
-        state = RaceState(
-            remaining=tuple(fields.names("remaining")),
-            eliminated=tuple(
-                Elimination(e.text("variant"), e.text("by"), e.integer("trials"), e.text("sentence"))
-                for e in fields.entries("eliminated")
-            ),
-            trials=fields.counts("trials"),
-            decided=fields.choice("decided", (None, "one_left", "equivalent", "max")),
-            reason=fields.text("reason"),
-            intervals=tuple(
-                PairInterval(i.text("first"), i.text("second"), i.integer("rounds"), i.number("low"), i.number("high"))
-                for i in fields.entries("intervals")
-            ),
-            max_trials=spec.max,
-        )
-        return cls(spec, state, fields.names("skipped"))
 
 
 @dataclasses.dataclass
@@ -407,7 +176,7 @@ class Results:
         """Results as ``to_json`` wrote them, checked: a ResultsError names the first key that is wrong."""
         if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
             raise ResultsError(f"not a results.json of schema {SCHEMA}")
-        fields = _Fields(data, "")
+        fields = Fields(data, "")
         race = fields.mapping("race")
         return cls(
             info=ExperimentInfo.from_json(data),
@@ -434,7 +203,7 @@ def baseline_from_json(data: Any) -> Baseline | None:
         raise ResultsError(f"baseline: not a baseline of this plugin: {exc!r}") from None
 
 
-def _trials(fields: _Fields) -> list[TrialRecord]:
+def _trials(fields: Fields) -> list[TrialRecord]:
     """The trial records, each with names that are safe as paths and git refs (they become both)."""
     records = []
     trials = fields.data.get("trials", [])
@@ -451,8 +220,8 @@ def _trials(fields: _Fields) -> list[TrialRecord]:
                     f"{at}.{key}: unsafe name {value!r}; expected letters, digits, '.', '_' and '-' "
                     "(names become paths and git refs)"
                 )
-        _Fields(trial, at).names("suspicious", [])  # findings are shown as text: a list of it, or none (older)
-        _Fields(trial, at).integer("round", None)  # the race pairs trials by it; older records have none
+        Fields(trial, at).names("suspicious", [])  # findings are shown as text: a list of it, or none (older)
+        Fields(trial, at).integer("round", None)  # the race pairs trials by it; older records have none
         try:
             records.append(TrialRecord.from_json(trial))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:

@@ -10,9 +10,11 @@ from ..evidence import racing, stats
 from ..model.baseline import Baseline
 from ..model.paths import ExperimentPaths
 from ..model.record import TrialRecord, read_json, write_atomic, write_json
+from .fields import ResultsError
 from .html import Live, render_report
-from .model import ComparisonEntry, ExperimentInfo, RaceSection, Results, ResultsError, VariantStats, baseline_from_json
+from .model import ExperimentInfo, Results, baseline_from_json
 from .standing import rank
+from .statistics import ComparisonEntry, RaceSection, VariantStats
 from .text import render_summary
 
 

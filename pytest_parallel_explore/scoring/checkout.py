@@ -3,7 +3,7 @@
 A worktree gets what git does not give it: ``worktree.copy`` files from the
 main checkout and the ``worktree.setup`` command.  A scoring checkout is a
 fresh folder outside the repository, written by the plugin from a tree (see
-:func:`trees.materialize`), with the hold-out tests copied in: the agent
+:func:`treefiles.materialize`), with the hold-out tests copied in: the agent
 never had it, so nothing it left behind (a planted ``.git``, an index trick,
 a process still writing) can reach what is scored.  The hold-out is read
 once, when the run starts (:func:`keep_holdout`), into the experiment's
@@ -25,7 +25,7 @@ from ..isolation import confinement
 from ..isolation.procs import run_owned
 from ..isolation.sandbox import Sandbox
 from ..model.settings import ScoringSpec, ScoringSubject
-from ..repo import blobs, trees
+from ..repo import blobs, treefiles, trees
 from ..repo.gitcmd import Git
 from ..repo.store import KeptFiles, keep_files
 from .suite import scoring_env
@@ -71,13 +71,13 @@ def scoring_checkout(
     try:
         scoring = Scoring(folder / "checkout", folder / "out", _sandbox(spec, subject, folder, git))
         scoring.out.mkdir()
-        trees.materialize(git, tree, scoring.checkout)
+        treefiles.materialize(git, tree, scoring.checkout)
         if holdout is None and spec.score.holdout:
             raise RuntimeError("the hold-out tests were not read when the run started; nothing is scored without them")
         prepare_worktree(spec, subject, scoring.checkout, holdout=holdout, sandbox=scoring.sandbox)
         yield scoring
     finally:
-        trees.remove_tree(folder)
+        treefiles.remove_tree(folder)
 
 
 def _sandbox(spec: ScoringSpec, subject: ScoringSubject, folder: Path, git: Git) -> Sandbox:
@@ -100,7 +100,7 @@ def keep_holdout(spec: ScoringSpec, git: Git, store: Git) -> KeptFiles:
     """
     root = spec.workspace.repo_root
     holdout = spec.score.holdout
-    tracked = {p: e for p, e in trees.tree_entries(git, spec.base_commit).items() if trees.under(p, holdout)}
+    tracked = {p: e for p, e in treefiles.tree_entries(git, spec.base_commit).items() if trees.under(p, holdout)}
     on_disk = [p for p in _files_under(root, holdout) if p not in tracked]
     entries = dict(keep_files(store, root, on_disk))
     if tracked:
@@ -129,7 +129,7 @@ def copy_holdout(paths: Sequence[str], holdout: KeptFiles, worktree: Path) -> No
     for relative in paths:
         target = worktree / relative
         if target.is_dir() and not target.is_symlink():
-            trees.remove_tree(target)
+            treefiles.remove_tree(target)
         elif target.exists() or target.is_symlink():
             target.unlink()
     holdout.write(worktree)

@@ -36,7 +36,7 @@ from typing import Any
 import tomllib
 
 from ..model.record import TestStats
-from ..repo import trees
+from ..repo import treefiles
 from ..repo.gitcmd import Git
 from . import reporter
 
@@ -79,7 +79,7 @@ def base_config(git: Git, base: str) -> tuple[str, str] | None:
     file that holds pytest configuration, else a ``pyproject.toml`` (pytest's
     rootdir marker), else None.
     """
-    entries = trees.tree_entries(git, base)
+    entries = treefiles.tree_entries(git, base)
     texts = {
         name: git.run_bytes("cat-file", "blob", entries[name][1]).decode("utf-8", errors="replace")
         for name in _CONFIG_NAMES
@@ -129,7 +129,7 @@ def arguments(pinned: Pinned, checkout: Path, out: Path) -> list[str]:
         name, text = pinned.config
         target = checkout / f"{SEALED_CONFIG}{_suffix(name)}"
         if target.is_dir() and not target.is_symlink():
-            trees.remove_tree(target)
+            treefiles.remove_tree(target)
         else:
             target.unlink(missing_ok=True)
         with target.open("x", encoding="utf-8") as file:

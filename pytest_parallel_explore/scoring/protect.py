@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..repo.gitcmd import Git
-from ..repo.trees import tree_entries, tree_id
+from ..repo.treefiles import tree_entries, tree_id
 from .pinning import pytest_table
 
 #: Files that configure pytest or Python's start-up, wherever they are.

@@ -42,7 +42,7 @@ from ..model.record import TestStats, read_json, write_json
 from ..model.settings import ScoringSpec
 from ..repo.gitcmd import Git
 from ..repo.store import KeptFiles
-from ..repo.trees import tree_id
+from ..repo.treefiles import tree_id
 from ..version import __version__
 from .pinning import Pinned
 

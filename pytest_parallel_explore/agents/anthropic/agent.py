@@ -9,6 +9,7 @@ inside the worktree.  Choices worth knowing about:
   exponential backoff and jitter, honouring ``retry-after``.  Doing it here puts
   every retry in the transcript and bounds the waiting by the trial's time
   rather than by a retry count: overload never fails a trial while time remains.
+  Which errors are retried, and for how long, is in :mod:`.retries`.
 * **No streaming.** Each request carries an explicit timeout (the time left),
   which also lifts the SDK's refusal of long non-streaming requests; the
   transcript wants whole messages anyway.
@@ -17,7 +18,8 @@ inside the worktree.  Choices worth knowing about:
   cached too.  The system prompt names no path, so concurrent trials of one
   model share the cached prefix.
 * **Thinking.** ``adaptive`` (the default) where the model supports it, else a
-  token budget; see :meth:`AnthropicAgent.thinking_budget`.
+  token budget; see :meth:`AnthropicAgent.thinking_budget`.  The settings and
+  their checks are in :mod:`.settings`.
 * **Confinement** covers the file tools: paths are resolved (symlinks
   followed) and refused unless they stay inside the worktree.  ``run_command``
   is a shell in the worktree, not a sandbox; its environment is an allow-list
@@ -32,19 +34,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...config.checks import is_int, is_number, parse_duration, positive_int_problem, unknown_keys
+from ...config.checks import parse_duration
 from ...isolation.environ import safe_env
 from ...model.record import AgentStats
-from ..base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable, thinking_problem
+from ..base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable
 from ..cli import read_events
-from ..pricing import price_for, price_problems
-from .tools import TOOLS, ToolError, WorktreeTools
+from ..pricing import price_for
+from .retries import api_failure, backoff, retry_after, retryable
+from .schemas import TOOLS
+from .settings import (
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MAX_TURNS,
+    DEFAULT_MODEL,
+    SETTING_KEYS,
+    supports_adaptive_thinking,
+    validate_settings,
+)
+from .tools import ToolError, WorktreeTools
 from .transcript import transcript_of
 
 if TYPE_CHECKING:
@@ -56,88 +68,6 @@ if TYPE_CHECKING:
         ToolResultBlockParam,
         ToolUseBlock,
     )
-
-#: The model when a variant names none: the current Sonnet in the SDK's ``Model`` literals.
-DEFAULT_MODEL = "claude-sonnet-5-5"
-DEFAULT_MAX_TURNS = 60
-DEFAULT_COMMAND_TIMEOUT = 120.0
-#: Output tokens per response; raised when a thinking budget needs more room.
-DEFAULT_MAX_TOKENS = 32_000
-
-#: Model families released before adaptive thinking: they take a token budget.
-#: (The Models API reports this per model, but asking costs a request per trial
-#: and proxies behind ``base_url`` often lack that endpoint; this list is closed.)
-_BUDGET_ONLY_MODELS = (
-    "claude-3",
-    "claude-opus-4-0",
-    "claude-opus-4-1",
-    "claude-opus-4-2025",
-    "claude-opus-4-5",
-    "claude-sonnet-4-0",
-    "claude-sonnet-4-2025",
-    "claude-sonnet-4-5",
-    "claude-haiku-4-5",
-)
-
-_BACKOFF_MAX_SECONDS = 60.0
-
-
-def supports_adaptive_thinking(model: str) -> bool:
-    return not model.startswith(_BUDGET_ONLY_MODELS)
-
-
-# -- settings -----------------------------------------------------------------
-
-SETTING_KEYS = (
-    "backend",
-    "model",
-    "thinking",
-    "max_turns",
-    "max_cost_usd",
-    "max_tokens",
-    "command_timeout",
-    "prices",
-    "base_url",
-    "system",
-)
-
-
-def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
-    """Problems with an ``anthropic`` agent mapping, each naming its key path (``where`` + key)."""
-    problems = unknown_keys(settings, SETTING_KEYS, where + ".")
-    model, system = settings.get("model"), settings.get("system")
-    if isinstance(model, str) and not model.strip():  # a model that is not a string: spec.py says so
-        problems.append(f"{where}.model: expected a model name, got {model!r}")
-    if "system" in settings and not (isinstance(system, str) and system.strip()):
-        problems.append(f"{where}.system: expected the system prompt as text, got {system!r}")
-    base_url = settings.get("base_url")
-    if "base_url" in settings and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
-        problems.append(f"{where}.base_url: expected an http:// or https:// URL, got {base_url!r}")
-    for problem in (
-        thinking_problem(settings, where),
-        positive_int_problem(settings, "max_turns", where),
-        positive_int_problem(settings, "max_tokens", where),
-    ):
-        if problem:
-            problems.append(problem)
-    max_cost = settings.get("max_cost_usd")
-    if "max_cost_usd" in settings and not (is_number(max_cost) and max_cost > 0):
-        problems.append(f"{where}.max_cost_usd: expected a positive number of US dollars, got {max_cost!r}")
-    if "command_timeout" in settings:
-        try:
-            parse_duration(settings["command_timeout"])
-        except ValueError:
-            problems.append(
-                f"{where}.command_timeout: expected a duration such as 120, '90s' or '5m', "
-                f"got {settings['command_timeout']!r}"
-            )
-    budget, max_tokens = settings.get("thinking"), settings.get("max_tokens")
-    if is_int(budget) and budget > 0 and is_int(max_tokens) and budget >= max_tokens:
-        problems.append(f"{where}.max_tokens: must be above the thinking budget ({budget}), got {max_tokens}")
-    if "prices" in settings:
-        problems += price_problems(settings["prices"], f"{where}.prices")
-    return problems
-
 
 # -- the agent ----------------------------------------------------------------
 
@@ -360,14 +290,14 @@ class _Session:
                     timeout=time_left,
                 )
             except anthropic.APIStatusError as exc:
-                if not _retryable(exc.status_code):
-                    raise _Stop("api_error", _api_failure(exc)) from exc
-                delay = _retry_after(exc.response.headers)
+                if not retryable(exc.status_code):
+                    raise _Stop("api_error", api_failure(exc)) from exc
+                delay = retry_after(exc.response.headers)
                 error = f"{exc.status_code} {exc.type or ''}: {exc.api_message or exc.message}"
             except anthropic.APIConnectionError as exc:
                 delay, error = None, str(exc)
             if delay is None:
-                delay = min(_BACKOFF_MAX_SECONDS, 2.0**attempt) * random.uniform(0.5, 1.0)
+                delay = backoff(attempt)
             if delay >= self.time_left():
                 raise _Stop("timeout", f"no time left for retry {attempt + 1} after {error}")
             self.transcript.write("retry", attempt=attempt + 1, error=error, delay=round(delay, 3))
@@ -439,27 +369,3 @@ class _Session:
         if stop_reason == "refusal":
             return AgentOutcome(self.stats, "the model refused the task (stop_reason: refusal)")
         return AgentOutcome(self.stats, f"the model stopped early (stop_reason: {stop_reason})")
-
-
-def _retryable(status: int) -> bool:
-    return status in (408, 409, 429) or status >= 500
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the API asked us to wait (``retry-after-ms`` or ``retry-after``), if it said."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        try:
-            return max(float(headers[name]) * scale, 0.0)
-        except (KeyError, ValueError):
-            continue
-    return None
-
-
-def _api_failure(exc: anthropic.APIStatusError) -> str:
-    detail = f"{exc.status_code} {exc.type or 'error'}: {exc.api_message or exc.message}"
-    if exc.status_code in (401, 403):
-        return (
-            f"the Anthropic API refused the credentials ({detail}); check ANTHROPIC_API_KEY "
-            "and the account's access to the model"
-        )
-    return f"the Anthropic API rejected the request ({detail})"

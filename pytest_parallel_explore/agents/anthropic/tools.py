@@ -1,7 +1,7 @@
 """The built-in agent's tools and the rules that confine and bound them.
 
-:data:`TOOLS` are the schemas the model is given (list, read, write, edit,
-search, run a command); :class:`WorktreeTools` carries them out.  The model is
+:data:`.schemas.TOOLS` are the schemas the model is given (list, read, write,
+edit, search, run a command); :class:`WorktreeTools` carries them out.  The model is
 assumed hostile: whatever it asks, a call ends within the trial's limits,
 either with a result or with a :class:`ToolError`, which the model reads as an
 ``is_error`` result and can act on; never with a hang, a crash of the trial
@@ -24,7 +24,7 @@ or unbounded memory or disk.  The rules:
 * ``run_command`` is a shell in the worktree, not a sandbox: it runs as its
   own process group with a timeout and an allow-listed environment
   (:mod:`pytest_parallel_explore.isolation.environ`).  Its output streams through a FIFO into a bounded head
-  and tail, taking no disk; after 10 MB the pipe is closed, so the command
+  and tail (:mod:`.output`), taking no disk; after 10 MB the pipe is closed, so the command
   dies of SIGPIPE on its next write, and the model gets an error.
 * What goes back to the model is bounded: 30,000 characters of a file (read a
   line range for more), the head and tail of a command's output, 1,000
@@ -40,20 +40,16 @@ import heapq
 import itertools
 import json
 import os
-import select
 import stat
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...isolation.procs import run_owned
 from ...isolation.sandbox import Sandbox
-
-if TYPE_CHECKING:
-    from anthropic.types import ToolParam
+from .output import CappedOutput
 
 # Bounds on what one tool call sends back to the model.
 _OUTPUT_LIMIT = 30_000  # characters of a file, bytes of a command's output
@@ -73,62 +69,6 @@ _EOL = "\r\n"
 
 class ToolError(Exception):
     """A tool call that cannot be carried out; the model reads it as an ``is_error`` result."""
-
-
-def _schema(properties: dict[str, Any], *required: str) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(required)}
-
-
-_PATH = {"type": "string", "description": "Path relative to the worktree root."}
-TOOLS: list[ToolParam] = [
-    {
-        "name": "list_directory",
-        "description": "List a directory of the worktree (directories end with '/').",
-        "input_schema": _schema({"path": {**_PATH, "default": "."}}),
-    },
-    {
-        "name": "read_file",
-        "description": (
-            "Read a text file, with line numbers; optionally only lines start_line..end_line (1-based, inclusive)."
-        ),
-        "input_schema": _schema(
-            {"path": _PATH, "start_line": {"type": "integer"}, "end_line": {"type": "integer"}}, "path"
-        ),
-    },
-    {
-        "name": "write_file",
-        "description": "Create or overwrite a file with the given content (parent directories are created).",
-        "input_schema": _schema({"path": _PATH, "content": {"type": "string"}}, "path", "content"),
-    },
-    {
-        "name": "edit_file",
-        "description": "Replace old_string, which must occur exactly once in the file, by new_string.",
-        "input_schema": _schema(
-            {"path": _PATH, "old_string": {"type": "string"}, "new_string": {"type": "string"}},
-            "path",
-            "old_string",
-            "new_string",
-        ),
-    },
-    {
-        "name": "search",
-        "description": "Search files for a Python regular expression; returns path:line: text for each match.",
-        "input_schema": _schema(
-            {
-                "pattern": {"type": "string"},
-                "path": {**_PATH, "default": "."},
-                "glob": {"type": "string", "description": "Only files whose path matches, e.g. '*.py'."},
-            },
-            "pattern",
-        ),
-    },
-    {
-        "name": "run_command",
-        "description": "Run a shell command in the worktree root; returns its exit code and its stdout and stderr.",
-        "input_schema": _schema({"command": {"type": "string"}}, "command"),
-        "cache_control": {"type": "ephemeral"},  # the last tool: caches all tool definitions
-    },
-]
 
 
 @dataclasses.dataclass
@@ -306,7 +246,7 @@ class WorktreeTools:
         with tempfile.TemporaryDirectory(prefix="explore-command-") as scratch:
             pipe = Path(scratch, "output")
             os.mkfifo(pipe, 0o600)
-            with _CappedOutput(pipe, COMMAND_OUTPUT_CAP_BYTES) as output:
+            with CappedOutput(pipe, COMMAND_OUTPUT_CAP_BYTES, _OUTPUT_LIMIT) as output:
                 finished = run_owned(
                     command, cwd=self.root, env=self.env, timeout=timeout, output=pipe, sandbox=self.sandbox
                 )
@@ -403,88 +343,3 @@ def _encode_bounded(text: str, path: str) -> bytes:
 def _write(file: Path, path: str, data: bytes) -> None:
     with os.fdopen(_open_regular(file, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
         f.write(data)
-
-
-#: Reads of the output pipe once the command has ended (each up to 1 MB).
-_FINAL_READS = 4
-
-
-class _CappedOutput:
-    """Drains a FIFO in a thread, keeping the head and tail of what comes through.
-
-    A command's output goes to the FIFO (``run_owned(output=...)``), so it
-    takes no disk, and only ``2 * _OUTPUT_LIMIT // 2`` bytes are kept.  After
-    ``cap`` bytes the pipe is closed: the command's next write gets SIGPIPE
-    (as with ``| head``), so ``yes`` does not run to the timeout.  The thread
-    holds a write end of its own, so the pipe reads as empty, not as ended,
-    until the command opens it.
-    """
-
-    def __init__(self, fifo: Path, cap: int) -> None:
-        self.cap = cap
-        self.size = 0
-        self.capped = False
-        self.head = bytearray()
-        self.tail = bytearray()
-        self._read = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        self._write = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._drain, name="explore-command-output", daemon=True)
-
-    def __enter__(self) -> _CappedOutput:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._done.set()
-        self._thread.join()
-        for fd in (self._read, self._write):
-            if fd >= 0:
-                os.close(fd)
-
-    def _drain(self) -> None:
-        while not self.capped:
-            if self._done.is_set():
-                # The command's group is gone; take what is in the pipe, a bounded number of reads:
-                # a writer that escaped the group (setsid) must not keep this thread, and the call, alive.
-                for _ in range(_FINAL_READS):
-                    if self.capped or not self._read_once():
-                        break
-                return
-            ready, _, _ = select.select([self._read], [], [], 0.05)
-            if ready:
-                self._read_once()
-
-    def _read_once(self) -> bool:
-        """Read what the pipe holds (up to 1 MB); False when it held nothing."""
-        try:
-            data = os.read(self._read, 1 << 20)
-        except BlockingIOError:
-            return False
-        if not data:
-            return False
-        self._keep(data)
-        if self.size > self.cap:
-            # Close both ends: the command's next write fails with EPIPE (SIGPIPE).
-            os.close(self._read)
-            os.close(self._write)
-            self._read = self._write = -1
-            self.capped = True
-        return True
-
-    def _keep(self, data: bytes) -> None:
-        half = _OUTPUT_LIMIT // 2
-        self.size += len(data)
-        room = half - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        self.tail += data[-half:]
-        del self.tail[:-half]
-
-    def text(self) -> str:
-        head, tail = self.head.decode(errors="replace"), self.tail.decode(errors="replace")
-        hidden = self.size - len(self.head) - len(self.tail)
-        if hidden <= 0:
-            return head + tail
-        return f"{head}\n[... {hidden} bytes not shown ...]\n{tail}"

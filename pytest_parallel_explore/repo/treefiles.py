@@ -1,0 +1,88 @@
+"""A tree's files, read from git without a checkout: listed, written into a fresh folder, removed again.
+
+Listings and tree ids are kept by object id (an id names the same content for
+ever).  :func:`materialize` writes a tree into a fresh folder byte for byte,
+without filters or attributes, for the sealed scoring checkout; the opposite
+direction, a tree from an agent's files, is :mod:`.trees`'s job.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+from pathlib import Path
+
+from . import blobs
+from .gitcmd import Git, GitFailed
+
+
+def tree_entries(git: Git, treeish: str) -> dict[str, tuple[str, str]]:
+    """``path -> (mode, sha)`` for every file of ``treeish`` (recursively).
+
+    An object id names the same content for ever, so listings by id are kept
+    (a trial lists the base commit's tree four times); the caller gets its own copy.
+    """
+    if _OBJECT_ID.fullmatch(treeish):
+        return dict(_kept_listing(git.git_dir, treeish))
+    return _list_tree(git.git_dir, treeish)
+
+
+def tree_id(git: Git, commit: str) -> str:
+    """The id of ``commit``'s tree; kept when ``commit`` is an object id (it cannot change)."""
+    if _OBJECT_ID.fullmatch(commit):
+        return _kept_tree_id(git.git_dir, commit)
+    return git.run("rev-parse", f"{commit}^{{tree}}")
+
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+@functools.lru_cache(maxsize=4)  # few are worth keeping: the base commit's, and the latest trial's
+def _kept_listing(git_dir: Path, object_id: str) -> dict[str, tuple[str, str]]:
+    return _list_tree(git_dir, object_id)
+
+
+@functools.lru_cache(maxsize=64)
+def _kept_tree_id(git_dir: Path, object_id: str) -> str:
+    return Git(git_dir).run("rev-parse", f"{object_id}^{{tree}}")
+
+
+def _list_tree(git_dir: Path, treeish: str) -> dict[str, tuple[str, str]]:
+    entries = {}
+    for record in Git(git_dir).run("ls-tree", "-r", "-z", "--full-tree", treeish).split("\0"):
+        if not record:
+            continue
+        meta, path = record.split("\t", 1)
+        mode, _kind, sha = meta.split()
+        entries[path] = (mode, sha)
+    return entries
+
+
+def materialize(git: Git, treeish: str, target: Path) -> None:
+    """Write every file of ``treeish`` under ``target`` (which must not exist yet), byte for byte.
+
+    No filters, attributes or hooks take part; paths that could leave the
+    folder (absolute, ``..``, ``.git``) are refused before anything is
+    written.  The blobs come from one ``git cat-file --batch`` read as a
+    stream (one blob in memory at a time) and are written with
+    ``os.open(O_EXCL | O_NOFOLLOW)``, so nothing the tree holds, such as a
+    symlink written earlier, redirects a write.
+    """
+    entries = tree_entries(git, treeish)
+    for path in entries:
+        parts = path.split("/")
+        if path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
+            raise GitFailed(f"refusing to write the unsafe path {path!r} of {treeish}")
+    target.mkdir(parents=True)
+    blobs.write_files(git, entries, target)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder the plugin made, also when the code it ran left read-only folders in it."""
+    if not path.exists():
+        return
+    for folder, _dirs, _files in os.walk(path):
+        os.chmod(folder, 0o700)
+    shutil.rmtree(path)
