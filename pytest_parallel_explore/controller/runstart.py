@@ -15,7 +15,6 @@ import datetime as dt
 import itertools
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,6 +26,7 @@ from ..model.settings import Settings
 from ..model.spec import VariantSpec
 from ..repo import checkoutstate, gitops, repostate
 from ..repo.store import open_store
+from ..report.model import ExperimentInfo
 from ..scoring.baseline import BackgroundBaseline
 from ..scoring.checkout import keep_holdout
 from ..version import __version__
@@ -176,23 +176,23 @@ def snapshot_repository(config: pytest.Config, settings: Settings) -> repostate.
     return dataclasses.replace(state, holdout=holdout, checkout=files, store=str(store.git_dir))
 
 
-def experiment_info(settings: Settings, check: RunCheck) -> dict[str, Any]:
+def experiment_info(settings: Settings, check: RunCheck) -> ExperimentInfo:
     """What ``experiment.json`` says about a run: enough to rebuild its report later."""
-    return {
-        "experiment": settings.experiment,
-        "task": settings.task,
-        "source": settings.source,
-        "base": settings.base,
-        "base_commit": settings.base_commit,
-        "trial_names": [t.name for t in settings.trials],
-        "variant_names": list(settings.variant_names),
-        "race": dataclasses.asdict(settings.race) if settings.race else None,
-        "score_command": settings.score.command,
-        "plugin_version": __version__,
-        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "sandbox_warning": check.sandbox_warning,
-        "sandbox": check.sandbox,
-    }
+    return ExperimentInfo(
+        experiment=settings.experiment,
+        task=settings.task or "",
+        source=settings.source,
+        base=settings.base,
+        base_commit=settings.base_commit,
+        trial_names=[t.name for t in settings.trials],
+        variant_names=list(settings.variant_names),
+        race=settings.race,
+        score_command=settings.score.command,
+        plugin_version=__version__,
+        started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        sandbox_warning=check.sandbox_warning,
+        sandbox=check.sandbox,
+    )
 
 
 def baseline_notice(settings: Settings, background: BackgroundBaseline, *, interrupted: bool) -> list[str]:

@@ -19,6 +19,7 @@ one, written at the end of the session.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -31,7 +32,7 @@ from ..model.frozen import snapshot
 from ..model.record import RECORD_PROPERTY, TrialRecord, load_records, save, try_load, write_json
 from ..model.settings import Settings
 from ..repo import gitops, repostate
-from ..report.model import ExperimentInfo, Results
+from ..report.model import Results
 from ..report.results import write_live_report, write_report
 from ..report.text import terminal_lines
 from .live import LiveView
@@ -67,7 +68,7 @@ class ExploreController:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Set the run up before xdist starts its workers (they get the repository snapshot taken here)."""
         self.prepared = start_run(self.config, self.settings)
-        write_json(self.settings.paths.experiment_json, self.info)
+        write_json(self.settings.paths.experiment_json, self.info.to_json())
         if self.config.pluginmanager.get_plugin("terminalreporter") is not None:
             self.live = LiveView.for_terminal(self.config.get_terminal_writer(), self.settings.experiment)
         self.say(self.check.notices + self.prepared.notices)
@@ -159,7 +160,7 @@ class ExploreController:
         self._report_due, self._report_written = False, time.monotonic()
         running = list(self.live.running) if self.live is not None else []
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
-        write_live_report(self.settings.paths, ExperimentInfo.from_json(self.info), records, running)
+        write_live_report(self.settings.paths, self.info, records, running)
 
     # -- the report --------------------------------------------------------
 
@@ -201,7 +202,7 @@ class ExploreController:
             self.say(baseline_notice(self.settings, self.prepared.baseline, interrupted=interrupted))
         # The session is over: nothing of it may keep running, whatever stopped it.
         self.say(recover_interrupted(self.settings))
-        self.info["repository_changes"] = self._restore_repository()
+        self.info = dataclasses.replace(self.info, repository_changes=self._restore_repository())
         self._keep_reported_records()
         changed = []
         if self.prepared is not None:
@@ -209,8 +210,8 @@ class ExploreController:
             changed = gitops.snapshot_changes(self.prepared.checkout, now)
         if changed:
             self.say([f"warning: the main checkout changed while the trials ran: {', '.join(changed)}"])
-        self.info["checkout_changes"] = changed
-        write_json(self.settings.paths.experiment_json, self.info)
+        self.info = dataclasses.replace(self.info, checkout_changes=changed)
+        write_json(self.settings.paths.experiment_json, self.info.to_json())
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
         # Said now, not only in the summary: it is about the user's own changes.
         self.say(
@@ -222,7 +223,7 @@ class ExploreController:
                 if flag.startswith("kept: ")
             ]
         )
-        self.results = write_report(self.settings.paths, ExperimentInfo.from_json(self.info), records)
+        self.results = write_report(self.settings.paths, self.info, records)
         self.config.hook.pytest_explore_summary(
             config=self.config, results=snapshot(self.results, "pytest_explore_summary")
         )
