@@ -23,6 +23,7 @@ from .checks import (
     positive_int,
     unknown_keys,
 )
+from .evidence.duels import BY_CHOICES
 
 SCORE_KEYS = frozenset(
     {
@@ -53,7 +54,7 @@ KEEP_CHOICES = ("all", "failed", "none")
 
 METRIC_KEYS = frozenset({"command", "weight"})
 
-RACE_KEYS = frozenset({"max", "stop", "alpha", "margin"})
+RACE_KEYS = frozenset({"max", "stop", "alpha", "margin", "by"})
 
 RACE_STOPS = ("decided", "max")
 
@@ -108,16 +109,17 @@ class WorktreeSpec:
 
 @dataclasses.dataclass(frozen=True)
 class RaceSpec:
-    """``repeat: {max, stop, alpha, margin}``: a sequential race of up to ``max`` trials per variant.
+    """``repeat: {max, stop, alpha, margin, by}``: a sequential race of up to ``max`` trials per variant.
 
     ``stop: decided`` skips the trials the race no longer needs; ``stop: max`` runs them all and only
-    reports the race.
+    reports the race.  ``by`` is what it decides on: the score, solved trials, or each judged test.
     """
 
     max: int = DEFAULT_RACE_MAX
     stop: str = "decided"
     alpha: float = 0.05
     margin: float = 0.0
+    by: str = "score"
 
 
 def parse_score(raw: Any, problems: list[str]) -> ScoreSpec:
@@ -239,7 +241,7 @@ def parse_worktree(raw: Any, problems: list[str]) -> WorktreeSpec:
 
 
 def parse_repeat(raw: Any, problems: list[str]) -> int | RaceSpec | None:
-    """``repeat: K`` (fixed trials per variant) or ``repeat: {max, stop, alpha, margin}`` (a race)."""
+    """``repeat: K`` (fixed trials per variant) or ``repeat: {max, stop, alpha, margin, by}`` (a race)."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -253,6 +255,7 @@ def parse_repeat(raw: Any, problems: list[str]) -> int | RaceSpec | None:
     found = len(problems)
     maximum = positive_int(raw, "max", "repeat.", problems)
     stop = choice(raw, "stop", RACE_STOPS, "repeat.", problems)
+    by = choice(raw, "by", BY_CHOICES, "repeat.", problems)  # not "on": YAML reads it as true
     alpha = optional(raw, "alpha", (int, float), "a number between 0 and 1 (exclusive)", "repeat.", problems)
     if alpha is not None and not 0 < alpha < 1:
         problems.append(f"repeat.alpha: expected a number between 0 and 1 (exclusive), got {alpha!r}")
@@ -267,4 +270,5 @@ def parse_repeat(raw: Any, problems: list[str]) -> int | RaceSpec | None:
         stop=stop or default.stop,
         alpha=float(alpha) if alpha is not None else default.alpha,
         margin=float(margin) if margin is not None else default.margin,
+        by=by or default.by,
     )

@@ -34,7 +34,7 @@ import math
 from collections.abc import Sequence
 
 #: Largest stake as a share of the most that keeps every factor positive (``c`` above).
-BET_CAP = 0.9
+BET_CAP = 0.95
 
 
 class ProductBet:

@@ -127,11 +127,48 @@ def race_state(
     """
     _check(scores, alpha, margin, max_trials, by)
     declared = horizon or max_trials
-    beyond = max_trials > declared or any(len(v) > declared for v in scores.values())
     values = {name: [float(s) for s in scores[name][:max_trials]] for name in sorted(scores)}
     per_test = {name: list((tests or {}).get(name, ()))[:max_trials] for name in values}
-    duels = Duels(by, Outcomes(values, per_test), alpha / len(values), declared, calibrated=not beyond)
+    run = replay(Outcomes(values, per_test), alpha=alpha, margin=margin, max_trials=max_trials, by=by, horizon=declared)
     level = math.log(len(values) / alpha)  # the intervals' threshold: K / alpha
+    remaining = sorted(run.remaining, key=lambda name: (-_mean(values[name][: run.trials[name]]), name))
+    intervals = tuple(
+        _interval(values, first, second, max(run.trials.values(), default=0), level)
+        for index, first in enumerate(remaining)
+        for second in remaining[index + 1 :]
+    )
+    return RaceState(
+        remaining=tuple(remaining),
+        eliminated=run.eliminated,
+        trials=run.trials,
+        decided=run.decided,
+        reason=_reason(run.decided, remaining, margin, max_trials, alpha),
+        intervals=intervals,
+        max_trials=max_trials,
+        method=run.method,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """The race's decisions over some outcomes, without the words and intervals :class:`RaceState` adds."""
+
+    remaining: tuple[str, ...]
+    eliminated: tuple[Elimination, ...]
+    trials: dict[str, int]
+    decided: Decision | None
+    method: str
+
+
+def replay(outcomes: Outcomes, *, alpha: float, margin: float, max_trials: int, by: By, horizon: int) -> Replay:
+    """Run the race's rounds over ``outcomes`` (checked, at most ``max_trials`` per variant): the procedure itself.
+
+    :func:`race_state` and the benchmark both call it, so what is measured is what runs.
+    """
+    values = outcomes.scores
+    beyond = max_trials > horizon or any(len(v) > horizon for v in values.values())
+    duels = Duels(by, outcomes, alpha / len(values), horizon, calibrated=not beyond)
+    level = math.log(len(values) / alpha)
     remaining = list(values)
     eliminated: list[Elimination] = []
     used = dict.fromkeys(values, 0)
@@ -158,27 +195,12 @@ def race_state(
         decided = _decision(values, remaining, used, t, max_trials, margin, level)
         if decided:
             break
-    remaining.sort(key=lambda name: (-_mean(values[name][: used[name]]), name))
-    intervals = tuple(
-        _interval(values, first, second, max(used.values(), default=0), level)
-        for index, first in enumerate(remaining)
-        for second in remaining[index + 1 :]
-    )
     method = duels.method(_percent(alpha))
-    if max_trials > declared:
-        method += f"; max raised from {declared} to {max_trials} after the race began"
+    if max_trials > horizon:
+        method += f"; max raised from {horizon} to {max_trials} after the race began"
     elif beyond:
-        method += f"; retried attempts took the race past its declared {declared} trials"
-    return RaceState(
-        remaining=tuple(remaining),
-        eliminated=tuple(eliminated),
-        trials=used,
-        decided=decided,
-        reason=_reason(decided, remaining, margin, max_trials, alpha),
-        intervals=intervals,
-        max_trials=max_trials,
-        method=method,
-    )
+        method += f"; retried attempts took the race past its declared {horizon} trials"
+    return Replay(tuple(remaining), tuple(eliminated), used, decided, method)
 
 
 def confidence_sequence(z: Sequence[float], *, alpha: float) -> tuple[float, float]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..checks import describe, is_int, is_number
+from ..evidence.errors import ErrorRate, error_rates
 from ..evidence.race import Elimination, PairInterval, RaceState
 from ..evidence.stats import Comparison, DifferingTest, ScoreSummary, clopper_pearson
 from ..names import retry_command
@@ -105,6 +106,7 @@ def _race_spec(fields: _Fields) -> RaceSpec:
         stop=fields.text("stop"),
         alpha=fields.number("alpha"),
         margin=fields.number("margin"),
+        by=fields.text("by", "score"),
     )
 
 
@@ -294,6 +296,7 @@ class RaceSection:
             "winner": state.winner,
             "reason": state.reason,
             "intervals": [dataclasses.asdict(i) for i in state.intervals],
+            "method": state.method,
             "skipped": self.skipped,
         }
 
@@ -314,6 +317,7 @@ class RaceSection:
                 for i in fields.entries("intervals")
             ),
             max_trials=spec.max,
+            method=fields.text("method", ""),
         )
         return cls(spec, state, fields.names("skipped"))
 
@@ -367,6 +371,11 @@ class Results:
         return [t.name for t in self.trials if t.retried]
 
     @property
+    def infrastructure_errors(self) -> list[ErrorRate]:
+        """Per variant, its attempts that broke in the pipeline (not in the statistics); flagged when one stands out."""
+        return error_rates(self.trials)
+
+    @property
     def retry_command(self) -> str:
         """The command that retries the failed trials ("" when none failed)."""
         names = [t.name for t in self.failed]
@@ -393,6 +402,7 @@ class Results:
             "race": self.race.to_json() if self.race else None,
             "missing": [t.name for t in self.missing],
             "retried": self.retried,
+            "infrastructure_errors": [dataclasses.asdict(e) for e in self.infrastructure_errors],
             "trials": [t.to_json() for t in self.trials],
         }
 

@@ -53,7 +53,7 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[VariantStat
         trials.sort(key=lambda t: (len(t.name), t.name))
         scores = [t.score or 0.0 for t in trials]
         n = len(trials)
-        solved = sum(t.score is not None and t.tests.pass_rate == 1.0 for t in trials)
+        solved = sum(t.solved for t in trials)
         per_test = [_passed_tests(t) for t in trials] if all(t.tests.cases for t in trials) else []
         samples[name] = stats.VariantTrials(scores, per_test)
         variants.append(
