@@ -53,11 +53,11 @@ def test_the_solved_threshold_is_the_smallest_within_the_level(rounds: int, leve
     assert threshold < horizon.ville(level) + math.log(rounds)
 
 
-def test_the_fisher_statistic_is_the_one_sided_p_value() -> None:
+def test_the_fisher_statistic_is_the_one_sided_p_value_tightened_with_the_rounds() -> None:
     table = horizon.fisher_statistic(4)
-    assert table[4][4][0] == pytest.approx(math.log(70))  # 4/4 against 0/4: p = 1 / C(8, 4)
-    assert table[3][3][0] == pytest.approx(math.log(20))
-    assert table[4][2][2] == pytest.approx(-math.log(53 / 70))  # P(A >= 2 | 4 solved of 8)
+    assert table[4][4][0] == pytest.approx(math.log(70) - math.log(4) / 2)  # 4/4 against 0/4: p = 1 / C(8, 4)
+    assert table[3][3][0] == pytest.approx(math.log(20) - math.log(3) / 2)
+    assert table[4][2][2] == pytest.approx(-math.log(53 / 70) - math.log(4) / 2)  # P(A >= 2 | 4 solved of 8)
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,7 @@ class Duels:
         self._prefix = {key: _running_sums(values) for key, values in self._binary.items()}
         self._fisher = horizon.fisher_statistic(max_trials) if self._counts else []
         if self._counts:
-            self.threshold = horizon.solved_threshold(max_trials, self.level)
+            self.threshold = horizon.solved_threshold(max_trials, horizon.EXACT_SHARE * self.level)
         elif self.calibrated:
             self.threshold = horizon.score_threshold(max_trials, self.level)
         else:
@@ -122,7 +122,9 @@ class Duels:
         """The pair's bet after round ``t``, stepping it once when both variants have that round."""
         if t > len(xs) or t > len(ys):
             return None
-        bet = self._bets.setdefault(key, ProductBet())
+        bet = self._bets.get(key)
+        if bet is None:
+            bet = self._bets[key] = ProductBet()
         while bet.rounds < t:
             bet.step(xs[bet.rounds], ys[bet.rounds])
         return bet.log_wealth
