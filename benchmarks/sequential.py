@@ -45,9 +45,13 @@ from pytest_parallel_explore.evidence.stats import clopper_pearson
 NO_CAP = 1_000
 
 
+RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
+SCORED = (0.1, 0.5, 0.9)  # Bernoulli rates also raced by score (0/1 scores as the default key sees them)
+
+
 def validity_cells() -> list[Scenario]:
     nulls: list[tuple[str, Any, tuple[By, ...]]] = [
-        *((f"Bernoulli {p}", bernoulli(p), ("solved", "score")) for p in (0.1, 0.3, 0.5, 0.7, 0.9)),
+        *((f"Bernoulli {p}", bernoulli(p), ("solved", "score") if p in SCORED else ("solved",)) for p in RATES),
         ("Beta(0.2, 0.2)", beta(0.2, 0.2), ("score",)),
         ("uniform", uniform(), ("score",)),
         ("pass rates 0.6", pass_rate(0.6), ("score",)),

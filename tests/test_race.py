@@ -55,7 +55,7 @@ def test_a_clear_winner_eliminates_the_others_after_four_rounds() -> None:
     assert state.decided == "one_left" and state.winner == "good"
     assert state.remaining == ("good",)
     assert [(e.variant, e.by, e.trials) for e in state.eliminated] == [("poor", "good", 4), ("weak", "good", 4)]
-    assert state.eliminated[1].sentence == "weak: mean score 0.00 against good's 1.00 after 4 trials each"
+    assert state.eliminated[1].sentence == "weak: mean score 0.00 against 1.00 for good after 4 trials each"
     assert dict(state.trials) == {"good": 4, "poor": 4, "weak": 4}
     assert state.reason == "good is the only variant left"
     assert state.method == "two-sample product bets, threshold simulated for 12 rounds, 95%"
@@ -69,7 +69,7 @@ def test_solved_trials_decide_by_the_exact_fisher_boundary() -> None:
     assert race_state({n: v[:3] for n, v in scores.items()}, by="solved").eliminated == ()
     state = race_state(scores, by="solved")
     assert [(e.variant, e.trials) for e in state.eliminated] == [("weak", 4)]
-    assert state.eliminated[0].sentence == "weak: solved 0/4 trials against good's 4/4"
+    assert state.eliminated[0].sentence == "weak: solved 0/4 trials against 4/4 for good"
     assert state.method == "one-sided Fisher exact tests, threshold exact for 12 rounds, 95%"
     # Solved means a score of 1: 0.9 every time solves nothing.
     assert race_state({"good": [1.0] * 12, "close": [0.9] * 12}, by="solved").winner == "good"

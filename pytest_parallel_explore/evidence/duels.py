@@ -98,7 +98,7 @@ class Duels:
         n = min(t, len(xs), len(ys))
         return Verdict(
             log_wealth - self.threshold,
-            f"{loser}: mean score {_mean(ys[:n]):.2f} against {winner}'s {_mean(xs[:n]):.2f} after {n} trials each",
+            f"{loser}: mean score {_mean(ys[:n]):.2f} against {_mean(xs[:n]):.2f} for {winner} after {n} trials each",
         )
 
     def _binary_verdict(self, winner: str, loser: str, t: int, test: str) -> Verdict | None:
@@ -116,7 +116,7 @@ class Duels:
             return None
         if test:
             return Verdict(strength, f"{loser} fails {test} in {n - b}/{n} trials; {winner} passes it in {a}/{n}")
-        return Verdict(strength, f"{loser}: solved {b}/{n} trials against {winner}'s {a}/{n}")
+        return Verdict(strength, f"{loser}: solved {b}/{n} trials against {a}/{n} for {winner}")
 
     def _step(self, key: tuple[str, str, str], xs: Sequence[float], ys: Sequence[float], t: int) -> float | None:
         """The pair's bet after round ``t``, stepping it once when both variants have that round."""
