@@ -41,6 +41,11 @@ def test_a_retried_failure_still_counts_as_a_failure() -> None:
     assert tests["flaky"] == [{A: True, B: False}, {A: False, B: True}]
     solved, _ = racing.race_outcomes(records, ["good", "flaky"], "solved")
     assert solved == {"good": [1.0, 0.0, 1.0], "flaky": [0.0, 0.0]}
+    # The variants' statistics count them the same way.
+    info = ExperimentInfo(experiment="demo", base_commit="0" * 40, variant_names=["good", "flaky"])
+    stats = {v.name: v for v in build_results(info, records).variants}
+    assert (stats["good"].k, stats["good"].solved, stats["good"].scores.mean) == (3, 2, 2 / 3)
+    assert stats["good"].retried == ["good.2"] and stats["flaky"].k == 2
 
 
 def test_a_trial_the_race_skipped_keeps_its_earlier_attempts() -> None:

@@ -174,7 +174,7 @@ class ExperimentInfo:
 class VariantStats:
     """One variant over its trials: score statistics, the solved rate with its exact interval, pass@k.
 
-    ``retried`` names its trials counted by their last attempt after a failed one.
+    ``retried`` names its trials retried after a failed attempt (every attempt is counted).
     """
 
     name: str
@@ -367,7 +367,7 @@ class Results:
 
     @property
     def retried(self) -> list[str]:
-        """The trials counted by their last attempt after a failed one."""
+        """The trials retried after a failed attempt (each attempt counts in the statistics)."""
         return [t.name for t in self.trials if t.retried]
 
     @property
