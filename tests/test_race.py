@@ -85,6 +85,9 @@ def test_a_test_failed_every_time_decides_by_tests_and_says_which() -> None:
     assert state.method.endswith("each judged test at 95% / 3 (Bonferroni)")
     # The same scores by score: 0.67 every time against 1.00 every time is a weaker case than 5/5 against 0/5.
     assert race_state(scores).trials["bad"] > 5
+    # Trials not judged yet (no test outcomes at all) decide nothing.
+    unjudged = race_state(scores, by="tests", tests={"good": [{}] * 12, "bad": [{}] * 12})
+    assert unjudged.eliminated == () and unjudged.decided == "max"
 
 
 def test_raising_max_after_the_race_began_falls_back_to_villes_threshold() -> None:

@@ -84,7 +84,7 @@ class Duels:
         if self.by == "score":
             return self._scores(winner, loser, t)
         best: Verdict | None = None
-        for test in self.tests or [""]:
+        for test in self.tests if self.by == "tests" else [""]:  # no judged test yet: nothing to decide on
             found = self._binary_verdict(winner, loser, t, test)
             if found is not None and (best is None or found.strength > best.strength):
                 best = found
