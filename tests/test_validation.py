@@ -108,6 +108,9 @@ BAD_SETTINGS = [
     ("repeat", {"alpha": 1.5}, "repeat.alpha: expected a number between 0 and 1 (exclusive), got 1.5"),
     ("repeat", {"margin": "small"}, "repeat.margin: expected a score difference in [0, 1), got 'small'"),
     ("repeat", {"maxx": 12}, "repeat.maxx: unknown key; did you mean 'max'?"),
+    ("repeat", {"by": "tests_passed"}, "repeat.by: expected 'score' or 'solved' or 'tests', got 'tests_passed'"),
+    # "on: tests" is read by YAML as {True: "tests"}: an unknown key, not a silent default
+    ("repeat", {True: "tests"}, "repeat.True: unknown key"),
     # bad durations
     ("timeout", "soon", f"timeout: {DURATION} 'soon'"),
     ("timeout", 0, f"timeout: {DURATION} 0"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model.spec import HomePath, MetricSpec, RaceSpec, SandboxSpec, ScoreSpec, WorktreeSpec
+from ..model.spec import BY_CHOICES, HomePath, MetricSpec, RaceSpec, SandboxSpec, ScoreSpec, WorktreeSpec
 from .checks import choice, describe, duration, env_names, flag, is_number, optional, paths, positive_int, unknown_keys
 
 SCORE_KEYS = frozenset(
@@ -41,7 +41,7 @@ KEEP_CHOICES = ("all", "failed", "none")
 
 METRIC_KEYS = frozenset({"command", "weight"})
 
-RACE_KEYS = frozenset({"max", "stop", "alpha", "margin"})
+RACE_KEYS = frozenset({"max", "stop", "alpha", "margin", "by"})
 
 RACE_STOPS = ("decided", "max")
 
@@ -165,7 +165,7 @@ def parse_worktree(raw: Any, problems: list[str]) -> WorktreeSpec:
 
 
 def parse_repeat(raw: Any, problems: list[str]) -> int | RaceSpec | None:
-    """``repeat: K`` (fixed trials per variant) or ``repeat: {max, stop, alpha, margin}`` (a race)."""
+    """``repeat: K`` (fixed trials per variant) or ``repeat: {max, stop, alpha, margin, by}`` (a race)."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -179,6 +179,7 @@ def parse_repeat(raw: Any, problems: list[str]) -> int | RaceSpec | None:
     found = len(problems)
     maximum = positive_int(raw, "max", "repeat.", problems)
     stop = choice(raw, "stop", RACE_STOPS, "repeat.", problems)
+    by = choice(raw, "by", BY_CHOICES, "repeat.", problems)  # not "on": YAML reads it as true
     alpha = optional(raw, "alpha", (int, float), "a number between 0 and 1 (exclusive)", "repeat.", problems)
     if alpha is not None and not 0 < alpha < 1:
         problems.append(f"repeat.alpha: expected a number between 0 and 1 (exclusive), got {alpha!r}")
@@ -193,4 +194,5 @@ def parse_repeat(raw: Any, problems: list[str]) -> int | RaceSpec | None:
         stop=stop or default.stop,
         alpha=float(alpha) if alpha is not None else default.alpha,
         margin=float(margin) if margin is not None else default.margin,
+        by=by or default.by,
     )

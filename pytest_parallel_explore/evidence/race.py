@@ -8,39 +8,35 @@ the saved records.
 
 The procedure
 -------------
-For two variants ``i`` and ``j``, round ``t`` gives the paired difference ``d_t = X_t - Y_t`` in
-[-1, 1], mapped to ``z_t = (d_t + 1) / 2`` in [0, 1], with mean ``m* = (1 + mu_i - mu_j) / 2``.  For a
-candidate mean ``m`` we bet on ``z`` as in Waudby-Smith & Ramdas ("Estimating means of bounded random
-variables by betting", JRSS-B 2024, hedged capital with a predictable plug-in bet)::
+Every ordered pair ``(i, j)`` of variants still in the race runs a test of "``i`` is better than
+``j``" (:mod:`duels`: by score, by solved trials, or by each judged test), over the rounds both have
+completed, at level ``alpha / K`` with ``K`` the number of variants: when ``i`` is no better, its
+test crosses within the race's horizon with probability at most ``alpha / K``.  The thresholds are
+calibrated to the horizon the race declared (``max``, see :mod:`horizon`); a race that outgrows it
+(``max`` raised after it began, or retried attempts beyond it) falls back to Ville's threshold on the
+two-sample product bet, an e-process valid at any horizon, and says so.
 
-    K+_t(m) = prod_{s <= t} (1 + l+_s(m) (z_s - m)),   l+_s(m) = min(l_s, c / m)
-    K-_t(m) = prod_{s <= t} (1 - l-_s(m) (z_s - m)),   l-_s(m) = min(l_s, c / (1 - m))
-
-where ``l_s`` depends only on ``z_1 .. z_{s-1}`` (their running mean and variance) and ``c < 1``
-keeps every factor positive.  If the rounds are independent, then for every ``m >= m*`` each factor
-of ``K+(m)`` has conditional mean ``1 + l (m* - m) <= 1``, so ``K+(m)`` is a nonnegative supermartingale
-starting at 1, and Ville's inequality gives ``P(exists t: K+_t(m) >= 1 / a) <= a``.  ``K+_t(m)`` is
-nonincreasing in ``m`` (each factor is), so
-``L_t = inf {m: K+_t(m) < K / alpha}`` is a lower confidence sequence for ``m*``; symmetrically
-``K-`` gives the upper one ``U_t``.  The difference's interval is ``[2 L_t - 1, 2 U_t - 1]``.
-
-Variant ``j`` is eliminated as soon as some variant ``i`` still in the race has ``2 L_t - 1 > 0``,
-i.e. ``K+_t(1/2) >= K / alpha`` for the pair ``(i, j)``, with ``K`` the number of variants.  Why this
-is valid: each ordered pair's ``K+(1/2)`` is a supermartingale whenever ``mu_i <= mu_j``, so it ever
-crosses ``K / alpha`` with probability at most ``alpha / K`` (Ville; the pair's bets use only its own
-past rounds, so stopping the race early only stops the process).  The best variant ``b`` can only be
-eliminated by a crossing of one of its ``K - 1`` processes: probability at most ``(K - 1) alpha / K <
-alpha`` (with several tied best variants, losing all ``r`` of them takes ``r`` crossings among ``r (K -
-1)`` processes: by Markov's inequality on their count, again at most ``(K - 1) alpha / K``).  When all
-variants are equal, every one of the ``K (K - 1)`` processes is a supermartingale, and declaring a
-winner takes ``K - 1`` eliminations, hence ``K - 1`` crossings: by Markov's inequality on the number of
-crossings, probability at most ``K (K - 1) (alpha / K) / (K - 1) = alpha``.  This is a Bonferroni
-split of ``alpha`` over the ``K`` variants, sharper than one over all pairs.
+Variant ``j`` is eliminated as soon as some variant still in the race crosses against it.  Why this
+is valid: the pair's test uses only its own rounds, so stopping the race early only stops it.  The
+best variant ``b`` can only be eliminated by a crossing of one of its ``K - 1`` tests: probability at
+most ``(K - 1) alpha / K < alpha`` (with several tied best variants, losing all ``r`` of them takes
+``r`` crossings among ``r (K - 1)`` tests: by Markov's inequality on their count, again at most
+``(K - 1) alpha / K``).  When all variants are equal, each of the ``K (K - 1)`` tests crosses with
+probability at most ``alpha / K``, and declaring a winner takes ``K - 1`` eliminations, hence ``K - 1``
+crossings: by Markov's inequality on the number of crossings, probability at most
+``K (K - 1) (alpha / K) / (K - 1) = alpha``.
 
 The race is decided when one variant is left (``one_left``); when every pair still in the race has
-its interval inside ``[-margin, margin]`` (``equivalent``; a false claim needs, for a pair whose means
-differ by more than ``margin``, its one bound on the wrong side to fail, probability ``alpha / K`` per
-such pair); or when every variant still in the race has ``max_trials`` trials (``max``).
+its interval inside ``[-margin, margin]`` (``equivalent``; the intervals are the paired betting
+confidence sequences below, and a false claim needs, for a pair whose means differ by more than
+``margin``, its one bound on the wrong side to fail, probability ``alpha / K`` per such pair); or when
+every variant still in the race has ``max_trials`` trials (``max``).
+
+The intervals: for two variants, round ``t`` gives the paired difference mapped to [0, 1],
+``z_t = (x_t - y_t + 1) / 2``, and we bet on its mean as in Waudby-Smith & Ramdas ("Estimating means
+of bounded random variables by betting", JRSS-B 2024, hedged capital with a predictable plug-in
+bet); ``L_t = inf {m: K+_t(m) < K / alpha}`` is a lower confidence sequence for the mean of ``z``,
+valid at every time by Ville's inequality, and the difference's interval is ``[2 L_t - 1, 2 U_t - 1]``.
 """
 
 from __future__ import annotations
@@ -50,10 +46,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
+from ..model.spec import BY_CHOICES, By
+from .duels import Duels, Outcomes
 from .stats import boundary
 
-#: Largest bet as a share of the most the bettor could stake without risking ruin (``c`` above).
-#: 0.9 is close to the Kelly bet for a clear winner (0.9 vs 0.3 success rates: 1.82 of the maximal 2).
+#: The intervals' largest bet as a share of the most the bettor could stake without risking ruin.
 BET_CAP = 0.9
 
 Decision = Literal["one_left", "equivalent", "max"]
@@ -88,7 +85,7 @@ class RaceState:
     the order they left; ``trials`` counts, per variant, the trials that entered the race (a trial
     run after its variant left, or after the decision, does not); ``decided`` says why the race is
     over (``None`` while it goes on) and ``reason`` says it in words; ``intervals`` are the final
-    confidence sequences for every pair still in the race.
+    confidence sequences for every pair still in the race; ``method`` names the test and its horizon.
     """
 
     remaining: tuple[str, ...]
@@ -98,6 +95,7 @@ class RaceState:
     reason: str
     intervals: tuple[PairInterval, ...]
     max_trials: int
+    method: str = ""  # the pairwise test in words, and the horizon its thresholds hold for
 
     def should_run(self, variant: str) -> bool:
         """Whether ``variant``'s next trial is still needed."""
@@ -110,18 +108,68 @@ class RaceState:
 
 
 def race_state(
-    scores: Mapping[str, Sequence[float]], *, alpha: float = 0.05, margin: float = 0.0, max_trials: int = 12
+    scores: Mapping[str, Sequence[float]],
+    *,
+    alpha: float = 0.05,
+    margin: float = 0.0,
+    max_trials: int = 12,
+    by: By = "score",
+    tests: Mapping[str, Sequence[Mapping[str, bool]]] | None = None,
+    horizon: int | None = None,
 ) -> RaceState:
     """Replay the race over ``scores`` (variant -> its trial scores in trial order) and return its state.
 
     Round ``t`` holds every variant's ``t``-th trial; a pair of variants compares only the rounds
     both have completed, so a variant with a trial missing simply compares fewer rounds.  Every
     variant of the race must be a key, even with no scores yet: the number of variants sets the
-    confidence each comparison needs (see the module docstring for the procedure and its proof).
+    confidence each comparison needs.  ``by: solved`` compares solved trials (score 1), ``by: tests``
+    each judged test (``tests``: per variant, per trial, test -> passed).  ``horizon`` is the ``max``
+    the race was declared with, when it differs from ``max_trials`` (see the module docstring).
     """
-    _check(scores, alpha, margin, max_trials)
+    _check(scores, alpha, margin, max_trials, by)
+    declared = horizon or max_trials
     values = {name: [float(s) for s in scores[name][:max_trials]] for name in sorted(scores)}
-    level = math.log(len(values) / alpha)  # log of the threshold K / alpha
+    per_test = {name: list((tests or {}).get(name, ()))[:max_trials] for name in values}
+    run = replay(Outcomes(values, per_test), alpha=alpha, margin=margin, max_trials=max_trials, by=by, horizon=declared)
+    level = math.log(len(values) / alpha)  # the intervals' threshold: K / alpha
+    remaining = sorted(run.remaining, key=lambda name: (-_mean(values[name][: run.trials[name]]), name))
+    intervals = tuple(
+        _interval(values, first, second, max(run.trials.values(), default=0), level)
+        for index, first in enumerate(remaining)
+        for second in remaining[index + 1 :]
+    )
+    return RaceState(
+        remaining=tuple(remaining),
+        eliminated=run.eliminated,
+        trials=run.trials,
+        decided=run.decided,
+        reason=_reason(run.decided, remaining, margin, max_trials, alpha),
+        intervals=intervals,
+        max_trials=max_trials,
+        method=run.method,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """The race's decisions over some outcomes, without the words and intervals :class:`RaceState` adds."""
+
+    remaining: tuple[str, ...]
+    eliminated: tuple[Elimination, ...]
+    trials: dict[str, int]
+    decided: Decision | None
+    method: str
+
+
+def replay(outcomes: Outcomes, *, alpha: float, margin: float, max_trials: int, by: By, horizon: int) -> Replay:
+    """Run the race's rounds over ``outcomes`` (checked, at most ``max_trials`` per variant): the procedure itself.
+
+    :func:`race_state` and the benchmark both call it, so what is measured is what runs.
+    """
+    values = outcomes.scores
+    beyond = max_trials > horizon or any(len(v) > horizon for v in values.values())
+    duels = Duels(by, outcomes, alpha / len(values), horizon, calibrated=not beyond)
+    level = math.log(len(values) / alpha)
     remaining = list(values)
     eliminated: list[Elimination] = []
     used = dict.fromkeys(values, 0)
@@ -130,41 +178,30 @@ def race_state(
     for t in range(1, last_round + 1):
         for name in remaining:
             used[name] = min(t, len(values[name]))
-        capital = {
-            (winner, loser): _log_capital(_rounds(values, winner, loser, t), 0.5, level)
+        verdicts = {
+            (winner, loser): verdict
             for winner in remaining
             for loser in remaining
-            if winner != loser
+            if winner != loser and (verdict := duels.verdict(winner, loser, t)) is not None
         }
-        beaten = sorted({loser for (_, loser), log_capital in capital.items() if log_capital >= level})
-        # A cycle of "beats" (possible in principle, as each pair has its own bets) would empty the race:
+        beaten = sorted({loser for _, loser in verdicts})
+        # A cycle of "beats" (possible in principle, as each pair has its own test) would empty the race:
         # then nobody is eliminated this round.
         if len(beaten) == len(remaining):
             beaten = []
         for loser in beaten:
-            by = max((w for w in remaining if w != loser), key=lambda w: capital[w, loser])
-            rounds = len(_rounds(values, by, loser, t))
-            sentence = f"{loser}: worse than {by}, {_percent(alpha)} confidence sequence after {rounds} trials each"
-            eliminated.append(Elimination(loser, by, used[loser], sentence))
+            by_whom = max((w for w in remaining if (w, loser) in verdicts), key=lambda w: verdicts[w, loser].strength)
+            eliminated.append(Elimination(loser, by_whom, used[loser], verdicts[by_whom, loser].sentence))
         remaining = [name for name in remaining if name not in beaten]
         decided = _decision(values, remaining, used, t, max_trials, margin, level)
         if decided:
             break
-    remaining.sort(key=lambda name: (-_mean(values[name][: used[name]]), name))
-    intervals = tuple(
-        _interval(values, first, second, max(used.values(), default=0), level)
-        for index, first in enumerate(remaining)
-        for second in remaining[index + 1 :]
-    )
-    return RaceState(
-        remaining=tuple(remaining),
-        eliminated=tuple(eliminated),
-        trials=used,
-        decided=decided,
-        reason=_reason(decided, remaining, margin, max_trials, alpha),
-        intervals=intervals,
-        max_trials=max_trials,
-    )
+    method = duels.method(_percent(alpha))
+    if max_trials > horizon:
+        method += f"; max raised from {horizon} to {max_trials} after the race began"
+    elif beyond:
+        method += f"; retried attempts took the race past its declared {horizon} trials"
+    return Replay(tuple(remaining), tuple(eliminated), used, decided, method)
 
 
 def confidence_sequence(z: Sequence[float], *, alpha: float) -> tuple[float, float]:
@@ -248,8 +285,10 @@ def _mean(scores: Sequence[float]) -> float:
     return math.fsum(scores) / len(scores) if scores else 0.0
 
 
-def _check(scores: Mapping[str, Sequence[float]], alpha: float, margin: float, max_trials: int) -> None:
+def _check(scores: Mapping[str, Sequence[float]], alpha: float, margin: float, max_trials: int, by: str) -> None:
     problems = []
+    if by not in BY_CHOICES:
+        problems.append(f"by must be one of {', '.join(BY_CHOICES)}, got {by!r}")
     if not scores:
         problems.append("need at least one variant")
     for name, values in scores.items():

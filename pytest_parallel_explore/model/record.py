@@ -187,6 +187,7 @@ class TrialRecord:
     # Every run of the trial that ended: status, reason, started, finished, cost.
     attempts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     score_cached: bool = False  # its tests' outcomes came from the score cache (the same tree scored before)
+    race_horizon: int | None = None  # the race's declared max when this trial ran (see evidence.racing)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -259,8 +260,22 @@ class TrialRecord:
         """An earlier attempt failed, and this record is a later one (its outcome favours the variant)."""
         return any(a.get("failed", Status(a["status"]) in FAILED) for a in self.attempts[:-1])
 
+    @property
+    def solved(self) -> bool:
+        """Scored, with every judged test passed."""
+        return self.score is not None and self.tests.pass_rate == 1.0
+
+    @property
+    def passed_tests(self) -> list[str]:
+        """The judged tests this run passed (none when it was not judged)."""
+        return sorted(name for name, verdict in self.tests.verdicts.items() if verdict in ("kept", "fixed"))
+
     def end_attempt(self, cost: float) -> None:
-        """Add this run of the trial, now ended, to ``attempts``."""
+        """Add this run of the trial, now ended, to ``attempts``, with what the statistics need of it.
+
+        Every finished attempt counts in the race (a retried failure is still a failure), so an
+        attempt keeps its score, whether it solved the task and which judged tests it passed.
+        """
         self.attempts.append(
             {
                 "status": self.status.value,
@@ -269,6 +284,9 @@ class TrialRecord:
                 "started": self.started_at,
                 "finished": self.finished_at,
                 "cost": cost,
+                "score": self.score,
+                "solved": self.solved,
+                "passed_tests": self.passed_tests,
             }
         )
 

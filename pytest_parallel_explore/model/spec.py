@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .limits import Limits
 
@@ -70,18 +70,24 @@ class WorktreeSpec:
     keep: str = "all"  # all | failed | none: which finished trials keep their worktree folder
 
 
+#: What a race decides on (``repeat.by``): the score, solved trials, or each judged test.
+By = Literal["score", "solved", "tests"]
+BY_CHOICES: tuple[By, ...] = ("score", "solved", "tests")
+
+
 @dataclasses.dataclass(frozen=True)
 class RaceSpec:
-    """``repeat: {max, stop, alpha, margin}``: a sequential race of up to ``max`` trials per variant.
+    """``repeat: {max, stop, alpha, margin, by}``: a sequential race of up to ``max`` trials per variant.
 
     ``stop: decided`` skips the trials the race no longer needs; ``stop: max`` runs them all and only
-    reports the race.
+    reports the race.  ``by`` is what it decides on: the score, solved trials, or each judged test.
     """
 
     max: int = DEFAULT_RACE_MAX
     stop: str = "decided"
     alpha: float = 0.05
     margin: float = 0.0
+    by: str = "score"
 
 
 @dataclasses.dataclass(frozen=True)

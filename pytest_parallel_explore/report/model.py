@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config.checks import describe
+from ..evidence.errors import ErrorRate, error_rates
 from ..model.baseline import Baseline
 from ..model.names import retry_command
 from ..model.record import TrialRecord
@@ -138,8 +139,13 @@ class Results:
 
     @property
     def retried(self) -> list[str]:
-        """The trials counted by their last attempt after a failed one."""
+        """The trials retried after a failed attempt (each attempt counts in the statistics)."""
         return [t.name for t in self.trials if t.retried]
+
+    @property
+    def infrastructure_errors(self) -> list[ErrorRate]:
+        """Per variant, its attempts that broke in the pipeline (not in the statistics); flagged when one stands out."""
+        return error_rates(self.trials)
 
     @property
     def retry_command(self) -> str:
@@ -168,6 +174,7 @@ class Results:
             "race": self.race.to_json() if self.race else None,
             "missing": [t.name for t in self.missing],
             "retried": self.retried,
+            "infrastructure_errors": [dataclasses.asdict(e) for e in self.infrastructure_errors],
             "trials": [{**t.to_json(), "rank": self.ranks[t.name]} for t in self.trials],
         }
 

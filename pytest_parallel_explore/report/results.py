@@ -42,9 +42,10 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[VariantStat
     """Per variant over its trials: score statistics, the solved rate with its exact interval and pass@k;
     and the best variant against each other, Holm-adjusted (see :func:`stats.compare_to_best`).
 
-    Every trial with an outcome that ran counts (an unscored one as 0); skipped trials and missing
-    ones (interrupted, or broken by the pipeline) do not.  A trial retried after a failure counts
-    with its last attempt: the variant's entry lists them in ``retried``, and its comparison says so.
+    Every finished attempt with an outcome counts (an unscored one as 0): a trial retried after a
+    failure counts its failure too, as keeping only the last attempt would pick outcomes by their
+    value.  Skipped trials and attempts without an outcome (interrupted, or broken by the pipeline) do
+    not.  The variant's entry lists its retried trials in ``retried``, and its comparison says so.
     """
     by_variant: dict[str, list[TrialRecord]] = {}  # in ranking order, so that ties keep it
     for record in records:
@@ -53,10 +54,12 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[VariantStat
     variants, samples = [], {}
     for name, trials in by_variant.items():
         trials.sort(key=lambda t: t.round)
-        scores = [t.score or 0.0 for t in trials]
-        n = len(trials)
-        solved = sum(t.score is not None and t.tests.pass_rate == 1.0 for t in trials)
-        per_test = [_passed_tests(t) for t in trials] if all(t.tests.cases for t in trials) else []
+        runs = [attempt for t in trials for attempt in racing.attempts_counted(t)]
+        scores = [attempt.get("score") or 0.0 for attempt in runs]
+        n = len(runs)
+        solved = sum(bool(attempt.get("solved")) for attempt in runs)
+        # Which tests differ is read from the suites' cases, kept for each trial's last attempt only.
+        per_test = [_passed_tests(t) for t in trials] if n == len(trials) and all(t.tests.cases for t in trials) else []
         samples[name] = stats.VariantTrials(scores, per_test)
         variants.append(
             VariantStats(
@@ -82,10 +85,10 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[VariantStat
 
 
 def _retried_note(names: Sequence[str]) -> str:
-    """Said after a comparison that includes trials retried after a failure (their last attempt counts)."""
+    """Said after a comparison that includes trials retried after a failure (every attempt counts)."""
     if not names:
         return ""
-    return f" (includes retried trials, counted by their last attempt: {', '.join(names)})"
+    return f" (includes retried trials, every attempt counted: {', '.join(names)})"
 
 
 def _passed_tests(record: TrialRecord) -> dict[str, bool]:

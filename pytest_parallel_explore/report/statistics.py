@@ -22,6 +22,7 @@ def race_spec(fields: Fields) -> RaceSpec:
         stop=fields.text("stop"),
         alpha=fields.number("alpha"),
         margin=fields.number("margin"),
+        by=fields.text("by", "score"),
     )
 
 
@@ -29,7 +30,7 @@ def race_spec(fields: Fields) -> RaceSpec:
 class VariantStats:
     """One variant over its trials: score statistics, the solved rate with its exact interval, pass@k.
 
-    ``retried`` names its trials counted by their last attempt after a failed one.
+    ``retried`` names its trials retried after a failed attempt (every attempt is counted).
     """
 
     name: str
@@ -151,6 +152,7 @@ class RaceSection:
             "winner": state.winner,
             "reason": state.reason,
             "intervals": [dataclasses.asdict(i) for i in state.intervals],
+            "method": state.method,
             "skipped": self.skipped,
         }
 
@@ -171,5 +173,6 @@ class RaceSection:
                 for i in fields.entries("intervals")
             ),
             max_trials=spec.max,
+            method=fields.text("method", ""),
         )
         return cls(spec, state, fields.names("skipped"))

@@ -51,6 +51,7 @@ def terminal_lines(results: Results) -> list[str]:
         outcome = f"stopped: {state.reason}" if state.decided else f"not decided: {state.reason}"
         lines += ["", f"race: {race.trials_total} of at most {race.trials_max} trials; {outcome}"]
         lines += [f"  {elimination.sentence}" for elimination in state.eliminated]
+    lines += [f"warning: {rate.warning}" for rate in results.infrastructure_errors if rate.warning]
     return lines
 
 

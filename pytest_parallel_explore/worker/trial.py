@@ -177,6 +177,7 @@ class TrialRunner:
             owner_pid=os.getpid(),
             started_at=time.time(),
             attempts=list(previous.attempts) if previous is not None and same_trial else [],
+            race_horizon=self.settings.race.max if self.settings.race else None,
         )
         for suffix in TRIAL_FILE_SUFFIXES:  # nothing of an earlier attempt is mixed in
             if suffix != "_progress.json":
