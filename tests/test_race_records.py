@@ -15,7 +15,8 @@ A, B = "tests/test_m.py::test_a", "tests/test_m.py::test_b"
 
 def trial(name: str, *runs: tuple[Status, float | None, list[str]]) -> TrialRecord:
     """A trial of a race declared with max 12 whose attempts ran as ``runs`` (status, score, judged tests passed)."""
-    record = TrialRecord(experiment="demo", name=name, variant=name.split(".")[0], race_horizon=12)
+    variant, _, round_number = name.partition(".")
+    record = TrialRecord(experiment="demo", name=name, variant=variant, round=int(round_number), race_horizon=12)
     for status, score, passed in runs:
         record.status, record.score = status, score
         record.tests = TestStats(

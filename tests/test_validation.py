@@ -110,7 +110,7 @@ BAD_SETTINGS = [
     ("repeat", {"maxx": 12}, "repeat.maxx: unknown key; did you mean 'max'?"),
     ("repeat", {"by": "tests_passed"}, "repeat.by: expected 'score' or 'solved' or 'tests', got 'tests_passed'"),
     # "on: tests" is read by YAML as {True: "tests"}: an unknown key, not a silent default
-    ("repeat", {True: "tests"}, "repeat.True: unknown key"),
+    ("repeat", {True: "tests"}, "repeat.True: unknown key; expected one of alpha, by, margin, max, stop"),
     # bad durations
     ("timeout", "soon", f"timeout: {DURATION} 'soon'"),
     ("timeout", 0, f"timeout: {DURATION} 0"),
