@@ -16,9 +16,10 @@ import statistics
 from collections.abc import Callable, Iterator, Sequence
 from typing import overload
 
+from pytest_parallel_explore.evidence.counts import fisher_exact
 from pytest_parallel_explore.evidence.duels import By, Outcomes
 from pytest_parallel_explore.evidence.race import replay
-from pytest_parallel_explore.evidence.stats import fisher_exact, holm, permutation_test
+from pytest_parallel_explore.evidence.stats import holm, permutation_test
 
 Draw = Callable[[random.Random], float]
 

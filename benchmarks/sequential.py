@@ -37,8 +37,8 @@ from race_cells import (
     uniform,
 )
 
+from pytest_parallel_explore.evidence.counts import clopper_pearson
 from pytest_parallel_explore.evidence.duels import By
-from pytest_parallel_explore.evidence.stats import clopper_pearson
 
 #: "No cap": far beyond these races' needs (about 8 times the bound's rounds at (0.8, 0.6, 0.6)) and every
 #: calibrated horizon; it bounds only the rare race that lost its best variant and races equal ones.

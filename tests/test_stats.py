@@ -15,18 +15,15 @@ from typing import Any
 
 import pytest
 
+from pytest_parallel_explore.evidence.counts import clopper_pearson, fisher_exact, pass_at_k, pass_hat_k
 from pytest_parallel_explore.evidence.stats import (
     Comparison,
     DifferingTest,
     VariantTrials,
     bootstrap_difference,
-    clopper_pearson,
     compare,
     compare_to_best,
-    fisher_exact,
     holm,
-    pass_at_k,
-    pass_hat_k,
     per_test_differences,
     permutation_test,
     repeats_needed,

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from ..model.record import Status, TrialRecord
-from .stats import fisher_exact
+from .counts import fisher_exact
 
 #: A variant's error rate is flagged when Fisher's exact test against the others' gives a p-value below this.
 WARN_BELOW = 0.01

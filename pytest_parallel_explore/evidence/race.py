@@ -47,8 +47,8 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from ..model.spec import BY_CHOICES, By
+from .counts import boundary
 from .duels import Duels, Outcomes
-from .stats import boundary
 
 #: The intervals' largest bet as a share of the most the bettor could stake without risking ruin.
 BET_CAP = 0.9

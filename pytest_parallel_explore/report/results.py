@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from ..evidence import racing, stats
+from ..evidence import counts, racing, stats
 from ..model.baseline import Baseline
 from ..model.paths import ExperimentPaths
 from ..model.record import TrialRecord, read_json, write_atomic, write_json
@@ -68,10 +68,10 @@ def variant_statistics(records: Sequence[TrialRecord]) -> tuple[list[VariantStat
                 retried=[t.name for t in trials if t.retried],
                 scores=stats.summarize(scores),
                 solved=solved,
-                solved_ci=stats.clopper_pearson(solved, n),
-                pass_at_1=stats.pass_at_k(n, solved, 1),
-                pass_at_k=stats.pass_at_k(n, solved, n),
-                pass_hat_k=stats.pass_hat_k(n, solved, n),
+                solved_ci=counts.clopper_pearson(solved, n),
+                pass_at_1=counts.pass_at_k(n, solved, 1),
+                pass_at_k=counts.pass_at_k(n, solved, n),
+                pass_hat_k=counts.pass_hat_k(n, solved, n),
             )
         )
     variants.sort(key=lambda v: -v.scores.mean)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..evidence.counts import clopper_pearson
 from ..evidence.race import Elimination, PairInterval, RaceState
-from ..evidence.stats import Comparison, DifferingTest, ScoreSummary, clopper_pearson
+from ..evidence.stats import Comparison, DifferingTest, ScoreSummary
 from ..model.spec import RaceSpec
 from .fields import Fields
 
