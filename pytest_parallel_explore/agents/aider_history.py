@@ -113,21 +113,28 @@ def _entries(history: str) -> Iterator[Entry]:
     lines = history.splitlines()
     # The header before the first user message (``####``) is aider's start-up banner and command line.
     start = next((i for i, line in enumerate(lines) if line.startswith("#### ")), len(lines))
-    said: list[str] = []
+    said: list[str] = []  # aider's plain messages in a row, shown as one entry
     for kind, text in _blocks(lines[start:]):
-        if kind != "aider" and said:
+        if kind == "aider" and text.startswith("Tokens: "):
+            continue  # the usage line: the record has the figures
+        if kind == "aider" and not text.startswith("Running ") and not _is_error(text):
+            said.append(text)
+            continue
+        if said:
             yield entry("output", "aider", "\n".join(said))
             said = []
         if kind == "assistant":
             yield entry("assistant", "", text)
         elif text.startswith("Running "):
             yield entry("command", text.removeprefix("Running "))
-        elif _API_ERROR.search(text) or _REFLECTIONS.search(text) or any(s in text for s in _EDIT_FAILED):
+        else:
             yield entry("error", text, text, True)
-        elif kind == "aider" and not text.startswith("Tokens: "):
-            said.append(text)
     if said:
         yield entry("output", "aider", "\n".join(said))
+
+
+def _is_error(text: str) -> bool:
+    return bool(_API_ERROR.search(text) or _REFLECTIONS.search(text)) or any(s in text for s in _EDIT_FAILED)
 
 
 def _blocks(lines: Sequence[str]) -> Iterator[tuple[str, str]]:
