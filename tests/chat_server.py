@@ -30,6 +30,11 @@ def edit(path: str, search: str, replace: str) -> str:
     return f"{path}\n```python\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
+def whole(path: str, content: str) -> str:
+    """A file in aider's ``whole`` edit format: its name, then all of it fenced."""
+    return f"{path}\n```python\n{content}```\n"
+
+
 class ChatServer(ScriptedServer):
     path = "/chat/completions"
 

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_clis import AIDER, needs_aider, offline_env
-from chat_server import ChatServer, edit, usage
+from agent_clis import AIDER, needs_aider, needs_bwrap, offline_env
+from chat_server import ChatServer, edit, usage, whole
 
 from pytest_parallel_explore.agents import AgentOutcome, AgentTask
 from pytest_parallel_explore.agents.aider import AiderAgent
 from pytest_parallel_explore.agents.pricing import price_for
+from tests.explore_testing import Project
 
 MODEL = "openai/gpt-4.1-mini"
 GOOD = "def add(a, b):\n    return a + b\n"
@@ -144,3 +145,28 @@ def test_max_turns_stops_aider_and_is_named(
     assert outcome.failure == "aider stopped at max_turns (1) before it finished"
     assert outcome.stats.stop_reason == "stopped"
     assert len(chat_server.requests) < 4
+
+
+@needs_aider
+@needs_bwrap
+def test_aider_solves_the_task_in_the_sandbox_and_its_transcript_reaches_the_report(
+    calc_project: Project, chat_server: ChatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offline_env(monkeypatch, tmp_path / "home", OPENAI_API_KEY="sk-dummy", OPENAI_API_BASE=f"{chat_server.url}/v1")
+    hostile = "<script>document.title='owned'</script>"
+    chat_server.reply(f"Fixing calc.py. {hostile}\n\n" + whole("calc.py", GOOD), usage(900, 40))
+    agent = {"backend": "aider", "model": MODEL, "executable": str(AIDER), "edit_format": "whole"}
+    spec = calc_project.calc_spec(aider={"description": "aider", "agent": agent})
+    spec["sandbox"] = "bwrap"
+
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    trial = calc_project.trials()["aider"]
+    assert (trial["status"], trial["score"], trial["flags"]) == ("done", 1.0, []), trial
+    assert (trial["agent"]["backend"], trial["agent"]["model"], trial["agent"]["turns"]) == ("aider", MODEL, 1)
+    assert trial["agent"]["input_tokens"] == 900 and trial["agent"]["cost_usd"] > 0
+    results = calc_project.experiment_dir() / "results"
+    assert (results / "aider_aider" / "chat.md").is_file()
+    html = (results / "report.html").read_text()
+    assert "Fixing calc.py." in html and hostile not in html
