@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,6 +23,7 @@ class Reply:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    delay: float = 0.0  # seconds before it is sent, as a model takes to answer
 
 
 @dataclasses.dataclass
@@ -93,6 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:  # a compressed or otherwise non-JSON body: kept as its size
             body = {"undecoded_bytes": len(raw)}
         reply = self.server.owner.answer(self.path.split("?")[0], body)
+        if isinstance(reply, Reply):
+            time.sleep(reply.delay)
         if isinstance(reply, Stream):
             self._stream(reply)
             return

@@ -97,7 +97,7 @@ def test_an_unknown_backend_is_refused_naming_the_registered_ones(paint_project:
         paint_project,
         result,
         "variants.yaml: variants.x.agent.backend: unknown backend 'nope'; "
-        "expected 'command', 'anthropic', 'claude-code', 'codex', 'paint' or one registered by a plugin",
+        "expected 'command', 'anthropic', 'claude-code', 'codex', 'aider', 'paint' or one registered by a plugin",
     )
 
 

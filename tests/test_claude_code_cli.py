@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -156,6 +157,37 @@ def test_an_api_error_says_so_rather_than_success(
 
     assert outcome.failure is not None and outcome.failure.startswith("claude: API error 500: API Error: 500")
     assert outcome.stats.turns == 0
+
+
+def test_server_errors_stop_the_cli_within_seconds_not_minutes(
+    run_claude: Callable[..., tuple[AgentOutcome, AgentTask]], messages_server: MessagesServer
+) -> None:
+    for _ in range(12):
+        messages_server.error(500, "api_error")
+    started = time.monotonic()
+
+    outcome, _ = run_claude()
+
+    assert time.monotonic() - started < 30
+    assert outcome.failure is not None
+    assert outcome.failure.startswith("claude: the API failed 4 times in a row (500: "), outcome.failure
+    assert outcome.stats.stop_reason == "stopped" and len(messages_server.requests) < 12
+
+
+def test_a_refused_connection_stops_the_cli_within_seconds(
+    run_claude: Callable[..., tuple[AgentOutcome, AgentTask]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{port}")  # nothing listens there
+    started = time.monotonic()
+
+    outcome, _ = run_claude()
+
+    assert time.monotonic() - started < 30
+    assert outcome.failure is not None
+    assert outcome.failure.startswith("claude: the API failed 4 times in a row (no connection: "), outcome.failure
 
 
 def test_settings_reach_the_requests(

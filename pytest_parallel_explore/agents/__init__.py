@@ -3,7 +3,8 @@
 :mod:`.base` is the interface (:class:`AgentTask`, :class:`AgentOutcome`,
 :class:`AgentBackend`); :mod:`.registry` maps backend names to classes (the
 built-in ones and those from ``pytest_explore_agent_backends``); the backends
-are :mod:`.command`, :mod:`.claude_code` and the built-in agent in
+are :mod:`.command`, the agent CLIs (:mod:`.claude_code`, :mod:`.codex`,
+:mod:`.aider`, on :mod:`.cli`) and the built-in agent in
 :mod:`.anthropic`.
 """
 

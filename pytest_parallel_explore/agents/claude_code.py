@@ -16,8 +16,9 @@ backend does about it:
 - ``bypassPermissions`` is refused as root unless ``IS_SANDBOX`` is set: as
   root (CI containers) it is set, since the user asked for that mode.
 - A 401/403 is retried by the CLI for minutes: the run is stopped at the
-  first such retry.  Tool calls the CLI refused (``permission_denials``) flag
-  the trial.
+  first such retry, and at the fourth of a server error or a failed
+  connection.  Tool calls the CLI refused (``permission_denials``) flag the
+  trial.
 - ``max_cost_usd`` is ``--max-budget-usd``.
 
 Claude Code needs its own credentials, so unlike the built-in agent's
@@ -161,7 +162,7 @@ class ClaudeCodeAgent(CliAgent):
         return env
 
     def run(self, task: AgentTask) -> AgentOutcome:
-        run = self.run_cli(task, self.argv(), self.env(), watch=claude_stream.auth_retry)
+        run = self.run_cli(task, self.argv(), self.env(), watch=claude_stream.doomed_retry)
         result = claude_stream.result_of(run.events)
         stats = claude_stream.stats_of(run.events, self.model, self.prices)
         outcome = AgentOutcome(stats, transcript=claude_stream.transcript_of(run.events))

@@ -20,17 +20,33 @@ from .pricing import price_for
 
 _SYNTHETIC = "<synthetic>"
 _AUTH_STATUSES = (401, 403)
+#: Retries of a server error or a failed connection after which the CLI is stopped (about 4 s of its backoff).
+SERVER_RETRIES = 4
 
 
-def auth_retry(event: Mapping[str, Any]) -> str | None:
-    """Why to stop the CLI now: it is retrying a request the API refused for its credentials (it would for minutes)."""
-    if event.get("type") == "system" and event.get("subtype") == "api_retry":
-        status = event.get("error_status")
-        if status in _AUTH_STATUSES:
-            return (
-                f"claude: the API refused the credentials ({status} {event.get('error')}); "
-                "check ANTHROPIC_API_KEY (or claude login) and ANTHROPIC_BASE_URL"
-            )
+def doomed_retry(event: Mapping[str, Any]) -> str | None:
+    """Why to stop the CLI now, rather than let it retry for minutes what will not get better.
+
+    A request refused for its credentials (401/403), and a server error
+    (5xx but the 529 of overload) or a failed connection retried
+    :data:`SERVER_RETRIES` times: the CLI's own backoff would go on for about
+    three minutes.  Rate limits and overload (429, 529) are left to the CLI.
+    """
+    if event.get("type") != "system" or event.get("subtype") != "api_retry":
+        return None
+    status, error = event.get("error_status"), event.get("error")
+    if status in _AUTH_STATUSES:
+        return (
+            f"claude: the API refused the credentials ({status} {error}); "
+            "check ANTHROPIC_API_KEY (or claude login) and ANTHROPIC_BASE_URL"
+        )
+    attempt = event.get("attempt")
+    server = status is None or (isinstance(status, int) and status >= 500 and status != 529)
+    if server and isinstance(attempt, int) and attempt >= SERVER_RETRIES:
+        return (
+            f"claude: the API failed {attempt} times in a row ({status or 'no connection'}: {error}); "
+            "stopped instead of retrying for minutes"
+        )
     return None
 
 

@@ -6,7 +6,8 @@ While it runs, :func:`run_cli` reads that output as it grows, so a backend
 can stop the CLI on what will not get better (Claude Code retries a 401 for
 minutes) and report running totals.  Each trial gets a private state folder,
 ``results/<trial>_<cli>/``, as the CLI's config home (``CLAUDE_CONFIG_DIR``,
-``CODEX_HOME``): its session and transcript stay there, to resume or
+``CODEX_HOME``) or for the files it is told to write (aider's history and
+analytics log): its session and transcript stay there, to resume or
 inspect; the login files a backend names are copied in from the user's own
 home for the run and removed after it.  In the sandbox the state folder is
 writable (``isolation.confinement`` shows the CLI's install folder), and
@@ -34,6 +35,8 @@ from .base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable
 
 #: How often the output of a running CLI is read for events that stop it.
 _WATCH_SECONDS = 0.2
+#: What of a CLI's output or of a file it wrote is read after the run.
+MAX_READ_BYTES = 50 << 20
 #: How long ``--version`` may take in the sandbox probe.
 _PROBE_SECONDS = 60.0
 
@@ -61,7 +64,7 @@ class CliAgent(AgentBackend):
     cli: ClassVar[str] = ""
     #: How to install it, for the preflight's message.
     install: ClassVar[str] = ""
-    #: The variable that points the CLI at its config home.
+    #: The variable that points the CLI at its config home (none: its files are named on its command line).
     home_variable: ClassVar[str] = ""
     #: Files of the user's own config home the CLI needs to log in: ``(folder, file name)``.
     login_files: ClassVar[tuple[tuple[str, str], ...]] = ()
@@ -114,28 +117,37 @@ class CliAgent(AgentBackend):
         argv: Sequence[str],
         env: Mapping[str, str],
         watch: Callable[[Event], str | None] = lambda event: None,
+        events: Path | None = None,
     ) -> CliRun:
-        """Run ``argv`` in the worktree with the prompt on stdin; stop it when ``watch`` gives a reason."""
+        """Run ``argv`` in the worktree with the prompt on stdin; stop it when ``watch`` gives a reason.
+
+        ``events``: the file in the state folder the CLI writes its JSON
+        events to (aider's analytics log), when they are not on its output.
+        """
         state = self.state_folder(task)
         state.mkdir(parents=True, exist_ok=True)
         task.log_path.parent.mkdir(parents=True, exist_ok=True)
         with task.log_path.open("ab") as log:
             log.write(f"$ {shlex.join(argv)}\n".encode())
             start = log.tell()
+        source = events or task.log_path
+        if events is not None:
+            start = size_of(events)
         sandbox = _writable(task.sandbox, state) if task.sandbox is not None else None
-        watcher = _Watcher(task.log_path, start, watch)
+        watcher = _Watcher(source, start, watch)
+        home = {self.home_variable: str(state)} if self.home_variable else {}
         with self._logged_in(state), watcher.running():
             finished = run_owned(
                 list(argv),
                 cwd=task.worktree,
-                env=clean_env({**task.env, **env, self.home_variable: str(state)}),
+                env=clean_env({**task.env, **env, **home}),
                 timeout=task.timeout,
                 stdin=task.prompt,
                 output=task.log_path,
                 sandbox=sandbox,
                 started=watcher.watch_group,
             )
-        return CliRun(finished, read_events(task.log_path, start), watcher.reason, state)
+        return CliRun(finished, read_events(source, start), watcher.reason, state)
 
     @contextlib.contextmanager
     def _logged_in(self, state: Path) -> Iterator[None]:
@@ -177,9 +189,26 @@ class CliAgent(AgentBackend):
 
 def read_events(log: Path, start: int) -> list[Event]:
     """The JSON objects printed one a line in ``log`` from byte ``start`` (other lines, stderr's, are skipped)."""
-    with log.open("rb") as handle:
+    return parse_events(read_bounded(log, start).decode(errors="replace"))
+
+
+def read_bounded(path: Path, start: int = 0, limit: int = MAX_READ_BYTES) -> bytes:
+    """At most ``limit`` bytes of ``path`` from ``start``; nothing for a missing file or a link (hostile input)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as handle:
         handle.seek(start)
-        return parse_events(handle.read().decode(errors="replace"))
+        return handle.read(limit)
+
+
+def size_of(path: Path) -> int:
+    """The size of ``path`` itself (a link is not followed); 0 when it is missing."""
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
 
 
 def parse_events(text: str) -> list[Event]:
@@ -223,9 +252,7 @@ class _Watcher:
     def _loop(self) -> None:
         partial = b""
         while not self._done.wait(_WATCH_SECONDS) and self.reason is None:
-            with self.log.open("rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
+            data = read_bounded(self.log, self.offset)
             self.offset += len(data)
             *lines, partial = (partial + data).split(b"\n")
             for event in parse_events(b"\n".join(lines).decode(errors="replace")):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ..model.frozen import thaw
+from .aider import AiderAgent
 from .anthropic import AnthropicAgent
 from .base import Agent, AgentBackend
 from .claude_code import ClaudeCodeAgent
@@ -31,6 +32,7 @@ BUILTIN_BACKENDS: Mapping[str, type[AgentBackend]] = {
     "anthropic": AnthropicAgent,
     "claude-code": ClaudeCodeAgent,
     "codex": CodexAgent,
+    "aider": AiderAgent,
 }
 
 _REGISTRY_KEY = pytest.StashKey[Mapping[str, type[AgentBackend]]]()
