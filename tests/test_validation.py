@@ -353,7 +353,7 @@ ONE_OF_EACH_KIND = [
         with_setting(Project.calc_spec(good=GOOD_AGENT), "variants.good.agent.backend", "nope"),
         [],
         "variants.yaml: variants.good.agent.backend: unknown backend 'nope'; expected 'command', 'anthropic', "
-        "'claude-code', 'codex' or one registered by a plugin",
+        "'claude-code', 'codex', 'aider' or one registered by a plugin",
         id="unknown-agent",
     ),
 ]
