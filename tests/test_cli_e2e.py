@@ -136,25 +136,37 @@ def check_transcripts_in_a_browser(report: Path, tmp_path: Path) -> None:
         browser.close()
 
 
-@needs_claude
 @needs_bwrap
+@pytest.mark.parametrize(
+    ("cli", "backend", "installed"),
+    [
+        pytest.param("claude", "claude-code", CLAUDE, marks=needs_claude, id="claude-code"),
+        pytest.param("codex", "codex", CODEX, marks=needs_codex, id="codex"),
+    ],
+)
 def test_a_cli_the_sandbox_cannot_see_is_refused_before_any_trial(
-    calc_project: Project, messages_server: MessagesServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    calc_project: Project,
+    messages_server: MessagesServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: str,
+    backend: str,
+    installed: Path,
 ) -> None:
     offline_env(monkeypatch, tmp_path / "home", ANTHROPIC_BASE_URL=messages_server.url, ANTHROPIC_API_KEY="k")
     # A CLI installed in the user's repository, which the sandbox never shows: a launcher and the program
     # it starts (a link to the real CLI, whose own folder may be visible: here it is inside this checkout).
-    launcher, program = calc_project.path / "tools" / "claude", calc_project.path / "tools" / "claude.exe"
+    launcher, program = calc_project.path / "tools" / cli, calc_project.path / "tools" / f"{cli}.exe"
     launcher.parent.mkdir()
-    program.symlink_to(os.path.realpath(str(CLAUDE)))
+    program.symlink_to(os.path.realpath(str(installed)))
     launcher.write_text(f'#!/bin/sh\nexec {program} "$@"\n')
     launcher.chmod(0o755)
     spec = calc_project.calc_spec(
-        good="true", claude={"description": "x", "agent": {"backend": "claude-code", "executable": str(launcher)}}
+        good="true", **{cli: {"description": "x", "agent": {"backend": backend, "executable": str(launcher)}}}
     )
     spec["sandbox"] = "bwrap"
 
     result = calc_project.explore("--variants", calc_project.variants(spec))
 
-    assert_refused(calc_project, result, "variants.claude.agent.backend: claude: ", "does not start in the sandbox")
+    assert_refused(calc_project, result, f"variants.{cli}.agent.backend: {cli}: ", "does not start in the sandbox")
     assert messages_server.requests == []
