@@ -55,11 +55,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from overhead import Workload, _environment, _fail, _git, build_project
+from overhead import Workload, _cpu_now, _environment, _fail, _git, build_project
 
 BURN_TEST = """\
 import pathlib
@@ -126,6 +126,7 @@ def empty_suite_seconds(project: Path) -> float:
 @dataclasses.dataclass(frozen=True)
 class PluginRun:
     seconds: float
+    first_trial: float  # seconds from the command to the first trial's start (xdist's workers are up)
     first_agent: float  # seconds from the command to the first agent step's start
     waits: list[float]  # each suite's wait for its slot
     records: list[dict[str, Any]]
@@ -162,9 +163,10 @@ def run_plugin(project: Path, work: Sequence[Draw], args: argparse.Namespace) ->
     ]
     if finished.returncode != 0 or len(records) != len(work) or wrong:
         _fail(f"the plugin run exited {finished.returncode}; not judged: {wrong[:4]}", finished.stdout)
-    first = min(r["steps"]["agent"]["started"] for r in records) - started_at
+    first_trial = min(r["started_at"] for r in records) - started_at
+    first_agent = min(r["steps"]["agent"]["started"] for r in records) - started_at
     waits = [float(r["steps"]["score"].get("suite_wait", 0.0)) for r in records]
-    return PluginRun(seconds, first, waits, records)
+    return PluginRun(seconds, first_trial, first_agent, waits, records)
 
 
 def run_by_hand(project: Path, work: Sequence[Draw], args: argparse.Namespace, cpus: int) -> float:
@@ -186,6 +188,22 @@ def run_by_hand(project: Path, work: Sequence[Draw], args: argparse.Namespace, c
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.agents) as pool:
         list(pool.map(trial, work))
     return time.perf_counter() - started
+
+
+_T = TypeVar("_T")
+
+
+def timed(run: Callable[[], _T]) -> tuple[_T, str]:
+    """``run()``, and how much of the machine other processes took meanwhile (the bound assumes none)."""
+    ours, machine = _cpu_now()
+    started = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - started
+    ours_after, machine_after = _cpu_now()
+    if machine is None or machine_after is None:
+        return result, "other processes: unknown"
+    foreign = max(0.0, machine_after - machine - (ours_after - ours))
+    return result, f"other processes took {foreign / (seconds * len(os.sched_getaffinity(0))):.0%} of the CPUs"
 
 
 def lower_bound(work: Sequence[Draw], agents: int, cpus: int, empty: float) -> tuple[float, str]:
@@ -241,17 +259,18 @@ def main(argv: Sequence[str]) -> int:
         print(f"lower bound {bound:.1f} s ({which})")
         project = scratch / "plugin" / "project"
         shutil.copytree(template, project, symlinks=True)
-        plugin = run_plugin(project, work, args)
+        plugin, foreign = timed(lambda: run_plugin(project, work, args))
         print(
-            f"plugin   {plugin.seconds:7.1f} s  /bound {plugin.seconds / bound:.2f}  first agent at "
-            f"{plugin.first_agent:.2f} s  suite waits: max {max(plugin.waits):.1f} s, "
-            f"mean {statistics.mean(plugin.waits):.1f} s; every trial judged"
+            f"plugin   {plugin.seconds:7.1f} s  /bound {plugin.seconds / bound:.2f}  first trial at "
+            f"{plugin.first_trial:.2f} s, first agent at {plugin.first_agent:.2f} s  "
+            f"suite waits: max {max(plugin.waits):.1f} s, "
+            f"mean {statistics.mean(plugin.waits):.1f} s; every trial judged; {foreign}"
         )
         if not args.plugin_only:
             project = scratch / "hand" / "project"
             shutil.copytree(template, project, symlinks=True)
-            hand = run_by_hand(project, work, args, cpus)
-            print(f"by hand  {hand:7.1f} s  /bound {hand / bound:.2f}")
+            hand, foreign = timed(lambda: run_by_hand(project, work, args, cpus))
+            print(f"by hand  {hand:7.1f} s  /bound {hand / bound:.2f}  {foreign}")
             print(f"plugin / by hand {plugin.seconds / hand:.2f}")
         print(f"load {os.getloadavg()[0]:.1f} at the end (other work on the machine moves every figure)")
     finally:
