@@ -27,6 +27,7 @@ SCORE_KEYS = frozenset(
         "suspicious",
         "pass_env",
         "cache",
+        "max_concurrent",
     }
 )
 
@@ -99,6 +100,7 @@ def parse_score(raw: Any, problems: list[str]) -> ScoreSpec:
         suspicious=choice(raw, "suspicious", ("flag", "fail"), "score.", problems) or "flag",
         pass_env=env_names(raw, "pass_env", "score.", problems),
         cache=flag(raw, "cache", "score.", problems),
+        max_concurrent=positive_int(raw, "max_concurrent", "score.", problems),
     )
 
 

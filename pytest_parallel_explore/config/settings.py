@@ -123,6 +123,7 @@ def resolve_settings(config: pytest.Config, backends: Backends, base_commit: str
         command=spec.score.command or config.getini("explore_score_command") or DEFAULT_SCORE_COMMAND,
         timeout=spec.score.timeout or DEFAULT_SCORE_TIMEOUT,
         cache=spec.score.cache and not config.getoption("explore_no_cache", False),
+        max_concurrent=spec.score.max_concurrent or usable_cpus(),
     )
     option = config.getoption("explore_repeat")
     repeat_option = parse_repeat(option) if option is not None else None
@@ -155,10 +156,21 @@ def resolve_settings(config: pytest.Config, backends: Backends, base_commit: str
     )
 
 
-def _resolve_score(score: ScoreSpec, *, command: str, timeout: float, cache: bool) -> ResolvedScore:
-    """The file's ``score`` section with the resolved ``command``, ``timeout`` and ``cache``."""
+def _resolve_score(
+    score: ScoreSpec, *, command: str, timeout: float, cache: bool, max_concurrent: int
+) -> ResolvedScore:
+    """The file's ``score`` section with the resolved ``command``, ``timeout``, ``cache`` and ``max_concurrent``."""
     fields = {f.name: getattr(score, f.name) for f in dataclasses.fields(score)}
-    return ResolvedScore(**{**fields, "command": command, "timeout": timeout, "cache": cache})
+    resolved = {"command": command, "timeout": timeout, "cache": cache, "max_concurrent": max_concurrent}
+    return ResolvedScore(**{**fields, **resolved})
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, as ``taskset`` or a container sets it): suites at once."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def parse_repeat(value: str) -> int | str:

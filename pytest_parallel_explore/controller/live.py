@@ -23,11 +23,20 @@ _CLEAR, _UP, _COLUMN = "\x1b[J", "\x1b[{}A", "\x1b[{}G"
 
 
 def progress_line(experiment: str, record: TrialRecord, now: float | None = None) -> str:
-    """``explore calc[fast]: agent 12.3s, 4 turns, 12,345 tokens, $0.0123``."""
+    """``explore calc[fast]: agent 12.3s, 4 turns, 12,345 tokens, $0.0123``.
+
+    In the score step, the wait for a suite slot (``score.max_concurrent``) shows too:
+    ``score 30.1s, suite waiting for a slot 25.0s``, then ``suite waited 25.3s for a slot``.
+    """
     step = record.status.value + (" (from checkpoint)" if record.from_checkpoint else "")
     started = record.started_at
     elapsed = record.elapsed if now is None or started is None else (record.finished_at or now) - started
     parts = [f"explore {experiment}[{record.name}]: {step} {elapsed:.1f}s"]
+    since, waited = record.suite_waiting_since, record.suite_wait
+    if since is not None and not record.status.finished:
+        parts.append(f"suite waiting for a slot {max(0.0, (now or time.time()) - since):.1f}s")
+    elif waited is not None and waited >= 0.05:  # a wait too short to read is no news
+        parts.append(f"suite waited {waited:.1f}s for a slot")
     agent = record.agent
     if agent.turns:
         parts.append(f"{agent.turns} turns")
@@ -77,7 +86,8 @@ class LiveView:
 
     def update(self, record: TrialRecord) -> bool:
         """Take a trial's saved record into the view; True when its step changed."""
-        state = (record.status, record.from_checkpoint, record.agent.turns, record.agent.cost_usd)
+        waiting = record.suite_waiting_since is not None
+        state = (record.status, record.from_checkpoint, record.agent.turns, record.agent.cost_usd, waiting)
         previous = self._seen.get(record.name)
         if previous == state:
             return False

@@ -78,6 +78,11 @@ class ExperimentPaths:
     def lock(self) -> Path:
         return self.root / "run.lock"
 
+    @property
+    def suite_pool(self) -> Path:
+        """The slots of ``score.max_concurrent``, shared by the run's processes (``isolation.pool``)."""
+        return self.root / "pool" / "suites"
+
     def trial_file(self, trial: str, suffix: str) -> Path:
         """``results/<trial><suffix>``: ``_progress.json``, ``_agent.log``, ``.patch``, ..."""
         return self.results / f"{trial}{suffix}"

@@ -58,6 +58,9 @@ OUTCOMES = frozenset({Status.DONE, Status.AGENT_FAILED, Status.TIMEOUT, Status.S
 FAILED = frozenset({Status.AGENT_FAILED, Status.TIMEOUT})
 #: ``skipped_by`` of a trial the sequential race did not need; recomputed by every run, never reused.
 SKIPPED_BY_RACE = "race"
+#: Keys of ``steps["score"]``: since when the suite waits for a slot (``score.max_concurrent``), while it
+#: waits; then how many seconds it waited.  The step's ``seconds`` include the wait; the suite's do not.
+SUITE_WAITING, SUITE_WAIT = "suite_waiting_since", "suite_wait"
 #: The test report's ``user_properties`` entry that carries a trial's final record (its JSON) to the controller.
 RECORD_PROPERTY = "explore_record"
 
@@ -293,6 +296,16 @@ class TrialRecord:
     def finished_step(self, status: Status) -> bool:
         """Whether the step ``status`` ran to its end in this record."""
         return "seconds" in self.steps.get(status.value, {})
+
+    @property
+    def suite_waiting_since(self) -> float | None:
+        """When its suite started waiting for a slot, while it still waits."""
+        return self.steps.get(Status.SCORE.value, {}).get(SUITE_WAITING)
+
+    @property
+    def suite_wait(self) -> float | None:
+        """How long its suite waited for a slot, once it had one."""
+        return self.steps.get(Status.SCORE.value, {}).get(SUITE_WAIT)
 
     @property
     def elapsed(self) -> float:

@@ -62,11 +62,13 @@ class ResolvedScore(ScoreSpec):
 
     ``command``: the file's, else ini ``explore_score_command``, else the default;
     ``timeout``: the file's, else the default; ``cache``: the file's, unless
-    ``--explore-no-cache``.
+    ``--explore-no-cache``; ``max_concurrent``: the file's, else the CPUs the
+    run may use.
     """
 
     command: str
     timeout: float
+    max_concurrent: int
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,6 +46,12 @@ class ScoreSpec:
     suspicious: str = "flag"  # flag | fail: what a trial whose code may interfere with the test run gets
     pass_env: tuple[str, ...] = ()  # environment variables the scoring run may see besides the basics
     cache: bool = True  # reuse the outcomes of a tree scored before (see scorecache)
+    max_concurrent: int | None = None  # suite runs at once across the run; None: the CPUs the run may use
+
+
+#: Score settings that say when and from where a suite's outcomes come, never what they are:
+#: no result, baseline or cache entry depends on them.
+SCHEDULING_KEYS = frozenset({"cache", "max_concurrent"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +139,8 @@ def variant_hash(spec: ExperimentSpec, variant: VariantSpec, extra: Mapping[str,
     payload = {
         "task": spec.task,
         "variant": dataclasses.asdict(variant),
-        # Whether scores may come from the cache does not change what they are.
-        "score": {k: v for k, v in dataclasses.asdict(spec.score).items() if k != "cache"},
+        # Whether scores may come from the cache, or how many suites run at once, does not change them.
+        "score": {k: v for k, v in dataclasses.asdict(spec.score).items() if k not in SCHEDULING_KEYS},
         "template": spec.prompt_template.read_text() if spec.prompt_template else None,
         **extra,
     }

@@ -23,12 +23,13 @@ from ..model.baseline import BASELINE, JUDGED_AT_BASE, VERDICTS, Baseline
 from ..model.paths import ExperimentPaths
 from ..model.record import TestStats, read_json, write_json
 from ..model.settings import ScoringSpec, ScoringSubject
+from ..model.spec import SCHEDULING_KEYS
 from ..repo import gitops
 from ..repo.store import KeptFiles
 from . import scorecache
 from .checkout import scoring_checkout
 from .pinning import Pinned, base_config
-from .suite import run_test_suite
+from .suite import run_test_suite, suite_slot
 
 
 def baseline_key(spec: ScoringSpec, holdout: KeptFiles | None) -> str:
@@ -37,7 +38,7 @@ def baseline_key(spec: ScoringSpec, holdout: KeptFiles | None) -> str:
         "base_commit": spec.base_commit,
         "holdout": holdout.digest() if holdout is not None and spec.score.holdout else None,
         # Resolved: the command and timeout that run, wherever they were set.
-        "score": {k: v for k, v in dataclasses.asdict(spec.score).items() if k != "cache"},
+        "score": {k: v for k, v in dataclasses.asdict(spec.score).items() if k not in SCHEDULING_KEYS},
         "worktree": dataclasses.asdict(spec.worktree),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -111,10 +112,11 @@ def _ensure_locked(
         else:
             with scoring_checkout(spec, _subject(spec, BASELINE), git, base, holdout) as scoring:
                 subjects = [_subject(spec, f"{BASELINE}.{i}") for i in range(1, runs_wanted + 1)]
-                runs = [
-                    run_test_suite(spec, run, scoring.checkout, out=scoring.out, pinned=pinned, sandbox=scoring.sandbox)
-                    for run in subjects
-                ]
+                runs = []
+                for run in subjects:  # each run takes its turn among the trials' suites
+                    with suite_slot(spec):
+                        checkout, out, sandbox = scoring.checkout, scoring.out, scoring.sandbox
+                        runs.append(run_test_suite(spec, run, checkout, out=out, pinned=pinned, sandbox=sandbox))
             how = "scored"
             if cancelled is not None and cancelled.is_set():
                 raise Cancelled("the run was interrupted")

@@ -40,6 +40,7 @@ from ..isolation.sandbox import wanted
 from ..model.paths import Workspace
 from ..model.record import TestStats, read_json, write_json
 from ..model.settings import ScoringSpec
+from ..model.spec import SCHEDULING_KEYS
 from ..repo.gitcmd import Git
 from ..repo.store import KeptFiles
 from ..repo.treefiles import tree_id
@@ -62,7 +63,10 @@ LOCK_FILE_PATTERNS = (
     "setup.cfg",
 )
 #: Score settings that change neither the suite's command nor its outcome: not part of the key.
-_NOT_IN_KEY = ("cache", "metrics", "weights", "protect_mode", "suspicious", "baseline_runs", "protect", "holdout")
+_NOT_IN_KEY = (
+    *sorted(SCHEDULING_KEYS),
+    *("metrics", "weights", "protect_mode", "suspicious", "baseline_runs", "protect", "holdout"),
+)
 #: What a trial's tests get from being judged against a baseline: not the tree's outcomes, never cached.
 _JUDGED = ("flaky", "added", "verdicts")
 

@@ -11,16 +11,18 @@ environment is an allow-list: nothing of the user's secrets, nothing like
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..isolation.environ import safe_env
+from ..isolation.pool import Grant, SlotPool
 from ..isolation.procs import Finished, expand, run_owned
 from ..isolation.sandbox import Sandbox
 from ..model.record import TestStats
@@ -66,6 +68,18 @@ def scoring_env(spec: ScoringSpec, subject: ScoringSubject, worktree: Path) -> d
             **subject.env,
         }
     )
+
+
+def suite_slot(
+    spec: ScoringSpec, waiting: Callable[[float], None] | None = None
+) -> contextlib.AbstractContextManager[Grant]:
+    """One of the run's ``score.max_concurrent`` suite slots, held for the ``with`` block.
+
+    Suites burn CPU: more at once than there are CPUs only makes each slower,
+    until ``score.timeout`` (counted from the slot, not from the wait) stops
+    them all.  ``waiting(since)`` is called if the slot is not free at once.
+    """
+    return SlotPool(spec.paths.suite_pool, spec.score.max_concurrent).slot(waiting)
 
 
 def run_test_suite(

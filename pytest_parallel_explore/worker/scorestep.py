@@ -7,12 +7,14 @@ the repository, reuses its outcomes (see :mod:`..scoring.scorecache`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from ..config.keys import REPO_STATE_KEY
 from ..model.baseline import Baseline
 from ..model.frozen import snapshot
-from ..model.record import TrialRecord
+from ..model.record import SUITE_WAIT, SUITE_WAITING, Status, TrialRecord
 from ..model.settings import Settings, Trial
 from ..repo import gitops
 from ..repo.gitcmd import Git
@@ -21,17 +23,20 @@ from ..scoring import protect, scorecache, suspicious
 from ..scoring.baseline import ensure_baseline, judge
 from ..scoring.checkout import run_setup_command, scoring_checkout
 from ..scoring.pinning import Pinned, base_config
-from ..scoring.suite import run_test_suite, suite_metrics, unmeasured_weights, weighted_score, yaml_metrics
+from ..scoring.suite import run_test_suite, suite_metrics, suite_slot, unmeasured_weights, weighted_score, yaml_metrics
 from . import tampering
 
 
 class ScoreStep:
     """Scores one trial's commit into its record: tests, metrics, verdicts, score, and what it tampered with."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, trial: Trial) -> None:
+    def __init__(
+        self, config: pytest.Config, settings: Settings, trial: Trial, save: Callable[[TrialRecord], None]
+    ) -> None:
         self.config = config
         self.settings = settings
         self.trial = trial
+        self.save = save  # the record is shown while its suite waits for a slot
         self.spec = settings.scoring
         self.subject = settings.subject(trial)
 
@@ -73,15 +78,32 @@ class ScoreStep:
         spec, subject = self.spec, self.subject
         with scoring_checkout(spec, subject, git, tree, self._holdout()) as scoring:
             checkout, sandbox = scoring.checkout, scoring.sandbox
-            if not record.score_cached:
-                run_setup_command(spec, subject, checkout, spec.score.setup, "score.setup", sandbox=sandbox)
-                record.tests = run_test_suite(spec, subject, checkout, out=scoring.out, pinned=pinned, sandbox=sandbox)
-            metrics, flags = yaml_metrics(spec, subject, checkout, sandbox)
+            # The commands that burn CPU take turns (score.max_concurrent); their timeouts start with the turn.
+            with suite_slot(spec, lambda since: self._waiting(record, since)) as grant:
+                self._waited(record, grant.waited)
+                if not record.score_cached:
+                    run_setup_command(spec, subject, checkout, spec.score.setup, "score.setup", sandbox=sandbox)
+                    record.tests = run_test_suite(
+                        spec, subject, checkout, out=scoring.out, pinned=pinned, sandbox=sandbox
+                    )
+                metrics, flags = yaml_metrics(spec, subject, checkout, sandbox)
             record.flags.extend(flags)
             view = snapshot(self.settings.view(self.trial), "pytest_explore_score")
             for result in self.config.hook.pytest_explore_score(config=self.config, trial=view, checkout=checkout):
                 metrics.update(result or {})
         return metrics
+
+    def _waiting(self, record: TrialRecord, since: float) -> None:
+        """The suite waits for a slot: the record says since when, for the live view."""
+        record.steps[Status.SCORE.value][SUITE_WAITING] = since
+        self.save(record)
+
+    def _waited(self, record: TrialRecord, seconds: float) -> None:
+        """The suite has its slot: the step keeps how long it waited for it."""
+        step = record.steps[Status.SCORE.value]
+        step.pop(SUITE_WAITING, None)
+        step[SUITE_WAIT] = round(seconds, 3)
+        self.save(record)
 
     def _holdout(self) -> KeptFiles | None:
         """The hold-out tests as the run read them when it started (see ``checkout.keep_holdout``)."""

@@ -96,7 +96,7 @@ class TrialRunner:
                 if self.keep == "none":  # before scoring: one checkout per running trial at a time
                     self._drop_worktree(record)
                 if record.agent_failure is None or record.diff.files_changed:
-                    self._step(record, Status.SCORE, ScoreStep(self.config, self.settings, self.trial))
+                    self._step(record, Status.SCORE, ScoreStep(self.config, self.settings, self.trial, self._save))
                 _conclude(record, self.settings.score.protect_mode, self.settings.score.suspicious)
                 if self.keep == "failed" and record.status is Status.DONE:
                     self._drop_worktree(record)

@@ -1,0 +1,87 @@
+"""Agents and suites scheduled apart: ``max_concurrent`` agents, ``score.max_concurrent`` suites, one pool per run.
+
+The issue's reproduction, scaled down: eight variants at ``-n 8`` whose
+suites each burn CPU, with a ``score.timeout`` that a suite meets alone but
+not after waiting in line.  Every suite logs when its CPU work starts and
+ends (outside the checkout: ``sandbox: none``), so the overlap is measured,
+not inferred; the baseline's runs log too, since they share the pool.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_parallel_explore.agents.registry import BUILTIN_BACKENDS
+from pytest_parallel_explore.config.settings import resolve_settings, usable_cpus
+from tests.explore_testing import GOOD_AGENT, Project
+
+BURN_TEST = """
+import os, time
+
+def test_burns_cpu():
+    with open(os.environ["BURN_LOG"], "a") as log:
+        log.write(f"start {{time.time()}}\\n")
+    end = time.process_time() + {seconds}
+    while time.process_time() < end:
+        pass
+    with open(os.environ["BURN_LOG"], "a") as log:
+        log.write(f"end {{time.time()}}\\n")
+"""
+
+
+def peak_overlap(log: Path) -> int:
+    events = sorted((float(t), kind == "start") for kind, t in (line.split() for line in log.read_text().splitlines()))
+    running = peak = 0
+    for _, starts in events:
+        running += 1 if starts else -1
+        peak = max(peak, running)
+    return peak
+
+
+def test_suites_take_turns_and_their_timeout_counts_from_their_turn(
+    calc_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = calc_project.path.parent / f"{calc_project.path.name}-burn.log"
+    calc_project.write({"tests/test_burn.py": textwrap.dedent(BURN_TEST.format(seconds=0.4))})
+    calc_project.commit("a suite that burns CPU")
+    spec = calc_project.calc_spec(**{f"v{i}": GOOD_AGENT for i in range(8)})
+    spec["max_concurrent"] = 8
+    spec["sandbox"] = "none"  # the suites log outside their checkouts
+    timeout = 5.0  # one suite's ~1 s, with room for the 8 workers starting beside the baseline's first
+    spec["score"].update({"max_concurrent": 1, "timeout": f"{timeout:g}s", "pass_env": ["BURN_LOG"], "cache": False})
+    monkeypatch.setenv("BURN_LOG", str(log))
+    result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "8")
+
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*8 workers [[]8 items[]]*"])
+    trials = calc_project.trials().values()
+    assert [t["status"] for t in trials] == ["done"] * 8
+    assert all(t["tests"]["problem"] is None and t["tests"]["passed"] == 4 for t in trials)
+    assert len(log.read_text().split()) == 2 * 2 * (8 + 2), "every trial's suite and both baseline runs burned"
+    assert peak_overlap(log) == 1, "one suite at a time, the baseline's runs included"
+    # Each suite alone is well inside its timeout; with the wait in line most would not be.
+    waits = [t["steps"]["score"]["suite_wait"] for t in trials]
+    assert all(t["tests"]["seconds"] < timeout for t in trials)
+    assert max(w + t["tests"]["seconds"] for w, t in zip(waits, trials, strict=True)) > timeout
+    assert all(t["steps"]["score"]["seconds"] >= w for w, t in zip(waits, trials, strict=True))
+    assert not any("suite_waiting_since" in t["steps"]["score"] for t in trials)
+    result.stdout.re_match_lines([r"explore calc\[v\d\]: score \d+\.\ds, suite waiting for a slot \d+\.\ds"])
+    result.stdout.re_match_lines([r"explore calc\[v\d\]: done \d+\.\ds, suite waited \d+\.\ds for a slot"])
+
+
+def test_suites_at_once_default_to_the_cpus_the_run_may_use(calc_project: Project) -> None:
+    spec = calc_project.calc_spec(good=GOOD_AGENT)
+    default = resolve_settings(
+        calc_project.pytester.parseconfig("--explore", "calc", "--variants", calc_project.variants(spec)),
+        BUILTIN_BACKENDS,
+    )
+    spec["score"]["max_concurrent"] = 5
+    chosen = resolve_settings(
+        calc_project.pytester.parseconfig("--explore", "calc", "--variants", calc_project.variants(spec)),
+        BUILTIN_BACKENDS,
+    )
+    assert (default.score.max_concurrent, chosen.score.max_concurrent) == (usable_cpus(), 5)
+    assert default.trials[0].spec_hash == chosen.trials[0].spec_hash, "how many suites run at once changes no result"
