@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config.defaults import DEFAULT_DIR
+from ..model.jsonfile import read_json
 from ..model.paths import Workspace
-from ..model.record import read_json
 from ..report.model import Results
 from . import commands
 from .commands import ExperimentEntry

@@ -21,8 +21,9 @@ import pytest
 
 from ..config.settings import resolve_workspace
 from ..controller.runlock import ExperimentBusy, ExperimentLock
+from ..model.jsonfile import read_json
 from ..model.paths import ExperimentPaths, Workspace
-from ..model.record import TrialRecord, load_records, read_json
+from ..model.record import TrialRecord, load_records
 from ..repo import gitops, treefiles
 from ..report.fields import ResultsError
 from ..report.model import ExperimentInfo

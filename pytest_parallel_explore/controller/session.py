@@ -29,7 +29,8 @@ import pytest
 
 from ..config.keys import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
 from ..model.frozen import snapshot
-from ..model.record import RECORD_PROPERTY, TrialRecord, load_records, save, try_load, write_json
+from ..model.jsonfile import write_json
+from ..model.record import RECORD_PROPERTY, TrialRecord, load_records, save, try_load
 from ..model.settings import Settings
 from ..repo import gitops, repostate
 from ..report.model import Results

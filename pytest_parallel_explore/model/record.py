@@ -11,13 +11,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .jsonfile import write_json
 from .paths import ExperimentPaths
 
 SCHEMA = 1
@@ -332,33 +331,6 @@ def _known_fields(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
 def _from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
     # Unknown keys are dropped so that newer files load in older code.
     return cls(**_known_fields(cls, data))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so readers see the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    """The JSON document at ``path``, or None when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def save(record: TrialRecord, path: Path) -> None:

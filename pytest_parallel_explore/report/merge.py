@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from ..model.baseline import Baseline
+from ..model.jsonfile import read_json, write_json
 from ..model.paths import TRIAL_FILE_SUFFIXES, Workspace
-from ..model.record import Status, TrialRecord, read_json, save, write_json
+from ..model.record import Status, TrialRecord, save
 from .fields import ResultsError
 from .model import ExperimentInfo, Results
 from .results import write_report

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 from ..evidence import counts, racing, stats
 from ..model.baseline import Baseline
+from ..model.jsonfile import read_json, write_atomic, write_json
 from ..model.paths import ExperimentPaths
-from ..model.record import TrialRecord, read_json, write_atomic, write_json
+from ..model.record import TrialRecord
 from .fields import ResultsError
 from .html import Live, render_report
 from .model import ExperimentInfo, Results, baseline_from_json

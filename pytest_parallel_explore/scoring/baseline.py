@@ -20,8 +20,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
 
 from ..model.baseline import BASELINE, JUDGED_AT_BASE, VERDICTS, Baseline
+from ..model.jsonfile import read_json, write_json
 from ..model.paths import ExperimentPaths
-from ..model.record import TestStats, read_json, write_json
+from ..model.record import TestStats
 from ..model.settings import ScoringSpec, ScoringSubject
 from ..model.spec import SCHEDULING_KEYS
 from ..repo import gitops

@@ -37,8 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from ..isolation.sandbox import wanted
+from ..model.jsonfile import read_json, write_json
 from ..model.paths import Workspace
-from ..model.record import TestStats, read_json, write_json
+from ..model.record import TestStats
 from ..model.settings import ScoringSpec
 from ..model.spec import SCHEDULING_KEYS
 from ..repo.gitcmd import Git
