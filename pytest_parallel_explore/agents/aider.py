@@ -33,8 +33,7 @@ from typing import Any, ClassVar
 from ..config.checks import positive_int_problem, unknown_keys
 from . import aider_history
 from .base import AgentOutcome, AgentTask
-from .cli import CliAgent, read_bounded, size_of
-from .pricing import price_problems
+from .cli import CliAgent, cli_problems, read_bounded, size_of
 
 SETTING_KEYS = (
     "backend",
@@ -68,7 +67,6 @@ def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
         ("model", "a model name in aider's form, e.g. openai/gpt-4.1 or anthropic/claude-sonnet-4-5"),
         ("reasoning_effort", "a reasoning effort such as low, medium or high"),
         ("test_command", "a shell command that runs the tests, e.g. python -m pytest -q"),
-        ("executable", "the aider command's name or path"),
     ):
         value = settings.get(key, "x")
         if not (isinstance(value, str) and value.strip()):
@@ -76,9 +74,7 @@ def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
     args = settings.get("args", [])
     if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
         problems.append(f'{where}.args: expected a list of aider options such as ["--map-tokens", "0"], got {args!r}')
-    if "prices" in settings:
-        problems += price_problems(settings["prices"], f"{where}.prices")
-    return problems
+    return problems + cli_problems(settings, where, "aider")
 
 
 @dataclasses.dataclass(frozen=True)

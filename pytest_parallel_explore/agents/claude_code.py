@@ -37,8 +37,7 @@ from typing import Any, ClassVar
 from ..config.checks import is_number, positive_int_problem, unknown_keys
 from . import claude_stream
 from .base import AgentOutcome, AgentTask, thinking_problem
-from .cli import CliAgent
-from .pricing import price_problems
+from .cli import CliAgent, cli_problems
 
 SETTING_KEYS = (
     "backend",
@@ -95,12 +94,7 @@ def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
     cost = settings.get("max_cost_usd", 1.0)
     if not (is_number(cost) and cost > 0):
         problems.append(f"{where}.max_cost_usd: expected a number of dollars > 0, got {cost!r}")
-    if "prices" in settings:
-        problems += price_problems(settings["prices"], f"{where}.prices")
-    executable = settings.get("executable", "claude")
-    if not (isinstance(executable, str) and executable.strip()):
-        problems.append(f"{where}.executable: expected the claude command's name or path, got {executable!r}")
-    return problems
+    return problems + cli_problems(settings, where, "claude")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from ..isolation.procs import Finished, clean_env, run_owned
 from ..isolation.sandbox import Sandbox
 from .base import AgentBackend, AgentOutcome, AgentTask, AgentUnavailable
+from .pricing import price_problems
 
 #: How often the output of a running CLI is read for events that stop it.
 _WATCH_SECONDS = 0.2
@@ -52,6 +53,15 @@ class CliRun:
     events: list[Event]
     stopped: str | None
     state: Path
+
+
+def cli_problems(settings: Mapping[str, Any], where: str, cli: str) -> list[str]:
+    """Problems with what every CLI backend takes: ``executable`` (default ``cli``) and ``prices``."""
+    problems = price_problems(settings["prices"], f"{where}.prices") if "prices" in settings else []
+    executable = settings.get("executable", cli)
+    if not (isinstance(executable, str) and executable.strip()):
+        problems.append(f"{where}.executable: expected the {cli} command's name or path, got {executable!r}")
+    return problems
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,8 +24,7 @@ from typing import Any, ClassVar
 from ..config.checks import positive_int_problem, unknown_keys
 from . import codex_events
 from .base import AgentOutcome, AgentTask
-from .cli import CliAgent
-from .pricing import price_problems
+from .cli import CliAgent, cli_problems
 
 SETTING_KEYS = (
     "backend",
@@ -57,12 +56,7 @@ def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
             f"{where}.config: expected a mapping of Codex config keys to values "
             f'(e.g. {{model_provider: "mine"}}), got {config!r}'
         )
-    if "prices" in settings:
-        problems += price_problems(settings["prices"], f"{where}.prices")
-    executable = settings.get("executable", "codex")
-    if not (isinstance(executable, str) and executable.strip()):
-        problems.append(f"{where}.executable: expected the codex command's name or path, got {executable!r}")
-    return problems
+    return problems + cli_problems(settings, where, "codex")
 
 
 @dataclasses.dataclass(frozen=True)
