@@ -128,3 +128,14 @@ def test_a_plugin_backend_is_built_from_its_settings_and_runs_in_a_worker(paint_
     # The settings reached the agent: good's color as given, bad's the default its from_settings chose.
     assert [trials["good"]["agent"]["model"], trials["bad"]["agent"]["model"]] == ["green", "red"]
     assert "return a + b" in paint_project.git("show", "explore/calc/good:calc.py")
+
+
+@pytest.mark.parametrize(("backend", "cli"), [("claude-code", "claude"), ("codex", "codex"), ("aider", "aider")])
+def test_every_cli_backend_checks_its_executable_and_prices(backend: str, cli: str) -> None:
+    from pytest_parallel_explore.agents.registry import BUILTIN_BACKENDS
+
+    validate = BUILTIN_BACKENDS[backend].validate_settings
+    assert validate({"backend": backend}, "v.agent") == []
+    problems = validate({"backend": backend, "executable": " ", "prices": []}, "v.agent")
+    assert f"v.agent.executable: expected the {cli} command's name or path, got ' '" in problems
+    assert any(p.startswith("v.agent.prices: expected a mapping of model name") for p in problems)
