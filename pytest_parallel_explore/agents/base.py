@@ -116,6 +116,27 @@ def programs_of(agent: Agent) -> tuple[str, ...]:
     return agent.programs() if isinstance(agent, AgentBackend) else ()
 
 
+#: Model families released before adaptive thinking: they take a token budget, the others think adaptively.
+#: (The Models API reports this per model, but asking costs a request per trial
+#: and proxies behind ``base_url`` often lack that endpoint; this list is closed.)
+BUDGET_MODELS = (
+    "claude-3",
+    "claude-opus-4-0",
+    "claude-opus-4-1",
+    "claude-opus-4-2025",
+    "claude-opus-4-5",
+    "claude-sonnet-4-0",
+    "claude-sonnet-4-2025",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+)
+
+
+def takes_thinking_budget(model: str) -> bool:
+    """Whether ``model`` takes a thinking token budget rather than thinking adaptively."""
+    return model.startswith(BUDGET_MODELS)
+
+
 def thinking_problem(settings: Mapping[str, Any], where: str) -> str | None:
     """The problem with a ``thinking`` setting, shared by the backends that take one."""
     value = settings.get("thinking", "adaptive")

@@ -11,7 +11,7 @@ backend does about it:
   approves).
 - ``thinking``: current models think adaptively whatever ``MAX_THINKING_TOKENS``
   says, so a token budget is accepted only for the models that take one
-  (:data:`BUDGET_MODELS`); ``effort`` sets adaptive thinking's effort, and 0
+  (:data:`.base.BUDGET_MODELS`); ``effort`` sets adaptive thinking's effort, and 0
   switches thinking off (``CLAUDE_CODE_DISABLE_THINKING``).
 - ``bypassPermissions`` is refused as root unless ``IS_SANDBOX`` is set: as
   root (CI containers) it is set, since the user asked for that mode.
@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 from ..config.checks import is_number, positive_int_problem, unknown_keys
 from . import claude_stream
-from .base import AgentOutcome, AgentTask, thinking_problem
+from .base import AgentOutcome, AgentTask, takes_thinking_budget, thinking_problem
 from .cli import CliAgent, cli_problems
 
 SETTING_KEYS = (
@@ -55,18 +55,6 @@ SETTING_KEYS = (
 #: allowed (by the mode or by ``allowed_tools``) is refused.
 PERMISSION_MODES = ("acceptEdits", "bypassPermissions", "default", "dontAsk", "plan")
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
-#: The models Claude Code gives a thinking budget (``MAX_THINKING_TOKENS``); it thinks adaptively on the others.
-BUDGET_MODELS = (
-    "claude-3-",
-    "claude-opus-4-0",
-    "claude-opus-4-1",
-    "claude-opus-4-5",
-    "claude-opus-4-2025",
-    "claude-sonnet-4-0",
-    "claude-sonnet-4-5",
-    "claude-sonnet-4-2025",
-    "claude-haiku-4-5",
-)
 
 
 def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
@@ -76,7 +64,7 @@ def validate_settings(settings: Mapping[str, Any], where: str) -> list[str]:
         if problem:
             problems.append(problem)
     thinking, model = settings.get("thinking", "adaptive"), settings.get("model")
-    if thinking not in ("adaptive", 0) and not (isinstance(model, str) and model.startswith(BUDGET_MODELS)):
+    if thinking not in ("adaptive", 0) and not (isinstance(model, str) and takes_thinking_budget(model)):
         problems.append(
             f"{where}.thinking: Claude Code thinks adaptively on {model or 'its default model'} and ignores "
             f"a token budget ({thinking!r}); use thinking: adaptive with effort: {' | '.join(EFFORTS)}, "

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...config.checks import is_int, is_number, parse_duration, positive_int_problem, unknown_keys
-from ..base import thinking_problem
+from ..base import takes_thinking_budget, thinking_problem
 from ..pricing import price_problems
 
 #: The model when a variant names none: the current Sonnet in the SDK's ``Model`` literals.
@@ -20,25 +20,10 @@ DEFAULT_COMMAND_TIMEOUT = 120.0
 #: Output tokens per response; raised when a thinking budget needs more room.
 DEFAULT_MAX_TOKENS = 32_000
 
-#: Model families released before adaptive thinking: they take a token budget.
-#: (The Models API reports this per model, but asking costs a request per trial
-#: and proxies behind ``base_url`` often lack that endpoint; this list is closed.)
-_BUDGET_ONLY_MODELS = (
-    "claude-3",
-    "claude-opus-4-0",
-    "claude-opus-4-1",
-    "claude-opus-4-2025",
-    "claude-opus-4-5",
-    "claude-sonnet-4-0",
-    "claude-sonnet-4-2025",
-    "claude-sonnet-4-5",
-    "claude-haiku-4-5",
-)
-
 
 def supports_adaptive_thinking(model: str) -> bool:
     """Whether ``model`` takes ``thinking: {type: adaptive}`` rather than a token budget."""
-    return not model.startswith(_BUDGET_ONLY_MODELS)
+    return not takes_thinking_budget(model)
 
 
 SETTING_KEYS = (
