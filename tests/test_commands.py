@@ -65,12 +65,14 @@ def test_list_names_the_trial_the_table_ranks_first_when_scores_tie(calc_project
 def test_cleanup_removes_worktrees_and_keeps_branches_and_results(explored: Project) -> None:
     worktrees = explored.experiment_dir() / "worktrees"
     shutil.rmtree(worktrees / "bad")  # one deleted by hand already
-    copies = [explored.experiment_dir() / name for name in ("base", "store.git")]
+    copies = [explored.experiment_dir() / name for name in ("base", "store.git", "pool")]
     assert all(folder.is_dir() for folder in copies)
     result = explored.pytester.runpytest_subprocess("--explore", "calc", "--explore-cleanup")
 
     assert result.ret == 0, result.stderr.str()
-    assert not any(folder.exists() for folder in copies)  # the shared base objects and the run's private store
+    assert not any(
+        folder.exists() for folder in copies
+    )  # the shared base objects, the run's private store and its suite slots
     assert not (worktrees / "good").exists()
     assert "calc/good" not in explored.git("worktree", "list") and "calc/bad" not in explored.git("worktree", "list")
     assert explored.git("branch", "--list", "explore/*").split() == ["explore/calc/bad", "explore/calc/good"]

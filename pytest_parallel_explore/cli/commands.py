@@ -143,8 +143,10 @@ def cleanup_experiment(workspace: Workspace, experiment: str, *, delete_branches
         )
     if not kept and paths.shared_base.is_dir():
         treefiles.remove_tree(paths.shared_base)
-    # The run's private copies of the hold-out and of the main checkout: the next run makes them again.
+    # The run's private copies of the hold-out and of the main checkout, and its suite slots: the next
+    # run makes them again.
     treefiles.remove_tree(paths.store)
+    treefiles.remove_tree(paths.suite_pool.parent)
     result.removed.sort()
     if delete_branches:
         branches = gitops.branches_under(workspace.repo_root, prefix)
