@@ -91,7 +91,7 @@ def test_a_test_failed_every_time_decides_by_tests_and_says_which() -> None:
 
 
 def test_raising_max_after_the_race_began_falls_back_to_villes_threshold() -> None:
-    scores = {"good": [1.0] * 12, "weak": [0.0] * 12, "poor": [0.0] * 12}
+    scores = {"good": [1.0] * 12, "weak": [0.3] * 12, "poor": [0.3] * 12}
     raised = race_state(scores, max_trials=20, horizon=12)
     assert raised.method.endswith("; max raised from 12 to 20 after the race began")
     assert "Ville's threshold" in raised.method

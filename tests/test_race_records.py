@@ -57,7 +57,7 @@ def test_a_trial_the_race_skipped_keeps_its_earlier_attempts() -> None:
 
 
 def test_a_race_whose_max_was_raised_falls_back_to_villes_threshold_and_says_so() -> None:
-    records = [trial(f"{v}.{k}", (DONE, s, [])) for k in range(1, 9) for v, s in (("good", 1.0), ("bad", 0.0))]
+    records = [trial(f"{v}.{k}", (DONE, s, [])) for k in range(1, 9) for v, s in (("good", 1.0), ("bad", 0.3))]
     as_declared = racing.race_of(records, ["good", "bad"], RaceSpec(max=12))
     assert as_declared.winner == "good" and "simulated for 12 rounds" in as_declared.method
     raised = racing.race_of(records, ["good", "bad"], RaceSpec(max=20))
