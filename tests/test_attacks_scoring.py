@@ -179,3 +179,29 @@ def test_no_attack_on_the_scored_run_scores_more_than_the_honest_change(victim: 
     summary, report = (results / "summary.md").read_text(), (results / "report.html").read_text()
     assert "<img" not in summary and "&lt;img src=x onerror=alert(1)&gt;.py" in summary
     assert "<img" not in report
+
+
+#: Imported by the suite from the scoring checkout: plants a forging conftest and rewrites the judged tests there,
+#: for whichever trial is scored in the same folder next.
+PLANTER = (
+    "import pathlib\n"
+    f"pathlib.Path('tests/conftest.py').write_text({FORGING_PLUGIN!r})\n"
+    "tests = pathlib.Path('tests/test_calc.py')\n"
+    "tests.write_text(tests.read_text().replace('assert add', 'assert True or add'))\n"
+    "def add(a, b):\n    return a * b\n"
+)
+
+
+def test_what_a_suite_left_in_the_kept_scoring_checkout_reaches_no_later_trial(victim: Project) -> None:  # noqa: F811
+    spec = spec_for(victim, "none", [])
+    # No xdist: the trials are scored one after the other, in the same kept checkout.
+    spec["variants"] = {
+        "a_planter": {"agent": {"run": write_files({"calc.py": PLANTER})}},
+        "b_next": {"agent": {"run": BAD_AGENT}},
+    }
+    result = victim.explore("--variants", victim.variants(spec))
+
+    trials = victim.trials()
+    assert trials["b_next"]["score"] == pytest.approx(HONEST_SCORE), result.stdout.str()
+    assert trials["b_next"]["tests"]["verdicts"]["tests/test_calc.py::test_add"] == "still_failing"
+    assert trials["a_planter"]["score"] == pytest.approx(HONEST_SCORE), trials["a_planter"]["tests"]

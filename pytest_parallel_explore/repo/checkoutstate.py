@@ -24,18 +24,13 @@ from typing import Any
 from . import blobs
 from .gitcmd import Git
 from .store import KeptFiles, keep_files
+from .treefiles import Stat, stat_of
 
 #: Ignored files larger than this are watched by their size and mtime only.
 FILE_CAP = 10 * 1024 * 1024
 #: At most this much of ignored files is kept; the rest is watched by size and mtime only.
 TOTAL_CAP = 100 * 1024 * 1024
 
-#: What a file's ``lstat`` says that any change to it changes: (mode, size, mtime_ns, ctime_ns, inode).
-Stat = tuple[int, int, int, int, int]
-
-
-def _stat_of(info: os.stat_result) -> Stat:
-    return (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +99,7 @@ def capture(git: Git, root: Path, store: Git, excluded: Sequence[Path]) -> Check
     return CheckoutState(
         root=str(root),
         kept=KeptFiles(str(store.git_dir), entries),
-        stats={p: _stat_of(files[p]) for p in entries},
+        stats={p: stat_of(files[p]) for p in entries},
         watched=watched,
         folders=frozenset(folders),
         excluded=tuple(sorted(skip)),
@@ -182,7 +177,7 @@ def _walk(root: Path, skip: set[str]) -> Iterator[tuple[str, os.stat_result]]:
 
 def _same(root: Path, relative: str, info: os.stat_result, state: CheckoutState) -> bool:
     """Whether the file at ``relative`` still holds what was kept (read only when its stat changed)."""
-    if _stat_of(info) == state.stats.get(relative):
+    if stat_of(info) == state.stats.get(relative):
         return True
     mode, sha = state.kept.entries[relative]
     full = root / relative

@@ -12,10 +12,19 @@ import functools
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import blobs
 from .gitcmd import Git, GitFailed
+
+#: What a file's ``lstat`` says that any change to it changes: (mode, size, mtime_ns, ctime_ns, inode).
+#: A process can set a file's mtime back, not its ctime; a write, rename, link or ``chmod`` moves it.
+Stat = tuple[int, int, int, int, int]
+
+
+def stat_of(info: os.stat_result) -> Stat:
+    return (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 def tree_entries(git: Git, treeish: str) -> dict[str, tuple[str, str]]:
@@ -71,12 +80,17 @@ def materialize(git: Git, treeish: str, target: Path) -> None:
     symlink written earlier, redirects a write.
     """
     entries = tree_entries(git, treeish)
-    for path in entries:
-        parts = path.split("/")
-        if path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
-            raise GitFailed(f"refusing to write the unsafe path {path!r} of {treeish}")
+    refuse_unsafe(entries, treeish)
     target.mkdir(parents=True)
     blobs.write_files(git, entries, target)
+
+
+def refuse_unsafe(paths: Iterable[str], source: str) -> None:
+    """Raise for a path that could leave the folder it is written to: absolute, with ``..`` or ``.git``."""
+    for path in paths:
+        parts = path.split("/")
+        if path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
+            raise GitFailed(f"refusing to write the unsafe path {path!r} of {source}")
 
 
 def remove_tree(path: Path) -> None:

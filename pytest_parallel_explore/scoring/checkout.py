@@ -2,10 +2,11 @@
 
 A worktree gets what git does not give it: ``worktree.copy`` files from the
 main checkout and the ``worktree.setup`` command.  A scoring checkout is a
-fresh folder outside the repository, written by the plugin from a tree (see
-:func:`treefiles.materialize`), with the hold-out tests copied in: the agent
-never had it, so nothing it left behind (a planted ``.git``, an index trick,
-a process still writing) can reach what is scored.  The hold-out is read
+folder outside the repository, written by the plugin from a tree (see
+:mod:`..repo.pristine`: kept between suite runs, brought to the next tree by
+writing what differs), with the hold-out tests copied in: the agent never had
+it, so nothing it left behind (a planted ``.git``, an index trick, a process
+still writing) can reach what is scored.  The hold-out is read
 once, when the run starts (:func:`keep_holdout`), into the experiment's
 private store: what an agent later writes in the main checkout's hold-out
 changes no score.
@@ -13,11 +14,13 @@ changes no score.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -27,25 +30,19 @@ from ..isolation.sandbox import Sandbox
 from ..model.settings import ScoringSpec, ScoringSubject
 from ..repo import blobs, treefiles, trees
 from ..repo.gitcmd import Git
+from ..repo.pristine import PristineCheckout
 from ..repo.store import KeptFiles, keep_files
 from .suite import scoring_env
 
 
 def prepare_worktree(
-    spec: ScoringSpec,
-    subject: ScoringSubject,
-    worktree: Path,
-    *,
-    holdout: KeptFiles | None = None,
-    sandbox: Sandbox | None = None,
+    spec: ScoringSpec, subject: ScoringSubject, worktree: Path, *, sandbox: Sandbox | None = None
 ) -> None:
-    """What a folder to work or score in needs besides git's files: ``worktree.copy``, ``worktree.setup``, hold-out."""
+    """What a folder to work or score in needs besides git's files: ``worktree.copy`` and ``worktree.setup``."""
     root = spec.workspace.repo_root
     for relative in spec.worktree.copy:
         _copy(root / relative, worktree / relative)
     run_setup_command(spec, subject, worktree, spec.worktree.setup, "worktree.setup", sandbox=sandbox)
-    if holdout is not None:
-        copy_holdout(spec.score.holdout, holdout, worktree)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,27 +54,62 @@ class Scoring:
     sandbox: Sandbox
 
 
+#: Scoring checkouts of this process between suite runs, by repository: the next run takes one.
+_idle: dict[Path, list[PristineCheckout]] = {}
+_idle_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def scoring_checkout(
     spec: ScoringSpec, subject: ScoringSubject, git: Git, tree: str, holdout: KeptFiles | None
 ) -> Iterator[Scoring]:
-    """``tree`` written to a new folder, prepared, hold-out (read when the run started) copied in; removed afterwards.
+    """``tree`` written to a folder of its own, prepared, hold-out (read when the run started) copied in.
 
-    ``out`` is a sibling folder for reports the suite writes (its junit
-    file).  Both live outside the repository, so no configuration of the
-    main checkout (a ``pytest.ini`` above the folder) takes part in scoring.
+    The folder is this process's kept checkout of an earlier tree, brought to
+    ``tree`` by writing what differs and removing all the earlier suite left
+    (see :mod:`..repo.pristine`), or a new one.  ``out`` is a sibling folder
+    for reports the suite writes (its junit file).  Both live outside the
+    repository, so no configuration of the main checkout (a ``pytest.ini``
+    above the folder) takes part in scoring.  A checkout whose use raised is
+    removed, not kept.
     """
-    folder = Path(tempfile.mkdtemp(prefix=f"explore-{spec.experiment}-{subject.name}-"))
+    if holdout is None and spec.score.holdout:
+        raise RuntimeError("the hold-out tests were not read when the run started; nothing is scored without them")
+    kept = _take(git)
+    folder = kept.folder.parent
     try:
-        scoring = Scoring(folder / "checkout", folder / "out", _sandbox(spec, subject, folder, git))
-        scoring.out.mkdir()
-        treefiles.materialize(git, tree, scoring.checkout)
-        if holdout is None and spec.score.holdout:
-            raise RuntimeError("the hold-out tests were not read when the run started; nothing is scored without them")
-        prepare_worktree(spec, subject, scoring.checkout, holdout=holdout, sandbox=scoring.sandbox)
+        out = folder / "out"
+        treefiles.remove_tree(out)
+        out.mkdir()
+        entries = treefiles.tree_entries(git, tree)
+        kept.update([(git, {p: e for p, e in entries.items() if not trees.under(p, spec.score.holdout)})])
+        scoring = Scoring(kept.folder, out, _sandbox(spec, subject, folder, git))
+        prepare_worktree(spec, subject, scoring.checkout, sandbox=scoring.sandbox)
+        if holdout is not None:  # after the set-up command, which runs the agent's code
+            kept.overlay(Git(Path(holdout.store)), holdout.entries, spec.score.holdout)
         yield scoring
-    finally:
+    except BaseException:
         treefiles.remove_tree(folder)
+        raise
+    with _idle_lock:
+        _idle.setdefault(git.git_dir, []).append(kept)
+
+
+def _take(git: Git) -> PristineCheckout:
+    """A kept checkout of ``git``'s trees that no suite run is using, or a new one."""
+    with _idle_lock:
+        if _idle.get(git.git_dir):
+            return _idle[git.git_dir].pop()
+    folder = Path(tempfile.mkdtemp(prefix="explore-scoring-"))
+    return PristineCheckout(folder / "checkout")
+
+
+@atexit.register
+def _remove_kept() -> None:
+    with _idle_lock:
+        for kept in [k for ks in _idle.values() for k in ks]:
+            treefiles.remove_tree(kept.folder.parent)
+        _idle.clear()
 
 
 def _sandbox(spec: ScoringSpec, subject: ScoringSubject, folder: Path, git: Git) -> Sandbox:
@@ -122,17 +154,6 @@ def _files_under(root: Path, relatives: Sequence[str]) -> list[str]:
         for folder, _dirs, names in os.walk(top):
             found.extend(Path(folder, n).relative_to(root).as_posix() for n in names if Path(folder, n).is_file())
     return found
-
-
-def copy_holdout(paths: Sequence[str], holdout: KeptFiles, worktree: Path) -> None:
-    """Write the hold-out tests kept when the run started, replacing whatever is at their ``paths``."""
-    for relative in paths:
-        target = worktree / relative
-        if target.is_dir() and not target.is_symlink():
-            treefiles.remove_tree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
-    holdout.write(worktree)
 
 
 def _copy(source: Path, target: Path) -> None:

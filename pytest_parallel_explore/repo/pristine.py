@@ -1,0 +1,179 @@
+"""A checkout kept between suite runs and brought to the next tree by writing only what differs.
+
+Writing a sealed checkout from scratch for every trial costs a write of every
+file and a removal of every file: at 20,000 files, seconds a trial, most of
+them for files no agent touched.  A :class:`PristineCheckout` keeps the folder
+and what the plugin wrote into it (``path -> (mode, blob id)``, with each
+file's ``lstat`` just after the write) and, for the next tree:
+
+1. walks the folder without following links and removes everything the plugin
+   did not write (whatever the suite or a set-up command created: caches,
+   reports, a planted ``conftest.py``, links, FIFOs) and every file whose
+   ``lstat`` changed;
+2. removes the files the next tree does not have and writes those it has with
+   another mode or blob id, each blob hashed again as it is read
+   (:func:`blobs.write_files`);
+3. removes the folders the next tree does not need.
+
+A file is trusted to hold the blob it was written from only while its mode,
+size, mtime, ctime and inode are unchanged; an unprivileged process can set a
+file's mtime back but not its ctime, and any write, rename, link or ``chmod``
+moves it.  Anything that does not fit (the folder replaced, a folder's mode
+changed, an error) gives a fresh checkout: "when in doubt" is cheap to afford.
+The cost of an update is one ``lstat`` a file plus the writes: O(changed
+files + files the suite wrote), not O(all files).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+import stat
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from . import blobs, treefiles
+from .gitcmd import Git
+from .treefiles import Stat, stat_of
+
+#: ``path -> (mode, blob id)``, as in a git tree.
+Entries = Mapping[str, tuple[str, str]]
+#: The files to write: ``path -> (where the blob is, mode, blob id)``.
+Target = Mapping[str, tuple[Git, str, str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Update:
+    """What an update did: files written, things removed, and whether it started over."""
+
+    written: int
+    removed: int
+    fresh: bool
+
+
+class _Doubt(Exception):
+    """The folder is not as the plugin left it in a way an update does not repair: start over."""
+
+
+class PristineCheckout:
+    """``folder`` kept at the files of a tree (and of layers over it), updated in place for the next one."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._files: dict[str, tuple[str, str, Stat]] = {}  # path -> (mode, blob id, lstat after writing)
+        self._folders: dict[str, tuple[int, int]] = {}  # path ("" the top) -> (mode, inode)
+
+    def update(self, layers: list[tuple[Git, Entries]]) -> Update:
+        """Make the folder hold exactly ``layers`` (later ones win on a path), writing only what differs."""
+        target: dict[str, tuple[Git, str, str]] = {}
+        for git, entries in layers:
+            for path, (mode, sha) in entries.items():
+                target[path] = (git, mode, sha)
+        treefiles.refuse_unsafe(target, "the scoring checkout")
+        if self._folders:
+            try:
+                return self._update(target)
+            except (_Doubt, OSError):
+                pass
+        treefiles.remove_tree(self.folder)
+        self._files, self._folders = {}, {}
+        self.folder.mkdir(parents=True)
+        written = self._write(target)
+        self._note_folders(target)
+        return Update(written, 0, fresh=True)
+
+    def overlay(self, git: Git, entries: Entries, replacing: Sequence[str]) -> None:
+        """Write ``entries`` over the folder after removing whatever is at ``replacing`` (not kept in the tree).
+
+        For files written after a set-up command ran (the hold-out tests): the
+        next :meth:`update` removes them, as they are not in its tree.
+        """
+        for relative in replacing:
+            full = self.folder / relative
+            if os.path.isdir(full) and not os.path.islink(full):
+                treefiles.remove_tree(full)
+            elif os.path.lexists(full):
+                os.unlink(full)
+        target = {path: (git, mode, sha) for path, (mode, sha) in entries.items()}
+        treefiles.refuse_unsafe(target, "the hold-out tests")
+        self._write(target)
+        self._note_folders(target)
+
+    def _update(self, target: Target) -> Update:
+        removed = self._sweep()
+        for path in [p for p in self._files if p not in target or target[p][1:] != self._files[p][:2]]:
+            os.unlink(self.folder / path)
+            del self._files[path]
+            removed += 1
+        needed = _folders_of(target)
+        for path in sorted(set(self._folders) - needed, key=len, reverse=True):
+            os.rmdir(self.folder / path)  # empty now: its files are gone, and nothing else was left
+            removed += 1
+        written = self._write({p: e for p, e in target.items() if p not in self._files})
+        self._folders = {p: v for p, v in self._folders.items() if p in needed}
+        self._note_folders(target)
+        return Update(written, removed, fresh=False)
+
+    def _sweep(self) -> int:
+        """Remove everything the plugin did not write, and every file changed since; return how many."""
+        removed = 0
+        top = os.lstat(self.folder)
+        if not stat.S_ISDIR(top.st_mode) or (top.st_mode, top.st_ino) != self._folders.get(""):
+            raise _Doubt("the checkout folder was replaced")
+        pending, seen = [""], {""}
+        while pending:
+            relative = pending.pop()
+            with os.scandir(self.folder / relative) as found:
+                children = list(found)
+            for child in children:
+                path = posixpath.join(relative, child.name) if relative else child.name
+                info = child.stat(follow_symlinks=False)
+                if path in self._folders:
+                    if (info.st_mode, info.st_ino) != self._folders[path]:
+                        raise _Doubt(f"{path}: the folder was replaced or changed")
+                    pending.append(path)
+                    seen.add(path)
+                    continue
+                kept = self._files.get(path)
+                if kept is not None and kept[2] == stat_of(info):
+                    continue
+                self._files.pop(path, None)
+                if stat.S_ISDIR(info.st_mode):
+                    treefiles.remove_tree(Path(child.path))
+                else:
+                    os.unlink(child.path)
+                removed += 1
+        # Removed by the suite: written again.
+        self._folders = {p: v for p, v in self._folders.items() if p in seen}
+        self._files = {p: v for p, v in self._files.items() if os.path.lexists(self.folder / p)}
+        return removed
+
+    def _write(self, entries: Target) -> int:
+        by_source: dict[Git, dict[str, tuple[str, str]]] = {}
+        for path, (git, mode, sha) in entries.items():
+            by_source.setdefault(git, {})[path] = (mode, sha)
+        for git, files in by_source.items():
+            blobs.write_files(git, files, self.folder)
+        for path, (_git, mode, sha) in entries.items():
+            if mode != "160000":  # a submodule is an empty folder (see _folders_of)
+                self._files[path] = (mode, sha, stat_of(os.lstat(self.folder / path)))
+        return len(entries)
+
+    def _note_folders(self, target: Target) -> None:
+        for path in _folders_of(target) - set(self._folders):
+            info = os.lstat(self.folder / path)
+            self._folders[path] = (info.st_mode, info.st_ino)
+
+
+def _folders_of(target: Target) -> set[str]:
+    """Every folder the files of ``target`` need, the top (``""``) included; a submodule is one too."""
+    folders = {""}
+    for path, (_git, mode, _sha) in target.items():
+        if mode == "160000":
+            folders.add(path)
+        parent = posixpath.dirname(path)
+        while parent not in folders:
+            folders.add(parent)
+            parent = posixpath.dirname(parent)
+    return folders
