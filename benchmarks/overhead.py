@@ -494,6 +494,18 @@ def print_table(counts: Sequence[int], concurrency: int, results: Mapping[tuple[
             f"{n:>4}  {concurrency:>4}  {spread[0]:>19}  {spread[1]:>19}  {wall[0] / wall[1]:>14.2f}"
             f"  {cpu[0]:>12.2f}  {cpu[1]:>13.2f}  {cpu[0] / cpu[1]:>9.2f}"
         )
+    if len(counts) > 1:
+        low, high = min(counts), max(counts)
+        cpu_of = {
+            (m, n): statistics.median(r.cpu_seconds for r in results[m, n])
+            for m in ("plugin", "by hand")
+            for n in (low, high)
+        }
+        slopes = [(cpu_of[m, high] - cpu_of[m, low]) / (high - low) for m in ("plugin", "by hand")]
+        print(
+            f"per-trial CPU above the hand-run, from the slope between N={low} and N={high} (fixed costs cancel): "
+            f"{slopes[0]:.3f} - {slopes[1]:.3f} = {slopes[0] - slopes[1]:.3f} s"
+        )
     extra = [m for m in _METHODS if m not in ("plugin", "by hand") and (m, counts[0]) in results]
     if extra:
         print("\nthe other scenarios: median wall seconds (min-max), and their ratio")

@@ -85,3 +85,19 @@ def test_suites_at_once_default_to_the_cpus_the_run_may_use(calc_project: Projec
     )
     assert (default.score.max_concurrent, chosen.score.max_concurrent) == (usable_cpus(), 5)
     assert default.trials[0].spec_hash == chosen.trials[0].spec_hash, "how many suites run at once changes no result"
+
+
+def test_the_background_baseline_yields_the_cpu_to_the_trials(calc_project: Project, tmp_path: Path) -> None:
+    """Its suite runs at a nice value 10 above the trials': the run's start and the agents go first."""
+    seen = tmp_path / "nice"
+    seen.mkdir()
+    record = f"import os; open('{seen}/' + os.environ['EXPLORE_TRIAL'], 'w').write(str(os.nice(0)))"
+    spec = calc_project.calc_spec(good=GOOD_AGENT)
+    spec["sandbox"] = "none"
+    spec["score"]["command"] = f'{{python}} -c "{record}" && {spec["score"]["command"]}'
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+
+    assert result.ret == 0, result.stdout.str()
+    nice = {path.name: int(path.read_text()) for path in seen.iterdir()}
+    assert nice.keys() == {"baseline.1", "baseline.2", "good"}
+    assert nice["baseline.1"] == nice["baseline.2"] == nice["good"] + 10

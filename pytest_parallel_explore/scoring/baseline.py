@@ -15,6 +15,7 @@ import dataclasses
 import fcntl
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
@@ -153,6 +154,7 @@ class BackgroundBaseline:
 
     def _run(self) -> None:
         try:
+            _yield_cpu()
             self.result = _ensure_locked(self.spec, self.holdout, self.cancelled)
         except BaseException as exc:  # reported by wait(); a trial then scores the baseline itself
             self.error = exc
@@ -167,6 +169,20 @@ class BackgroundBaseline:
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
+
+
+#: The nice value the background baseline adds to its thread, and so to its suite runs.
+BACKGROUND_NICE = 10
+
+
+def _yield_cpu() -> None:
+    """Let the run's start (xdist workers, agents) go first: the baseline is needed when a suite ends, not before.
+
+    On Linux a thread has its own nice value and the processes it starts
+    inherit it; elsewhere (or when refused) the baseline runs as it is.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICE)
 
 
 def _from_runs(key: str, base_commit: str, runs: list[TestStats], holdout: Sequence[str]) -> Baseline:
