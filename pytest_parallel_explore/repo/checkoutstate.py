@@ -32,7 +32,6 @@ FILE_CAP = 10 * 1024 * 1024
 TOTAL_CAP = 100 * 1024 * 1024
 
 
-
 @dataclasses.dataclass(frozen=True)
 class CheckoutState:
     """The main checkout at the start of the run: what was kept, and what is watched by stat only."""
