@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from pytest_parallel_explore.evidence import horizon
-from pytest_parallel_explore.evidence.bets import ProductBet, log_wealth
+from pytest_parallel_explore.evidence import bets, horizon
+from pytest_parallel_explore.evidence.bets import VILLE_OPENING, ProductBet, log_wealth
+from pytest_parallel_explore.evidence.race import race_state
 
 
 def _brute_force(table: horizon.Table, threshold: float, p: float, q: float) -> float:
@@ -69,14 +70,17 @@ def test_the_fisher_statistic_is_the_one_sided_p_value_tightened_with_the_rounds
         ({0.1: 0.2, 0.9: 0.8}, {1.0: 0.8, 0.5: 0.2}),
     ],
 )
-def test_the_product_bet_does_not_grow_on_average_under_the_null(x: dict[float, float], y: dict[float, float]) -> None:
+@pytest.mark.parametrize("opening", [0.0, VILLE_OPENING])
+def test_the_product_bet_does_not_grow_on_average_under_the_null(
+    x: dict[float, float], y: dict[float, float], opening: float
+) -> None:
     # mean(x) <= mean(y): the expected wealth after three rounds, summed exactly over every outcome, is at most 1.
     assert sum(v * w for v, w in x.items()) <= sum(v * w for v, w in y.items()) + 1e-12
     outcomes = [(vx, vy, wx * wy) for vx, wx in x.items() for vy, wy in y.items()]
     expected = 0.0
     for path in itertools.product(outcomes, repeat=3):
         weight = math.prod(w for _, _, w in path)
-        expected += weight * math.exp(log_wealth([p[0] for p in path], [p[1] for p in path]))
+        expected += weight * math.exp(log_wealth([p[0] for p in path], [p[1] for p in path], opening))
     assert expected <= 1 + 1e-9
 
 
@@ -87,6 +91,17 @@ def test_the_product_bet_wins_up_to_a_factor_of_four_a_round() -> None:
     growth = bet.step(1.0, 0.0) - before
     assert math.log(2) < growth < math.log(4)  # a paired bet could at most double
     assert bet.rounds == 2
+
+
+def test_under_villes_threshold_the_first_round_already_bets(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert log_wealth([1.0], [0.0]) == 0.0  # the prior's stake: nothing
+    assert log_wealth([1.0], [0.0], VILLE_OPENING) == pytest.approx(2 * math.log(1 + VILLE_OPENING / 2))
+    # max 60 is beyond the calibrated horizons: Ville's threshold, with the opening stake.
+    scores = {"good": [1.0] * 60, "weak": [0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0] * 6}
+    opened = race_state(scores, max_trials=60)
+    assert "Ville's threshold" in opened.method
+    monkeypatch.setattr(bets, "VILLE_OPENING", 0.0)
+    assert opened.trials["weak"] < race_state(scores, max_trials=60).trials["weak"]
 
 
 def test_the_score_threshold_is_below_villes_and_the_same_in_every_process() -> None:

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from ..model.spec import By
-from . import horizon
+from . import bets, horizon
 from .bets import ProductBet
 
 
@@ -121,7 +121,7 @@ class Duels:
             return None
         bet = self._bets.get(key)
         if bet is None:
-            bet = self._bets[key] = ProductBet()
+            bet = self._bets[key] = ProductBet(0.0 if self.calibrated else bets.VILLE_OPENING)
         while bet.rounds < t:
             bet.step(xs[bet.rounds], ys[bet.rounds])
         return bet.log_wealth
