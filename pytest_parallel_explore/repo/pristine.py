@@ -121,7 +121,7 @@ class PristineCheckout:
         top = os.lstat(self.folder)
         if not stat.S_ISDIR(top.st_mode) or (top.st_mode, top.st_ino) != self._folders.get(""):
             raise _Doubt("the checkout folder was replaced")
-        pending, seen = [""], {""}
+        pending, seen, intact = [""], {""}, set()
         while pending:
             relative = pending.pop()
             with os.scandir(self.folder / relative) as found:
@@ -137,16 +137,16 @@ class PristineCheckout:
                     continue
                 kept = self._files.get(path)
                 if kept is not None and kept[2] == stat_of(info):
+                    intact.add(path)
                     continue
-                self._files.pop(path, None)
                 if stat.S_ISDIR(info.st_mode):
                     treefiles.remove_tree(Path(child.path))
                 else:
                     os.unlink(child.path)
                 removed += 1
-        # Removed by the suite: written again.
+        # What is not here as written (changed, removed, replaced) is written again.
         self._folders = {p: v for p, v in self._folders.items() if p in seen}
-        self._files = {p: v for p, v in self._files.items() if os.path.lexists(self.folder / p)}
+        self._files = {p: v for p, v in self._files.items() if p in intact}
         return removed
 
     def _write(self, entries: Target) -> int:

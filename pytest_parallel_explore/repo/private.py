@@ -19,6 +19,7 @@ import dataclasses
 import fcntl
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -58,7 +59,18 @@ def shared_base(user_git_dir: Path, folder: Path, base: str, holdout: Sequence[s
                 os.replace(scratch, store)
             finally:
                 treefiles.remove_tree(scratch)  # gone already, unless the build failed
-    return SharedBase(store, Git(store).run("rev-parse", "--verify", _BASE_REF))
+    return SharedBase(store, _base_commit(store))
+
+
+def _base_commit(store: Path) -> str:
+    """The commit of the store's base ref: read from its file (asked after every step), or from git when odd."""
+    try:
+        commit = (store / _BASE_REF).read_text().strip()
+    except OSError:
+        commit = ""
+    if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        return commit
+    return Git(store).run("rev-parse", "--verify", _BASE_REF)
 
 
 @contextlib.contextmanager
