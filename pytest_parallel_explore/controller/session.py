@@ -76,8 +76,8 @@ class ExploreController:
         if self.config.pluginmanager.get_plugin("terminalreporter") is not None:
             self.live = LiveView.for_terminal(self.config.get_terminal_writer(), self.settings.experiment)
         self.say(self.check.notices + self.prepared.notices)
-        if not self.config.getoption("collectonly"):
-            self._write_live_report()
+        # The first report is written by the first poll (under xdist) or trial: not on the way to the first agent.
+        self._report_due = not self.config.getoption("collectonly")
         if self.distributed:
             self.ticks = MainThreadTicks.start(self.config, self.poll)
 

@@ -17,16 +17,19 @@ import fcntl
 import functools
 import hashlib
 import os
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-
-import git
+from typing import TYPE_CHECKING
 
 from ..model.limits import DEFAULT_LIMITS, Limits
 from . import gitcmd, private, treefiles, trees
 from .gitcmd import Git
+
+if TYPE_CHECKING:
+    import git
 
 _IDENTITY = gitcmd.IDENTITY
 
@@ -36,6 +39,8 @@ class GitProblem(Exception):
 
 
 def open_repo(path: Path) -> git.Repo:
+    import git  # GitPython costs every process ~45 ms to import: only the commands that need it load it
+
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -48,24 +53,39 @@ def open_repo(path: Path) -> git.Repo:
 
 
 def repo_root(path: Path) -> Path:
-    """The top of the main checkout that contains ``path`` (also when run inside a worktree)."""
-    repo = open_repo(path)
-    return Path(repo.working_tree_dir or path)
+    """The top of the checkout that contains ``path`` (asked in every process: plain git, as the user runs it)."""
+    top = _rev_parse(path, "--show-toplevel")
+    if top is None:
+        if _rev_parse(path, "--is-bare-repository") == "true":
+            raise GitProblem(f"{path} is a bare git repository; run from a checkout")
+        raise GitProblem(f"{path} is not inside a git repository; run `git init` and commit the project first")
+    return Path(top)
 
 
 def resolve_commit(root: Path, base: str) -> str:
     """The full sha of ``base``; GitProblem when the repo has no commits or ``base`` is unknown."""
-    repo = open_repo(root)
-    try:
-        repo.head.commit  # noqa: B018 -- raises ValueError on an unborn branch
-    except ValueError:
+    if _rev_parse(root, "--verify", "--quiet", "HEAD^{commit}") is None:
         raise GitProblem(
             f"the repository at {root} has no commits yet; commit the project first (variants branch from a commit)"
-        ) from None
-    try:
-        return str(repo.git.rev_parse("--verify", "--quiet", f"{base}^{{commit}}"))
-    except git.GitCommandError:
-        raise GitProblem(f"{base!r} is not a commit in {root}; expected a branch, tag or sha (see `git log`)") from None
+        )
+    commit = _rev_parse(root, "--verify", "--quiet", "--end-of-options", f"{base}^{{commit}}")
+    if commit is None:
+        raise GitProblem(f"{base!r} is not a commit in {root}; expected a branch, tag or sha (see `git log`)")
+    return commit
+
+
+def _rev_parse(path: Path, *args: str) -> str | None:
+    """``git rev-parse ARGS`` in ``path``; None when it fails."""
+    output = _as_user(path, "rev-parse", *args)
+    return None if output is None else output.strip()
+
+
+def _as_user(path: Path, *args: str) -> str | None:
+    """``git ARGS`` in ``path`` with the user's own environment and configuration; None when it fails."""
+    if not path.is_dir():
+        return None
+    finished = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, check=False)
+    return finished.stdout if finished.returncode == 0 else None
 
 
 def sealed(root: Path) -> Git:
@@ -371,6 +391,8 @@ def tracked_at(root: Path, relative: str) -> list[str]:
     parts = Path(relative).parts
     parents = ["/".join(parts[:depth]) for depth in range(1, len(parts))]
     specs = [f":(literal){relative}", *(f":(literal){p}" for p in parents)]
-    listing = open_repo(root).git.ls_files("-z", "--", *specs)
+    listing = _as_user(root, "ls-files", "-z", "--", *specs)
+    if listing is None:
+        raise GitProblem(f"git ls-files failed in {root}")
     tracked = [entry for entry in listing.split("\0") if entry]
     return [t for t in tracked if t == relative or t.startswith(relative + "/") or t in parents]
