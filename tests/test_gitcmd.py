@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from pytest_parallel_explore.repo.gitcmd import Git
+from pytest_parallel_explore.repo.gitops import GitProblem, is_dirty, repo_root, resolve_commit
+from tests.test_trees import git
 
 
 @pytest.fixture
@@ -97,3 +99,27 @@ def test_feed_writes_objects_to_a_private_folder_and_a_failing_block_stops_git(t
         stdin.write(b"blob\ndata 4\nhalf")
         raise RuntimeError("stopped half way")
     assert not list((repo / ".git").glob("fast_import_crash_*"))  # git was killed, not left to die on half a stream
+
+
+def test_the_checkout_is_dirty_when_tracked_files_differ_from_head_staged_or_not(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    with pytest.raises(GitProblem, match="no commits yet"):
+        resolve_commit(tmp_path, "HEAD")
+    (tmp_path / "a.txt").write_text("a\n")
+    git(tmp_path, "add", "a.txt")
+    git(tmp_path, "commit", "-q", "-m", "base")
+    (tmp_path / "sub").mkdir()
+    assert repo_root(tmp_path / "sub") == tmp_path.resolve()
+    assert resolve_commit(tmp_path, "HEAD") == git(tmp_path, "rev-parse", "HEAD").strip()
+    with pytest.raises(GitProblem, match="'nope' is not a commit"):
+        resolve_commit(tmp_path, "nope")
+    (tmp_path / "untracked.txt").write_text("x\n")
+    assert not is_dirty(tmp_path)
+    (tmp_path / "a.txt").write_text("changed\n")
+    assert is_dirty(tmp_path)
+    git(tmp_path, "add", "a.txt")
+    assert is_dirty(tmp_path)  # staged
+    git(tmp_path, "commit", "-q", "-m", "second")
+    assert not is_dirty(tmp_path)
+    with pytest.raises(GitProblem, match="not inside a git repository"):
+        repo_root(tmp_path.parent)

@@ -125,8 +125,13 @@ def snapshot_changes(before: dict[str, str], after: dict[str, str]) -> list[str]
 
 
 def is_dirty(root: Path) -> bool:
-    """True when tracked files have changes that the base commit does not have."""
-    return open_repo(root).is_dirty(untracked_files=False)
+    """True when tracked files (staged or not) differ from ``HEAD``: ``git diff --quiet HEAD``, run as the user."""
+    finished = subprocess.run(
+        ["git", "diff", "--quiet", "--no-ext-diff", "--no-textconv", "HEAD", "--"], cwd=root, capture_output=True
+    )
+    if finished.returncode > 1:
+        raise GitProblem(f"git diff failed in {root}: {finished.stderr.decode(errors='replace').strip()}")
+    return finished.returncode == 1
 
 
 @contextlib.contextmanager
