@@ -10,10 +10,10 @@ import functools
 import re
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-import jinja2.meta
+if TYPE_CHECKING:
+    import jinja2
 
 #: What a prompt template may use (see ``prompt.pytest_explore_prompt``).
 PROMPT_VARIABLES = ("task", "variant", "trial", "description", "experiment", "worktree", "score_command")
@@ -57,6 +57,8 @@ def markdown_code(value: object) -> str:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # here: every pytest process imports this module, few render anything before their work starts
+
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("pytest_parallel_explore", "templates"),
         undefined=jinja2.StrictUndefined,
@@ -84,6 +86,8 @@ def template_problem(path: Path, variables: Collection[str] = PROMPT_VARIABLES) 
     Checked when the variants file is read, so a typo stops the run before any trial rather than
     failing every trial at its agent step.
     """
+    import jinja2.meta
+
     environment = _environment()
     try:
         parsed = environment.parse(path.read_text(encoding="utf-8"))

@@ -10,10 +10,12 @@ the base commit in the background.  Nothing here runs in xdist workers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from ..isolation.sandbox import find_bwrap, wanted
 from ..model.frozen import snapshot
 from ..model.settings import Settings
 from ..model.spec import VariantSpec
-from ..repo import checkoutstate, gitops, repostate
+from ..repo import checkoutstate, gitops, private, repostate
 from ..repo.store import open_store
 from ..report.model import ExperimentInfo
 from ..scoring.baseline import BackgroundBaseline
@@ -151,9 +153,19 @@ def start_run(config: pytest.Config, settings: Settings) -> RunStart:
     checkout = gitops.checkout_snapshot(root)
     state = snapshot_repository(config, settings)
     config.stash[REPO_STATE_KEY] = state
+    if config.getoption("collectonly"):
+        return RunStart(notices, checkout, None)
+    # Built while the xdist workers start up, so that their first trials find it ready.
+    threading.Thread(target=_build_shared_base, args=(settings,), name="explore-shared-base", daemon=True).start()
     # Scored while the agents work: trials wait for it only to judge their tests.
-    baseline = None if config.getoption("collectonly") else BackgroundBaseline(settings.scoring, state.holdout)
-    return RunStart(notices, checkout, baseline)
+    return RunStart(notices, checkout, BackgroundBaseline(settings.scoring, state.holdout))
+
+
+def _build_shared_base(settings: Settings) -> None:
+    """The objects every trial's private repository starts from (see :func:`private.shared_base`)."""
+    git_dir = gitops.sealed(settings.workspace.repo_root).git_dir
+    with contextlib.suppress(Exception):  # the first trial builds it then, and its record says what failed
+        private.shared_base(git_dir, settings.paths.shared_base, settings.base_commit, settings.score.holdout)
 
 
 def snapshot_repository(config: pytest.Config, settings: Settings) -> repostate.RepoState:
