@@ -75,9 +75,7 @@ def resolve_commit(root: Path, base: str) -> str:
 
 
 def _rev_parse(path: Path, *args: str) -> str | None:
-    """``git rev-parse ARGS`` in ``path``; None when it fails."""
-    output = _as_user(path, "rev-parse", *args)
-    return None if output is None else output.strip()
+    return None if (output := _as_user(path, "rev-parse", *args)) is None else output.strip()
 
 
 def _as_user(path: Path, *args: str) -> str | None:
@@ -239,10 +237,8 @@ def prune_worktrees(root: Path) -> None:
 
 
 def delete_branches(root: Path, branches: Sequence[str]) -> None:
-    repo = open_repo(root)
-    existing = {h.name for h in repo.heads}
-    doomed = [b for b in branches if b in existing]
-    if doomed:
+    existing = {h.name for h in open_repo(root).heads}
+    if doomed := [b for b in branches if b in existing]:
         with repo_lock(root):
             sealed(root).run("branch", "-D", *doomed)
 
