@@ -71,7 +71,7 @@ def scoring_checkout(
     for reports the suite writes (its junit file).  Both live outside the
     repository, so no configuration of the main checkout (a ``pytest.ini``
     above the folder) takes part in scoring.  A checkout whose use raised is
-    removed, not kept.
+    removed, not kept, and so is every one under ``worktree.keep: none``.
     """
     if holdout is None and spec.score.holdout:
         raise RuntimeError("the hold-out tests were not read when the run started; nothing is scored without them")
@@ -91,6 +91,9 @@ def scoring_checkout(
     except BaseException:
         treefiles.remove_tree(folder)
         raise
+    if spec.worktree.keep == "none":  # disk over CPU: a trial has one checkout at a time, never two
+        treefiles.remove_tree(folder)
+        return
     with _idle_lock:
         _idle.setdefault(git.git_dir, []).append(kept)
 
