@@ -18,7 +18,10 @@ directory and prints three tables.
        hold-out, packed once per experiment and base), shown but not counted
        per trial;
    ``treefiles.materialize``
-       the plugin's sealed scoring checkout, written from the tree;
+       the sealed scoring checkout written from the tree, as for a process's first trial;
+   kept checkout, next tree
+       the same checkout kept by the process and brought to the next trial's tree
+       (3 files differ): the tree listed, one ``lstat`` a file, the writes;
    ``trees.tree_of_files``
        reading a worktree back into a tree after an "agent" changed 3 files
        (done after every agent), hashing every file, and with the stat
@@ -67,6 +70,7 @@ from pathlib import Path
 import yaml
 
 from pytest_parallel_explore.repo import gitops, private, treefiles, trees
+from pytest_parallel_explore.repo.pristine import PristineCheckout
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "bench",
@@ -123,6 +127,7 @@ def measure_checkouts(repo: Path, scratch: Path, repeat: int) -> dict[str, list[
         "add_worktree": [],
         "shared_base": [],
         "materialize": [],
+        "kept_update": [],
         "tree_of_files": [],
         "tree_of_files_snapshot": [],
     }
@@ -144,7 +149,7 @@ def measure_checkouts(repo: Path, scratch: Path, repeat: int) -> dict[str, list[
         snapshot = gitops.snapshot_worktree(repo, path, base)  # as the trial runner takes it
         subprocess.run(EDIT_AGENT, shell=True, cwd=path, check=True)
         reader = sealed.with_(work_tree=path)
-        times["tree_of_files"].append(timed(lambda: trees.tree_of_files(reader, base)))
+        times["tree_of_files"].append(timed(lambda: edited.append(trees.tree_of_files(reader, base).tree)))
         times["tree_of_files_snapshot"].append(timed(lambda: trees.tree_of_files(reader, base, unchanged=snapshot)))
         gitops.remove_trial_folder(repo, path)
         return spent
@@ -155,13 +160,21 @@ def measure_checkouts(repo: Path, scratch: Path, repeat: int) -> dict[str, list[
         treefiles.remove_tree(target)
         return spent
 
-    methods = [("hand", hand), ("add_worktree", plugin), ("materialize", materialize)]
+    # The kept scoring checkout, from the last edited tree to the base and back: listing, sweep and writes.
+    edited: list[str] = []
+    kept = PristineCheckout(scratch / "kept" / "checkout")
+
+    def kept_update(i: int) -> float:
+        target = edited[-1] if i % 2 == 0 else tree
+        return timed(lambda: kept.update([(sealed, treefiles.tree_entries(sealed, f"{target}^{{tree}}"))]))
+
+    methods = [("hand", hand), ("add_worktree", plugin), ("materialize", materialize), ("kept_update", kept_update)]
     for _, warm_up in methods:  # one untimed warm-up each: the page cache holds the pack for all alike
         warm_up(-1)
     times["tree_of_files"].clear()
     times["tree_of_files_snapshot"].clear()
     for i in range(repeat):
-        order = methods[i % 3 :] + methods[: i % 3]
+        order = methods[i % len(methods) :] + methods[: i % len(methods)]
         for name, method in order:
             times[name].append(method(i))
     return times
@@ -309,6 +322,7 @@ def main(argv: Sequence[str]) -> int:
                 ("add_worktree", "gitops.add_worktree (private)"),
                 ("shared_base", "  private.shared_base (once)"),
                 ("materialize", "treefiles.materialize (scoring)"),
+                ("kept_update", "  kept checkout, next tree"),
                 ("tree_of_files", "trees.tree_of_files (3 edits)"),
                 ("tree_of_files_snapshot", "  with the stat snapshot"),
             ):
