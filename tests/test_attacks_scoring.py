@@ -9,6 +9,7 @@ where the plugin can see it (tampering, a fault of the run).
 from __future__ import annotations
 
 import shlex
+import stat
 import sys
 from pathlib import Path
 
@@ -181,27 +182,55 @@ def test_no_attack_on_the_scored_run_scores_more_than_the_honest_change(victim: 
     assert "<img" not in report
 
 
-#: Imported by the suite from the scoring checkout: plants a forging conftest and rewrites the judged tests there,
-#: for whichever trial is scored in the same folder next.
-PLANTER = (
-    "import pathlib\n"
-    f"pathlib.Path('tests/conftest.py').write_text({FORGING_PLUGIN!r})\n"
-    "tests = pathlib.Path('tests/test_calc.py')\n"
-    "tests.write_text(tests.read_text().replace('assert add', 'assert True or add'))\n"
-    "def add(a, b):\n    return a * b\n"
-)
+#: Code the suite runs in the scoring checkout (at import of calc.py), left for whichever trial is scored in the
+#: same folder next: name -> payload. OUTSIDE is a folder of the user's, SECRET a file of theirs.
+LEFTOVERS = {
+    # Beside the checkout: pytest would load it for a run without configuration (``-c /dev/null``).
+    "parent_conftest": f"Path.cwd().parent.joinpath('conftest.py').write_text({FORGING_PLUGIN!r})",
+    "edited_tests": (
+        f"Path('tests/conftest.py').write_text({FORGING_PLUGIN!r})\n"
+        "t = Path('tests/test_calc.py')\n"
+        "t.write_text(t.read_text().replace('assert add', 'assert True or add'))"
+    ),
+    # The checkout's folders after the run: a link for the plugin to follow, a FIFO to block on, depth to recurse.
+    "linked_out": "atexit.register(lambda: (os.rename('../out', '../out.old'), os.symlink(OUTSIDE, '../out')))",
+    "linked_checkout": (
+        "here = os.getcwd()\natexit.register(lambda: (os.rename(here, here + '.old'), os.symlink(OUTSIDE, here)))"
+    ),
+    "fifo_out": "atexit.register(lambda: (os.rename('../out', '../out.old'), os.mkfifo('../out')))",
+    "deep_folders": "here = os.getcwd()\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')\nos.chdir(here)",
+    # The junit report made a link to a file of the user's, for the plugin to copy into results/.
+    "linked_junit": (
+        "junit = '../out/junit.xml'\n"
+        "atexit.register(lambda: (os.replace(junit, junit + '.real'), os.symlink(SECRET, junit)))"
+    ),
+}
 
 
-def test_what_a_suite_left_in_the_kept_scoring_checkout_reaches_no_later_trial(victim: Project) -> None:  # noqa: F811
+def test_nothing_a_suite_leaves_in_its_scoring_folder_reaches_the_next_trial_or_your_files(
+    victim: Project,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    outside, secret = tmp_path / "outside", tmp_path / "secret.txt"
+    outside.mkdir(mode=0o755)
+    (outside / "precious.txt").write_text("the user's\n")
+    secret.write_text("SECRET-TOKEN\n")
     spec = spec_for(victim, "none", [])
-    # No xdist: the trials are scored one after the other, in the same kept checkout.
-    spec["variants"] = {
-        "a_planter": {"agent": {"run": write_files({"calc.py": PLANTER})}},
-        "b_next": {"agent": {"run": BAD_AGENT}},
-    }
-    result = victim.explore("--variants", victim.variants(spec))
+    # No xdist: the trials are scored one after the other, each attacker's leftovers met by the next one.
+    spec["variants"] = {}
+    for name, payload in LEFTOVERS.items():
+        code = f"import atexit, os\nfrom pathlib import Path\nOUTSIDE, SECRET = {str(outside)!r}, {str(secret)!r}\n"
+        calc = f"{code}{payload}\ndef add(a, b):\n    return a * b\n"
+        spec["variants"][f"{name}_1"] = {"agent": {"run": write_files({"calc.py": calc})}}
+        spec["variants"][f"{name}_2"] = {"agent": {"run": BAD_AGENT}}
+    result = victim.explore("--variants", victim.variants(spec), "--explore-no-cache")
 
     trials = victim.trials()
-    assert trials["b_next"]["score"] == pytest.approx(HONEST_SCORE), result.stdout.str()
-    assert trials["b_next"]["tests"]["verdicts"]["tests/test_calc.py::test_add"] == "still_failing"
-    assert trials["a_planter"]["score"] == pytest.approx(HONEST_SCORE), trials["a_planter"]["tests"]
+    scores = {name: trials[name]["score"] for name in trials}
+    assert all(scores[f"{n}_2"] == pytest.approx(HONEST_SCORE) for n in LEFTOVERS), (scores, result.stdout.str())
+    assert all(scores[f"{n}_1"] <= HONEST_SCORE for n in LEFTOVERS), scores
+    assert all(trials[f"{n}_2"]["status"] == "done" for n in LEFTOVERS), {n: t["reason"] for n, t in trials.items()}
+    assert sorted(p.name for p in outside.iterdir()) == ["precious.txt"]
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o755
+    results = victim.experiment_dir() / "results"
+    assert not any(b"SECRET-TOKEN" in f.read_bytes() for f in results.iterdir() if f.is_file())

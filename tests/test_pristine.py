@@ -12,6 +12,7 @@ import pytest
 from pytest_parallel_explore.repo import treefiles
 from pytest_parallel_explore.repo.gitcmd import Git
 from pytest_parallel_explore.repo.pristine import PristineCheckout
+from pytest_parallel_explore.repo.trees import read_inside
 from tests.test_trees import git
 
 
@@ -151,3 +152,65 @@ def test_files_written_over_the_tree_are_removed_by_the_next_update(
     assert sorted(os.listdir(kept.folder / "holdout")) == ["test_hidden.py"]
     kept.update(entries(sealed, trial))
     assert listing(kept.folder) == fresh(sealed, trial, tmp_path / "trial")
+
+
+def test_the_hold_out_is_never_written_through_a_folder_a_set_up_command_made_a_link(
+    trees: tuple[Git, str, str], kept: PristineCheckout, tmp_path: Path
+) -> None:
+    sealed, base, _ = trees
+    outside = tmp_path / "outside"
+    (outside / "holdout").mkdir(parents=True)
+    (outside / "holdout" / "precious.txt").write_text("the user's\n")
+    kept.update(entries(sealed, base))
+    treefiles.remove_tree(kept.folder / "tests")
+    os.symlink(outside, kept.folder / "tests")  # what `rm -rf tests && ln -s ... tests` in worktree.setup leaves
+    hidden = {"tests/holdout/test_hidden.py": treefiles.tree_entries(sealed, base)["pkg/m1.py"]}
+    kept.overlay(sealed, hidden, ["tests/holdout"])
+    assert (outside / "holdout" / "precious.txt").read_text() == "the user's\n"
+    assert sorted(os.listdir(outside / "holdout")) == ["precious.txt"]
+    assert (kept.folder / "tests" / "holdout" / "test_hidden.py").is_file()
+    assert not (kept.folder / "tests").is_symlink()
+
+
+def test_removing_a_folder_follows_no_link_opens_no_fifo_and_needs_no_recursion(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o755)
+    (outside / "kept.txt").write_text("x\n")
+    top = tmp_path / "top"
+    top.mkdir()
+    here = os.getcwd()
+    try:
+        os.chdir(top)
+        for _ in range(1500):  # deeper than Python's recursion limit
+            os.mkdir("d")
+            os.chdir("d")
+        Path("f").write_text("x\n")
+    finally:
+        os.chdir(here)
+    os.mkfifo(top / "fifo")
+    os.symlink(outside, top / "link")
+    (top / "d" / "ro").mkdir()
+    (top / "d" / "ro").chmod(0o500)
+    treefiles.remove_tree(top)
+    assert not top.exists() and (outside / "kept.txt").exists()
+    os.symlink(outside, top)  # the folder itself replaced by a link: the link goes, not what it points at
+    treefiles.remove_tree(top)
+    assert not os.path.lexists(top) and (outside / "kept.txt").exists()
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o755
+    os.mkfifo(top)
+    treefiles.remove_tree(top)
+    assert not os.path.lexists(top)
+
+
+def test_a_report_is_read_without_following_a_link_or_blocking_on_a_fifo(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "secret").write_text("SECRET\n")
+    os.symlink(tmp_path / "secret", tmp_path / "out" / "junit.xml")
+    assert read_inside(tmp_path / "out", "junit.xml", 1 << 20) is None
+    os.mkfifo(tmp_path / "out" / "fifo.xml")
+    assert read_inside(tmp_path / "out", "fifo.xml", 1 << 20) is None
+    os.symlink(tmp_path, tmp_path / "linked")  # a link above the file: not followed either
+    assert read_inside(tmp_path / "linked", "secret", 1 << 20) is None
+    (tmp_path / "out" / "big.xml").write_bytes(b"x" * 100)
+    assert read_inside(tmp_path / "out", "big.xml", 99) is None
+    assert read_inside(tmp_path / "out", "big.xml", 100) == b"x" * 100

@@ -66,7 +66,7 @@ def test_scores_equal_a_test_run_by_hand_in_each_worktree(calc_project: Project)
         )
         from pytest_parallel_explore.scoring.suite import parse_junit
 
-        hand = parse_junit(worktree / "hand.xml")
+        hand = parse_junit((worktree / "hand.xml").read_bytes())
         assert (trial["tests"]["passed"], trial["tests"]["failed"]) == (hand.passed, hand.failed), (
             name,
             by_hand.stdout,

@@ -89,16 +89,27 @@ class PristineCheckout:
         For files written after a set-up command ran (the hold-out tests): the
         next :meth:`update` removes them, as they are not in its tree.
         """
-        for relative in replacing:
-            full = self.folder / relative
-            if os.path.isdir(full) and not os.path.islink(full):
-                treefiles.remove_tree(full)
-            elif os.path.lexists(full):
-                os.unlink(full)
         target = {path: (git, mode, sha) for path, (mode, sha) in entries.items()}
         treefiles.refuse_unsafe(target, "the hold-out tests")
+        for relative in [*replacing, *target]:
+            self._real_parents(relative)
+        for relative in replacing:
+            treefiles.remove_tree(self.folder / relative)  # a link is removed, never followed
         self._write(target)
         self._note_folders(target)
+
+    def _real_parents(self, relative: str) -> None:
+        """Make every folder above ``relative`` a real one: a link or file a set-up command put there goes."""
+        parts = relative.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = self.folder.joinpath(*parts[:depth])
+            try:
+                info = os.lstat(folder)
+            except FileNotFoundError:
+                return  # the writing makes it, and those below
+            if not stat.S_ISDIR(info.st_mode):
+                treefiles.remove_tree(folder)
+                return
 
     def _update(self, target: Target) -> Update:
         removed = self._sweep()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -94,9 +94,37 @@ def refuse_unsafe(paths: Iterable[str], source: str) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a folder the plugin made, also when the code it ran left read-only folders in it."""
-    if not path.exists():
+    """Remove a folder the plugin made, whatever the code it ran left in it; or whatever is at ``path`` now.
+
+    Nothing in it is trusted: no link is followed (``path`` itself included:
+    a link is removed, never what it points at), nothing is opened (a FIFO
+    would block), read-only folders are made writable first, and depth costs
+    no recursion: every sub-folder is first moved up to the top, so a chain
+    of thousands of nested folders is a flat list with short paths.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
         return
-    for folder, _dirs, _files in os.walk(path):
+    if not stat.S_ISDIR(info.st_mode):
+        path.unlink()
+        return
+    pending, moved, token = [path], 0, os.urandom(6).hex()
+    while pending:
+        folder = pending.pop()
         os.chmod(folder, 0o700)
-    shutil.rmtree(path)
+        with os.scandir(folder) as entries:
+            children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+        for name, is_folder in children:
+            if not is_folder:
+                os.unlink(folder / name)
+            elif folder == path:
+                pending.append(folder / name)
+            else:  # up to the top, under a name of its own: the path stays short
+                moved += 1
+                flat = path / f".explore-removing-{token}-{moved}"
+                os.rename(folder / name, flat)
+                pending.append(flat)
+        if folder != path:
+            os.rmdir(folder)  # empty: its files are gone and its folders moved up
+    os.rmdir(path)

@@ -78,8 +78,10 @@ def scoring_checkout(
     kept = _take(git)
     folder = kept.folder.parent
     try:
+        for left in os.listdir(folder):  # whatever the last suite put beside the checkout (a conftest.py, a link)
+            if left != kept.folder.name:
+                treefiles.remove_tree(folder / left)
         out = folder / "out"
-        treefiles.remove_tree(out)
         out.mkdir()
         entries = treefiles.tree_entries(git, tree)
         kept.update([(git, {p: e for p, e in entries.items() if not trees.under(p, spec.score.holdout)})])

@@ -135,11 +135,17 @@ def arguments(pinned: Pinned, checkout: Path, out: Path) -> list[str]:
         with target.open("x", encoding="utf-8") as file:
             file.write(text)
         config = str(target)
+    # Made again: a set-up command ran in this folder's sandbox, and could have left links there (to a
+    # file of yours, for this write to follow); none is followed, all go.
+    treefiles.remove_tree(out)
     folder = out / REPORTER_FOLDER
-    folder.mkdir(exist_ok=True)
-    (folder / f"{REPORTER_MODULE}.py").write_text(Path(reporter.__file__).read_text(encoding="utf-8"), encoding="utf-8")
+    folder.mkdir(parents=True)
+    fd = os.open(folder / f"{REPORTER_MODULE}.py", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as file:
+        file.write(Path(reporter.__file__).read_bytes())
     plugins = [arg for module in pinned.plugins or () for arg in ("-p", module)]
-    return ["-c", config, f"--rootdir={checkout}", *plugins, "-p", REPORTER_MODULE]
+    # --confcutdir: no conftest.py above the checkout takes part (one left next to it, or in $TMPDIR).
+    return ["-c", config, f"--rootdir={checkout}", f"--confcutdir={checkout}", *plugins, "-p", REPORTER_MODULE]
 
 
 def _suffix(name: str) -> str:

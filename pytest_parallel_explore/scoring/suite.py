@@ -15,7 +15,6 @@ import contextlib
 import os
 import re
 import shlex
-import shutil
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
@@ -28,6 +27,7 @@ from ..isolation.sandbox import Sandbox
 from ..model.record import TestStats
 from ..model.settings import ScoringSpec, ScoringSubject
 from ..model.spec import ScoreSpec
+from ..repo import trees
 from . import pinning
 from .pinning import Pinned
 
@@ -114,17 +114,18 @@ def run_test_suite(
             command += " " + shlex.join(sealed)
             finished = _run(command, worktree, log, pinning.environment(pinned, out, fd, env), timeout, sandbox, fd)
         stats = reported.stats()
-        written = parse_junit(junit).cases if junit.is_file() else None
-        if written is not None:
-            shutil.copyfile(junit, paths.trial_file(trial, "_junit.xml"))
+        data = trees.read_inside(out, junit.name, REPORT_CAP)  # the suite's code could have made it a link
+        written = parse_junit(data).cases if data is not None else None
+        if data is not None:
+            paths.trial_file(trial, "_junit.xml").write_bytes(data)
         stats.faults = pinning.disagreements(reported, written)
     else:
-        report = worktree / spec.score.junit if spec.score.junit else None
         finished = _run(command, worktree, log, env, timeout, sandbox)
-        if report is not None and report.is_file():
-            stats = parse_junit(report)
-            shutil.copyfile(report, paths.trial_file(trial, "_junit.xml"))
-        elif report is None and finished.returncode not in (None, *_NOT_RUN):
+        data = trees.read_inside(worktree, spec.score.junit, REPORT_CAP) if spec.score.junit else None
+        if data is not None:
+            stats = parse_junit(data)
+            paths.trial_file(trial, "_junit.xml").write_bytes(data)
+        elif not spec.score.junit and finished.returncode not in (None, *_NOT_RUN):
             # Not pytest and no junit file: the exit code is the only verdict.
             stats = TestStats(passed=int(finished.returncode == 0), failed=int(finished.returncode != 0))
         else:
@@ -169,11 +170,15 @@ def _problem(returncode: int | None, timed_out: bool, stats: TestStats, timeout:
     return None
 
 
-def parse_junit(path: Path) -> TestStats:
+#: The largest report a suite may write (a junit file of 100,000 tests is about 20 MB).
+REPORT_CAP = 64 << 20
+
+
+def parse_junit(data: bytes) -> TestStats:
     """Counts and per-test outcomes from a junit XML report (pytest's xunit1 or xunit2)."""
     stats = TestStats()
     try:
-        root = ET.parse(path).getroot()
+        root = ET.fromstring(data)
     except ET.ParseError:
         return stats
     for case in root.iter("testcase"):
