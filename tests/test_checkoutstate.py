@@ -95,3 +95,19 @@ def test_a_fifo_is_neither_kept_nor_moved(checkout: Path, tmp_path: Path) -> Non
 
     assert (checkout / "before.fifo").is_fifo() and (checkout / "during.fifo").is_fifo()
     assert changes == ["during.fifo created (not moved: not a file)"]
+
+
+def test_the_checkout_snapshot_follows_no_link(tmp_path: Path) -> None:
+    """An untracked link in your checkout (to /dev/zero, say: an agent without a sandbox can leave one) is not read."""
+    from pytest_parallel_explore.repo.checkoutstate import checkout_snapshot
+    from tests.test_trees import git
+
+    git(tmp_path, "init", "-q")
+    (tmp_path / "a.txt").write_text("a\n")
+    git(tmp_path, "add", "a.txt")
+    git(tmp_path, "commit", "-q", "-m", "base")
+    os.symlink("a.txt", tmp_path / "link")
+    (tmp_path / "a.txt").write_text("changed\n")
+    state = checkout_snapshot(tmp_path)
+    assert state["link"] == "?? link a.txt"
+    assert state["a.txt"].startswith(" M ") and len(state["a.txt"]) == 3 + 40

@@ -150,7 +150,7 @@ def start_run(config: pytest.Config, settings: Settings) -> RunStart:
     if settings.workspace.explore_dir.is_relative_to(root):
         gitops.exclude_path(root, str(settings.workspace.explore_dir.relative_to(root)))
     settings.paths.results.mkdir(parents=True, exist_ok=True)
-    checkout = gitops.checkout_snapshot(root)
+    checkout = checkoutstate.checkout_snapshot(root)
     state = snapshot_repository(config, settings)
     config.stash[REPO_STATE_KEY] = state
     if config.getoption("collectonly"):

@@ -32,7 +32,7 @@ from ..model.frozen import snapshot
 from ..model.jsonfile import write_json
 from ..model.record import RECORD_PROPERTY, TrialRecord, load_records, save, try_load
 from ..model.settings import Settings
-from ..repo import gitops, repostate
+from ..repo import checkoutstate, gitops, repostate
 from ..report.model import Results
 from ..report.results import write_live_report, write_report
 from ..report.text import terminal_lines
@@ -212,8 +212,8 @@ class ExploreController:
         self._keep_reported_records()
         changed = []
         if self.prepared is not None:
-            now = gitops.checkout_snapshot(self.settings.workspace.repo_root)
-            changed = gitops.snapshot_changes(self.prepared.checkout, now)
+            now = checkoutstate.checkout_snapshot(self.settings.workspace.repo_root)
+            changed = checkoutstate.snapshot_changes(self.prepared.checkout, now)
         if changed:
             self.say([f"warning: the main checkout changed while the trials ran: {', '.join(changed)}"])
         self.info = dataclasses.replace(self.info, checkout_changes=changed)

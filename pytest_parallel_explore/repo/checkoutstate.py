@@ -14,6 +14,7 @@ replaced or removed is first moved aside under ``kept/``, so nothing is lost.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import shutil
 import stat
@@ -21,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import blobs
+from . import blobs, gitops
 from .gitcmd import Git
 from .store import KeptFiles, keep_files
 from .treefiles import Stat, stat_of
@@ -246,3 +247,36 @@ def _identity(fd: int) -> tuple[int, int] | None:
     except OSError:
         return None
     return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+
+
+def checkout_snapshot(root: Path) -> dict[str, str]:
+    """The main checkout's state: HEAD and a digest of every changed or untracked file.
+
+    Two snapshots differ exactly when something changed the checkout between
+    them (a commit, an edit, a new or deleted file), which no trial may do.
+    """
+    git = gitops.sealed(root).with_(work_tree=root)
+    state = {"HEAD": git.run("rev-parse", "--verify", "--quiet", "HEAD", check=False)}
+    listing = git.run("status", "--porcelain=v1", "-z", "--untracked-files=all")
+    for entry in (e for e in listing.split("\0") if e):
+        path = entry[3:]
+        if "__pycache__/" in path or path.startswith(".pytest_cache/"):
+            continue  # written by Python and pytest themselves
+        state[path] = f"{entry[:2]} {_digest(root / path)}"
+    return state
+
+
+def _digest(path: Path) -> str:
+    """What ``path`` holds, read without following a link or opening a FIFO (which would block)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return f"link {os.readlink(path)}" if os.path.islink(path) else "missing"
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(file.fileno()).st_mode
+        return hashlib.sha1(file.read()).hexdigest() if stat.S_ISREG(mode) else f"mode {mode:o}"
+
+
+def snapshot_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The paths (and ``HEAD``) whose state differs between two snapshots."""
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import fcntl
 import functools
-import hashlib
 import os
 import subprocess
 import tempfile
@@ -94,32 +93,6 @@ def sealed(root: Path) -> Git:
 @functools.lru_cache(maxsize=8)
 def _common_dir(root: Path) -> Path:
     return gitcmd.common_dir(root)
-
-
-def checkout_snapshot(root: Path) -> dict[str, str]:
-    """The main checkout's state: HEAD and a digest of every changed or untracked file.
-
-    Two snapshots differ exactly when something changed the checkout between
-    them (a commit, an edit, a new or deleted file), which no trial may do.
-    """
-    git = sealed(root).with_(work_tree=root)
-    state = {"HEAD": git.run("rev-parse", "--verify", "--quiet", "HEAD", check=False)}
-    listing = git.run("status", "--porcelain=v1", "-z", "--untracked-files=all")
-    for entry in (e for e in listing.split("\0") if e):
-        path = entry[3:]
-        if "__pycache__/" in path or path.startswith(".pytest_cache/"):
-            continue  # written by Python and pytest themselves
-        try:
-            digest = hashlib.sha1((root / path).read_bytes()).hexdigest()
-        except OSError:
-            digest = "missing"
-        state[path] = f"{entry[:2]} {digest}"
-    return state
-
-
-def snapshot_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    """The paths (and ``HEAD``) whose state differs between two snapshots."""
-    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
 def is_dirty(root: Path) -> bool:
