@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from pytest_parallel_explore.model.record import TestStats
@@ -120,3 +123,17 @@ def test_agent_text_is_literal_in_markdown() -> None:
     assert markdown_text("[a](javascript:x) *b* |\nc") == "\\[a\\](javascript:x) \\*b\\* \\| c"
     assert markdown_code("tests/t.py::test[`x`]") == "``tests/t.py::test[`x`]``"
     assert markdown_code("`a") == "`` `a ``"
+
+
+def test_the_pinned_run_loads_no_conftest_above_the_checkout_and_writes_through_no_link(tmp_path: Path) -> None:
+    """A set-up command runs before the suite and can leave links in ``out/`` for the reporter's write to follow."""
+    checkout, out, yours = tmp_path / "checkout", tmp_path / "out", tmp_path / "yours.py"
+    checkout.mkdir()
+    (out / pinning.REPORTER_FOLDER).mkdir(parents=True)
+    yours.write_text("# the user's file\n")
+    os.symlink(yours, out / pinning.REPORTER_FOLDER / f"{pinning.REPORTER_MODULE}.py")
+    args = pinning.arguments(pinning.Pinned(None), checkout, out)
+    assert f"--confcutdir={checkout}" in args
+    assert yours.read_text() == "# the user's file\n"
+    reporter = out / pinning.REPORTER_FOLDER / f"{pinning.REPORTER_MODULE}.py"
+    assert not reporter.is_symlink() and "def " in reporter.read_text()
