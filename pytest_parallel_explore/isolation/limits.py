@@ -23,7 +23,11 @@ limit it was (``limit: memory 8G``).  How each is enforced, and why so:
   the limit by what it allocates between two checks.
 * ``disk``: the size of the folders the command writes (the trial's folder,
   the sandbox's private ``$HOME`` and ``/tmp``), checked every
-  :data:`DISK_POLL_SECONDS` or more on a large tree.
+  :data:`DISK_POLL_SECONDS` or more.
+
+All of a run's checks together take at most :data:`WATCH_SHARE` of the CPUs:
+with 24 agents waiting on a model's API, polling must not take the cores
+their test suites need.
 
 The defaults stop nothing an honest agent CLI or test suite does; ``null``
 turns a limit off.
@@ -32,6 +36,7 @@ turns a limit off.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -45,9 +50,11 @@ _log = logging.getLogger(__name__)
 
 #: Seconds between two checks of a command's memory and process count.
 POLL_SECONDS = 0.25
-#: Seconds between two measures of the folders a command writes (a walk of its files), at least:
-#: a walk that takes longer waits nine times as long, so at most a tenth of the time goes to it.
+#: Seconds between two measures of the folders a command writes (a walk of its files), at least.
 DISK_POLL_SECONDS = 1.0
+#: The share of the machine's CPUs that the checks of all of a run's watches take together, at most:
+#: a check that costs more comes less often (:func:`_spacing`).
+WATCH_SHARE = 0.02
 
 # Measuring -------------------------------------------------------------------------------------------------
 
@@ -55,14 +62,19 @@ DISK_POLL_SECONDS = 1.0
 def process_tree(root: int) -> list[int]:
     """``root`` and its descendants alive now, from ``/proc`` (a sandbox's pid namespace included)."""
     children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
+        try:  # plain descriptors: every process's stat is read, a few times a second
+            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                stat = os.read(fd, 1024)
+            finally:
+                os.close(fd)
         except OSError:
             continue  # gone meanwhile
-        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+        parent = int(stat[stat.rindex(b")") + 2 :].split(b" ", 2)[1])
+        children.setdefault(parent, []).append(int(name))
     tree, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -191,30 +203,60 @@ class Watch:
         return self.hit
 
     def _run(self) -> None:
-        next_disk = 0.0
-        # The first check after a poll's wait: a short command (most are) ends before any costs it.
-        while not self._done.wait(POLL_SECONDS) or self._output_full():
-            started = time.monotonic()
-            disk = started >= next_disk
-            self.hit = self._check(disk)
+        limits, clock = self.limits, time.monotonic
+        # The first checks after a poll's wait: a short command (most are) ends before any costs it.
+        first = clock() + POLL_SECONDS
+        next_tree = first if limits.processes is not None or limits.memory is not None else math.inf
+        next_disk = first if limits.disk is not None else math.inf
+        while not self._done.wait(_until(min(next_tree, next_disk))) or self._output_full():
+            if self._output_full():
+                self.hit = limits.hit("output")
+            if self.hit is None and clock() >= next_tree:
+                self.hit, cost = _timed(self._tree_hit)
+                next_tree = clock() + _spacing(POLL_SECONDS, cost)
+            if self.hit is None and clock() >= next_disk:
+                self.hit, cost = _timed(self._disk_hit)
+                next_disk = clock() + _spacing(DISK_POLL_SECONDS, cost)
             if self.hit is not None:
                 self.kill()
                 return
-            if disk:  # a walk of a large tree is slow: at most a tenth of the time goes to it
-                next_disk = time.monotonic() + max(DISK_POLL_SECONDS, 9 * (time.monotonic() - started))
 
     def _output_full(self) -> bool:
         return self.capped is not None and self.capped.full.is_set()
 
-    def _check(self, disk: bool) -> str | None:
-        limits = self.limits
-        if self._output_full():
-            return limits.hit("output")
-        tree = process_tree(self.leader) if limits.processes or limits.memory else []
-        if limits.processes is not None and len(tree) > limits.processes:
-            return limits.hit("processes")
-        if limits.memory is not None and resident_bytes(tree) > limits.memory:
-            return limits.hit("memory")
-        if disk and limits.disk is not None and folder_bytes(self.written) > limits.disk:
-            return limits.hit("disk")
+    def _tree_hit(self) -> str | None:
+        tree = process_tree(self.leader)
+        if self.limits.processes is not None and len(tree) > self.limits.processes:
+            return self.limits.hit("processes")
+        if self.limits.memory is not None and resident_bytes(tree) > self.limits.memory:
+            return self.limits.hit("memory")
         return None
+
+    def _disk_hit(self) -> str | None:
+        assert self.limits.disk is not None
+        return self.limits.hit("disk") if folder_bytes(self.written) > self.limits.disk else None
+
+
+def _timed(check: Callable[[], str | None]) -> tuple[str | None, float]:
+    """What ``check`` found, and the CPU seconds it took this thread."""
+    started = time.thread_time()
+    return check(), time.thread_time() - started
+
+
+def _spacing(least: float, cost: float) -> float:
+    """Seconds to the next check of a kind that cost ``cost``: at least ``least``, and :data:`WATCH_SHARE` in all.
+
+    Each xdist worker of a run watches one command at a time, so a worker's
+    share is the run's divided by their number: at ``-n 24`` on 2 cores a walk
+    of 3,000 files (12 ms) comes every 7 s, not every second.
+    """
+    try:
+        workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    except ValueError:
+        workers = 1
+    return max(least, cost * workers / (WATCH_SHARE * len(os.sched_getaffinity(0))))
+
+
+def _until(deadline: float) -> float | None:
+    """A wait's timeout until ``deadline`` on the monotonic clock (None: no deadline)."""
+    return None if deadline == math.inf else max(0.0, deadline - time.monotonic())
