@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -190,6 +191,24 @@ def test_proc_shows_only_the_sandboxs_processes() -> None:
     count = int(finished.stdout.split()[-1])
     assert "parent visible" not in finished.stdout
     assert 2 <= count <= 5, finished.stdout  # bwrap's init, sh, ls, grep (some may have exited)
+
+
+@needs_bwrap
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="the kernel groups no processes by session")
+def test_a_command_started_by_a_niced_thread_runs_niced_in_its_own_session() -> None:
+    """With sched_autogroup a nice value weighs only within a session, and each command has its own."""
+
+    def run_niced() -> procs.Finished:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + 7)
+        return sandboxed("cat /proc/self/autogroup; ps -o ni= -p $$", Sandbox(), cwd=Path("/"))
+
+    with ThreadPoolExecutor(1) as pool:  # a thread of its own: its nice value is not lowered again
+        finished = pool.submit(run_niced).result()
+    expected = os.getpriority(os.PRIO_PROCESS, 0) + 7
+    autogroup, nice = finished.stdout.split("\n")[:2]
+    assert autogroup.endswith(f"nice {expected}"), finished.stdout
+    assert int(nice) == expected
 
 
 @needs_bwrap

@@ -42,6 +42,22 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def keep_nice(pid: int) -> None:
+    """Give the session that ``pid`` leads this thread's nice value (Linux autogroups).
+
+    Where the kernel groups processes by session (``sched_autogroup``, on by
+    default on many desktops and on this project's CI), a nice value weighs
+    only against the processes of its own session, and every command starts a
+    session of its own.  The background baseline's suites, niced, still took
+    a whole core from the xdist workers starting beside them, until their
+    session was niced too.
+    """
+    nice = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's, on Linux
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
+
+
 _PR_SET_CHILD_SUBREAPER = 36
 _subreaper = False
 
@@ -127,6 +143,7 @@ class _Commands:
         with self._lock:
             proc = subprocess.Popen(argv, start_new_session=True, **popen)
             try:
+                keep_nice(proc.pid)
                 start = start_time(proc.pid) or 0
                 self._running[proc.pid] = start
                 self._since = start if self._since is None else self._since

@@ -141,9 +141,9 @@ class Sandbox:
             "--unshare-ipc",
             # SIGKILL the sandbox when bwrap dies (our process-group kill reaches bwrap).
             "--die-with-parent",
-            # No controlling terminal to push keystrokes into (TIOCSTI); run_owned
-            # never hands out a terminal anyway, so this costs nothing.
-            "--new-session",
+            # No --new-session: run_owned starts every command in a session of its own, without a
+            # controlling terminal or any terminal's descriptor, so there is none to push keystrokes
+            # into (TIOCSTI); and a second session would drop the nice value its first was given.
             # bwrap started by root keeps root's capabilities inside, enough to
             # unmount a hidden path or remount / read-write: drop them all.
             "--cap-drop", "ALL",
