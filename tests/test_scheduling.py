@@ -101,3 +101,35 @@ def test_the_background_baseline_yields_the_cpu_to_the_trials(calc_project: Proj
     nice = {path.name: int(path.read_text()) for path in seen.iterdir()}
     assert nice.keys() == {"baseline.1", "baseline.2", "good"}
     assert nice["baseline.1"] == nice["baseline.2"] == nice["good"] + 10
+
+
+MEETING = """
+import os, pathlib, sys, time
+
+me, folder = os.environ["EXPLORE_TRIAL"], pathlib.Path(sys.argv[1])
+(folder / me).write_text(os.getcwd())
+other = {"baseline.1": "baseline.2", "baseline.2": "baseline.1"}.get(me)
+end = time.monotonic() + 20  # a bound on the wait, not a synchronisation: run one after the other, they never meet
+while other and not (folder / other).exists() and time.monotonic() < end:
+    time.sleep(0.02)
+if other and (folder / other).exists():
+    (folder / f"{me}.met").touch()
+"""
+
+
+def test_the_baseline_runs_its_suites_at_once_in_checkouts_of_their_own(calc_project: Project, tmp_path: Path) -> None:
+    """Every trial's score waits for the baseline, so its runs take the free slots together."""
+    meeting = tmp_path / "meeting.py"
+    meeting.write_text(MEETING)
+    (tmp_path / "seen").mkdir()
+    spec = calc_project.calc_spec(good=GOOD_AGENT)
+    spec["sandbox"] = "none"  # the suites write outside their checkouts
+    spec["score"]["max_concurrent"] = 2
+    spec["score"]["command"] = f"{{python}} {meeting} {tmp_path / 'seen'} && {spec['score']['command']}"
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+
+    assert result.ret == 0, result.stdout.str()
+    seen = tmp_path / "seen"
+    assert (seen / "baseline.1.met").exists() and (seen / "baseline.2.met").exists()
+    assert (seen / "baseline.1").read_text() != (seen / "baseline.2").read_text(), "two checkouts"
+    assert calc_project.trials()["good"]["status"] == "done"

@@ -10,6 +10,7 @@ SWE-bench judges a patch: ``fixed`` (failing at base, passing now), ``kept``
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import fcntl
@@ -112,13 +113,16 @@ def _ensure_locked(
         if slot is not None and slot.runs is not None:
             runs, how = slot.runs, "cached"
         else:
-            with scoring_checkout(spec, _subject(spec, BASELINE), git, base, holdout) as scoring:
-                subjects = [_subject(spec, f"{BASELINE}.{i}") for i in range(1, runs_wanted + 1)]
-                runs = []
-                for run in subjects:  # each run takes its turn among the trials' suites
-                    with suite_slot(spec):
-                        checkout, out, sandbox = scoring.checkout, scoring.out, scoring.sandbox
-                        runs.append(run_test_suite(spec, run, checkout, out=out, pinned=pinned, sandbox=sandbox))
+
+            def run(name: str) -> TestStats:  # in a checkout of its own, with a slot among the trials' suites
+                with scoring_checkout(spec, _subject(spec, BASELINE), git, base, holdout) as scoring, suite_slot(spec):
+                    checkout, out, sandbox = scoring.checkout, scoring.out, scoring.sandbox
+                    return run_test_suite(spec, _subject(spec, name), checkout, out=out, pinned=pinned, sandbox=sandbox)
+
+            # At once, as the slots allow: every trial's score waits for the baseline.
+            names = [f"{BASELINE}.{i}" for i in range(1, runs_wanted + 1)]
+            with concurrent.futures.ThreadPoolExecutor(len(names), thread_name_prefix="explore-baseline") as pool:
+                runs = list(pool.map(run, names))
             how = "scored"
             if cancelled is not None and cancelled.is_set():
                 raise Cancelled("the run was interrupted")
@@ -178,8 +182,9 @@ BACKGROUND_NICE = 10
 def _yield_cpu() -> None:
     """Let the run's start (xdist workers, agents) go first: the baseline is needed when a suite ends, not before.
 
-    On Linux a thread has its own nice value and the processes it starts
-    inherit it; elsewhere (or when refused) the baseline runs as it is.
+    On Linux a thread has its own nice value and the threads and processes
+    it starts inherit it (their sessions too: see ``orphans.keep_nice``);
+    elsewhere (or when refused) the baseline runs as it is.
     """
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICE)
