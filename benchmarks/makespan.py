@@ -196,16 +196,17 @@ _T = TypeVar("_T")
 
 
 def timed(run: Callable[[], _T]) -> tuple[_T, str]:
-    """``run()``, and how much of the machine other processes took meanwhile (the bound assumes none)."""
+    """``run()``, its CPU, and how much of the machine other processes took meanwhile (the bound assumes none)."""
     ours, machine = _cpu_now()
     started = time.perf_counter()
     result = run()
     seconds = time.perf_counter() - started
     ours_after, machine_after = _cpu_now()
+    used = f"CPU {ours_after - ours:.1f} s"
     if machine is None or machine_after is None:
-        return result, "other processes: unknown"
+        return result, f"{used}; other processes: unknown"
     foreign = max(0.0, machine_after - machine - (ours_after - ours))
-    return result, f"other processes took {foreign / (seconds * len(os.sched_getaffinity(0))):.0%} of the CPUs"
+    return result, f"{used}; other processes took {foreign / (seconds * len(os.sched_getaffinity(0))):.0%} of the CPUs"
 
 
 def lower_bound(work: Sequence[Draw], agents: int, cpus: int, empty: float) -> tuple[float, str]:

@@ -51,9 +51,10 @@ def stat_snapshot(root: Path, paths: Iterable[str]) -> dict[str, Stat]:
     memory, never in the worktree or anywhere the agent could edit it.
     """
     snapshot: dict[str, Stat] = {}
+    top = os.fspath(root) + os.sep  # strings, not Paths: a Path per file was most of the cost
     for path in paths:
         try:
-            info = os.lstat(root / path)
+            info = os.lstat(top + path)
         except OSError:
             continue
         if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
