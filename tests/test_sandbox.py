@@ -212,6 +212,19 @@ def test_a_command_started_by_a_niced_thread_runs_niced_in_its_own_session() -> 
 
 
 @needs_bwrap
+def test_the_hosts_sysctls_cannot_be_written() -> None:
+    """Each is written its own value (nothing changes if the write goes through); as root it went through."""
+    rewrite = (
+        "for f in kernel/core_pattern kernel/hostname kernel/sched_autogroup_enabled; do "
+        "[ -e /proc/sys/$f ] || continue; v=$(cat /proc/sys/$f); "
+        '(printf "%s\\n" "$v" > /proc/sys/$f) 2>/dev/null && echo "wrote $f" || echo "refused $f"; done'
+    )
+    finished = sandboxed(rewrite, Sandbox(), cwd=Path("/"))
+    assert "refused kernel/core_pattern" in finished.stdout
+    assert "wrote" not in finished.stdout, finished.stdout
+
+
+@needs_bwrap
 def test_tmp_is_private(tmp_path: Path) -> None:
     with tempfile.NamedTemporaryFile(dir="/tmp", prefix="ppe-outside-") as outside:
         inside = Path("/tmp") / f"ppe-inside-{uuid.uuid4().hex}"

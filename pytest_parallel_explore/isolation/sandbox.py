@@ -134,6 +134,11 @@ class Sandbox:
         args = [
             "--dev", "/dev",
             "--proc", "/proc",
+            # The host's sysctls read-only. bwrap covers them only when its own access check finds them
+            # writable, which as root (no user namespace) it does not, so they stayed writable: a
+            # core_pattern of "|prog" has the kernel run prog as root, outside every namespace.
+            "--ro-bind", "/proc/sys", "/proc/sys",
+            "--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger",
             # Own pid namespace: /proc shows no outside process, and its init
             # going away SIGKILLs everything inside, setsid'd or not.
             "--unshare-pid",
