@@ -9,6 +9,7 @@ not inferred; the baseline's runs log too, since they share the pool.
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -87,20 +88,36 @@ def test_suites_at_once_default_to_the_cpus_the_run_may_use(calc_project: Projec
     assert default.trials[0].spec_hash == chosen.trials[0].spec_hash, "how many suites run at once changes no result"
 
 
-def test_the_background_baseline_yields_the_cpu_to_the_trials(calc_project: Project, tmp_path: Path) -> None:
-    """Its suite runs at a nice value 10 above the trials': the run's start and the agents go first."""
-    seen = tmp_path / "nice"
+def test_the_baseline_starts_once_the_workers_are_up_and_runs_as_the_trials_do(
+    calc_project: Project, tmp_path: Path
+) -> None:
+    """At the start the CPU goes to the workers; then the baseline's suites run at the trials' priority.
+
+    A suite's timeout counts from its slot: a niced one, starved by the workers starting, timed out.
+    """
+    seen = tmp_path / "seen"
     seen.mkdir()
-    record = f"import os; open('{seen}/' + os.environ['EXPLORE_TRIAL'], 'w').write(str(os.nice(0)))"
-    spec = calc_project.calc_spec(good=GOOD_AGENT)
+    note = (
+        "import time\n\n\ndef pytest_xdist_node_collection_finished(node, ids):\n"
+        f"    open({str(seen / 'collected')!r}, 'a').write(str(time.time()) + '\\n')\n"
+    )
+    calc_project.write({"conftest.py": note})
+    calc_project.commit("a conftest that notes when each worker has collected")
+    record = (
+        f"import os, time; open('{seen}/' + os.environ['EXPLORE_TRIAL'], 'w')"
+        ".write(str(os.nice(0)) + ' ' + str(time.time()))"
+    )
+    spec = calc_project.calc_spec(good=GOOD_AGENT, also=GOOD_AGENT)
     spec["sandbox"] = "none"
-    spec["score"]["command"] = f'{{python}} -c "{record}" && {spec["score"]["command"]}'
-    result = calc_project.explore("--variants", calc_project.variants(spec))
+    spec["score"].update({"command": f'{{python}} -c "{record}" && {spec["score"]["command"]}', "cache": False})
+    result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "2")
 
     assert result.ret == 0, result.stdout.str()
-    nice = {path.name: int(path.read_text()) for path in seen.iterdir()}
-    assert nice.keys() == {"baseline.1", "baseline.2", "good"}
-    assert nice["baseline.1"] == nice["baseline.2"] == nice["good"] + 10
+    collected = [float(line) for line in (seen / "collected").read_text().split()]
+    assert len(collected) == 2
+    runs = {name: (seen / name).read_text().split() for name in ("baseline.1", "baseline.2", "good", "also")}
+    assert min(float(runs[name][1]) for name in ("baseline.1", "baseline.2")) > max(collected)
+    assert {nice for nice, _ in runs.values()} == {str(os.nice(0))}
 
 
 MEETING = """

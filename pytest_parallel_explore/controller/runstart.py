@@ -137,8 +137,11 @@ def _rootdir_misled(config: pytest.Config, settings: Settings) -> str | None:
     return None
 
 
-def start_run(config: pytest.Config, settings: Settings) -> RunStart:
-    """Set-up done once, before any worktree is made (the controller's session start, before xdist's)."""
+def start_run(config: pytest.Config, settings: Settings, workers_up: threading.Event | None = None) -> RunStart:
+    """Set-up done once, before any worktree is made (the controller's session start, before xdist's).
+
+    The baseline is scored once ``workers_up`` is set (at once without it).
+    """
     notices = recover_interrupted(settings)
     root = settings.workspace.repo_root
     if gitops.is_dirty(root):
@@ -158,7 +161,7 @@ def start_run(config: pytest.Config, settings: Settings) -> RunStart:
     # Built while the xdist workers start up, so that their first trials find it ready.
     threading.Thread(target=_build_shared_base, args=(settings,), name="explore-shared-base", daemon=True).start()
     # Scored while the agents work: trials wait for it only to judge their tests.
-    return RunStart(notices, checkout, BackgroundBaseline(settings.scoring, state.holdout))
+    return RunStart(notices, checkout, BackgroundBaseline(settings.scoring, state.holdout, workers_up))
 
 
 def _build_shared_base(settings: Settings) -> None:

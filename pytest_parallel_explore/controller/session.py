@@ -65,13 +65,17 @@ class ExploreController:
         self._report_due = False
         self._report_written = 0.0
         self._report_gap = LIVE_REPORT_SECONDS
+        self.workers_up = threading.Event()  # set once every xdist worker has collected (or died)
+        self._workers_settled = 0
+        if not distributed:
+            self.workers_up.set()
 
     # -- live progress -----------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Set the run up before xdist starts its workers (they get the repository snapshot taken here)."""
-        self.prepared = start_run(self.config, self.settings)
+        self.prepared = start_run(self.config, self.settings, self.workers_up)
         write_json(self.settings.paths.experiment_json, self.info.to_json())
         if self.config.pluginmanager.get_plugin("terminalreporter") is not None:
             self.live = LiveView.for_terminal(self.config.get_terminal_writer(), self.settings.experiment)
@@ -80,6 +84,12 @@ class ExploreController:
         self._report_due = not self.config.getoption("collectonly")
         if self.distributed:
             self.ticks = MainThreadTicks.start(self.config, self.poll)
+
+    def worker_settled(self) -> None:
+        """One more xdist worker has collected, or is gone: once all have, the run's start is over."""
+        self._workers_settled += 1
+        if self._workers_settled >= len(self.config.getoption("tx", None) or ()):
+            self.workers_up.set()
 
     @contextlib.contextmanager
     def terminal(self) -> Iterator[None]:
@@ -354,9 +364,13 @@ class XdistHooks:
         with self.controller.terminal():  # xdist's reporter writes its status line here
             return (yield)
 
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Any) -> None:
+        self.controller.worker_settled()
+
     @pytest.hookimpl(wrapper=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> Generator[None, object, object]:
         """A worker died: stop what its trial left running now, rather than at the end."""
+        self.controller.worker_settled()
         if error:
             self.controller.say(recover_interrupted(self.controller.settings, only_dead_owners=True))
         with self.controller.terminal():

@@ -16,7 +16,6 @@ import dataclasses
 import fcntl
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
@@ -139,16 +138,21 @@ def _subject(spec: ScoringSpec, name: str) -> ScoringSubject:
 
 
 class BackgroundBaseline:
-    """The baseline scored in a thread of the controller while the trials start.
+    """The baseline scored in a thread of the controller while the agents work.
 
     The lock is taken before the thread starts (so before any worker
     exists): a trial that finishes scoring first waits in
-    :func:`ensure_baseline` until this thread has saved the baseline.
+    :func:`ensure_baseline` until this thread has saved the baseline.  The
+    thread starts scoring once ``ready`` is set (the xdist workers are up), or
+    after :data:`START_WAIT_SECONDS`: at the run's start the CPU goes to the
+    workers, and a suite's timeout counts from its slot, so a suite must
+    not hold one while starved of CPU.
     """
 
-    def __init__(self, spec: ScoringSpec, holdout: KeptFiles | None) -> None:
+    def __init__(self, spec: ScoringSpec, holdout: KeptFiles | None, ready: threading.Event | None = None) -> None:
         self.spec = spec
         self.holdout = holdout
+        self.ready = ready
         self.result: tuple[Baseline, str] | None = None
         self.error: BaseException | None = None
         self.cancelled = threading.Event()
@@ -158,7 +162,8 @@ class BackgroundBaseline:
 
     def _run(self) -> None:
         try:
-            _yield_cpu()
+            if self.ready is not None:
+                self.ready.wait(START_WAIT_SECONDS)
             self.result = _ensure_locked(self.spec, self.holdout, self.cancelled)
         except BaseException as exc:  # reported by wait(); a trial then scores the baseline itself
             self.error = exc
@@ -175,19 +180,8 @@ class BackgroundBaseline:
         return self._thread.is_alive()
 
 
-#: The nice value the background baseline adds to its thread, and so to its suite runs.
-BACKGROUND_NICE = 10
-
-
-def _yield_cpu() -> None:
-    """Let the run's start (xdist workers, agents) go first: the baseline is needed when a suite ends, not before.
-
-    On Linux a thread has its own nice value and the threads and processes
-    it starts inherit it (their sessions too: see ``orphans.keep_nice``);
-    elsewhere (or when refused) the baseline runs as it is.
-    """
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICE)
+#: Seconds the background baseline waits for the run's workers to be up, at most.
+START_WAIT_SECONDS = 30.0
 
 
 def _from_runs(key: str, base_commit: str, runs: list[TestStats], holdout: Sequence[str]) -> Baseline:
