@@ -19,6 +19,7 @@ import pytest
 from pytest_parallel_explore.isolation import procs
 from pytest_parallel_explore.isolation.procs import clean_env, run_owned
 from pytest_parallel_explore.isolation.sandbox import Sandbox, SandboxUnavailable
+from pytest_parallel_explore.model.limits import Limits
 from tests.process_testing import ESCAPING_COMMAND, blocking_on, exists, release, unblock, wait_for, wait_pid
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
@@ -222,6 +223,23 @@ def test_the_hosts_sysctls_cannot_be_written() -> None:
     finished = sandboxed(rewrite, Sandbox(), cwd=Path("/"))
     assert "refused kernel/core_pattern" in finished.stdout
     assert "wrote" not in finished.stdout, finished.stdout
+
+
+#: Written by a command whose folder holds a tree that makes each walk of it costly, so rare.
+BURST = "sleep 1\nhead -c 64M /dev/zero > burst && echo wrote\nsleep 2\nrm burst\necho SURVIVED\n"
+
+
+@needs_bwrap
+def test_a_burst_of_writes_between_two_walks_of_a_big_tree_is_caught(tmp_path: Path) -> None:
+    """Walks of the folders are spaced by their cost; the filesystems' own count says when one is due now."""
+    work = tmp_path / "work"
+    for i in range(40):  # 40,000 empty folders: what an earlier command of the same agent could leave
+        for j in range(1000):
+            os.makedirs(work / f"t{i}" / str(j))
+    sandbox = Sandbox(writable=(work,), limits=Limits(disk=8 << 20, memory=None))
+    finished = sandboxed(BURST, sandbox, cwd=work)
+    assert finished.limit == "disk 8M", finished.stdout
+    assert "SURVIVED" not in finished.stdout
 
 
 @needs_bwrap

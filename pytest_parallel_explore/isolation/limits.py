@@ -22,8 +22,10 @@ limit it was (``limit: memory 8G``).  How each is enforced, and why so:
   of the tree, in the sandbox's pid namespace or not.  A process can exceed
   the limit by what it allocates between two checks.
 * ``disk``: the size of the folders the command writes (the trial's folder,
-  the sandbox's private ``$HOME`` and ``/tmp``), checked every
-  :data:`DISK_POLL_SECONDS` or more.
+  the sandbox's private ``$HOME`` and ``/tmp``), walked every
+  :data:`DISK_POLL_SECONDS` or more, and at once when their filesystems'
+  use (``statvfs``, every :data:`POLL_SECONDS`) grew by more than the
+  folders had left to the limit: a tree that makes walks rare hides no burst.
 
 All of a run's checks together take at most :data:`WATCH_SHARE` of the CPUs:
 with 24 agents waiting on a model's API, polling must not take the cores
@@ -121,6 +123,23 @@ def folder_bytes(folders: Iterable[Path]) -> int:
     return total
 
 
+def filesystems_used(folders: Iterable[Path]) -> int:
+    """Bytes in use on the filesystems holding ``folders``, each counted once: one ``statvfs`` each, no walk."""
+    devices: set[int] = set()
+    total = 0
+    for folder in folders:
+        try:
+            device = os.stat(folder).st_dev
+            if device in devices:
+                continue
+            devices.add(device)
+            usage = os.statvfs(folder)
+        except OSError:
+            continue
+        total += (usage.f_blocks - usage.f_bfree) * usage.f_frsize
+    return total
+
+
 # Enforcing --------------------------------------------------------------------------------------------------
 
 
@@ -185,6 +204,8 @@ class Watch:
     ) -> None:
         self.leader, self.limits, self.written, self.capped, self.kill = leader, limits, written, capped, kill
         self.hit: str | None = None
+        self._used_at_walk: int | None = None  # the filesystems' bytes in use when the folders were last walked
+        self._room = 0  # what the folders had left to their disk limit then
         self._done = threading.Event()  # set when the command ended, or when its output is full
         if capped is not None:
             capped.wake = self._done
@@ -207,13 +228,17 @@ class Watch:
         # The first checks after a poll's wait: a short command (most are) ends before any costs it.
         first = clock() + POLL_SECONDS
         next_tree = first if limits.processes is not None or limits.memory is not None else math.inf
-        next_disk = first if limits.disk is not None else math.inf
-        while not self._done.wait(_until(min(next_tree, next_disk))) or self._output_full():
+        next_disk = next_growth = first if limits.disk is not None else math.inf
+        while not self._done.wait(_until(min(next_tree, next_disk, next_growth))) or self._output_full():
             if self._output_full():
                 self.hit = limits.hit("output")
             if self.hit is None and clock() >= next_tree:
                 self.hit, cost = _timed(self._tree_hit)
                 next_tree = clock() + _spacing(POLL_SECONDS, cost)
+            if self.hit is None and clock() >= next_growth:
+                if self._may_be_over():  # the walk is spaced by its cost: a big tree must not hide a burst
+                    next_disk = clock()
+                next_growth = clock() + POLL_SECONDS
             if self.hit is None and clock() >= next_disk:
                 self.hit, cost = _timed(self._disk_hit)
                 next_disk = clock() + _spacing(DISK_POLL_SECONDS, cost)
@@ -234,7 +259,18 @@ class Watch:
 
     def _disk_hit(self) -> str | None:
         assert self.limits.disk is not None
-        return self.limits.hit("disk") if folder_bytes(self.written) > self.limits.disk else None
+        self._used_at_walk = filesystems_used(self.written)
+        size = folder_bytes(self.written)
+        self._room = self.limits.disk - size
+        return self.limits.hit("disk") if size > self.limits.disk else None
+
+    def _may_be_over(self) -> bool:
+        """Whether the filesystems grew by more than the folders had room for at the last walk.
+
+        Whatever the command writes, or holds open after deleting it, is on
+        those filesystems; what others wrote makes a walk come early, never late.
+        """
+        return self._used_at_walk is not None and filesystems_used(self.written) - self._used_at_walk > self._room
 
 
 def _timed(check: Callable[[], str | None]) -> tuple[str | None, float]:
