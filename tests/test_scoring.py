@@ -142,6 +142,21 @@ def test_metrics_from_a_conftest_hook_and_a_yaml_command_are_recorded_and_weight
     assert "calc_bytes, " in flag
 
 
+def test_a_metric_command_that_floods_its_output_is_stopped_at_the_output_limit(calc_project: Project) -> None:
+    """It runs the agent's code: what it prints goes through a file, never all into the plugin's memory."""
+    spec = calc_project.calc_spec(good=GOOD_AGENT)
+    spec["limits"] = {"output": "1M"}
+    flood = "import sys; sys.stdout.write('9' * (8 << 20)); print(); print(7)"
+    spec["score"]["metrics"] = {"flood": {"command": f'{{python}} -c "{flood}"'}, "fine": {"command": "echo 3"}}
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+
+    assert result.ret == 0, result.stdout.str()
+    trial = calc_project.trials()["good"]
+    assert trial["status"] == "done" and trial["metrics"]["fine"] == 3
+    assert "flood" not in trial["metrics"]
+    assert "metric 'flood' hit a limit (output 1M)" in trial["flags"]
+
+
 @pytest.mark.parametrize(
     ("command", "problem"),
     [

@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,6 +32,8 @@ from ..repo import trees
 from . import pinning
 from .pinning import Pinned
 
+#: How much of the end of a metric command's output is read for its last number.
+_METRIC_TAIL = 1 << 16
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _PYTEST_COMMAND = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)(\s|$)|-m\s+pytest\b")
 #: The shell's exit codes for a command it could not run (not executable, not found): no verdict.
@@ -216,18 +219,31 @@ def _node_id(attrib: Mapping[str, str]) -> str:
 
 def run_metric(
     spec: ScoringSpec, subject: ScoringSubject, worktree: Path, command: str, sandbox: Sandbox | None = None
-) -> float | None:
-    """The last number a ``score.metrics`` command prints, or None."""
-    finished = run_owned(
-        expand(command, command_values(spec, subject, worktree)),
-        cwd=worktree,
-        env=scoring_env(spec, subject, worktree),
-        timeout=spec.score.timeout,
-        capture=True,
-        sandbox=sandbox,
-    )
-    numbers = _NUMBER.findall(finished.stdout)
-    return float(numbers[-1]) if numbers and not finished.timed_out else None
+) -> float | str:
+    """The last number a ``score.metrics`` command prints, or why there is none.
+
+    Its output goes through a file, as a suite's does, so ``limits.output``
+    bounds it: the command runs the agent's code, which could print gigabytes.
+    """
+    with tempfile.TemporaryDirectory(prefix="explore-metric-") as scratch:
+        output = Path(scratch) / "output"
+        finished = run_owned(
+            expand(command, command_values(spec, subject, worktree)),
+            cwd=worktree,
+            env=scoring_env(spec, subject, worktree),
+            timeout=spec.score.timeout,
+            output=output,
+            sandbox=sandbox,
+        )
+        with output.open("rb") as printed:
+            printed.seek(max(0, printed.seek(0, os.SEEK_END) - _METRIC_TAIL))
+            tail = printed.read().decode(errors="replace")
+    if finished.timed_out:
+        return f"timed out after {spec.score.timeout:g}s"
+    if finished.limit is not None:
+        return f"hit a limit ({finished.limit})"
+    numbers = _NUMBER.findall(tail)
+    return float(numbers[-1]) if numbers else "printed no number"
 
 
 def yaml_metrics(
@@ -238,8 +254,8 @@ def yaml_metrics(
     flags = []
     for name, metric in spec.score.metrics.items():
         value = run_metric(spec, subject, checkout, metric.command, sandbox)
-        if value is None:
-            flags.append(f"metric {name!r} printed no number")
+        if isinstance(value, str):
+            flags.append(f"metric {name!r} {value}")
         else:
             metrics[name] = value
     return metrics, flags
