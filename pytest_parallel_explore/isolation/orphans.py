@@ -48,9 +48,8 @@ def keep_nice(pid: int) -> None:
     Where the kernel groups processes by session (``sched_autogroup``, on by
     default on many desktops and on this project's CI), a nice value weighs
     only against the processes of its own session, and every command starts a
-    session of its own.  The background baseline's suites, niced, still took
-    a whole core from the xdist workers starting beside them, until their
-    session was niced too.
+    session of its own: without this, ``nice pytest --explore …`` would run
+    every agent and suite at full priority.
     """
     nice = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's, on Linux
     if nice > 0:
