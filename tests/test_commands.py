@@ -182,6 +182,34 @@ def test_progress_is_written_from_the_main_thread_only(calc_project: Project) ->
     assert not offending.exists(), offending.read_text()
 
 
+def test_progress_hooks_are_called_on_the_trials_thread_only_without_xdist(calc_project: Project) -> None:
+    """Without xdist the baseline's commands run beside the trial, in a thread of the same process."""
+    calc_project.write(
+        {
+            "conftest.py": textwrap.dedent(
+                """
+                import pathlib, threading
+
+                def pytest_explore_trial_progress(trial):
+                    if threading.current_thread() is not threading.main_thread():
+                        with pathlib.Path("off-main-thread.txt").open("a") as f:
+                            f.write(f"{threading.current_thread().name}: {trial.status.value}\\n")
+                """
+            )
+        }
+    )
+    spec = calc_project.calc_spec(slow=f"sleep 1.2; {GOOD_AGENT}")
+    # The baseline's suites end while the trial's agent still runs.
+    spec["score"]["command"] = f"sleep 0.5 && {spec['score']['command']}"
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.re_match_lines([r"explore calc\[slow\]: agent \d+\.\ds", r"explore calc\[slow\]: done"])
+    offending = calc_project.path / "off-main-thread.txt"
+    assert not offending.exists(), offending.read_text()
+    assert calc_project.trials()["slow"]["process_groups"] == []
+
+
 def test_trial_finished_and_summary_hooks_are_called(calc_project: Project) -> None:
     calc_project.write(
         {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -63,6 +64,7 @@ class TrialRunner:
         self._unchanged: dict[str, trees.Stat] | None = None  # see gitops.snapshot_worktree
         self._plugin_files: list[str] = []  # see run()
         self._reference = settings.base_commit  # what this trial's folder holds if nobody changed it; see run()
+        self._thread = threading.get_ident()  # the thread the trial runs on
 
     def run(self) -> TrialRecord:
         previous, problem = decisions.previous_record(self.progress)
@@ -151,8 +153,14 @@ class TrialRunner:
         return record
 
     def _groups_changed(self, record: TrialRecord, groups: list[procs.Group]) -> None:
+        """Every command of this process counts, the background baseline's too (run without xdist).
+
+        Another thread's command only updates the list: the record is this
+        thread's to save, and the hooks (the live view) are called on it alone.
+        """
         record.process_groups = [list(group) for group in groups]
-        self._save(record)
+        if threading.get_ident() == self._thread:
+            self._save(record)
 
     def _new_record(self, previous: TrialRecord | None = None) -> TrialRecord:
         """A fresh record; it keeps the earlier attempts of ``previous`` when they were of the same spec.
