@@ -268,7 +268,8 @@ class Watch:
         """Whether the filesystems grew by more than the folders had room for at the last walk.
 
         Whatever the command writes, or holds open after deleting it, is on
-        those filesystems; what others wrote makes a walk come early, never late.
+        those filesystems.  What others write makes a walk come early; only what
+        others free meanwhile can make it late (the next spaced walk still comes).
         """
         return self._used_at_walk is not None and filesystems_used(self.written) - self._used_at_walk > self._room
 
