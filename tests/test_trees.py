@@ -72,8 +72,18 @@ def test_a_tree_with_an_unsafe_path_is_refused_before_anything_is_written(
     assert not target.exists()
 
 
+def checked_out_afresh(repo: Path) -> None:
+    """``repo``'s files removed and written again by git, into a new index: as a trial's checkout is made."""
+    for path in repo.iterdir():
+        if path.name != ".git":
+            subprocess.run(["rm", "-rf", str(path)], check=True)
+    (repo / ".git" / "index").unlink()
+    git(repo, "read-tree", "-u", "--reset", "HEAD")
+
+
+@pytest.mark.parametrize("taken", ["from each file", "from the index"])
 def test_a_snapshot_skips_reading_unchanged_files_and_still_sees_a_change_that_hides_its_mtime(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, monkeypatch: pytest.MonkeyPatch, taken: str
 ) -> None:
     for name in ("a.txt", "b.txt", "c.txt"):
         (repo / name).write_text(f"{name}\n")
@@ -81,8 +91,12 @@ def test_a_snapshot_skips_reading_unchanged_files_and_still_sees_a_change_that_h
     git(repo, "commit", "-q", "-m", "base")
     base = git(repo, "rev-parse", "HEAD").strip()
     sealed = Git(repo / ".git", work_tree=repo)
-    snapshot = trees.stat_snapshot(repo, ["a.txt", "b.txt", "c.txt"])
-    assert set(snapshot) == {"a.txt", "b.txt", "c.txt"}
+    if taken == "from the index":
+        checked_out_afresh(repo)
+        snapshot = trees.index_snapshot(repo, len(base))
+    else:
+        snapshot = trees.stat_snapshot(repo, ["a.txt", "b.txt", "c.txt"])
+    assert snapshot is not None and set(snapshot) == {"a.txt", "b.txt", "c.txt"}
     # Same size, same mtime, same inode: only the ctime, which no unprivileged process can set, tells.
     before = (repo / "b.txt").stat()
     with (repo / "b.txt").open("r+") as handle:
@@ -99,6 +113,35 @@ def test_a_snapshot_skips_reading_unchanged_files_and_still_sees_a_change_that_h
     assert read == ["b.txt"]  # a.txt and c.txt were not read
     assert git(repo, "cat-file", "blob", f"{tree}:b.txt") == "B.txt\n"
     assert tree == trees.tree_of_files(sealed, base).tree  # the same tree as reading every file
+
+
+def test_the_snapshot_read_from_the_index_is_what_each_files_lstat_says(repo: Path) -> None:
+    (repo / "pkg" / "sub").mkdir(parents=True)
+    for index in range(40):
+        (repo / "pkg" / ("sub" if index % 2 else "") / f"m{index}{'x' * index}.py").write_text("x" * index)
+    (repo / "run.sh").write_text("#!/bin/sh\n")
+    (repo / "run.sh").chmod(0o755)
+    (repo / "pkg" / "café.txt").write_text("é\n")
+    os.symlink("pkg", repo / "link")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    checked_out_afresh(repo)
+    listed = [p for p in git(repo, "ls-files", "-z").split("\0") if p]
+
+    from_index = trees.index_snapshot(repo, 40)
+
+    assert from_index == trees.stat_snapshot(repo, listed)
+    assert len(from_index) == len(listed) == 43
+
+
+def test_an_index_this_does_not_read_gives_no_snapshot(repo: Path) -> None:
+    (repo / "a.txt").write_text("a\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "update-index", "--index-version", "4")
+    assert trees.index_snapshot(repo, 40) is None
+    (repo / ".git" / "index").write_bytes(b"DIRC\0\0\0\x02\0\0\0\x05")  # five entries promised, none there
+    assert trees.index_snapshot(repo, 40) is None
 
 
 def test_a_listing_by_object_id_is_kept_but_a_name_is_read_again(repo: Path) -> None:

@@ -167,8 +167,14 @@ def add_worktree(
 
 
 def snapshot_worktree(root: Path, path: Path, base: str) -> dict[str, trees.Stat]:
-    """The stat of every file of ``base`` in a worktree just made, so that reading it back skips what is unchanged."""
-    return trees.stat_snapshot(path, treefiles.tree_entries(sealed(root), base))
+    """The stat of every file of ``base`` in a worktree just made, so that reading it back skips what is unchanged.
+
+    Read from the index the checkout wrote (see :func:`trees.index_snapshot`), else from each file.
+    """
+    snapshot = trees.index_snapshot(path, len(base))
+    if snapshot is None:
+        snapshot = trees.stat_snapshot(path, treefiles.tree_entries(sealed(root), base))
+    return snapshot
 
 
 def branch_commit(root: Path, branch: str) -> str | None:

@@ -27,12 +27,23 @@ def stat_of(info: os.stat_result) -> Stat:
     return (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
-def tree_entries(git: Git, treeish: str) -> dict[str, tuple[str, str]]:
+def tree_entries(git: Git, treeish: str, *, near: str | None = None) -> dict[str, tuple[str, str]]:
     """``path -> (mode, sha)`` for every file of ``treeish`` (recursively).
 
     An object id names the same content for ever, so listings by id are kept
     (a trial lists the base commit's tree four times); the caller gets its own copy.
+    ``near`` is a tree or commit listed already that ``treeish`` differs from
+    little (the base commit of a trial's tree): its listing, changed where
+    ``git diff-tree`` says, saves listing (and parsing) every file again.
     """
+    if near is not None:
+        entries = tree_entries(git, near)
+        for path, (_before, after) in tree_changes(git, near, treeish).items():
+            if after is None:
+                del entries[path]
+            else:
+                entries[path] = after
+        return entries
     if _OBJECT_ID.fullmatch(treeish):
         return dict(_kept_listing(git.git_dir, treeish))
     return _list_tree(git.git_dir, treeish)
@@ -46,6 +57,39 @@ def tree_id(git: Git, commit: str) -> str:
 
 
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+#: An entry of a tree, or None where the tree has no file.
+Side = tuple[str, str] | None
+
+
+def tree_changes(git: Git, before: str, after: str) -> dict[str, tuple[Side, Side]]:
+    """``path -> (entry in before, entry in after)`` for every file that differs between two trees or commits.
+
+    From ``git diff-tree`` (C): a trial's change costs what it changed, not a
+    listing of every file of both trees.  Kept for object ids, like listings.
+    """
+    if _OBJECT_ID.fullmatch(before) and _OBJECT_ID.fullmatch(after):
+        return dict(_kept_changes(git.git_dir, before, after))
+    return _diff_trees(git.git_dir, before, after)
+
+
+@functools.lru_cache(maxsize=8)
+def _kept_changes(git_dir: Path, before: str, after: str) -> dict[str, tuple[Side, Side]]:
+    return _diff_trees(git_dir, before, after)
+
+
+def _diff_trees(git_dir: Path, before: str, after: str) -> dict[str, tuple[Side, Side]]:
+    args = ("diff-tree", "-r", "-z", "--no-abbrev", "--no-renames", "--ignore-submodules=none", before, after)
+    fields = Git(git_dir).run(*args).split("\0")
+    changes: dict[str, tuple[Side, Side]] = {}
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):  # the output ends with a lone ""
+        old_mode, new_mode, old_sha, new_sha, _status = meta.lstrip(":").split(" ")
+        changes[path] = (_side(old_mode, old_sha), _side(new_mode, new_sha))
+    return changes
+
+
+def _side(mode: str, sha: str) -> Side:
+    return None if mode == "000000" else (mode, sha)
 
 
 @functools.lru_cache(maxsize=4)  # few are worth keeping: the base commit's, and the latest trial's

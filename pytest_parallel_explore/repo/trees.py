@@ -18,6 +18,7 @@ import os
 import posixpath
 import re
 import stat
+import struct
 import sys
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -30,12 +31,54 @@ from .treefiles import tree_entries, tree_id
 
 _NULL_SHA = "0" * 40
 
-#: What a file's ``lstat`` says that any change to it changes: (size, mtime_ns, ctime_ns, inode).
+#: What a file's ``lstat`` says that any change to it changes: (size, mtime_ns, ctime_ns, inode);
+#: size and inode cut to 32 bits, as a git index keeps them.
 Stat = tuple[int, int, int, int]
+_LOW_32 = 0xFFFFFFFF
 
 
 def _stat_of(info: os.stat_result) -> Stat:
-    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+    return (info.st_size & _LOW_32, info.st_mtime_ns, info.st_ctime_ns, info.st_ino & _LOW_32)
+
+
+def index_snapshot(root: Path, id_length: int) -> dict[str, Stat] | None:
+    """:func:`stat_snapshot` of a worktree git has just checked out, read from its index: no ``lstat`` a file.
+
+    git takes each file's ``lstat`` right after writing it and keeps it in
+    the index (``root/.git/index``), so reading the index back gives the
+    same snapshot for the cost of parsing it.  It must be read before
+    anything else ran there (no agent yet).  ``id_length`` is the length of
+    the repository's object ids (40 for SHA-1).  None when the index is not
+    one this reads (versions 2 and 3), and the caller takes the stat itself.
+    """
+    try:
+        data = (root / ".git" / "index").read_bytes()
+        recorded = _index_entries(data, id_length // 2)
+    except (OSError, ValueError, struct.error):
+        return None
+    return _before_now(root, recorded)
+
+
+_INDEX_ENTRY = struct.Struct(">10I")  # ctime s, ns, mtime s, ns, dev, ino, mode, uid, gid, size
+_REGULAR_OR_LINK = frozenset({0o100644, 0o100755, 0o120000})
+
+
+def _index_entries(data: bytes, hash_size: int) -> dict[str, Stat]:
+    signature, version, count = struct.unpack_from(">4sII", data)
+    if signature != b"DIRC" or version not in (2, 3):
+        raise ValueError(f"not an index of version 2 or 3: {signature!r} {version}")
+    entries: dict[str, Stat] = {}
+    at = 12
+    for _ in range(count):
+        ctime_s, ctime_ns, mtime_s, mtime_ns, _dev, ino, mode, _uid, _gid, size = _INDEX_ENTRY.unpack_from(data, at)
+        (flags,) = struct.unpack_from(">H", data, at + 40 + hash_size)
+        name_at = at + 42 + hash_size + (2 if flags & 0x4000 else 0)
+        end = data.index(b"\0", name_at)
+        at += (end - at + 8) & ~7  # the name's NUL and padding to a multiple of 8
+        if mode in _REGULAR_OR_LINK and not flags & 0x3000:  # stage 0 only
+            path = data[name_at:end].decode(errors="surrogateescape")
+            entries[path] = (size, mtime_s * 1_000_000_000 + mtime_ns, ctime_s * 1_000_000_000 + ctime_ns, ino)
+    return entries
 
 
 def stat_snapshot(root: Path, paths: Iterable[str]) -> dict[str, Stat]:
@@ -59,6 +102,11 @@ def stat_snapshot(root: Path, paths: Iterable[str]) -> dict[str, Stat]:
             continue
         if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
             snapshot[path] = _stat_of(info)
+    return _before_now(root, snapshot)
+
+
+def _before_now(root: Path, snapshot: dict[str, Stat]) -> dict[str, Stat]:
+    """``snapshot`` without the racy entries: those whose ctime is not older than this moment (see stat_snapshot)."""
     fd, marker = tempfile.mkstemp(prefix=".explore-clock-", dir=root.parent)  # same filesystem, same clock
     try:
         now = os.fstat(fd).st_ctime_ns
@@ -164,7 +212,7 @@ def _changed_entries(
     changed: list[bytes] = []
     with _Folders(git.work_tree) as folders, blobs.new_objects(git) as store:
         for path in paths:
-            if under(path, leave):
+            if leave and under(path, leave):
                 continue
             base = base_files.get(path)
             entry = _disk_entry(folders, path, base, unchanged.get(path), budget, digest)
@@ -229,6 +277,7 @@ class _Folders:
     def __init__(self, root: Path) -> None:
         self._root = os.open(root, _DIRECTORY)
         self._chain: list[tuple[bytes, int]] = []
+        self._last: tuple[bytes, int | None] | None = None  # the folder asked for last, and its answer
 
     def __enter__(self) -> _Folders:
         return self
@@ -240,6 +289,13 @@ class _Folders:
 
     def fd_of(self, folder: bytes) -> int | None:
         """A descriptor of ``folder`` (``b""`` is the top), or None when it is not a real folder of the worktree."""
+        if self._last is not None and self._last[0] == folder:  # the files of a folder come one after another
+            return self._last[1]
+        found = self._open(folder)
+        self._last = (folder, found)
+        return found
+
+    def _open(self, folder: bytes) -> int | None:
         parts = folder.split(b"/") if folder else []
         same = 0
         while same < min(len(parts), len(self._chain)) and self._chain[same][0] == parts[same]:
@@ -377,7 +433,7 @@ def _base_ignore_rules(git: Git, base: str, base_files: dict[str, tuple[str, str
     worktree; a pattern from ``dir/.gitignore`` is anchored to ``dir`` by
     prefixing it (a pattern without a slash matches at any depth below it).
     """
-    for path in sorted(p for p in base_files if posixpath.basename(p) == ".gitignore"):
+    for path in sorted(p for p in base_files if p.endswith(".gitignore") and posixpath.basename(p) == ".gitignore"):
         folder = posixpath.dirname(path)
         text = git.run("cat-file", "blob", base_files[path][1])
         for raw in text.splitlines():

@@ -83,7 +83,7 @@ def scoring_checkout(
                 treefiles.remove_tree(folder / left)
         out = folder / "out"
         out.mkdir()
-        entries = treefiles.tree_entries(git, tree)
+        entries = treefiles.tree_entries(git, tree, near=spec.base_commit)
         kept.update([(git, {p: e for p, e in entries.items() if not trees.under(p, spec.score.holdout)})])
         scoring = Scoring(kept.folder, out, _sandbox(spec, subject, folder, git))
         prepare_worktree(spec, subject, scoring.checkout, sandbox=scoring.sandbox)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..repo.gitcmd import Git
-from ..repo.treefiles import tree_entries, tree_id
+from ..repo.treefiles import tree_changes, tree_id
 from .pinning import pytest_table
 
 #: Files that configure pytest or Python's start-up, wherever they are.
@@ -135,24 +135,20 @@ def sealed_tree(git: Git, base: str, commit: str, policy: Policy) -> Sealed:
     added is removed; ``pyproject.toml`` keeps the agent's changes except in
     its ``[tool.pytest...]`` tables, which are the base's.
     """
-    before = tree_entries(git, base)
-    after = tree_entries(git, commit)
     updates: list[str] = []
     tampering: list[str] = []
-    for path in sorted(before.keys() | after.keys()):
-        if before.get(path) == after.get(path):
-            continue
+    for path, (before, after) in sorted(tree_changes(git, base, commit).items()):
         if posixpath.basename(path) == "pyproject.toml":
-            update = _pyproject_update(git, path, before.get(path), after.get(path))
+            update = _pyproject_update(git, path, before, after)
             if update is not None:
                 tampering.append(path)
                 updates.append(update)
             continue
-        if policy.reason(path, at_base=path in before) is None:
+        if policy.reason(path, at_base=before is not None) is None:
             continue
         tampering.append(path)
-        if path in before:
-            mode, sha = before[path]
+        if before is not None:
+            mode, sha = before
             updates.append(f"{mode} {sha}\t{path}")
         else:
             updates.append(f"0 {'0' * 40}\t{path}")

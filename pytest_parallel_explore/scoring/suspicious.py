@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from ..repo import blobs
 from ..repo.gitcmd import Git
-from ..repo.treefiles import tree_entries
+from ..repo.treefiles import tree_changes
 from .sourcecheck import check_source
 
 #: A file larger than this is not parsed (a finding says so); nor are the files past the total.
@@ -32,11 +32,10 @@ def in_short(findings: list[str], shown: int = 3) -> str:
 
 def changed_python_files(git: Git, base: str, tree: str) -> dict[str, str]:
     """``path -> blob id`` of each regular ``.py`` file that ``tree`` adds or changes against ``base``."""
-    before, after = tree_entries(git, base), tree_entries(git, tree)
     return {
-        path: sha
-        for path, (mode, sha) in after.items()
-        if path.endswith(".py") and mode in ("100644", "100755") and before.get(path) != (mode, sha)
+        path: after[1]
+        for path, (_before, after) in tree_changes(git, base, tree).items()
+        if path.endswith(".py") and after is not None and after[0] in ("100644", "100755")
     }
 
 
