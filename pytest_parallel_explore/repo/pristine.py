@@ -70,7 +70,7 @@ class PristineCheckout:
         for git, entries in layers:
             for path, (mode, sha) in entries.items():
                 target[path] = (git, mode, sha)
-        treefiles.refuse_unsafe(target, "the scoring checkout")
+        treefiles.refuse_unsafe([p for p in target if p not in self._files], "the scoring checkout")  # the rest were
         if self._folders:
             try:
                 return self._update(target)
@@ -80,7 +80,7 @@ class PristineCheckout:
         self._files, self._folders = {}, {}
         self.folder.mkdir(parents=True)
         written = self._write(target)
-        self._note_folders(target)
+        self._note_folders(_folders_of(target))
         return Update(written, 0, fresh=True)
 
     def overlay(self, git: Git, entries: Entries, replacing: Sequence[str]) -> None:
@@ -96,7 +96,7 @@ class PristineCheckout:
         for relative in replacing:
             treefiles.remove_tree(self.folder / relative)  # a link is removed, never followed
         self._write(target)
-        self._note_folders(target)
+        self._note_folders(_folders_of(target))
 
     def _real_parents(self, relative: str) -> None:
         """Make every folder above ``relative`` a real one: a link or file a set-up command put there goes."""
@@ -123,7 +123,7 @@ class PristineCheckout:
             removed += 1
         written = self._write({p: e for p, e in target.items() if p not in self._files})
         self._folders = {p: v for p, v in self._folders.items() if p in needed}
-        self._note_folders(target)
+        self._note_folders(needed)
         return Update(written, removed, fresh=False)
 
     def _sweep(self) -> int:
@@ -138,7 +138,7 @@ class PristineCheckout:
             with os.scandir(self.folder / relative) as found:
                 children = list(found)
             for child in children:
-                path = posixpath.join(relative, child.name) if relative else child.name
+                path = f"{relative}/{child.name}" if relative else child.name
                 info = child.stat(follow_symlinks=False)
                 if path in self._folders:
                     if (info.st_mode, info.st_ino) != self._folders[path]:
@@ -171,20 +171,19 @@ class PristineCheckout:
                 self._files[path] = (mode, sha, stat_of(os.lstat(self.folder / path)))
         return len(entries)
 
-    def _note_folders(self, target: Target) -> None:
-        for path in _folders_of(target) - set(self._folders):
+    def _note_folders(self, folders: set[str]) -> None:
+        for path in folders - self._folders.keys():
             info = os.lstat(self.folder / path)
             self._folders[path] = (info.st_mode, info.st_ino)
 
 
 def _folders_of(target: Target) -> set[str]:
     """Every folder the files of ``target`` need, the top (``""``) included; a submodule is one too."""
+    parents = {path.rpartition("/")[0] for path in target}  # many files, few folders: their parents next
+    parents.update(path for path, (_git, mode, _sha) in target.items() if mode == "160000")
     folders = {""}
-    for path, (_git, mode, _sha) in target.items():
-        if mode == "160000":
-            folders.add(path)
-        parent = posixpath.dirname(path)
-        while parent not in folders:
-            folders.add(parent)
-            parent = posixpath.dirname(parent)
+    for folder in parents:
+        while folder not in folders:
+            folders.add(folder)
+            folder = folder.rpartition("/")[0]
     return folders
