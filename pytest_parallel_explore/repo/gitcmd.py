@@ -89,6 +89,9 @@ class Git:
     (``assume-unchanged``, ``skip-worktree``, staged tricks) is never read.
     ``objects`` is a private object folder that new objects go to (the
     repository's own are still read), so they can be dropped or kept whole.
+    ``made_here``: the plugin has just made the repository (``git init``
+    without a template) and nothing else has written to it since, so its
+    configuration names no filter and none is looked up.
     """
 
     git_dir: Path
@@ -96,6 +99,7 @@ class Git:
     index: Path | None = None
     objects: Path | None = None
     trusted_filters: frozenset[str] = frozenset()
+    made_here: bool = False
 
     def with_(self, **changes: object) -> Git:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -201,6 +205,8 @@ class Git:
 
     def _overrides(self) -> Iterable[str]:
         yield from _OVERRIDES
+        if self.made_here:
+            return
         # Any command may refresh the index and so run a clean filter: every driver is looked up each time.
         for name in filter_drivers(self.git_dir) - self.trusted_filters:
             # An empty command means "no filter"; not required, so git never refuses the file.

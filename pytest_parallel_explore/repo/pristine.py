@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import posixpath
 import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path

@@ -124,8 +124,10 @@ def reset_git(folder: Path, shared: SharedBase, branch: str) -> None:
 
 
 def _init(folder: Path, shared: SharedBase, branch: str) -> Git:
-    (folder / ".git").mkdir()  # sealed git reads the configuration of a folder that exists
-    git = Git(folder / ".git", work_tree=folder)
+    # New (mkdir fails if anything is there), so its configuration is git init's alone; and sealed git
+    # reads the configuration of a folder that exists.
+    (folder / ".git").mkdir()
+    git = Git(folder / ".git", work_tree=folder, made_here=True)
     git.run("init", "--quiet", "--template=", f"--initial-branch={branch}")
     (folder / ".git" / "objects" / "info").mkdir(parents=True, exist_ok=True)
     (folder / ".git" / "objects" / "info" / "alternates").write_text(f"{shared.store / 'objects'}\n")

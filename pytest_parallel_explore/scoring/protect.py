@@ -137,7 +137,8 @@ def sealed_tree(git: Git, base: str, commit: str, policy: Policy) -> Sealed:
     """
     updates: list[str] = []
     tampering: list[str] = []
-    for path, (before, after) in sorted(tree_changes(git, base, commit).items()):
+    tree = tree_id(git, commit)  # the tree, not the commit: the suspicious-code check diffs the same two
+    for path, (before, after) in sorted(tree_changes(git, base, tree).items()):
         if posixpath.basename(path) == "pyproject.toml":
             update = _pyproject_update(git, path, before, after)
             if update is not None:
@@ -153,7 +154,7 @@ def sealed_tree(git: Git, base: str, commit: str, policy: Policy) -> Sealed:
         else:
             updates.append(f"0 {'0' * 40}\t{path}")
     if not updates:
-        return Sealed(tree_id(git, commit), [])
+        return Sealed(tree, [])
     with tempfile.TemporaryDirectory(prefix="explore-index-") as scratch:
         index = git.with_(index=Path(scratch) / "index")
         index.run("read-tree", commit)

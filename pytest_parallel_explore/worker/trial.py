@@ -230,7 +230,8 @@ class TrialRunner:
         record.flags.extend(f"kept: {notice}" for notice in kept)
         prepare_worktree(self.settings.scoring, self.settings.subject(self.trial), self.worktree)
         # What worktree.copy and worktree.setup put there is the project's set-up, not the agent's work.
-        record.setup_files = private.untracked(self.worktree)
+        if self.settings.worktree.copy or self.settings.worktree.setup:
+            record.setup_files = private.untracked(self.worktree)
 
     def _shared_base(self) -> private.SharedBase:
         """The base commit without the hold-out, that every trial's private repository starts from."""
