@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_parallel_explore.model.limits import Limits
-from pytest_parallel_explore.repo import treefiles, trees
+from pytest_parallel_explore.repo import treefiles, trees, worktreestat
 from pytest_parallel_explore.repo.gitcmd import Git, GitFailed
 
 
@@ -93,9 +93,9 @@ def test_a_snapshot_skips_reading_unchanged_files_and_still_sees_a_change_that_h
     sealed = Git(repo / ".git", work_tree=repo)
     if taken == "from the index":
         checked_out_afresh(repo)
-        snapshot = trees.index_snapshot(repo, len(base))
+        snapshot = worktreestat.index_snapshot(repo, len(base))
     else:
-        snapshot = trees.stat_snapshot(repo, ["a.txt", "b.txt", "c.txt"])
+        snapshot = worktreestat.stat_snapshot(repo, ["a.txt", "b.txt", "c.txt"])
     assert snapshot is not None and set(snapshot) == {"a.txt", "b.txt", "c.txt"}
     # Same size, same mtime, same inode: only the ctime, which no unprivileged process can set, tells.
     before = (repo / "b.txt").stat()
@@ -128,9 +128,9 @@ def test_the_snapshot_read_from_the_index_is_what_each_files_lstat_says(repo: Pa
     checked_out_afresh(repo)
     listed = [p for p in git(repo, "ls-files", "-z").split("\0") if p]
 
-    from_index = trees.index_snapshot(repo, 40)
+    from_index = worktreestat.index_snapshot(repo, 40)
 
-    assert from_index == trees.stat_snapshot(repo, listed)
+    assert from_index == worktreestat.stat_snapshot(repo, listed)
     assert len(from_index) == len(listed) == 43
 
 
@@ -139,9 +139,9 @@ def test_an_index_this_does_not_read_gives_no_snapshot(repo: Path) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "base")
     git(repo, "update-index", "--index-version", "4")
-    assert trees.index_snapshot(repo, 40) is None
+    assert worktreestat.index_snapshot(repo, 40) is None
     (repo / ".git" / "index").write_bytes(b"DIRC\0\0\0\x02\0\0\0\x05")  # five entries promised, none there
-    assert trees.index_snapshot(repo, 40) is None
+    assert worktreestat.index_snapshot(repo, 40) is None
 
 
 def test_a_listing_by_object_id_is_kept_but_a_name_is_read_again(repo: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..model.limits import DEFAULT_LIMITS, Limits
-from . import gitcmd, private, treefiles, trees
+from . import gitcmd, private, treefiles, trees, worktreestat
 from .gitcmd import Git
 
 if TYPE_CHECKING:
@@ -166,14 +166,14 @@ def add_worktree(
     return kept
 
 
-def snapshot_worktree(root: Path, path: Path, base: str) -> dict[str, trees.Stat]:
+def snapshot_worktree(root: Path, path: Path, base: str) -> dict[str, worktreestat.Stat]:
     """The stat of every file of ``base`` in a worktree just made, so that reading it back skips what is unchanged.
 
-    Read from the index the checkout wrote (see :func:`trees.index_snapshot`), else from each file.
+    Read from the index the checkout wrote (see :func:`worktreestat.index_snapshot`), else from each file.
     """
-    snapshot = trees.index_snapshot(path, len(base))
+    snapshot = worktreestat.index_snapshot(path, len(base))
     if snapshot is None:
-        snapshot = trees.stat_snapshot(path, treefiles.tree_entries(sealed(root), base))
+        snapshot = worktreestat.stat_snapshot(path, treefiles.tree_entries(sealed(root), base))
     return snapshot
 
 
@@ -244,7 +244,7 @@ def record_work(
     *,
     leave: Sequence[str] = (),
     skip: Sequence[str] = (),
-    unchanged: Mapping[str, trees.Stat] | None = None,
+    unchanged: Mapping[str, worktreestat.Stat] | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Change:
     """Commit what the worktree's files hold on ``branch`` in the user's repository, whatever the agent did to git.

@@ -18,7 +18,6 @@ import os
 import posixpath
 import re
 import stat
-import struct
 import sys
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -28,92 +27,9 @@ from ..model.limits import DEFAULT_LIMITS, Limits
 from . import blobs
 from .gitcmd import Git
 from .treefiles import tree_entries, tree_id
+from .worktreestat import Stat, stat_of
 
 _NULL_SHA = "0" * 40
-
-#: What a file's ``lstat`` says that any change to it changes: (size, mtime_ns, ctime_ns, inode);
-#: size and inode cut to 32 bits, as a git index keeps them.
-Stat = tuple[int, int, int, int]
-_LOW_32 = 0xFFFFFFFF
-
-
-def _stat_of(info: os.stat_result) -> Stat:
-    return (info.st_size & _LOW_32, info.st_mtime_ns, info.st_ctime_ns, info.st_ino & _LOW_32)
-
-
-def index_snapshot(root: Path, id_length: int) -> dict[str, Stat] | None:
-    """:func:`stat_snapshot` of a worktree git has just checked out, read from its index: no ``lstat`` a file.
-
-    git takes each file's ``lstat`` right after writing it and keeps it in
-    the index (``root/.git/index``), so reading the index back gives the
-    same snapshot for the cost of parsing it.  It must be read before
-    anything else ran there (no agent yet).  ``id_length`` is the length of
-    the repository's object ids (40 for SHA-1).  None when the index is not
-    one this reads (versions 2 and 3), and the caller takes the stat itself.
-    """
-    try:
-        data = (root / ".git" / "index").read_bytes()
-        recorded = _index_entries(data, id_length // 2)
-    except (OSError, ValueError, struct.error):
-        return None
-    return _before_now(root, recorded)
-
-
-_INDEX_ENTRY = struct.Struct(">10I")  # ctime s, ns, mtime s, ns, dev, ino, mode, uid, gid, size
-_REGULAR_OR_LINK = frozenset({0o100644, 0o100755, 0o120000})
-
-
-def _index_entries(data: bytes, hash_size: int) -> dict[str, Stat]:
-    signature, version, count = struct.unpack_from(">4sII", data)
-    if signature != b"DIRC" or version not in (2, 3):
-        raise ValueError(f"not an index of version 2 or 3: {signature!r} {version}")
-    entries: dict[str, Stat] = {}
-    at = 12
-    for _ in range(count):
-        ctime_s, ctime_ns, mtime_s, mtime_ns, _dev, ino, mode, _uid, _gid, size = _INDEX_ENTRY.unpack_from(data, at)
-        (flags,) = struct.unpack_from(">H", data, at + 40 + hash_size)
-        name_at = at + 42 + hash_size + (2 if flags & 0x4000 else 0)
-        end = data.index(b"\0", name_at)
-        at += (end - at + 8) & ~7  # the name's NUL and padding to a multiple of 8
-        if mode in _REGULAR_OR_LINK and not flags & 0x3000:  # stage 0 only
-            path = data[name_at:end].decode(errors="surrogateescape")
-            entries[path] = (size, mtime_s * 1_000_000_000 + mtime_ns, ctime_s * 1_000_000_000 + ctime_ns, ino)
-    return entries
-
-
-def stat_snapshot(root: Path, paths: Iterable[str]) -> dict[str, Stat]:
-    """The :data:`Stat` of each of ``paths`` under ``root``, taken by the plugin right after it made the worktree.
-
-    :func:`tree_of_files` then skips hashing a file whose stat is unchanged.
-    That is sound because the ctime cannot be set by an unprivileged process:
-    every write, ``chmod``, rename onto the path or re-creation (even with the
-    same inode, size and a restored mtime) sets it to the current time.  A
-    file whose ctime is not older than the snapshot itself is left out
-    ("racy", as git calls it: a change in the same clock tick would keep the
-    same ctime), so it is always hashed.  The snapshot lives in the plugin's
-    memory, never in the worktree or anywhere the agent could edit it.
-    """
-    snapshot: dict[str, Stat] = {}
-    top = os.fspath(root) + os.sep  # strings, not Paths: a Path per file was most of the cost
-    for path in paths:
-        try:
-            info = os.lstat(top + path)
-        except OSError:
-            continue
-        if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
-            snapshot[path] = _stat_of(info)
-    return _before_now(root, snapshot)
-
-
-def _before_now(root: Path, snapshot: dict[str, Stat]) -> dict[str, Stat]:
-    """``snapshot`` without the racy entries: those whose ctime is not older than this moment (see stat_snapshot)."""
-    fd, marker = tempfile.mkstemp(prefix=".explore-clock-", dir=root.parent)  # same filesystem, same clock
-    try:
-        now = os.fstat(fd).st_ctime_ns
-    finally:
-        os.close(fd)
-        os.unlink(marker)
-    return {path: value for path, value in snapshot.items() if value[2] < now}
 
 
 class LimitExceeded(Exception):
@@ -143,7 +59,7 @@ def tree_of_files(
     whatever is on disk (hold-out tests the plugin removed itself); ``skip``
     are untracked paths that are never the agent's work (files copied in by
     ``worktree.copy`` or made by ``worktree.setup``).  Nested ``.git``
-    entries are never read.  ``unchanged`` is a :func:`stat_snapshot` taken
+    entries are never read.  ``unchanged`` is a snapshot (see :mod:`.worktreestat`) taken
     when the worktree was made at ``base``: a file of ``base`` whose stat is
     still the same is taken as it is at ``base`` without being read.
 
@@ -362,7 +278,7 @@ def _disk_entry(
         if exc.errno in _NOT_A_FILE:
             return None
         raise
-    if base is not None and before is not None and _stat_of(info) == before:
+    if base is not None and before is not None and stat_of(info) == before:
         return (*base, None)
     if stat.S_ISLNK(info.st_mode):
         target = os.readlink(name, dir_fd=fd)

@@ -39,7 +39,7 @@ from ..model.record import (
     save,
 )
 from ..model.settings import Settings, Trial
-from ..repo import gitops, private, trees
+from ..repo import gitops, private, trees, worktreestat
 from ..scoring import protect, suspicious
 from ..scoring.checkout import prepare_worktree
 from . import decisions, tampering
@@ -61,7 +61,7 @@ class TrialRunner:
         self.root = settings.workspace.repo_root
         self.view = settings.view(trial)
         self.keep = settings.worktree.keep
-        self._unchanged: dict[str, trees.Stat] | None = None  # see gitops.snapshot_worktree
+        self._unchanged: dict[str, worktreestat.Stat] | None = None  # see gitops.snapshot_worktree
         self._plugin_files: list[str] = []  # see run()
         self._reference = settings.base_commit  # what this trial's folder holds if nobody changed it; see run()
         self._thread = threading.get_ident()  # the thread the trial runs on
