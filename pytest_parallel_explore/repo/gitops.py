@@ -260,6 +260,8 @@ def record_work(
     tree = files.tree
     changed = tree != treefiles.tree_id(git, base)
     commit = git.run("commit-tree", tree, "-p", base, "-m", message) if changed else base
+    treefiles.note_tree(git, tree, tree)
+    treefiles.note_tree(git, commit, tree)
     set_branch(root, branch, commit)
     names, insertions, deletions = [], 0, 0
     numstat = git.run("diff", "--numstat", "-z", "--no-renames", "--no-ext-diff", "--no-textconv", base, commit)

@@ -44,19 +44,34 @@ def tree_entries(git: Git, treeish: str, *, near: str | None = None) -> dict[str
             else:
                 entries[path] = after
         return entries
-    if _OBJECT_ID.fullmatch(treeish):
+    if OBJECT_ID.fullmatch(treeish):
         return dict(_kept_listing(git.git_dir, treeish))
     return _list_tree(git.git_dir, treeish)
 
 
 def tree_id(git: Git, commit: str) -> str:
     """The id of ``commit``'s tree; kept when ``commit`` is an object id (it cannot change)."""
-    if _OBJECT_ID.fullmatch(commit):
-        return _kept_tree_id(git.git_dir, commit)
-    return git.run("rev-parse", f"{commit}^{{tree}}")
+    if not OBJECT_ID.fullmatch(commit):
+        return git.run("rev-parse", f"{commit}^{{tree}}")
+    key = (git.git_dir, commit)
+    tree = _tree_ids.get(key)
+    if tree is None:
+        tree = git.run("rev-parse", f"{commit}^{{tree}}")
+        note_tree(git, commit, tree)
+    return tree
 
 
-_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+def note_tree(git: Git, object_id: str, tree: str) -> None:
+    """Keep that ``object_id`` (a commit the plugin just made, or the tree itself) has the tree ``tree``."""
+    _tree_ids[(git.git_dir, object_id)] = tree
+    while len(_tree_ids) > 64:  # the oldest go first (dicts keep their order)
+        del _tree_ids[next(iter(_tree_ids))]
+
+
+_tree_ids: dict[tuple[Path, str], str] = {}
+
+
+OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 #: An entry of a tree, or None where the tree has no file.
 Side = tuple[str, str] | None
@@ -68,7 +83,7 @@ def tree_changes(git: Git, before: str, after: str) -> dict[str, tuple[Side, Sid
     From ``git diff-tree`` (C): a trial's change costs what it changed, not a
     listing of every file of both trees.  Kept for object ids, like listings.
     """
-    if _OBJECT_ID.fullmatch(before) and _OBJECT_ID.fullmatch(after):
+    if OBJECT_ID.fullmatch(before) and OBJECT_ID.fullmatch(after):
         return dict(_kept_changes(git.git_dir, before, after))
     return _diff_trees(git.git_dir, before, after)
 
@@ -95,11 +110,6 @@ def _side(mode: str, sha: str) -> Side:
 @functools.lru_cache(maxsize=4)  # few are worth keeping: the base commit's, and the latest trial's
 def _kept_listing(git_dir: Path, object_id: str) -> dict[str, tuple[str, str]]:
     return _list_tree(git_dir, object_id)
-
-
-@functools.lru_cache(maxsize=64)
-def _kept_tree_id(git_dir: Path, object_id: str) -> str:
-    return Git(git_dir).run("rev-parse", f"{object_id}^{{tree}}")
 
 
 def _list_tree(git_dir: Path, treeish: str) -> dict[str, tuple[str, str]]:

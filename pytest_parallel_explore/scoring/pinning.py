@@ -26,6 +26,7 @@ from __future__ import annotations
 import configparser
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import threading
@@ -77,8 +78,19 @@ def base_config(git: Git, base: str) -> tuple[str, str] | None:
 
     Read with ``tomllib`` and ``configparser``, as pytest decides: the first
     file that holds pytest configuration, else a ``pyproject.toml`` (pytest's
-    rootdir marker), else None.
+    rootdir marker), else None.  Kept for an object id, which names the same files for ever.
     """
+    if treefiles.OBJECT_ID.fullmatch(base):
+        return _kept_base_config(git, base)
+    return _base_config(git, base)
+
+
+@functools.lru_cache(maxsize=4)
+def _kept_base_config(git: Git, base: str) -> tuple[str, str] | None:
+    return _base_config(git, base)
+
+
+def _base_config(git: Git, base: str) -> tuple[str, str] | None:
     entries = treefiles.tree_entries(git, base)
     texts = {
         name: git.run_bytes("cat-file", "blob", entries[name][1]).decode("utf-8", errors="replace")

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..repo.gitcmd import Git
-from ..repo.treefiles import tree_changes, tree_id
+from ..repo.treefiles import note_tree, tree_changes, tree_id
 from .pinning import pytest_table
 
 #: Files that configure pytest or Python's start-up, wherever they are.
@@ -159,7 +159,9 @@ def sealed_tree(git: Git, base: str, commit: str, policy: Policy) -> Sealed:
         index = git.with_(index=Path(scratch) / "index")
         index.run("read-tree", commit)
         index.run("update-index", "-z", "--index-info", input="\0".join(updates) + "\0")
-        return Sealed(index.run("write-tree"), tampering)
+        sealed = index.run("write-tree")
+    note_tree(git, sealed, sealed)
+    return Sealed(sealed, tampering)
 
 
 def _pyproject_update(git: Git, path: str, before: tuple[str, str] | None, after: tuple[str, str] | None) -> str | None:
