@@ -165,9 +165,10 @@ class PristineCheckout:
             by_source.setdefault(git, {})[path] = (mode, sha)
         for git, files in by_source.items():
             blobs.write_files(git, files, self.folder)
+        top = f"{self.folder}/"
         for path, (_git, mode, sha) in entries.items():
             if mode != "160000":  # a submodule is an empty folder (see _folders_of)
-                self._files[path] = (mode, sha, stat_of(os.lstat(self.folder / path)))
+                self._files[path] = (mode, sha, stat_of(os.lstat(top + path)))
         return len(entries)
 
     def _note_folders(self, folders: set[str]) -> None:

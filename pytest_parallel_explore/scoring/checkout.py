@@ -84,7 +84,9 @@ def scoring_checkout(
         out = folder / "out"
         out.mkdir()
         entries = treefiles.tree_entries(git, tree, near=spec.base_commit)
-        kept.update([(git, {p: e for p, e in entries.items() if not trees.under(p, spec.score.holdout)})])
+        if spec.score.holdout:
+            entries = {p: e for p, e in entries.items() if not trees.under(p, spec.score.holdout)}
+        kept.update([(git, entries)])
         scoring = Scoring(kept.folder, out, _sandbox(spec, subject, folder, git))
         prepare_worktree(spec, subject, scoring.checkout, sandbox=scoring.sandbox)
         if holdout is not None:  # after the set-up command, which runs the agent's code
