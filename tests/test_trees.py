@@ -324,3 +324,41 @@ def test_many_new_files_are_added_as_one_pack_not_as_loose_objects(based: tuple[
     assert int(counts["count"]) - int(loose_before.split(": ")[1]) <= 2
     assert int(counts["in-pack"]) >= 300
     assert git(repo, "cat-file", "blob", f"{files.tree}:new299.txt") == "new file 299\n"
+
+
+def test_a_listing_near_another_is_the_full_listing_of_the_tree(repo: Path) -> None:
+    (repo / "keep.txt").write_text("same\n")
+    (repo / "change.txt").write_text("before\n")
+    (repo / "gone.txt").write_text("gone\n")
+    (repo / "now_a_link").write_text("a file\n")
+    (repo / "now_a_folder").write_text("a file\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "change.txt").write_text("after\n")
+    (repo / "gone.txt").unlink()
+    (repo / "now_a_link").unlink()
+    os.symlink("keep.txt", repo / "now_a_link")
+    (repo / "now_a_folder").unlink()
+    (repo / "now_a_folder").mkdir()
+    (repo / "now_a_folder" / "inside.py").write_text("x = 1\n")
+    (repo / "run.sh").write_text("#!/bin/sh\n")
+    (repo / "run.sh").chmod(0o755)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "trial")
+    sealed = Git(repo / ".git")
+    trial_tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+
+    near = treefiles.tree_entries(sealed, trial_tree, near=base)
+
+    assert near == treefiles.tree_entries(sealed, trial_tree)
+    assert sorted(treefiles.tree_changes(sealed, base, trial_tree)) == [
+        "change.txt",
+        "gone.txt",
+        "now_a_folder",
+        "now_a_folder/inside.py",
+        "now_a_link",
+        "run.sh",
+    ]
+    assert treefiles.tree_changes(sealed, base, trial_tree)["gone.txt"][1] is None
+    assert treefiles.tree_changes(sealed, base, trial_tree)["run.sh"] == (None, near["run.sh"])
