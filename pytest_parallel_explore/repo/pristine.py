@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from . import blobs, treefiles
@@ -96,6 +96,44 @@ class PristineCheckout:
             treefiles.remove_tree(self.folder / relative)  # a link is removed, never followed
         self._write(target)
         self._note_folders(_folders_of(target))
+
+    def altered(self, watched: Callable[[str], bool], planted: str) -> list[str]:
+        """What the code run in the folder did to the files that decide a suite's outcome.
+
+        The files ``watched`` picks among those the plugin wrote that are not
+        as written any more (even with their content and mtime put back: the
+        ctime moved), and the files called ``planted`` that it did not write
+        (found without following a link).
+        """
+        top = f"{self.folder}/"
+        altered = []
+        for path, (_mode, _sha, written) in self._files.items():
+            if watched(path):
+                try:
+                    now: Stat | None = stat_of(os.lstat(top + path))
+                except OSError:
+                    now = None
+                if now != written:
+                    altered.append(path)
+        altered += [path for path in self._found(planted) if path not in self._files]
+        return sorted(altered)
+
+    def _found(self, name: str) -> Iterator[str]:
+        """Every file called ``name`` (a link too), walking the folder without following a link."""
+        pending = [""]
+        while pending:
+            relative = pending.pop()
+            try:
+                with os.scandir(f"{self.folder}/{relative}") as found:
+                    children = [(child.name, child.is_dir(follow_symlinks=False)) for child in found]
+            except OSError:
+                continue
+            for child, is_folder in children:
+                path = f"{relative}/{child}" if relative else child
+                if is_folder:
+                    pending.append(path)
+                elif child == name:
+                    yield path
 
     def _real_parents(self, relative: str) -> None:
         """Make every folder above ``relative`` a real one: a link or file a set-up command put there goes."""

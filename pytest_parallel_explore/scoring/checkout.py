@@ -32,6 +32,7 @@ from ..repo import blobs, treefiles, trees
 from ..repo.gitcmd import Git
 from ..repo.pristine import PristineCheckout
 from ..repo.store import KeptFiles, keep_files
+from .protect import decides_outcome
 from .suite import scoring_env
 
 
@@ -52,6 +53,16 @@ class Scoring:
     checkout: Path
     out: Path
     sandbox: Sandbox
+    kept: PristineCheckout
+    holdout: tuple[str, ...]
+
+    def altered(self) -> list[str]:
+        """The tests, conftests and hold-out files the commands run here changed, and the conftests they planted.
+
+        The code under test runs in the suite's process and could rewrite a
+        test before pytest collects it; its ctime tells, whatever it put back.
+        """
+        return self.kept.altered(lambda path: decides_outcome(path, self.holdout), "conftest.py")
 
 
 #: Scoring checkouts of this process between suite runs, by repository: the next run takes one.
@@ -87,7 +98,7 @@ def scoring_checkout(
         if spec.score.holdout:
             entries = {p: e for p, e in entries.items() if not trees.under(p, spec.score.holdout)}
         kept.update([(git, entries)])
-        scoring = Scoring(kept.folder, out, _sandbox(spec, subject, folder, git))
+        scoring = Scoring(kept.folder, out, _sandbox(spec, subject, folder, git), kept, tuple(spec.score.holdout))
         prepare_worktree(spec, subject, scoring.checkout, sandbox=scoring.sandbox)
         if holdout is not None:  # after the set-up command, which runs the agent's code
             kept.overlay(Git(Path(holdout.store)), holdout.entries, spec.score.holdout)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import importlib.util
 import posixpath
 import re
@@ -100,6 +101,17 @@ class Policy:
         if origin is None:
             return False
         return self.repo_root is None or not Path(origin).resolve().is_relative_to(self.repo_root)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # asked for every file of a scoring checkout after each suite run
+def decides_outcome(path: str, holdout: tuple[str, ...]) -> bool:
+    """Whether pytest reads ``path`` as tests or their set-up: a test module, a ``conftest.py``, a hold-out file."""
+    name = posixpath.basename(path)
+    return (
+        name == "conftest.py"
+        or (name.endswith(".py") and is_test_file(path))
+        or any(path == h or path.startswith(h.rstrip("/") + "/") for h in holdout)
+    )
 
 
 def is_test_file(path: str) -> bool:

@@ -86,6 +86,9 @@ class ScoreStep:
                     record.tests = run_test_suite(
                         spec, subject, checkout, out=scoring.out, pinned=pinned, sandbox=sandbox
                     )
+                    if altered := scoring.altered():  # the run forged its own verdict: it cannot be judged
+                        record.tests.problem = f"the scored run changed its tests: {suspicious.in_short(altered)}"
+                        tampering.note(record, [f"{path} (changed while the suite ran)" for path in altered])
                 metrics, flags = yaml_metrics(spec, subject, checkout, sandbox)
             record.flags.extend(flags)
             view = snapshot(self.settings.view(self.trial), "pytest_explore_score")
