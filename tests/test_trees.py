@@ -210,6 +210,11 @@ def entries(repo: Path, tree: str) -> dict[str, tuple[str, str]]:
         (b"bell\x07.py", "'bell\\x07.py'"),
         (b"del\x7f.py", "'del\\x7f.py'"),
         (b"latin-\xe9.py", "b'latin-\\xe9.py'"),  # not UTF-8
+        # Spellings of .git that git will not index: update-index says "Ignoring path" and exits 0.
+        (b".GIT/evil.py", "'.GIT/evil.py'"),
+        (b"GIT~1/evil.py", "'GIT~1/evil.py'"),
+        (b".git./evil.py", "'.git./evil.py'"),
+        (b"sub/.Git/evil.py", "'sub/.Git/evil.py'"),
     ],
 )
 def test_a_file_name_that_cannot_be_recorded_safely_is_left_out_and_named(

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..model.limits import DEFAULT_LIMITS, Limits
 from . import blobs
 from .gitcmd import Git
-from .treefiles import tree_entries, tree_id
+from .treefiles import tree_changes, tree_entries, tree_id
 from .worktreestat import Stat, stat_of
 
 _NULL_SHA = "0" * 40
@@ -41,7 +41,7 @@ class FilesTree:
     """What :func:`tree_of_files` made of a worktree: the tree, and the files it could not record."""
 
     tree: str
-    left_out: list[str]  # file names (as ``repr`` shows them) that cannot be recorded safely
+    left_out: list[str]  # file names (as ``repr`` shows them) that cannot be recorded safely, or git would not
 
 
 def tree_of_files(
@@ -65,8 +65,9 @@ def tree_of_files(
 
     The files are hostile input: no symlink is followed (a symlink is
     recorded as one, and nothing below a symlinked folder is read), a name
-    with a control character or that is not UTF-8 is left out (and said in
-    ``left_out``), paths reach git NUL-separated only, and the new blobs
+    with a control character or that is not UTF-8, or that git will not
+    index (a spelling of ``.git``), is left out (and said in ``left_out``),
+    paths reach git NUL-separated only, and the new blobs
     are written only once every file was read within ``limits``; past
     them, :class:`LimitExceeded` is raised and the repository has no new object.
     """
@@ -85,7 +86,18 @@ def tree_of_files(
         updates = _changed_entries(git, paths, base_files, leave, unchanged or {}, _Budget(limits), digest)
         if updates:
             index.run("update-index", "-z", "--index-info", input=b"\0".join(updates) + b"\0")
-        return FilesTree(index.run("write-tree"), list(hostile.values()))
+        tree = index.run("write-tree")
+        # git skips a path it will not index (".GIT/x", "git~1/x", ".git./x": "Ignoring path"), and exits 0.
+        recorded = tree_changes(git, base, tree) if updates else {}
+        refused = [path for path in _written_paths(updates) if path not in recorded]
+        return FilesTree(tree, [*hostile.values(), *map(repr, refused)])
+
+
+def _written_paths(updates: Iterable[bytes]) -> Iterator[str]:
+    """The paths that ``update-index --index-info`` records give content (not those they remove)."""
+    for record in updates:
+        if not record.startswith(b"0 "):
+            yield record.split(b"\t", 1)[1].decode(errors="surrogateescape")
 
 
 #: A name git's line-based input, a terminal or a report would show as something else.

@@ -340,7 +340,8 @@ class TrialRunner:
             shown = ", ".join(change.left_out[:5]) + (
                 f" and {len(change.left_out) - 5} more" if len(change.left_out) > 5 else ""
             )
-            record.flags.append(f"left out of the commit: names with control characters or not UTF-8: {shown}")
+            reasons = "control characters, not UTF-8, or a spelling of .git git will not record"
+            record.flags.append(f"left out of the commit: names with {reasons}: {shown}")
         record.commit = change.commit
         record.diff = DiffStats(len(change.files), change.insertions, change.deletions, change.files)
         gitops.write_patch(
