@@ -19,7 +19,7 @@ from pytest_parallel_explore.model.record import AgentStats, DiffStats, Status, 
 from pytest_parallel_explore.report.html import MAX_DIFF_LINES, render_html
 from pytest_parallel_explore.report.model import Results
 from pytest_parallel_explore.scoring.baseline import judge
-from tests.browser import Browser, needs_chromium
+from tests.browser import Browser, BrowserPage, needs_chromium
 from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 
 SCRIPT = "<script>alert('x')</script>"
@@ -537,7 +537,8 @@ def test_the_checks_do_see_a_page_that_loads_from_outside(browser: Browser, tmp_
 
 
 #: What the live page shows: whether it reloads itself, the running trials and their steps, the ranked rows.
-LIVE = """JSON.stringify({
+#: null while the page is between two loads (it reloads itself every 2 s: no document yet).
+LIVE = """document.documentElement && JSON.stringify({
   refresh: document.documentElement.dataset.refresh || null,
   timer: typeof window.exploreReload !== "undefined",
   running: Array.from(document.querySelectorAll("#live li[data-trial]"),
@@ -545,6 +546,16 @@ LIVE = """JSON.stringify({
   ranked: Object.fromEntries(Array.from(document.querySelectorAll("#ranked tbody tr[data-trial]"),
     r => [r.dataset.trial, r.cells[2].textContent])),
 })"""
+
+
+def live_state(page: BrowserPage) -> dict[str, Any]:
+    """What the live report shows, once the page has a document (waiting for the next load while it has none)."""
+    for _ in range(10):
+        shown = page.js(LIVE)
+        if shown is not None:
+            return dict(json.loads(shown))
+        page.wait_for_load()
+    raise AssertionError("the page never had a document")
 
 
 @needs_chromium
@@ -571,18 +582,18 @@ def test_the_report_of_a_running_experiment_shows_it_running_then_the_final_tabl
         report = calc_project.experiment_dir() / "results" / "report.html"
         assert Page(report.read_text()).outside == []  # written when the run started, and self-contained
         page = browser.open(report.as_uri())
-        state = json.loads(page.js(LIVE))
+        state = live_state(page)
         for _ in range(10):  # the controller notices the trial within a poll; the page reloads every 2 s
             if ["slow", "agent"] in state["running"]:
                 break
             page.wait_for_load()
-            state = json.loads(page.js(LIVE))
+            state = live_state(page)
         assert (state["refresh"], state["timer"]) == ("2", True)
         assert ["slow", "agent"] in state["running"]
         assert state["ranked"].get("slow") == "agent"
         page.screenshot(tmp_path / "running.png")
         page.wait_for_load()  # it reloads itself while the experiment runs
-        assert ["slow", "agent"] in json.loads(page.js(LIVE))["running"]
+        assert ["slow", "agent"] in live_state(page)["running"]
     finally:
         with release.open("w") as gate:  # lets the agent go (blocks until it listens)
             gate.write("go\n")
@@ -590,7 +601,7 @@ def test_the_report_of_a_running_experiment_shows_it_running_then_the_final_tabl
     assert returncode == 0, (tmp_path / "run.out").read_text()
 
     for _ in range(10):  # the page was reloading: one of the next loads is the final report
-        state = json.loads(page.js(LIVE))
+        state = live_state(page)
         if state["refresh"] is None:
             break
         page.wait_for_load()
