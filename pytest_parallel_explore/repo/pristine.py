@@ -69,7 +69,8 @@ class PristineCheckout:
         for git, entries in layers:
             for path, (mode, sha) in entries.items():
                 target[path] = (git, mode, sha)
-        treefiles.refuse_unsafe([p for p in target if p not in self._files], "the scoring checkout")  # the rest were
+        # A path written before was checked before it was written.
+        treefiles.refuse_unsafe([p for p in target if p not in self._files], "the scoring checkout")
         if self._folders:
             try:
                 return self._update(target)
