@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.explore_testing import BAD_AGENT, Project
-from tests.test_attacks import HONEST_SCORE, SANDBOXES, spec_for, victim  # noqa: F401
+from tests.test_attacks import HONEST_SCORE, spec_for, victim  # noqa: F401
 from tests.test_attacks_scoring import FORGING_PLUGIN, write_files
 
 #: The base's calc.py (45 bytes), and the honest change padded to the same size.
@@ -63,10 +63,9 @@ def two_folders(victim: Project) -> Project:  # noqa: F811
     return victim
 
 
-@pytest.mark.parametrize("sandbox", SANDBOXES)
-def test_a_rewrite_with_its_stat_put_back_is_recorded(two_folders: Project, sandbox: str) -> None:
+def test_a_rewrite_with_its_stat_put_back_is_recorded(two_folders: Project) -> None:
     project = two_folders
-    spec = spec_for(project, sandbox, [])
+    spec = spec_for(project, "none", [])  # recording reads the files the same way whatever ran the agent
     for name, how in WRITES.items():
         code = f"NEW = {SAME_SIZE!r}\n" + RESTORE.format(how=how)
         spec["variants"][f"stat_{name}"] = {"agent": {"run": py(code)}}
@@ -100,14 +99,12 @@ ATTRIBUTES = (
 )
 
 
-@pytest.mark.parametrize("sandbox", SANDBOXES)
 def test_attributes_and_filters_in_the_trial_change_nothing_recorded(
     victim: Project,  # noqa: F811
-    sandbox: str,
     tmp_path: Path,
 ) -> None:
     pwned = tmp_path / "pwned"
-    spec = spec_for(victim, sandbox, [])
+    spec = spec_for(victim, "none", [])  # the plugin's own git calls run outside any sandbox
     files = {
         "calc.py": ATTRIBUTED_CALC,
         ".gitattributes": "*.py ident text eol=crlf working-tree-encoding=UTF-16 filter=evil diff=evil\n",
