@@ -171,12 +171,18 @@ class ExploreController:
                 self._write_live_report()
 
     def _write_live_report(self) -> None:
-        """``report.html`` of the experiment so far (see :func:`results.write_live_report`)."""
+        """``report.html`` of the experiment so far (see :func:`results.write_live_report`).
+
+        The first write also compiles the report's template (once a run, up to a second on a busy
+        machine): only the later ones tell what a write costs, and so how far apart they must be.
+        """
+        first = self._report_written == 0.0
         self._report_due, self._report_written = False, time.monotonic()
         running = list(self.live.running) if self.live is not None else []
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
         write_live_report(self.settings.paths, self.info, records, running)
-        self._report_gap = max(LIVE_REPORT_SECONDS, (time.monotonic() - self._report_written) / LIVE_REPORT_SHARE)
+        cost = time.monotonic() - self._report_written
+        self._report_gap = LIVE_REPORT_SECONDS if first else max(LIVE_REPORT_SECONDS, cost / LIVE_REPORT_SHARE)
 
     # -- the report --------------------------------------------------------
 
