@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..repo.gitcmd import Git
 from ..repo.treefiles import note_tree, tree_changes, tree_id
+from ..repo.trees import under
 from .pinning import pytest_table
 
 #: Files that configure pytest or Python's start-up, wherever they are.
@@ -71,7 +72,7 @@ class Policy:
             return "package metadata (its entry points are plugins)"
         if name.endswith(_COMPILED) or "__pycache__" in path.split("/")[:-1]:
             return "compiled Python (imported instead of its source, or without one)"
-        if any(path == h or path.startswith(h.rstrip("/") + "/") for h in self.holdout):
+        if under(path, self.holdout):
             return "hold-out"
         if at_base and is_test_file(path):
             return "a test of the base commit"
@@ -107,11 +108,7 @@ class Policy:
 def decides_outcome(path: str, holdout: tuple[str, ...]) -> bool:
     """Whether pytest reads ``path`` as tests or their set-up: a test module, a ``conftest.py``, a hold-out file."""
     name = posixpath.basename(path)
-    return (
-        name == "conftest.py"
-        or (name.endswith(".py") and is_test_file(path))
-        or any(path == h or path.startswith(h.rstrip("/") + "/") for h in holdout)
-    )
+    return name == "conftest.py" or (name.endswith(".py") and is_test_file(path)) or under(path, holdout)
 
 
 def is_test_file(path: str) -> bool:
