@@ -12,6 +12,7 @@ import functools
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -63,12 +64,14 @@ def tree_id(git: Git, commit: str) -> str:
 
 def note_tree(git: Git, object_id: str, tree: str) -> None:
     """Keep that ``object_id`` (a commit the plugin just made, or the tree itself) has the tree ``tree``."""
-    _tree_ids[(git.git_dir, object_id)] = tree
-    while len(_tree_ids) > 64:  # the oldest go first (dicts keep their order)
-        del _tree_ids[next(iter(_tree_ids))]
+    with _tree_ids_lock:  # the baseline's runs note and ask from threads of their own
+        _tree_ids[(git.git_dir, object_id)] = tree
+        while len(_tree_ids) > 64:  # the oldest go first (dicts keep their order)
+            del _tree_ids[next(iter(_tree_ids))]
 
 
 _tree_ids: dict[tuple[Path, str], str] = {}
+_tree_ids_lock = threading.Lock()
 
 
 OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
