@@ -6,8 +6,10 @@ error, never a silent blank in a prompt or a report.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import sys
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,12 +57,36 @@ def markdown_code(value: object) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+#: Where the templates' compiled code is kept, as Python keeps a module's: the report's template takes
+#: about 0.25 s of CPU to compile, in every run.
+_COMPILED = Path(__file__).parent / "templates" / "__pycache__"
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
     import jinja2  # here: every pytest process imports this module, few render anything before their work starts
 
+    class CompiledTemplates(jinja2.FileSystemBytecodeCache):
+        """jinja2's cache of compiled templates, written under the rules Python writes ``.pyc`` files by.
+
+        Not written under ``PYTHONDONTWRITEBYTECODE``, and never an error: a
+        read-only install just compiles every time.  jinja2 checks each entry
+        against its template's source and the Python version.
+        """
+
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            with contextlib.suppress(OSError):
+                super().load_bytecode(bucket)
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            if not sys.dont_write_bytecode:
+                with contextlib.suppress(OSError):
+                    _COMPILED.mkdir(exist_ok=True)
+                    super().dump_bytecode(bucket)
+
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("pytest_parallel_explore", "templates"),
+        bytecode_cache=CompiledTemplates(str(_COMPILED)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -610,3 +610,38 @@ def test_the_report_of_a_running_experiment_shows_it_running_then_the_final_tabl
     assert 'id="live"' not in report.read_text()
     page.screenshot(tmp_path / "final.png")
     assert browser.errors() == []
+
+
+def test_compiled_templates_are_kept_like_python_bytecode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    import jinja2
+
+    from pytest_parallel_explore import templating
+
+    def render() -> str:
+        templating._environment.cache_clear()
+        context = dict(task="Add.", description="", variant="v", worktree="/w", score_command="pytest")
+        return templating.render("prompt.md.j2", **context)
+
+    request.addfinalizer(templating._environment.cache_clear)  # not an environment kept from a tmp_path
+    kept = tmp_path / "__pycache__"
+    monkeypatch.setattr(templating, "_COMPILED", kept)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    expected = render()
+    assert not kept.exists()  # PYTHONDONTWRITEBYTECODE: nothing written
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    assert render() == expected
+    assert len(list(kept.glob("__jinja2_*.cache"))) == 1
+
+    def no_compiling(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compiled again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(jinja2.Environment, "compile", no_compiling)
+        assert render() == expected  # from the kept code
+
+    (tmp_path / "file").touch()
+    monkeypatch.setattr(templating, "_COMPILED", tmp_path / "file" / "__pycache__")  # cannot be made
+    assert render() == expected
