@@ -129,3 +129,26 @@ def test_score_cache_setting_is_validated(calc_project: Project) -> None:
     result = calc_project.explore("--variants", calc_project.variants(spec))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*score.cache: expected true or false, got 'sometimes'*"])
+
+
+def test_installing_upgrading_or_reinstalling_a_distribution_changes_what_the_key_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_parallel_explore.scoring import scorecache
+
+    def installed() -> str:
+        scorecache._installed.cache_clear()
+        return scorecache._installed()
+
+    monkeypatch.syspath_prepend(tmp_path)
+    before = installed()
+    (tmp_path / "lib-1.0.dist-info").mkdir()
+    with_lib = installed()
+    (tmp_path / "lib-1.0.dist-info").rename(tmp_path / "lib-1.1.dist-info")
+    upgraded = installed()
+    (tmp_path / "lib-1.1.dist-info").rmdir()
+    (tmp_path / "lib-1.1.dist-info").mkdir()
+    reinstalled = installed()
+    assert len({before, with_lib, upgraded, reinstalled}) == 4
+    assert installed() == reinstalled
+    scorecache._installed.cache_clear()

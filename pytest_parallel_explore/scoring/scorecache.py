@@ -28,7 +28,6 @@ import dataclasses
 import fcntl
 import functools
 import hashlib
-import importlib.metadata
 import json
 import os
 import sys
@@ -105,9 +104,22 @@ def key_of(parts: dict[str, Any]) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _installed() -> str:
-    """A digest of every installed distribution's name and version (an upgrade changes outcomes too)."""
-    names = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+    """A digest of what is installed where this Python imports from (an upgrade changes outcomes too).
+
+    Each distribution's metadata folder (``pytest-9.2.0.dist-info``: its name
+    and version) and its ctime (a reinstall of the same version), found where
+    ``importlib.metadata`` looks; listing the folders costs a millisecond,
+    parsing every ``METADATA`` file a tenth of a second a process.
+    """
+    found = []
+    for entry in sys.path:
+        with contextlib.suppress(OSError), os.scandir(entry or ".") as listing:
+            found += [
+                f"{entry}/{item.name}:{item.stat().st_ctime_ns}"
+                for item in listing
+                if item.name.endswith((".dist-info", ".egg-info"))
+            ]
+    return hashlib.sha256("\n".join(sorted(found)).encode()).hexdigest()[:16]
 
 
 def _lock_files(root: Path) -> list[str]:
