@@ -33,6 +33,14 @@ def test_the_process_becomes_a_child_subreaper() -> None:
     assert flag.value == 1
 
 
+@pytest.fixture(params=["children lists", "every process"])
+def child_listing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orphans found from the threads' ``children`` lists, or (a kernel without them) among every process."""
+    if request.param == "every process":
+        monkeypatch.setattr(orphans, "_CHILDREN", "no-such-list")
+
+
+@pytest.mark.usefixtures("child_listing")
 def test_a_setsid_double_fork_does_not_outlive_the_command(tmp_path: Path) -> None:
     finished = run_owned(ESCAPING_COMMAND.format(dir=tmp_path, then="true"), cwd=tmp_path, env=clean_env(), timeout=60)
     assert finished.returncode == 0
@@ -81,6 +89,7 @@ def start_blocked(tmp_path: Path) -> Iterator[Callable[[str], Blocked]]:
     pool.shutdown()
 
 
+@pytest.mark.usefixtures("child_listing")
 def test_concurrent_commands_do_not_kill_each_others_processes(start_blocked: Callable[[str], Blocked]) -> None:
     running = start_blocked("running")
     ending = start_blocked("ending")

@@ -94,21 +94,40 @@ class _Orphan:
     start: int
 
 
+#: Each thread's list of the children it started (or inherited as a subreaper).
+_CHILDREN = "children"
+
+
 def _our_children() -> list[_Orphan]:
     """This process's children that are in another session (all of run_owned's are), from ``/proc``."""
     me, own_session = os.getpid(), os.getsid(0)
     children = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid in _child_pids():
         try:
-            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # gone meanwhile
         ppid, group, session, start = int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19])
         if ppid == me and session != own_session:
-            children.append(_Orphan(int(entry.name), group, session, start))
+            children.append(_Orphan(int(pid), group, session, start))
     return children
+
+
+def _child_pids() -> list[str]:
+    """The pids of this process's children, from each thread's ``children`` list.
+
+    A kernel without those lists (``CONFIG_PROC_CHILDREN``) gives every pid
+    instead.  The lists spare reading every process's ``stat``: with 500
+    processes on the machine, that took 24 ms a sweep (0.1 ms from the lists),
+    and every command ends with a sweep.
+    """
+    if not os.path.exists(f"/proc/self/task/{os.getpid()}/{_CHILDREN}"):
+        return [entry.name for entry in os.scandir("/proc") if entry.name.isdigit()]
+    pids: list[str] = []
+    for thread in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            pids += Path(f"/proc/self/task/{thread}/{_CHILDREN}").read_text().split()
+    return pids
 
 
 class _Commands:
