@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -117,8 +118,8 @@ class ExploreController:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, object, object]:
         """Keep each trial's final record as the process that ran it reported it (see ``items``)."""
         for name, value in report.user_properties:
-            if name == RECORD_PROPERTY and isinstance(value, dict):
-                record = TrialRecord.from_json(value)
+            if name == RECORD_PROPERTY and isinstance(value, str):
+                record = TrialRecord.from_json(json.loads(value))
                 self.reported[record.name] = record
         with self.terminal():
             result = yield

@@ -37,9 +37,10 @@ class TrialItem(pytest.Item):
 
     def runtest(self) -> None:
         record = TrialRunner(self.config, self.settings, self.trial).run()
-        # The record's one way to the controller (through xdist's report, as its JSON): the controller
-        # keeps this copy, and a record on disk that later disagrees was changed by someone else.
-        self.user_properties.append((RECORD_PROPERTY, record.to_json()))
+        # The record's one way to the controller (through xdist's report, as one JSON text: a nested
+        # dict of every test's outcome costs execnet a message a value): the controller keeps this
+        # copy, and a record on disk that later disagrees was changed by someone else.
+        self.user_properties.append((RECORD_PROPERTY, record.json_text()))
         if record.status is Status.SKIPPED:
             pytest.skip(record.reason or "skipped")
         if record.missing:  # not the variant's failure, but CI must still hear that the trial did not run
