@@ -55,16 +55,17 @@ _OBJECT_NAME = re.compile(r"[0-9a-f]{38}|[0-9a-f]{62}")
 
 def _changed_since(objects: Path, since: int) -> list[Path]:
     found = []
-    for folder in objects.iterdir():
-        if len(folder.name) != 2 or not folder.is_dir() or folder.is_symlink():
-            continue
-        for entry in os.scandir(folder):
-            if not _OBJECT_NAME.fullmatch(entry.name):
-                continue  # git's own temporary files (``tmp_obj_*``) while it writes an object
-            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_ctime_ns >= since:
-                found.append(Path(entry.path))
-            elif entry.is_symlink():
-                found.append(Path(entry.path))  # git follows it; the plugin never made one
+    with os.scandir(objects) as folders:
+        fanout = [f.path for f in folders if len(f.name) == 2 and f.is_dir(follow_symlinks=False)]
+    for folder in fanout:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not _OBJECT_NAME.fullmatch(entry.name):
+                    continue  # git's own temporary files (``tmp_obj_*``) while it writes an object
+                if entry.is_symlink():
+                    found.append(Path(entry.path))  # git follows it; the plugin never made one
+                elif entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_ctime_ns >= since:
+                    found.append(Path(entry.path))
     return found
 
 
