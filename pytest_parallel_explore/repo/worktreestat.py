@@ -43,7 +43,6 @@ def index_snapshot(root: Path, id_length: int) -> dict[str, Stat] | None:
     return _before_now(root, recorded)
 
 
-_INDEX_ENTRY = struct.Struct(">10I")  # ctime s, ns, mtime s, ns, dev, ino, mode, uid, gid, size
 _REGULAR_OR_LINK = frozenset({0o100644, 0o100755, 0o120000})
 
 
@@ -51,13 +50,15 @@ def _index_entries(data: bytes, hash_size: int) -> dict[str, Stat]:
     signature, version, count = struct.unpack_from(">4sII", data)
     if signature != b"DIRC" or version not in (2, 3):
         raise ValueError(f"not an index of version 2 or 3: {signature!r} {version}")
+    # ctime s, ns, mtime s, ns, dev, ino, mode, uid, gid, size, the object id, flags
+    entry = struct.Struct(f">10I{hash_size}xH")
     entries: dict[str, Stat] = {}
     at = 12
     for _ in range(count):
-        ctime_s, ctime_ns, mtime_s, mtime_ns, _dev, ino, mode, _uid, _gid, size = _INDEX_ENTRY.unpack_from(data, at)
-        (flags,) = struct.unpack_from(">H", data, at + 40 + hash_size)
-        name_at = at + 42 + hash_size + (2 if flags & 0x4000 else 0)
-        end = data.index(b"\0", name_at)
+        ctime_s, ctime_ns, mtime_s, mtime_ns, _dev, ino, mode, _uid, _gid, size, flags = entry.unpack_from(data, at)
+        name_at = at + entry.size + (2 if flags & 0x4000 else 0)
+        length = flags & 0xFFF  # the name's length, or 0xFFF when it is longer
+        end = name_at + length if length < 0xFFF else data.index(b"\0", name_at)
         at += (end - at + 8) & ~7  # the name's NUL and padding to a multiple of 8
         if mode in _REGULAR_OR_LINK and not flags & 0x3000:  # stage 0 only
             path = data[name_at:end].decode(errors="surrogateescape")

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..isolation.sandbox import wanted
-from ..model.jsonfile import read_json, write_json
+from ..model.jsonfile import read_json, write_atomic
 from ..model.paths import Workspace
 from ..model.record import TestStats
 from ..model.settings import ScoringSpec
@@ -167,9 +167,12 @@ class Slot:
             "key": self.key,
             "origin": origin,
             "parts": self.parts,
-            "runs": [{k: v for k, v in dataclasses.asdict(r).items() if k not in _JUDGED} for r in runs],
+            "runs": [
+                {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name not in _JUDGED} for r in runs
+            ],
         }
-        write_json(self.path, entry)
+        # On one line: json's C encoder only writes without indentation (300 tests: 0.5 ms, 4.8 ms indented).
+        write_atomic(self.path, json.dumps(entry))
         return True
 
 
@@ -212,6 +215,11 @@ def _load(key: str, path: Path, parts: dict[str, Any], runs: int) -> Slot:
     if len(stats) == runs:
         slot.runs, slot.origin = stats, str(data.get("origin") or "")
     return slot
+
+
+def _unjudged(run: TestStats) -> dict[str, Any]:
+    """A run's outcomes as the tree gave them (its fields but what a baseline judged), sharing their values."""
+    return {f.name: getattr(run, f.name) for f in dataclasses.fields(run) if f.name not in _JUDGED}
 
 
 def _stats(data: dict[str, Any]) -> TestStats:
