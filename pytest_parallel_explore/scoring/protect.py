@@ -113,12 +113,11 @@ def decides_outcome(path: str, holdout: tuple[str, ...]) -> bool:
 
 def is_test_file(path: str) -> bool:
     """A test file by pytest's default names (``test_*.py``, ``*_test.py``), or anything in a tests folder."""
-    name = posixpath.basename(path)
-    folders = path.split("/")[:-1]
+    folder, _, name = path.rpartition("/")
     return (
         (name.startswith("test_") and name.endswith(".py"))
         or name.endswith("_test.py")
-        or bool(_TEST_FOLDERS & set(folders))
+        or (bool(folder) and not _TEST_FOLDERS.isdisjoint(folder.split("/")))
     )
 
 
