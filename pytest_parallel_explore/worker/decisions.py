@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..evidence import racing
 from ..model.record import SKIPPED_BY_RACE, CorruptRecord, Status, TrialRecord, load, load_records
 from ..model.settings import Settings, Trial
 from ..repo import gitops
@@ -60,6 +59,8 @@ def race_skip(settings: Settings, trial: Trial, previous: TrialRecord | None) ->
         return None
     if previous is not None and previous.status.outcome and previous.skipped_by != SKIPPED_BY_RACE:
         return None
+    from ..evidence import racing  # here: a worker of a run without a race never needs it (10 ms to import)
+
     state = racing.race_of(_others(settings, trial), settings.variant_names, race)
     return racing.skip_reason(state, trial.variant.name)
 
