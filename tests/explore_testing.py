@@ -91,7 +91,8 @@ class Project:
         return {
             "task": "Implement add() in calc.py so that the tests pass.",
             "agent": {"backend": "command"},
-            "score": {"command": "{python} -m pytest -q -p no:cacheprovider tests"},
+            # One baseline run: these suites are not flaky, and a second run is a suite more per test.
+            "score": {"command": "{python} -m pytest -q -p no:cacheprovider tests", "baseline_runs": 1},
             "variants": {
                 name: {"description": f"variant {name}", "agent": {"run": run}} if isinstance(run, str) else run
                 for name, run in variants.items()

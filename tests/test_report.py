@@ -467,6 +467,7 @@ def test_report_in_a_browser_shows_every_trial_and_test_and_loads_nothing(
     break_a = "sed -i 's/return 1/return 0/' m.py && sed -i '/def d/{n;s/raise NotImplementedError/return 4/}' m.py"
     spec = report_project.calc_spec(fixer=fix_c, breaker=break_a)
     spec["task"] = "Make every function in m.py work."
+    spec["score"]["baseline_runs"] = 2  # the flaky test fails in the baseline's second run only
     # The flaky test keeps its state outside the checkout, which a sandbox forbids, in a variable the
     # scoring environment does not pass on by default.
     spec["sandbox"] = "none"

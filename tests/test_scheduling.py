@@ -49,6 +49,7 @@ def test_suites_take_turns_and_their_timeout_counts_from_their_turn(
     calc_project.write({"tests/test_burn.py": textwrap.dedent(BURN_TEST.format(seconds=0.4))})
     calc_project.commit("a suite that burns CPU")
     spec = calc_project.calc_spec(**{f"v{i}": GOOD_AGENT for i in range(8)})
+    spec["score"]["baseline_runs"] = 2  # the baseline's two suites take turns with the trials' too
     spec["max_concurrent"] = 8
     spec["sandbox"] = "none"  # the suites log outside their checkouts
     timeout = 5.0  # one suite's ~1 s, with room for the 8 workers starting beside the baseline's first
@@ -108,6 +109,7 @@ def test_the_baseline_starts_once_the_workers_are_up_and_runs_as_the_trials_do(
         ".write(str(os.nice(0)) + ' ' + str(time.time()))"
     )
     spec = calc_project.calc_spec(good=GOOD_AGENT, also=GOOD_AGENT)
+    spec["score"]["baseline_runs"] = 2
     spec["sandbox"] = "none"
     spec["score"].update({"command": f'{{python}} -c "{record}" && {spec["score"]["command"]}', "cache": False})
     result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "2")
@@ -141,7 +143,7 @@ def test_the_baseline_runs_its_suites_at_once_in_checkouts_of_their_own(calc_pro
     (tmp_path / "seen").mkdir()
     spec = calc_project.calc_spec(good=GOOD_AGENT)
     spec["sandbox"] = "none"  # the suites write outside their checkouts
-    spec["score"]["max_concurrent"] = 2
+    spec["score"].update(max_concurrent=2, baseline_runs=2)
     spec["score"]["command"] = f"{{python}} {meeting} {tmp_path / 'seen'} && {spec['score']['command']}"
     result = calc_project.explore("--variants", calc_project.variants(spec))
 

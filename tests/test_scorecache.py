@@ -22,6 +22,7 @@ def counted_spec(project: Project, log: Path, **variants: str) -> dict[str, Any]
     ``log`` is outside the checkout, which only an unsandboxed suite can write.
     """
     spec = project.calc_spec(**variants)
+    spec["score"]["baseline_runs"] = 2  # the counts are of the default's runs
     spec["sandbox"] = "none"
     spec["score"]["command"] = f'echo "$EXPLORE_TRIAL" >> {log} && ' + spec["score"]["command"]
     return spec
