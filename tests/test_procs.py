@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore.isolation import orphans, procs
+from pytest_parallel_explore.isolation import limits, orphans, procs
 from pytest_parallel_explore.isolation.procs import clean_env, run_owned
 from tests.process_testing import ESCAPING_COMMAND, blocking_on, exists, next_tick, release, unblock, wait_pid
 
@@ -38,6 +40,25 @@ def child_listing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     """Orphans found from the threads' ``children`` lists, or (a kernel without them) among every process."""
     if request.param == "every process":
         monkeypatch.setattr(orphans, "_CHILDREN", "no-such-list")
+
+
+@pytest.mark.usefixtures("child_listing")
+def test_a_commands_process_tree_holds_its_children_and_theirs_and_nobody_else(tmp_path: Path) -> None:
+    nested = f"(sleep 300 & echo $! > {tmp_path}/grandchild; wait) & sleep 300 & echo $! > {tmp_path}/child; wait"
+    command = subprocess.Popen(["sh", "-c", nested], start_new_session=True)
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        grandchild, child = wait_pid(tmp_path / "grandchild"), wait_pid(tmp_path / "child")
+        tree = limits.process_tree(command.pid)
+        assert tree[0] == command.pid
+        assert {grandchild, child} <= set(tree)
+        assert len(tree) == 4  # the shell, its subshell and their two sleeps
+        assert bystander.pid not in tree and os.getpid() not in tree
+    finally:
+        orphans.signal_group(command.pid, signal.SIGKILL)
+        bystander.kill()
+        command.wait()
+        bystander.wait()
 
 
 @pytest.mark.usefixtures("child_listing")
