@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import tempfile
+import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,3 +290,60 @@ def test_an_agent_that_hits_a_limit_fails_alone_with_the_limit_named(
     assert scored["reason"].startswith("scored 0: the test suite hit a resource limit: memory 150M"), scored
     assert repository_state(victim) == before
     assert marked_processes(marker) == []
+
+
+# Memory held behind a thread-group leader that ended alone.
+#
+# /proc/<pid>/statm reads the memory of the thread-group leader's task.  When the leader thread alone ends
+# (SYS_exit, not exit_group) the process lives on in its other threads, but the leader has no mm any more:
+# statm reads "0 0 0 0 0 0 0" however much the other threads hold.  The memory limit sums statm over the tree.
+
+HIDDEN_HOG = textwrap.dedent(
+    """
+    import ctypes, os, sys, threading, time
+
+    def hog():
+        while sys.argv[1] == "hide" and not open("/proc/self/stat").read().split(") ")[1].startswith("Z"):
+            time.sleep(0.01)  # the leader thread is gone first
+        held = bytearray(400 << 20)
+        for i in range(0, len(held), 4096):
+            held[i] = 1
+        time.sleep(4)  # some 16 polls of the memory limit
+        with open("calc.py", "w") as f:
+            f.write("def add(a, b):\\n    return a + b\\n")
+        os._exit(0)
+
+    threading.Thread(target=hog).start()
+    if sys.argv[1] == "hide":
+        ctypes.CDLL(None).syscall(60, 0)  # SYS_exit (x86_64): the main thread alone ends
+    time.sleep(60)
+    """
+)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="SYS_exit's number is x86_64's")
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_memory_held_behind_an_exited_leader_thread_still_hits_the_memory_limit(
+    calc_project: Project, sandbox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PPE_HIDDEN_HOG", HIDDEN_HOG)
+    spec = calc_project.calc_spec(
+        plain={"agent": {"run": '{python} -c "$PPE_HIDDEN_HOG" plain'}, "limits": {"memory": "100M"}},
+        hidden={"agent": {"run": '{python} -c "$PPE_HIDDEN_HOG" hide'}, "limits": {"memory": "100M"}},
+    )
+    spec["sandbox"] = sandbox
+    spec["timeout"] = "60s"
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+
+    trials = calc_project.trials()
+    out = result.stdout.str()
+    # The control: the same 400M held by the main thread is stopped.
+    assert (trials["plain"]["status"], trials["plain"]["reason"]) == ("agent_failed", "limit: memory 100M"), out
+    # The attack: the same memory held while the leader thread is gone.
+    hidden = trials["hidden"]
+    assert (hidden["status"], hidden.get("reason")) == ("agent_failed", "limit: memory 100M"), (
+        hidden["status"],
+        hidden.get("reason"),
+        hidden.get("score"),
+        out,
+    )

@@ -109,13 +109,26 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def resident_bytes(pids: Iterable[int]) -> int:
     """The resident memory of ``pids``, summed (pages a parent shares with its forks count once per process)."""
-    total = 0
-    for pid in pids:
+    return sum(_resident_pages(pid) for pid in pids) * _PAGE
+
+
+def _resident_pages(pid: int) -> int:
+    """A process's resident pages; a leader thread that ended alone reads 0, so then its live threads' count."""
+    pages = _statm_resident(f"/proc/{pid}/statm")
+    if pages == 0:
         try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
+            threads = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return 0
+        pages = max((_statm_resident(f"/proc/{pid}/task/{tid}/statm") for tid in threads), default=0)
+    return pages
+
+
+def _statm_resident(path: str) -> int:
+    try:
+        return int(Path(path).read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def folder_bytes(folders: Iterable[Path]) -> int:
