@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.explore_testing import BAD_AGENT, Project
+from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 from tests.test_attacks import HONEST_SCORE, repository_state, spec_for, victim  # noqa: F401
 
 #: Files of the shared git directory that an agent must not leave changed (absent ones included).
@@ -208,3 +209,102 @@ def test_git_state_an_agent_leaves_is_put_back_and_named(root_env: Project, othe
     assert not (user.path / ".git" / "CHERRY_PICK_HEAD").is_symlink()
     assert "git: rebase-merge/ created" in tampering and f"git: worktrees/{name}/ changed" in tampering
     assert user.git("-C", str(other_worktree), "rev-parse", "HEAD").strip() == head
+
+
+# A forged object behind a symlinked fanout folder (sandbox none).
+#
+# The loose-object check lists only fanout folders that are real folders (``is_dir(follow_symlinks=False)``);
+# git follows a symlinked one.  The agent swaps ``objects/<xx>`` (holding the blob of the user's calc.py) for a
+# link to a copy of it where that blob's id holds other content.
+
+FORGE_FANOUT = textwrap.dedent(
+    """
+    import os, shutil, zlib
+    objects, oid, evil = os.environ["PPE_OBJECTS"], os.environ["PPE_OID"], os.environ["PPE_EVIL"]
+    fanout, copy = os.path.join(objects, oid[:2]), os.path.join(evil, oid[:2])
+    shutil.copytree(fanout, copy)
+    os.chmod(copy, 0o755)
+    forged = os.path.join(copy, oid[2:])
+    os.chmod(forged, 0o644)
+    os.unlink(forged)
+    body = b"def add(a, b):\\n    return a + b  # forged\\n"
+    with open(forged, "wb") as f:
+        f.write(zlib.compress(b"blob %d\\0" % len(body) + body))
+    os.rename(fanout, fanout + ".orig")
+    os.symlink(copy, fanout)
+    """
+)
+
+
+def test_a_forged_object_behind_a_symlinked_fanout_folder_is_found_and_undone(
+    calc_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    oid = calc_project.git("rev-parse", "HEAD:calc.py").strip()
+    original = calc_project.git("cat-file", "blob", oid)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    monkeypatch.setenv("PPE_FORGE", FORGE_FANOUT)
+    monkeypatch.setenv("PPE_OBJECTS", str(calc_project.path / ".git" / "objects"))
+    monkeypatch.setenv("PPE_OID", oid)
+    monkeypatch.setenv("PPE_EVIL", str(evil))
+    spec = calc_project.calc_spec(forger=f'{{python}} -c "$PPE_FORGE" && {GOOD_AGENT}')
+    spec["sandbox"] = "none"
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+    out = result.stdout.str() + result.stderr.str()
+
+    assert calc_project.git("cat-file", "blob", oid) == original, out  # the user's history means what it meant
+    assert not (calc_project.path / ".git" / "objects" / oid[:2]).is_symlink(), out
+    assert "forged" in out or "tamper" in out, out  # and it was reported
+
+
+# A forged object in a planted pack (sandbox none).
+#
+# Git looks an id up in its packs before its loose objects, and never hashes a packed object again on an
+# ordinary read.  The agent packs other content and rewrites the pack's index to name it with the id of the
+# blob of the user's calc.py; only loose objects are checked.
+
+FORGE_PACK = textwrap.dedent(
+    """
+    import glob, hashlib, os, shutil, struct, subprocess, tempfile
+    objects, oid = os.environ["PPE_OBJECTS"], os.environ["PPE_OID"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    work = tempfile.mkdtemp()
+    subprocess.run(["git", "init", "-q", work], check=True, env=env)
+    body = b"def add(a, b):\\n    return a + b  # forged in a pack\\n"
+    other = subprocess.run(["git", "-C", work, "hash-object", "-w", "--stdin"], input=body, check=True,
+                           capture_output=True, env=env).stdout.strip()
+    name = subprocess.run(["git", "-C", work, "pack-objects", "-q", work + "/p"], input=other + b"\\n",
+                          check=True, capture_output=True, env=env).stdout.decode().strip()
+    idx = bytearray(open(f"{work}/p-{name}.idx", "rb").read())
+    target = bytes.fromhex(oid)
+    for i in range(256):
+        struct.pack_into(">I", idx, 8 + 4 * i, 1 if i >= target[0] else 0)
+    idx[8 + 1024 : 8 + 1024 + 20] = target
+    idx[-20:] = hashlib.sha1(bytes(idx[:-20])).digest()
+    pack = os.path.join(objects, "pack")
+    os.makedirs(pack, exist_ok=True)
+    for path in glob.glob(f"{work}/p-{name}.*"):
+        suffix = path.rsplit(".", 1)[1]
+        if suffix == "idx":
+            open(f"{pack}/pack-{name}.idx", "wb").write(idx)
+        else:
+            shutil.copy(path, f"{pack}/pack-{name}.{suffix}")
+    """
+)
+
+
+def test_a_forged_object_in_a_planted_pack_is_found_and_undone(
+    calc_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    oid = calc_project.git("rev-parse", "HEAD:calc.py").strip()
+    original = calc_project.git("cat-file", "blob", oid)
+    monkeypatch.setenv("PPE_FORGE", FORGE_PACK)
+    monkeypatch.setenv("PPE_OBJECTS", str(calc_project.path / ".git" / "objects"))
+    monkeypatch.setenv("PPE_OID", oid)
+    spec = calc_project.calc_spec(forger=f'{{python}} -c "$PPE_FORGE" && {GOOD_AGENT}')
+    spec["sandbox"] = "none"
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+    out = result.stdout.str() + result.stderr.str()
+
+    assert calc_project.git("cat-file", "blob", oid) == original, out  # the user's history means what it meant
+    assert "forged" in out or "tamper" in out, out  # and it was reported

@@ -15,6 +15,7 @@ import hashlib
 import os
 import posixpath
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol
@@ -81,6 +82,33 @@ def _move_objects(staging: Path, objects: Path) -> None:
     for suffix in (".pack", ".rev", ".idx"):
         for found in sorted(packs.glob(f"pack-*{suffix}")) if packs.is_dir() else ():
             os.replace(found, objects / "pack" / found.name)
+            if suffix == ".idx":
+                note_whole_pack(objects / "pack" / found.name)  # git hashed every object as it wrote it
+
+
+#: Packs known whole in this process (written by git here, or verified), by :func:`pack_key`.
+_whole_packs: set[tuple[str, int, int]] = set()
+_whole_packs_lock = threading.Lock()
+
+
+def pack_key(index: Path) -> tuple[str, int, int] | None:
+    """A pack as it is now: its index's path and the ctimes of the index and the pack (None: one is missing)."""
+    try:
+        return str(index), os.lstat(index).st_ctime_ns, os.lstat(index.with_suffix(".pack")).st_ctime_ns
+    except OSError:
+        return None
+
+
+def note_whole_pack(index: Path) -> None:
+    key = pack_key(index)
+    if key is not None:
+        with _whole_packs_lock:
+            _whole_packs.add(key)
+
+
+def is_whole_pack(key: tuple[str, int, int]) -> bool:
+    with _whole_packs_lock:
+        return key in _whole_packs
 
 
 def write_files(git: Git, entries: Mapping[str, tuple[str, str]], target: Path) -> None:

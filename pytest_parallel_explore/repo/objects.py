@@ -1,11 +1,17 @@
-"""Loose objects of the user's repository written during the run, checked against their ids.
+"""Objects of the user's repository written during the run, checked against their ids.
 
-Git reads a loose object back without checking that its content still
-hashes to its name, so anyone who can write ``objects/`` (an agent without
-a sandbox) can make an id the user's history already names mean something
-else.  Every loose object whose ctime is not older than the run's start is
-hashed again; one that does not match its id is moved aside, and put back
-from the experiment's private store when the run kept that content.
+Git reads an object back without checking that its content still hashes to
+its name, so anyone who can write ``objects/`` (an agent without a sandbox)
+can make an id the user's history already names mean something else: in a
+loose object, or in a pack whose index names other content (git looks in
+packs first).  Every loose object whose ctime is not older than the run's
+start is hashed again; one that does not match its id is moved aside, and
+put back from the experiment's private store when the run kept that
+content.  Every pack written since is verified by git (``verify-pack``
+hashes each object) unless this process wrote it; one that fails is moved
+aside, which leaves the objects it shadowed to be read again.  A fanout or
+pack folder that is a link is replaced by a copy of what is behind it,
+checked like the rest.
 """
 
 from __future__ import annotations
@@ -32,8 +38,8 @@ def clock(git_dir: Path) -> int:
 
 
 def check(git_dir: Path, since: int, aside: Path, store: Git | None) -> list[str]:
-    """Move aside every loose object changed since ``since`` whose content does not hash to its id; one line each."""
-    changes = []
+    """Move aside every object written since ``since`` that does not hash to its id (see above); one line each."""
+    changes = _unlink_folders(git_dir, aside)
     for path in _changed_since(git_dir / "objects", since):
         object_id = path.parent.name + path.name
         if _holds_its_id(path, object_id):
@@ -47,6 +53,52 @@ def check(git_dir: Path, since: int, aside: Path, store: Git | None) -> list[str
             f"git: {relative} did not hold what its id says (forged); moved to {target}"
             + ("; put back from the run's copy" if put_back else "")
         )
+    return changes + _check_packs(git_dir, since, aside)
+
+
+def _unlink_folders(git_dir: Path, aside: Path) -> list[str]:
+    """Replace each fanout or pack folder that is a link (git follows it) by a copy of what is behind it.
+
+    The copies are new, so :func:`check` then checks everything in them; one line each.
+    """
+    objects = git_dir / "objects"
+    with os.scandir(objects) as entries:
+        linked = [e.name for e in entries if (len(e.name) == 2 or e.name == "pack") and e.is_symlink()]
+    changes = []
+    for name in linked:
+        link, copy, target = objects / name, objects / f"explore-copy-{name}", aside / "objects" / name
+        shutil.rmtree(copy, ignore_errors=True)
+        try:
+            shutil.copytree(link, copy, symlinks=True)  # a link inside stays a link, and is moved aside below
+        except OSError:  # dangling, or no folder behind it: git finds nothing there either
+            copy.mkdir()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(link, target)
+        os.rename(copy, link)
+        changes.append(f"git: objects/{name} was a link, which git follows; moved to {target}, what it led to checked")
+    return changes
+
+
+def _check_packs(git_dir: Path, since: int, aside: Path) -> list[str]:
+    """Move aside each pack written since ``since`` whose objects do not hash to the ids its index gives."""
+    folder = git_dir / "objects" / "pack"
+    changes = []
+    for index in sorted(folder.glob("pack-*.idx")):
+        key = blobs.pack_key(index)
+        if key is None or max(key[1:]) < since or blobs.is_whole_pack(key):
+            continue  # an index without its pack (git reads nothing from it), an old pack, or one known whole
+        try:
+            Git(git_dir).run("verify-pack", str(index))
+        except GitFailed:
+            target = aside / "objects" / "pack"
+            target.mkdir(parents=True, exist_ok=True)
+            for part in folder.glob(f"{index.stem}.*"):
+                shutil.move(part, target / part.name)
+            changes.append(
+                f"git: objects/pack/{index.stem} did not hold what its index says (forged); moved to {target}"
+            )
+            continue
+        blobs.note_whole_pack(index)
     return changes
 
 
