@@ -339,6 +339,7 @@ def test_memory_held_behind_an_exited_leader_thread_still_hits_the_memory_limit(
     out = result.stdout.str()
     # The control: the same 400M held by the main thread is stopped.
     assert (trials["plain"]["status"], trials["plain"]["reason"]) == ("agent_failed", "limit: memory 100M"), out
+    assert "changed after the trial ended" not in out  # no false alarm: the other trial's commands were its own
     # The attack: the same memory held while the leader thread is gone.
     hidden = trials["hidden"]
     assert (hidden["status"], hidden.get("reason")) == ("agent_failed", "limit: memory 100M"), (

@@ -114,6 +114,8 @@ class TrialRunner:
                 record.end_attempt(self._attempt_cost(record))
                 self._save(record)
                 raise
+        # Its own commands have all ended: what is left listed is other trials' of this process, theirs to keep.
+        record.process_groups = []
         record.finished_at = time.time()
         record.end_attempt(self._attempt_cost(record))
         self._save(record)
