@@ -134,3 +134,15 @@ def test_with_repeats_each_prompt_names_its_own_worktree(calc_project: Project) 
         assert worktree.endswith(f"worktrees/{trial}") and Path(worktree).is_dir()
         assert worktree in prompt
         assert f"worktrees/{other}" not in prompt
+
+
+def test_an_agent_that_runs_the_tests_leaves_no_bytecode_in_its_work(
+    calc_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)  # as on most machines
+    spec = calc_project.calc_spec(tester=f"{GOOD_AGENT} && {{python}} -m pytest -q -p no:cacheprovider tests")
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+    assert result.ret == 0, result.stdout.str()
+    trial = calc_project.trials()["tester"]
+    assert calc_project.git("diff", "--name-only", "main", trial["branch"]).split() == ["calc.py"]
+    assert (trial["status"], trial["tampering"], trial["score"]) == ("done", [], 1.0)

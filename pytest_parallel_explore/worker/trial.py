@@ -302,6 +302,9 @@ class TrialRunner:
     def _explore_env(self, prompt: str, prompt_file: Path) -> dict[str, str]:
         return {
             **self.trial.env(),
+            # An agent that runs the tests leaves no __pycache__ in its work (a project without a
+            # .gitignore would have it recorded, and flagged where it lands among the tests).
+            "PYTHONDONTWRITEBYTECODE": "1",
             "EXPLORE_EXPERIMENT": self.settings.experiment,
             "EXPLORE_WORKTREE": str(self.worktree),
             "EXPLORE_PROMPT": prompt,
