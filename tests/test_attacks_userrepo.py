@@ -308,3 +308,52 @@ def test_a_forged_object_in_a_planted_pack_is_found_and_undone(
 
     assert calc_project.git("cat-file", "blob", oid) == original, out  # the user's history means what it meant
     assert "forged" in out or "tamper" in out, out  # and it was reported
+
+
+# A commit-graph whose entry for HEAD names another tree (sandbox none): git trusts the graph in walks.
+
+FORGE_COMMIT_GRAPH = textwrap.dedent(
+    """
+    import hashlib, os, struct, subprocess
+    repo = os.environ["PPE_REPO"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    def git(*args, input=None):
+        return subprocess.run(["git", "-C", repo, *args], input=input, check=True, capture_output=True, env=env).stdout
+    body = b"def add(a, b):\\n    return a + b  # forged in the commit-graph\\n"
+    blob = git("hash-object", "-w", "--stdin", input=body).decode().strip()
+    listing = [l for l in git("ls-tree", "HEAD").decode().splitlines() if not l.endswith("\tcalc.py")]
+    listing.append(f"100644 blob {blob}\tcalc.py")
+    tree = git("mktree", input=("\\n".join(listing) + "\\n").encode()).decode().strip()
+    head = git("rev-parse", "HEAD").decode().strip()
+    git("commit-graph", "write", "--reachable")
+    path = os.path.join(repo, ".git", "objects", "info", "commit-graph")
+    data = bytearray(open(path, "rb").read())
+    chunks = data[6]
+    table = {
+        bytes(data[8 + 12 * i : 12 + 12 * i]): struct.unpack(">Q", data[12 + 12 * i : 20 + 12 * i])[0]
+        for i in range(chunks + 1)
+    }
+    lookup, cdat = table[b"OIDL"], table[b"CDAT"]
+    count = (cdat - lookup) // 20
+    oids = [bytes(data[lookup + 20 * i: lookup + 20 * i + 20]).hex() for i in range(count)]
+    i = oids.index(head)
+    data[cdat + 36 * i: cdat + 36 * i + 20] = bytes.fromhex(tree)
+    data[-20:] = hashlib.sha1(bytes(data[:-20])).digest()
+    os.chmod(path, 0o644)
+    open(path, "wb").write(data)
+    """
+)
+
+
+def test_a_forged_commit_graph_is_found_and_moved_aside(calc_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PPE_FORGE", FORGE_COMMIT_GRAPH)
+    monkeypatch.setenv("PPE_REPO", str(calc_project.path))
+    spec = calc_project.calc_spec(forger=f'{{python}} -c "$PPE_FORGE" && {GOOD_AGENT}')
+    spec["sandbox"] = "none"
+    result = calc_project.explore("--variants", calc_project.variants(spec))
+    out = result.stdout.str() + result.stderr.str()
+
+    graph = calc_project.path / ".git" / "objects" / "info" / "commit-graph"
+    assert not graph.exists(), out  # git reads the commits themselves again
+    tampering = calc_project.trials()["forger"]["tampering"]
+    assert any("objects/info/commit-graph did not say what the objects say (forged)" in t for t in tampering), out

@@ -11,7 +11,9 @@ content.  Every pack written since is verified by git (``verify-pack``
 hashes each object) unless this process wrote it; one that fails is moved
 aside, which leaves the objects it shadowed to be read again.  A fanout or
 pack folder that is a link is replaced by a copy of what is behind it,
-checked like the rest.
+checked like the rest.  git's caches of what objects say (the commit-graph,
+a multi-pack index) written since are checked by git's own ``verify``; one
+that fails is moved aside (git reads the objects themselves without it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import zlib
 from pathlib import Path
 
@@ -53,7 +56,7 @@ def check(git_dir: Path, since: int, aside: Path, store: Git | None) -> list[str
             f"git: {relative} did not hold what its id says (forged); moved to {target}"
             + ("; put back from the run's copy" if put_back else "")
         )
-    return changes + _check_packs(git_dir, since, aside)
+    return changes + _check_packs(git_dir, since, aside) + _check_caches(git_dir, since, aside)
 
 
 def _unlink_folders(git_dir: Path, aside: Path) -> list[str]:
@@ -100,6 +103,52 @@ def _check_packs(git_dir: Path, since: int, aside: Path) -> list[str]:
             continue
         blobs.note_whole_pack(index)
     return changes
+
+
+#: git's own indexes of the objects, which it trusts as they say (a commit's tree and parents, where an
+#: object sits among the packs), and the command that checks each against the objects.
+_CACHES = {
+    "info/commit-graph": ("commit-graph", "verify"),
+    "info/commit-graphs": ("commit-graph", "verify"),
+    "pack/multi-pack-index": ("multi-pack-index", "verify"),
+}
+#: Caches this process found true, by (path, ctime): each written one is verified once.
+_verified: set[tuple[str, int]] = set()
+_verified_lock = threading.Lock()
+
+
+def _check_caches(git_dir: Path, since: int, aside: Path) -> list[str]:
+    """Move aside each of git's object caches written since ``since`` that git's own check finds untrue."""
+    objects = git_dir / "objects"
+    changes = []
+    for relative, command in _CACHES.items():
+        path = objects / relative
+        key = (str(path), _newest_ctime(path))
+        with _verified_lock:
+            if key[1] < since or key in _verified:
+                continue
+        try:
+            Git(git_dir).run(*command, "--object-dir", str(objects))
+        except GitFailed:
+            target = aside / "objects" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, target)
+            changes.append(f"git: objects/{relative} did not say what the objects say (forged); moved to {target}")
+            continue
+        with _verified_lock:
+            _verified.add(key)
+    return changes
+
+
+def _newest_ctime(path: Path) -> int:
+    """The newest ctime of ``path`` and, for a folder, of what is in it; -1 when it is not there."""
+    try:
+        newest = os.lstat(path).st_ctime_ns
+        if path.is_dir() and not path.is_symlink():
+            newest = max([newest, *(os.lstat(entry).st_ctime_ns for entry in path.iterdir())])
+    except OSError:
+        return -1
+    return newest
 
 
 _OBJECT_NAME = re.compile(r"[0-9a-f]{38}|[0-9a-f]{62}")
