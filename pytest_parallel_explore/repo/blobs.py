@@ -82,33 +82,41 @@ def _move_objects(staging: Path, objects: Path) -> None:
     for suffix in (".pack", ".rev", ".idx"):
         for found in sorted(packs.glob(f"pack-*{suffix}")) if packs.is_dir() else ():
             os.replace(found, objects / "pack" / found.name)
-            if suffix == ".idx":
-                note_whole_pack(objects / "pack" / found.name)  # git hashed every object as it wrote it
+            if suffix == ".idx":  # git hashed every object as it wrote it
+                note_true(stamp(objects / "pack" / found.name, objects / "pack" / found.with_suffix(".pack").name))
 
 
-#: Packs known whole in this process (written by git here, or verified), by :func:`pack_key`.
-_whole_packs: set[tuple[str, int, int]] = set()
-_whole_packs_lock = threading.Lock()
+#: Files of git's object store this process knows true (git wrote them here, or verified them), by
+#: :func:`stamp`: each one written during a run is verified once, and again only once it changes.
+_known_true: set[tuple[str, int]] = set()
+_known_true_lock = threading.Lock()
 
 
-def pack_key(index: Path) -> tuple[str, int, int] | None:
-    """A pack as it is now: its index's path and the ctimes of the index and the pack (None: one is missing)."""
+def stamp(path: Path, *parts: Path) -> tuple[str, int]:
+    """``path`` as it is now: its name and the newest ctime of it, of ``parts`` and of what a folder holds.
+
+    The ctime is -1 when one of them is not there.
+    """
+    newest = -1
     try:
-        return str(index), os.lstat(index).st_ctime_ns, os.lstat(index.with_suffix(".pack")).st_ctime_ns
+        for part in (path, *parts):
+            newest = max(newest, os.lstat(part).st_ctime_ns)
+            if part.is_dir() and not part.is_symlink():
+                newest = max([newest, *(os.lstat(entry).st_ctime_ns for entry in part.iterdir())])
     except OSError:
-        return None
+        newest = -1
+    return str(path), newest
 
 
-def note_whole_pack(index: Path) -> None:
-    key = pack_key(index)
-    if key is not None:
-        with _whole_packs_lock:
-            _whole_packs.add(key)
+def note_true(key: tuple[str, int]) -> None:
+    """Remember ``key`` (a :func:`stamp` taken before the file was checked) as true."""
+    with _known_true_lock:
+        _known_true.add(key)
 
 
-def is_whole_pack(key: tuple[str, int, int]) -> bool:
-    with _whole_packs_lock:
-        return key in _whole_packs
+def known_true(key: tuple[str, int]) -> bool:
+    with _known_true_lock:
+        return key in _known_true
 
 
 def write_files(git: Git, entries: Mapping[str, tuple[str, str]], target: Path) -> None:

@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 import zlib
 from pathlib import Path
 
@@ -87,8 +86,9 @@ def _check_packs(git_dir: Path, since: int, aside: Path) -> list[str]:
     folder = git_dir / "objects" / "pack"
     changes = []
     for index in sorted(folder.glob("pack-*.idx")):
-        key = blobs.pack_key(index)
-        if key is None or max(key[1:]) < since or blobs.is_whole_pack(key):
+        pack = index.with_suffix(".pack")
+        key = blobs.stamp(index, pack)
+        if key[1] < since or blobs.known_true(key):
             continue  # an index without its pack (git reads nothing from it), an old pack, or one known whole
         try:
             Git(git_dir).run("verify-pack", str(index))
@@ -101,7 +101,7 @@ def _check_packs(git_dir: Path, since: int, aside: Path) -> list[str]:
                 f"git: objects/pack/{index.stem} did not hold what its index says (forged); moved to {target}"
             )
             continue
-        blobs.note_whole_pack(index)
+        blobs.note_true(key)
     return changes
 
 
@@ -112,9 +112,6 @@ _CACHES = {
     "info/commit-graphs": ("commit-graph", "verify"),
     "pack/multi-pack-index": ("multi-pack-index", "verify"),
 }
-#: Caches this process found true, by (path, ctime): each written one is verified once.
-_verified: set[tuple[str, int]] = set()
-_verified_lock = threading.Lock()
 
 
 def _check_caches(git_dir: Path, since: int, aside: Path) -> list[str]:
@@ -123,10 +120,9 @@ def _check_caches(git_dir: Path, since: int, aside: Path) -> list[str]:
     changes = []
     for relative, command in _CACHES.items():
         path = objects / relative
-        key = (str(path), _newest_ctime(path))
-        with _verified_lock:
-            if key[1] < since or key in _verified:
-                continue
+        key = blobs.stamp(path)
+        if key[1] < since or blobs.known_true(key):
+            continue
         try:
             Git(git_dir).run(*command, "--object-dir", str(objects))
         except GitFailed:
@@ -135,20 +131,8 @@ def _check_caches(git_dir: Path, since: int, aside: Path) -> list[str]:
             shutil.move(path, target)
             changes.append(f"git: objects/{relative} did not say what the objects say (forged); moved to {target}")
             continue
-        with _verified_lock:
-            _verified.add(key)
+        blobs.note_true(key)
     return changes
-
-
-def _newest_ctime(path: Path) -> int:
-    """The newest ctime of ``path`` and, for a folder, of what is in it; -1 when it is not there."""
-    try:
-        newest = os.lstat(path).st_ctime_ns
-        if path.is_dir() and not path.is_symlink():
-            newest = max([newest, *(os.lstat(entry).st_ctime_ns for entry in path.iterdir())])
-    except OSError:
-        return -1
-    return newest
 
 
 _OBJECT_NAME = re.compile(r"[0-9a-f]{38}|[0-9a-f]{62}")
