@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from .config.defaults import AGENT_HELP, DIR_HELP, MAX_CONCURRENT_HELP, SCORE_COMMAND_HELP, TIMEOUT_HELP
-from .config.keys import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY, SETTINGS_KEY
+from .config.keys import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY, SETTINGS_KEY, VARIANTS_INPUT
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -138,8 +138,12 @@ def pytest_configure(config: pytest.Config) -> None:
     from .worker import prompt
 
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    from_controller = workerinput or {}
     settings = resolve_settings(
-        config, registry.agent_backends(config), base_commit=(workerinput or {}).get(BASE_COMMIT_KEY)
+        config,
+        registry.agent_backends(config),
+        base_commit=from_controller.get(BASE_COMMIT_KEY),
+        variants_input=from_controller.get(VARIANTS_INPUT),
     )
     config.stash[SETTINGS_KEY] = settings
     if workerinput is not None and REPO_STATE_INPUT in workerinput:

@@ -9,6 +9,8 @@ not inferred; the baseline's runs log too, since they share the pool.
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -17,7 +19,8 @@ import pytest
 
 from pytest_parallel_explore.agents.registry import BUILTIN_BACKENDS
 from pytest_parallel_explore.config.settings import resolve_settings, usable_cpus
-from tests.explore_testing import GOOD_AGENT, Project
+from pytest_parallel_explore.config.variants import read_variants
+from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 
 BURN_TEST = """
 import os, time
@@ -152,3 +155,33 @@ def test_the_baseline_runs_its_suites_at_once_in_checkouts_of_their_own(calc_pro
     assert (seen / "baseline.1.met").exists() and (seen / "baseline.2.met").exists()
     assert (seen / "baseline.1").read_text() != (seen / "baseline.2").read_text(), "two checkouts"
     assert calc_project.trials()["good"]["status"] == "done"
+
+
+@pytest.mark.parametrize("carried", ["data", "text"])
+def test_workers_run_the_variants_the_controller_read_though_the_file_changes_as_they_start(
+    calc_project: Project, carried: str
+) -> None:
+    """The controller hands its workers the variants it read: what the file says later changes nothing.
+
+    ``carried``: the file's data goes to the workers in JSON; where JSON cannot
+    carry it (a YAML date in an agent's ``config``), its text does.
+    """
+    spec, later = calc_project.calc_spec(good=GOOD_AGENT, also=GOOD_AGENT), calc_project.calc_spec(
+        good=BAD_AGENT, also=BAD_AGENT
+    )
+    if carried == "text":
+        spec["agent"]["config"] = {"since": datetime.date(2026, 12, 7)}
+    rewrite = (
+        "import pathlib\n\n\ndef pytest_configure_node(node):\n"
+        f"    pathlib.Path({str(calc_project.path / 'variants.yaml')!r}).write_text({json.dumps(later)!r})\n"
+    )
+    calc_project.write({"conftest.py": rewrite})
+    calc_project.commit("a conftest that rewrites the variants file as each worker starts")
+    variants = calc_project.variants(spec)
+    assert carried in json.loads(read_variants(variants, calc_project.path).to_json_text())
+
+    result = calc_project.explore("--variants", variants, "-n", "2")
+
+    assert result.ret == 0, result.stdout.str()
+    assert "a * b" in (calc_project.path / variants).read_text(), "the file changed as the workers started"
+    assert {name: t["score"] for name, t in calc_project.trials().items()} == {"good": 1.0, "also": 1.0}

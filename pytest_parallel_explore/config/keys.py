@@ -14,6 +14,9 @@ SETTINGS_KEY = pytest.StashKey["Settings"]()
 #: The user's repository as it was before any agent ran (see ``repostate``).
 REPO_STATE_KEY = pytest.StashKey["RepoState"]()
 
+#: ``--variants`` as the controller read it, in JSON (``VariantsInput``); also its workerinput key.
+VARIANTS_INPUT_KEY = pytest.StashKey[str]()
+VARIANTS_INPUT = "explore_variants_input"
 #: workerinput key that carries the controller's base commit to xdist workers.
 BASE_COMMIT_KEY = "explore_base_commit"
 #: workerinput key that carries the controller's snapshot of the repository to xdist workers.

@@ -27,7 +27,8 @@ from ..model.spec import (
 )
 from .checks import parse_duration
 from .defaults import DEFAULT_DIR, DEFAULT_MAX_CONCURRENT, DEFAULT_SCORE_COMMAND, DEFAULT_SCORE_TIMEOUT, DEFAULT_TIMEOUT
-from .variants import Backends, SpecError, load_spec
+from .keys import VARIANTS_INPUT_KEY
+from .variants import Backends, SpecError, VariantsInput, load_spec, read_variants
 
 
 def resolve_workspace(config: pytest.Config) -> Workspace:
@@ -74,11 +75,15 @@ def _check_explore_dir(root: Path, explore_dir: Path, where: str) -> None:
         )
 
 
-def resolve_settings(config: pytest.Config, backends: Backends, base_commit: str | None = None) -> Settings:
+def resolve_settings(
+    config: pytest.Config, backends: Backends, base_commit: str | None = None, variants_input: str | None = None
+) -> Settings:
     """Load the variants file and resolve every setting, or raise ``pytest.UsageError``.
 
-    ``base_commit`` is given on xdist workers (the controller resolved it), so
-    every worker branches from the very same commit.
+    On xdist workers, ``base_commit`` and ``variants_input`` are the
+    controller's (:data:`VARIANTS_INPUT_KEY`): every worker branches from the
+    very same commit and runs the very same variants, even if HEAD or the
+    file changes while they start.
     """
     name: str = config.getoption("explore")
     _check_experiment_name(name)
@@ -91,12 +96,18 @@ def resolve_settings(config: pytest.Config, backends: Backends, base_commit: str
     ini_backend = config.getini("explore_agent") or None
     default_backend = ini_backend or ("anthropic" if os.environ.get("ANTHROPIC_API_KEY") else None)
     try:
+        if variants_input is None:
+            read = read_variants(variants_arg, config.invocation_params.dir)
+            config.stash[VARIANTS_INPUT_KEY] = read.to_json_text()
+        else:
+            read = VariantsInput.from_json_text(variants_input)
         spec = load_spec(
             variants_arg,
             task=config.getoption("explore_task"),
             invocation_dir=config.invocation_params.dir,
             default_backend=default_backend,
             backends=backends,
+            read=read,
         )
     except SpecError as exc:
         raise pytest.UsageError(str(exc)) from None

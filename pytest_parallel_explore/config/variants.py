@@ -9,6 +9,7 @@ expected.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -66,6 +67,61 @@ class SpecError(Exception):
         super().__init__("\n".join(f"{source}: {p}" for p in problems))
 
 
+@dataclasses.dataclass(frozen=True)
+class VariantsInput:
+    """``--variants`` as read: the data to validate, where it came from, and what its relative paths start from."""
+
+    data: Any
+    source: str
+    base_dir: Path
+    short_form: bool = False  # a number, or the seed's {name: description}: no place for agent settings
+    text: str | None = None  # a file's text
+    is_json: bool = False  # the file is JSON (else YAML)
+
+    def to_json_text(self) -> str:
+        """This very input in JSON, for xdist's workers: the data, or where JSON cannot carry it, the file's text."""
+        carried = {"source": self.source, "base_dir": str(self.base_dir), "short_form": self.short_form}
+        try:
+            text = json.dumps({**carried, "data": self.data})
+            if json.loads(text)["data"] == self.data:
+                return text
+        except (TypeError, ValueError):  # e.g. a YAML date in an agent's config
+            pass
+        return json.dumps({**carried, "text": self.text, "is_json": self.is_json})
+
+    @classmethod
+    def from_json_text(cls, text: str) -> VariantsInput:
+        carried = json.loads(text)
+        source = carried["source"]
+        data = carried["data"] if "data" in carried else _parse(carried["text"], source, carried["is_json"])
+        return cls(data, source, Path(carried["base_dir"]), carried["short_form"])
+
+
+def read_variants(value: str, invocation_dir: Path) -> VariantsInput:
+    """Read ``--variants`` (file, inline JSON or an integer), or raise :class:`SpecError`."""
+    text = value.strip()
+    if re.fullmatch(r"\d+", text):
+        count = int(text)
+        source = f"--variants {text}"
+        if count < 1:
+            raise SpecError(source, ["variants: expected at least 1 variant, got 0"])
+        return VariantsInput({"variants": {f"run-{i}": "" for i in range(1, count + 1)}}, source, invocation_dir, True)
+    if text.startswith("{"):
+        source = "--variants (inline JSON)"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(source, [f"not valid JSON: {exc}"]) from None
+        if isinstance(data, dict) and "variants" not in data:  # the seed's form: name -> description
+            return VariantsInput({"variants": data}, source, invocation_dir, True)
+        return VariantsInput(data, source, invocation_dir)
+    path = (invocation_dir / value).resolve()
+    if not path.is_file():
+        raise SpecError(value, ["no such file (expected a YAML or JSON variants file, inline JSON or a number)"])
+    text, is_json = path.read_text(encoding="utf-8"), path.suffix == ".json"
+    return VariantsInput(_parse(text, value, is_json), value, path.parent, text=text, is_json=is_json)
+
+
 def load_spec(
     value: str,
     *,
@@ -73,53 +129,30 @@ def load_spec(
     invocation_dir: Path,
     default_backend: str | None = None,
     backends: Backends,
+    read: VariantsInput | None = None,
 ) -> ExperimentSpec:
     """Read ``--variants`` (file, inline JSON or an integer) into a validated spec.
 
     ``task`` (``--explore-task``) takes precedence over the file's ``task``;
     ``default_backend`` (ini ``explore_agent``, or ``anthropic`` when a key is
     set) applies to variants whose agent names none; ``backends`` is the
-    registry whose backends check their variants' settings.  Raises
+    registry whose backends check their variants' settings; ``read``, what
+    was read already (xdist's workers get the controller's).  Raises
     :class:`SpecError` with every problem found.
     """
-    text = value.strip()
-    short_form = False  # a number, or the seed's {name: description}: no place for agent settings
-    if re.fullmatch(r"\d+", text):
-        count = int(text)
-        source = f"--variants {text}"
-        if count < 1:
-            raise SpecError(source, ["variants: expected at least 1 variant, got 0"])
-        data: Any = {"variants": {f"run-{i}": "" for i in range(1, count + 1)}}
-        base_dir = invocation_dir
-        short_form = True
-    elif text.startswith("{"):
-        source = "--variants (inline JSON)"
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(source, [f"not valid JSON: {exc}"]) from None
-        if isinstance(data, dict) and "variants" not in data:
-            data = {"variants": data}  # the seed's form: name -> description
-            short_form = True
-        base_dir = invocation_dir
-    else:
-        path = (invocation_dir / value).resolve()
-        source = value
-        if not path.is_file():
-            raise SpecError(source, ["no such file (expected a YAML or JSON variants file, inline JSON or a number)"])
-        data = _read_file(path, source)
-        base_dir = path.parent
+    read = read or read_variants(value, invocation_dir)
+    data = read.data
     if task is not None:
         if not isinstance(data, dict):
             data = {}
         data = {**data, "task": task}
     return validate(
         data,
-        source=source,
-        base_dir=base_dir,
+        source=read.source,
+        base_dir=read.base_dir,
         default_backend=default_backend,
         backends=backends,
-        short_form=short_form,
+        short_form=read.short_form,
     )
 
 
@@ -130,10 +163,10 @@ _SHORT_FORM_NO_RUN = (
 )
 
 
-def _read_file(path: Path, source: str) -> Any:
+def _parse(text: str, source: str, is_json: bool) -> Any:
+    """A variants file's data, from JSON or YAML; ``source`` names the file in errors."""
     import yaml  # imported here: only an experiment run pays for it
 
-    text = path.read_text(encoding="utf-8")
     duplicates: list[str] = []
 
     def no_duplicates(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
@@ -158,10 +191,7 @@ def _read_file(path: Path, source: str) -> Any:
             return seen
 
     try:
-        if path.suffix == ".json":
-            data = json.loads(text, object_pairs_hook=no_duplicates)
-        else:
-            data = yaml.load(text, Loader=Loader)
+        data = json.loads(text, object_pairs_hook=no_duplicates) if is_json else yaml.load(text, Loader=Loader)
     except yaml.MarkedYAMLError as exc:
         # str(exc) quotes the text as "<unicode string>" over several lines: say where in the file instead.
         mark = exc.problem_mark or exc.context_mark

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from ..config.keys import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY
+from ..config.keys import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY, VARIANTS_INPUT, VARIANTS_INPUT_KEY
 from ..model.frozen import snapshot
 from ..model.jsonfile import write_json
 from ..model.record import RECORD_PROPERTY, TrialRecord, load_records, save, try_load
@@ -360,8 +360,11 @@ class XdistHooks:
         self.controller = controller
 
     def pytest_configure_node(self, node: Any) -> None:
-        """Every worker branches from the commit resolved here, even if HEAD moves meanwhile."""
+        """Every worker branches from the commit resolved here and runs the variants read here."""
         node.workerinput[BASE_COMMIT_KEY] = self.controller.settings.base_commit
+        variants = self.controller.config.stash.get(VARIANTS_INPUT_KEY, None)
+        if variants is not None:
+            node.workerinput[VARIANTS_INPUT] = variants
         state = self.controller.config.stash.get(REPO_STATE_KEY, None)
         if state is not None:
             node.workerinput[REPO_STATE_INPUT] = state.to_json()
