@@ -161,7 +161,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(items, "explore-items")
     if workerinput is None:
         from .controller.runstart import check_run
-        from .controller.session import ExploreController, XdistHooks
+        from .controller.session import ExploreController
+        from .controller.workers import XdistHooks
 
         controller = ExploreController(config, settings, check_run(config, settings), distributed)
         config.pluginmanager.register(controller, "explore-controller")

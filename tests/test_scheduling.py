@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from pytest_parallel_explore.agents.registry import BUILTIN_BACKENDS
+from pytest_parallel_explore.config.reading import read_variants
 from pytest_parallel_explore.config.settings import resolve_settings, usable_cpus
-from pytest_parallel_explore.config.variants import read_variants
 from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 
 BURN_TEST = """
@@ -166,8 +166,9 @@ def test_workers_run_the_variants_the_controller_read_though_the_file_changes_as
     ``carried``: the file's data goes to the workers in JSON; where JSON cannot
     carry it (a YAML date in an agent's ``config``), its text does.
     """
-    spec, later = calc_project.calc_spec(good=GOOD_AGENT, also=GOOD_AGENT), calc_project.calc_spec(
-        good=BAD_AGENT, also=BAD_AGENT
+    spec, later = (
+        calc_project.calc_spec(good=GOOD_AGENT, also=GOOD_AGENT),
+        calc_project.calc_spec(good=BAD_AGENT, also=BAD_AGENT),
     )
     if carried == "text":
         spec["agent"]["config"] = {"since": datetime.date(2026, 12, 7)}
@@ -185,3 +186,89 @@ def test_workers_run_the_variants_the_controller_read_though_the_file_changes_as
     assert result.ret == 0, result.stdout.str()
     assert "a * b" in (calc_project.path / variants).read_text(), "the file changed as the workers started"
     assert {name: t["score"] for name, t in calc_project.trials().items()} == {"good": 1.0, "also": 1.0}
+
+
+#: gw1 starts slow: it collects only once a file matching $WAIT_FOR says "done" (or holds anything, when
+#: the pattern names no progress file), waiting at most 30 s, and notes which happened in $WAIT_NOTE.
+SLOW_SECOND_WORKER = """
+import glob, json, os, pathlib, time
+
+
+def _ready(path):
+    if not path.endswith("_progress.json"):
+        return True
+    try:
+        return json.loads(pathlib.Path(path).read_text())["status"] == "done"
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("PYTEST_XDIST_WORKER") != "gw1" or "WAIT_FOR" not in os.environ:
+        return
+    end = time.monotonic() + 30  # a bound, not a synchronisation: without early hand-out nothing comes
+    while not any(_ready(p) for p in glob.glob(os.environ["WAIT_FOR"])) and time.monotonic() < end:
+        time.sleep(0.02)
+    seen = any(_ready(p) for p in glob.glob(os.environ["WAIT_FOR"]))
+    pathlib.Path(os.environ["WAIT_NOTE"]).write_text(f"{'seen' if seen else 'timed out'} {time.time()}")
+"""
+
+
+def slow_second_worker(project: Project, waits_for: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Commit :data:`SLOW_SECOND_WORKER`; set it waiting for ``waits_for``; the path of its note."""
+    project.write({"conftest.py": SLOW_SECOND_WORKER})
+    project.commit("a conftest that holds the second xdist worker back")
+    note = project.path.parent / f"{project.path.name}-gw1"
+    monkeypatch.setenv("WAIT_FOR", waits_for)
+    monkeypatch.setenv("WAIT_NOTE", str(note))
+    return note
+
+
+def test_a_trial_starts_on_the_first_worker_up_without_waiting_for_the_others(
+    calc_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second worker collects only once an agent has run: so an agent must run before it is up."""
+    marks = calc_project.path.parent / f"{calc_project.path.name}-marks"
+    marks.mkdir()
+    note = slow_second_worker(calc_project, f"{marks}/*", monkeypatch)
+    agent = f'touch {marks}/"$EXPLORE_TRIAL" && {GOOD_AGENT}'
+    spec = calc_project.calc_spec(good=agent, also=agent)
+    spec["sandbox"] = "none"  # the agents mark outside their worktrees
+
+    result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "2")
+
+    assert result.ret == 0, result.stdout.str()
+    seen, _, at = note.read_text().rpartition(" ")
+    assert seen == "seen", "the second worker waited for an agent that only its own start could let run"
+    first_agent = min(t["steps"]["agent"]["started"] for t in calc_project.trials().values())
+    assert first_agent < float(at)
+    assert {t["status"] for t in calc_project.trials().values()} == {"done"}
+    result.stdout.fnmatch_lines(["*2 workers [[]2 items[]]*"])
+
+
+def test_workers_up_late_retry_the_trials_the_controller_found_failed(
+    calc_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retried trial that is done before the second worker collects is still the one the run retries."""
+    fixed = calc_project.path.parent / f"{calc_project.path.name}-fixed"
+    agent = f"test -e {fixed} && {GOOD_AGENT}"  # fails until the flag exists
+    spec_data = calc_project.calc_spec(one=agent, two=agent)
+    spec_data["sandbox"] = "none"  # the agents look for the flag outside their worktrees
+    spec = calc_project.variants(spec_data)
+    results = calc_project.experiment_dir() / "results"
+    note = slow_second_worker(calc_project, f"{results}/*_progress.json", monkeypatch)
+    monkeypatch.delenv("WAIT_FOR")  # the first run: no worker waits
+    assert calc_project.explore("--variants", spec, "-n", "2").ret == 1
+    assert {t["status"] for t in calc_project.trials().values()} == {"agent_failed"}
+
+    fixed.touch()
+    monkeypatch.setenv("WAIT_FOR", f"{results}/*_progress.json")
+    retry = calc_project.explore("--variants", spec, "-n", "2", "--explore-retry-failed")
+
+    assert retry.ret == 0, retry.stdout.str()
+    assert note.read_text().rpartition(" ")[0] == "seen", "the second worker collected once a retried trial ended"
+    trials = calc_project.trials()
+    assert {name: [a["status"] for a in t["attempts"]] for name, t in trials.items()} == {
+        "one": ["agent_failed", "done"],
+        "two": ["agent_failed", "done"],
+    }

@@ -21,3 +21,5 @@ VARIANTS_INPUT = "explore_variants_input"
 BASE_COMMIT_KEY = "explore_base_commit"
 #: workerinput key that carries the controller's snapshot of the repository to xdist workers.
 REPO_STATE_INPUT = "explore_repo_state"
+#: workerinput key that carries the trials ``--explore-retry-failed`` runs again, as the controller found them.
+RETRY_SELECTION_INPUT = "explore_retry_selection"

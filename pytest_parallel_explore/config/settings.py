@@ -28,7 +28,8 @@ from ..model.spec import (
 from .checks import parse_duration
 from .defaults import DEFAULT_DIR, DEFAULT_MAX_CONCURRENT, DEFAULT_SCORE_COMMAND, DEFAULT_SCORE_TIMEOUT, DEFAULT_TIMEOUT
 from .keys import VARIANTS_INPUT_KEY
-from .variants import Backends, SpecError, VariantsInput, load_spec, read_variants
+from .reading import VariantsInput, read_variants
+from .variants import Backends, SpecError, load_spec
 
 
 def resolve_workspace(config: pytest.Config) -> Workspace:

@@ -81,8 +81,9 @@ class LiveView:
         return LiveView(writer, experiment, in_place=in_place)
 
     def start(self) -> None:
-        self._started = True
-        self._redraw()
+        if not self._started:
+            self._started = True
+            self._redraw()
 
     def update(self, record: TrialRecord) -> bool:
         """Take a trial's saved record into the view; True when its step changed."""

@@ -28,7 +28,9 @@ from typing import Any
 
 import pytest
 
-from ..config.keys import BASE_COMMIT_KEY, REPO_STATE_INPUT, REPO_STATE_KEY, VARIANTS_INPUT, VARIANTS_INPUT_KEY
+from ..config.keys import (
+    REPO_STATE_KEY,
+)
 from ..model.frozen import snapshot
 from ..model.jsonfile import write_json
 from ..model.record import RECORD_PROPERTY, TrialRecord, load_records, save, try_load
@@ -105,9 +107,17 @@ class ExploreController:
     def pytest_runtest_logstart(self) -> Generator[None, object, object]:
         with self.terminal():
             result = yield
-        if self.live is not None:
-            self.live.start()  # pytest's collection lines are out: the block may be drawn from now on
+        self._start_live()
         return result
+
+    def _start_live(self) -> None:
+        """Draw the live block from now on, once pytest's collection lines are out.
+
+        Under xdist that is once every worker has collected: trials start on the first workers up
+        (see ``workers``), while xdist still rewrites its status line and then ends it.
+        """
+        if self.live is not None and self.workers_up.is_set():
+            self.live.start()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logfinish(self) -> Generator[None, object, object]:
@@ -153,6 +163,8 @@ class ExploreController:
                 self._show(record)
         if self.live is not None:
             self.live.tick()
+            if self.live.running:
+                self._start_live()
         if self._report_due and time.monotonic() - self._report_written >= self._report_gap:
             self._write_live_report()
 
@@ -351,37 +363,3 @@ class MainThreadTicks:
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join()
-
-
-class XdistHooks:
-    """The controller's xdist hooks, registered only when xdist runs the trials."""
-
-    def __init__(self, controller: ExploreController) -> None:
-        self.controller = controller
-
-    def pytest_configure_node(self, node: Any) -> None:
-        """Every worker branches from the commit resolved here and runs the variants read here."""
-        node.workerinput[BASE_COMMIT_KEY] = self.controller.settings.base_commit
-        variants = self.controller.config.stash.get(VARIANTS_INPUT_KEY, None)
-        if variants is not None:
-            node.workerinput[VARIANTS_INPUT] = variants
-        state = self.controller.config.stash.get(REPO_STATE_KEY, None)
-        if state is not None:
-            node.workerinput[REPO_STATE_INPUT] = state.to_json()
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_testnodeready(self) -> Generator[None, object, object]:
-        with self.controller.terminal():  # xdist's reporter writes its status line here
-            return (yield)
-
-    def pytest_xdist_node_collection_finished(self, node: Any, ids: Any) -> None:
-        self.controller.worker_settled()
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_testnodedown(self, node: Any, error: Any) -> Generator[None, object, object]:
-        """A worker died: stop what its trial left running now, rather than at the end."""
-        self.controller.worker_settled()
-        if error:
-            self.controller.say(recover_interrupted(self.controller.settings, only_dead_owners=True))
-        with self.controller.terminal():
-            return (yield)

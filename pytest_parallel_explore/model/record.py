@@ -377,6 +377,11 @@ def try_load(path: Path) -> TrialRecord | None:
         return None
 
 
+def retry_selection(paths: ExperimentPaths, trials: Iterable[str]) -> list[str]:
+    """The trials among ``trials`` that ``--explore-retry-failed`` runs again (:attr:`TrialRecord.retry_selected`)."""
+    return [record.name for record in load_records(paths, trials) if record.retry_selected]
+
+
 def load_records(paths: ExperimentPaths, trials: Iterable[str] | None = None) -> list[TrialRecord]:
     """The saved records of ``trials`` (default: every trial with a progress file)."""
     if trials is None:

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from ..config.keys import SETTINGS_KEY
+from ..config.keys import RETRY_SELECTION_INPUT, SETTINGS_KEY
 from ..model.names import node_id
-from ..model.record import RECORD_PROPERTY, Status, try_load
+from ..model.record import RECORD_PROPERTY, Status, retry_selection
 from ..model.settings import Settings, Trial
 from .trial import TrialRunner
 
@@ -76,28 +76,26 @@ def collect_trials(session: pytest.Session) -> list[pytest.Item]:
 
 
 def select_trials(session: pytest.Session, items: list[pytest.Item]) -> list[pytest.Item]:
-    """The items asked for: node-id arguments, ``--explore-retry-failed``, then ``-k``/``-m`` as usual."""
+    """The items asked for: node-id arguments, ``--explore-retry-failed``, then ``-k``/``-m`` as usual.
+
+    Under xdist the trials to retry are the controller's (``RETRY_SELECTION_INPUT``): a worker that
+    collects after another's trial ended must not find that trial no longer failed.
+    """
     config = session.config
     settings = config.stash[SETTINGS_KEY]
     wanted = _selected_ids(config, {item.nodeid for item in items})
     if wanted is not None:
         items = [item for item in items if item.nodeid in wanted]
     if settings.retry_failed:
-        failed = _failed_trials(settings)
-        config.hook.pytest_deselected(items=[item for item in items if item.name not in failed])
-        items = [item for item in items if item.name in failed]
+        workerinput = getattr(config, "workerinput", None) or {}
+        names = workerinput.get(RETRY_SELECTION_INPUT)
+        if names is None:
+            names = retry_selection(settings.paths, [trial.name for trial in settings.trials])
+        retried = {f"{settings.experiment}[{name}]" for name in names}
+        config.hook.pytest_deselected(items=[item for item in items if item.name not in retried])
+        items = [item for item in items if item.name in retried]
     config.hook.pytest_collection_modifyitems(session=session, config=config, items=items)
     return items
-
-
-def _failed_trials(settings: Settings) -> set[str]:
-    """Item names of the trials to retry: failed or timed out, or still without an outcome (missing)."""
-    failed = set()
-    for trial in settings.trials:
-        record = try_load(settings.paths.trial_file(trial.name, "_progress.json"))
-        if record is not None and record.retry_selected:
-            failed.add(f"{settings.experiment}[{trial.name}]")
-    return failed
 
 
 def _selected_ids(config: pytest.Config, known: set[str]) -> set[str] | None:
