@@ -20,6 +20,7 @@ import pytest
 from pytest_parallel_explore.agents.registry import BUILTIN_BACKENDS
 from pytest_parallel_explore.config.reading import read_variants
 from pytest_parallel_explore.config.settings import resolve_settings, usable_cpus
+from pytest_parallel_explore.controller.workers import ReadyFirstScheduling
 from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 
 BURN_TEST = """
@@ -272,3 +273,67 @@ def test_workers_up_late_retry_the_trials_the_controller_found_failed(
         "one": ["agent_failed", "done"],
         "two": ["agent_failed", "done"],
     }
+
+
+class FakeWorker:
+    """What xdist's schedulers use of a worker: the items sent, and whether it was told no more come."""
+
+    def __init__(self, name: str) -> None:
+        self.gateway = type("Gateway", (), {"id": name})()
+        self.sent: list[int] = []
+        self.shutting_down = False
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent += indices
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def ready_first(pytester: pytest.Pytester, workers: int) -> tuple[ReadyFirstScheduling, list[FakeWorker]]:
+    scheduler = ReadyFirstScheduling(pytester.parseconfig("--tx", f"{workers}*popen", "--dist", "worksteal"))
+    nodes = [FakeWorker(f"gw{i}") for i in range(workers)]
+    for node in nodes:
+        scheduler.add_node(node)
+    return scheduler, nodes
+
+
+def test_each_worker_takes_its_share_as_it_collects_and_one_trial_starts_at_once(pytester: pytest.Pytester) -> None:
+    scheduler, (first, second, third) = ready_first(pytester, 3)
+    trials = [f"explore::x[t{i}]" for i in range(5)]
+
+    scheduler.add_node_collection(first, trials)
+    assert (first.sent, first.shutting_down) == ([0, 1], False), "a share of 5 among 3: the first up takes 2"
+    assert not scheduler.has_pending, "xdist still shows 'N workers [M items]' once all are up"
+    scheduler.add_node_collection(second, trials)
+    assert second.sent == [2, 3]
+    scheduler.add_node_collection(third, trials)
+    assert scheduler.collection_is_completed
+    scheduler.schedule()  # as xdist does once the last worker has collected
+    assert (third.sent, third.shutting_down) == ([4], True), "a worker holding one trial is told none follows"
+    assert scheduler.has_pending
+
+    scheduler, (one, _) = ready_first(pytester, 2)
+    scheduler.add_node_collection(one, trials[:2])
+    assert (one.sent, one.shutting_down) == ([0], True), "one trial each: it starts before the other worker is up"
+
+
+def test_a_worker_that_collected_other_trials_is_reported_and_the_rest_is_not_handed_out(
+    pytester: pytest.Pytester,
+) -> None:
+    failed: list[pytest.CollectReport] = []
+
+    class Reports:
+        def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+            failed.extend([report] if report.failed else [])
+
+    scheduler, (first, second) = ready_first(pytester, 2)
+    scheduler.config.pluginmanager.register(Reports())
+    scheduler.add_node_collection(first, ["explore::x[a]", "explore::x[b]"])
+    scheduler.add_node_collection(second, ["explore::x[a]"])
+    scheduler.schedule()
+
+    assert [r.nodeid for r in failed] == ["gw1"]
+    assert (first.sent, second.sent, second.shutting_down) == ([0], [], True)
+    scheduler.mark_test_complete(first, 0)
+    assert scheduler.tests_finished, "nothing is left waiting for a worker that will never take it"
