@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_explore.isolation import procs
+from pytest_parallel_explore.isolation import limits, procs
 from pytest_parallel_explore.isolation.procs import clean_env, run_owned
 from pytest_parallel_explore.isolation.sandbox import Sandbox, SandboxUnavailable
 from pytest_parallel_explore.model.limits import Limits
@@ -238,6 +238,31 @@ def test_a_burst_of_writes_between_two_walks_of_a_big_tree_is_caught(tmp_path: P
             os.makedirs(work / f"t{i}" / str(j))
     sandbox = Sandbox(writable=(work,), limits=Limits(disk=8 << 20, memory=None))
     finished = sandboxed(BURST, sandbox, cwd=work)
+    assert finished.limit == "disk 8M", finished.stdout
+    assert "SURVIVED" not in finished.stdout
+
+
+def test_the_first_walk_of_a_commands_folders_waits_for_the_disk_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most commands, suites included, end within a second: they cost no walk of their folders."""
+    walks: list[tuple[Path, ...]] = []
+    walk = limits.folder_bytes
+    monkeypatch.setattr(limits, "folder_bytes", lambda folders: walks.append(tuple(folders)) or walk(folders))
+    monkeypatch.setattr(limits, "DISK_POLL_SECONDS", 5.0)
+    sandbox = Sandbox(isolated=False, writable=(tmp_path,), limits=Limits(disk=8 << 20, memory=None))
+    finished = sandboxed("sleep 0.5; echo done", sandbox, cwd=tmp_path)
+    assert finished.stdout == "done\n"
+    assert walks == [], "walked before the disk poll was due"
+
+
+def test_a_burst_past_the_disk_limit_before_the_first_walk_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until the first walk the folders count as empty: the filesystems growing by the limit brings it at once."""
+    monkeypatch.setattr(limits, "DISK_POLL_SECONDS", 60.0)
+    sandbox = Sandbox(isolated=False, writable=(tmp_path,), limits=Limits(disk=8 << 20, memory=None))
+    finished = sandboxed(BURST.replace("sleep 1\n", ""), sandbox, cwd=tmp_path)
     assert finished.limit == "disk 8M", finished.stdout
     assert "SURVIVED" not in finished.stdout
 
