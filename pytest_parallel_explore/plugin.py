@@ -160,7 +160,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.pluginmanager.register(items, "explore-items")
     if workerinput is None:
-        from .controller.runstart import check_run
+        from .controller.runstart import check_run, every_trial_sandboxed
         from .controller.session import ExploreController
         from .controller.workers import XdistHooks
 
@@ -169,7 +169,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if distributed:
             config.pluginmanager.register(XdistHooks(controller), "explore-xdist")
             limit = min(settings.max_concurrent, len(settings.trials))
-            _schedule_workers(config, limit, race=settings.race is not None)
+            _schedule_workers(config, limit, race=settings.race is not None, replace=every_trial_sandboxed(settings))
 
 
 def _distributed(config: pytest.Config) -> bool:
@@ -198,8 +198,12 @@ def _interrupt_on_sigterm(config: pytest.Config) -> None:
     config.add_cleanup(restore)
 
 
-def _schedule_workers(config: pytest.Config, limit: int, *, race: bool = False) -> None:
+def _schedule_workers(config: pytest.Config, limit: int, *, race: bool = False, replace: bool = True) -> None:
     """At most ``limit`` xdist workers, and no trial queued behind a busy one while another idles.
+
+    ``replace``: a worker that dies is replaced by a new one.  Not when anything of the run works
+    without a sandbox: the new worker would read the ini and conftest files an agent could have
+    changed meanwhile; the dead worker's trials are then reported as not run.
 
     A race keeps xdist's ``load`` scheduling, which hands the items out one by one in their
     round-robin order: ``worksteal`` would give each worker a contiguous half, so one worker would
@@ -212,3 +216,5 @@ def _schedule_workers(config: pytest.Config, limit: int, *, race: bool = False) 
         config.option.numprocesses = limit
     if getattr(config.option, "dist", "no") == "load" and not race:
         config.option.dist = "worksteal"
+    if not replace:
+        config.option.maxworkerrestart = "0"

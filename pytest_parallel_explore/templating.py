@@ -101,13 +101,13 @@ def render(name: str, **context: Any) -> str:
     return _environment().get_template(name).render(**context)
 
 
-def render_file(path: Path, **context: Any) -> str:
-    """Render a user's template file with the same settings as the package's own."""
-    return _environment().from_string(path.read_text(encoding="utf-8")).render(**context)
+def render_text(text: str, **context: Any) -> str:
+    """Render a user's template (read when the variants file was) with the same settings as the package's own."""
+    return _environment().from_string(text).render(**context)
 
 
-def template_problem(path: Path, variables: Collection[str] = PROMPT_VARIABLES) -> str | None:
-    """What is wrong with the user's template file (its syntax, a variable it cannot have), or None.
+def template_problem(text: str, variables: Collection[str] = PROMPT_VARIABLES) -> str | None:
+    """What is wrong with the user's template (its syntax, a variable it cannot have), or None.
 
     Checked when the variants file is read, so a typo stops the run before any trial rather than
     failing every trial at its agent step.
@@ -116,9 +116,7 @@ def template_problem(path: Path, variables: Collection[str] = PROMPT_VARIABLES) 
 
     environment = _environment()
     try:
-        parsed = environment.parse(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        return "not UTF-8 text"
+        parsed = environment.parse(text)
     except jinja2.TemplateSyntaxError as exc:
         return f"line {exc.lineno}: {exc.message}"
     unknown = sorted(jinja2.meta.find_undeclared_variables(parsed) - {*variables, *environment.globals})

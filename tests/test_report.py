@@ -377,6 +377,16 @@ def test_checkout_changes_are_a_visible_warning(results: dict[str, Any]) -> None
     assert "checkout-changes" not in Page(render({**results, "checkout_changes": []}, {})).texts
 
 
+def test_trials_that_did_not_run_are_a_visible_warning_with_the_command_that_runs_them(
+    results: dict[str, Any],
+) -> None:
+    results["not_run"] = ["good <b>"]
+    page = Page(render(results, {}))
+    assert page.texts["not-run"].startswith("Warning: 1 selected trials never started")
+    assert "good <b>" in page.texts["not-run"] and "'explore::" in page.texts["not-run"]
+    assert "not-run" not in Page(render({**results, "not_run": []}, {})).texts
+
+
 def test_long_diffs_are_cut_and_point_to_the_patch_file(results: dict[str, Any]) -> None:
     patch = PATCH + "".join(f"+line {i}\n" for i in range(MAX_DIFF_LINES + 50))
     page = Page(render(results, {"good": patch}))

@@ -337,3 +337,42 @@ def test_a_worker_that_collected_other_trials_is_reported_and_the_rest_is_not_ha
     assert (first.sent, second.sent, second.shutting_down) == ([0], [], True)
     scheduler.mark_test_complete(first, 0)
     assert scheduler.tests_finished, "nothing is left waiting for a worker that will never take it"
+
+
+#: gw1 dies as it starts, once gw0 has collected (so the run knows which trials it was to run).
+DIES_AFTER_THE_FIRST_COLLECTS = """
+import os, pathlib, time
+
+
+def pytest_collection_finish(session):
+    if os.environ.get("PYTEST_XDIST_WORKER") == "gw0":
+        pathlib.Path(os.environ["COLLECTED"]).touch()
+
+
+if os.environ.get("PYTEST_XDIST_WORKER") == "gw1":
+    end = time.monotonic() + 30  # a bound, not a synchronisation
+    while not pathlib.Path(os.environ["COLLECTED"]).exists() and time.monotonic() < end:
+        time.sleep(0.02)
+    os._exit(3)
+"""
+
+
+def test_trials_no_worker_ran_are_named_and_fail_the_run(
+    calc_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a sandbox a lost worker is not replaced: the trials that never ran are said, and CI hears of it."""
+    calc_project.write({"conftest.py": DIES_AFTER_THE_FIRST_COLLECTS})
+    calc_project.commit("a conftest with which the second worker dies as it starts")
+    monkeypatch.setenv("COLLECTED", str(calc_project.path.parent / f"{calc_project.path.name}-collected"))
+    spec = calc_project.calc_spec(good=GOOD_AGENT, also=GOOD_AGENT)
+    spec["sandbox"] = "none"
+
+    result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "2")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(["*worker gw1 crashed and worker restarting disabled*"])
+    result.stdout.fnmatch_lines(["*warning: 2 trials did not run: good, also; run the same command again*"])
+    assert calc_project.results()["not_run"] == ["good", "also"]
+    summary = (calc_project.experiment_dir() / "results" / "summary.md").read_text()
+    assert "## Warning: trials did not run" in summary
+    assert "'explore::calc[good]' 'explore::calc[also]'" in summary, "the command that runs them"

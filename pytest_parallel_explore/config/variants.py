@@ -141,12 +141,17 @@ def validate(
     limits = parse_limits(data.get("limits", {}), Limits(), "limits", problems)
     template = optional(data, "prompt_template", str, "a path to a jinja2 template", "", problems)
     template_path = (base_dir / template).resolve() if template else None
+    template_text = None
     if template_path is not None and not template_path.is_file():
         problems.append(f"prompt_template: no such file: {template_path}")
     elif template_path is not None:
         from ..templating import template_problem  # here: jinja2 is imported only for a template of the user's
 
-        problem = template_problem(template_path)
+        try:  # read once: every trial's prompt is rendered from this text, whatever the file says later
+            template_text = template_path.read_text(encoding="utf-8")
+            problem = template_problem(template_text)
+        except UnicodeDecodeError:
+            problem = "not UTF-8 text"
         if problem:
             problems.append(f"prompt_template: {template_path}: {problem}")
 
@@ -171,7 +176,7 @@ def validate(
         max_cost_usd=float(max_cost) if max_cost is not None else None,
         score=score,
         worktree=worktree,
-        prompt_template=template_path,
+        prompt_template=template_text,
         sandbox=sandbox,
         limits=limits,
     )

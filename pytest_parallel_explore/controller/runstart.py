@@ -184,11 +184,17 @@ def snapshot_repository(config: pytest.Config, settings: Settings) -> repostate.
     store = open_store(settings.paths.store)
     holdout = keep_holdout(settings.scoring, git, store)
     files = None
-    if not all(wanted(settings.sandbox_of(t.variant).mode) for t in settings.trials):
+    if not every_trial_sandboxed(settings):
         basetemp = config.getoption("basetemp", None)
         excluded = [settings.workspace.explore_dir, *([Path(basetemp).resolve()] if basetemp else [])]
         files = checkoutstate.capture(git, root, store, excluded)
     return dataclasses.replace(state, holdout=holdout, checkout=files, store=str(store.git_dir))
+
+
+def every_trial_sandboxed(settings: Settings) -> bool:
+    """Whether every agent and every scored run works in bubblewrap: nothing of the run can write your checkout."""
+    modes = [settings.sandbox.mode, *(settings.sandbox_of(t.variant).mode for t in settings.trials)]
+    return all(wanted(mode) for mode in modes)
 
 
 def experiment_info(settings: Settings, check: RunCheck) -> ExperimentInfo:

@@ -28,11 +28,10 @@ from typing import Any
 
 import pytest
 
-from ..config.keys import (
-    REPO_STATE_KEY,
-)
+from ..config.keys import REPO_STATE_KEY
 from ..model.frozen import snapshot
 from ..model.jsonfile import write_json
+from ..model.names import node_id
 from ..model.record import RECORD_PROPERTY, TrialRecord, load_records, save, try_load
 from ..model.settings import Settings
 from ..repo import checkoutstate, gitops, repostate
@@ -70,6 +69,8 @@ class ExploreController:
         self._report_gap = LIVE_REPORT_SECONDS
         self.workers_up = threading.Event()  # set once every xdist worker has collected (or died)
         self._workers_settled = 0
+        self._selected: set[str] | None = None  # the node ids xdist's first worker collected
+        self._ran: set[str] = set()  # the node ids of every item reported (crashed ones too)
         if not distributed:
             self.workers_up.set()
 
@@ -87,6 +88,18 @@ class ExploreController:
         self._report_due = not self.config.getoption("collectonly")
         if self.distributed:
             self.ticks = MainThreadTicks.start(self.config, self.poll)
+
+    def worker_collected(self, ids: list[str]) -> None:
+        """What the run is to do: every worker collects the same trials."""
+        if self._selected is None:
+            self._selected = set(ids)
+
+    def _not_run(self, session: pytest.Session) -> list[str]:
+        """Trials collected under xdist whose item never ran: a worker was lost, or none could start."""
+        if self._selected is None or session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            return []
+        ids = self._selected - self._ran
+        return [t.name for t in self.settings.trials if node_id(self.settings.experiment, t.name) in ids]
 
     def worker_settled(self) -> None:
         """One more xdist worker has collected, or is gone: once all have, the run's start is over."""
@@ -127,6 +140,7 @@ class ExploreController:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, object, object]:
         """Keep each trial's final record as the process that ran it reported it (see ``items``)."""
+        self._ran.add(report.nodeid)
         for name, value in report.user_properties:
             if name == RECORD_PROPERTY and isinstance(value, str):
                 record = TrialRecord.from_json(json.loads(value))
@@ -245,7 +259,12 @@ class ExploreController:
             changed = checkoutstate.snapshot_changes(self.prepared.checkout, now)
         if changed:
             self.say([f"warning: the main checkout changed while the trials ran: {', '.join(changed)}"])
-        self.info = dataclasses.replace(self.info, checkout_changes=changed)
+        not_run = self._not_run(session)
+        if not_run:
+            self.say([f"warning: {len(not_run)} trials did not run: {', '.join(not_run)}; run the same command again"])
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED  # CI must hear of it
+        self.info = dataclasses.replace(self.info, checkout_changes=changed, not_run=not_run)
         write_json(self.settings.paths.experiment_json, self.info.to_json())
         records = load_records(self.settings.paths, [t.name for t in self.settings.trials])
         # Said now, not only in the summary: it is about the user's own changes.

@@ -40,6 +40,7 @@ from ..config.keys import (
 )
 from ..model.record import retry_selection
 from .recovery import recover_interrupted
+from .runstart import every_trial_sandboxed
 
 if TYPE_CHECKING:
     from .session import ExploreController
@@ -107,8 +108,14 @@ class XdistHooks:
         self._retried: list[str] | None = None
 
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
-        """Trials go to each worker as soon as it is up, unless another scheduling was asked."""
-        return ReadyFirstScheduling(config, log) if config.getoption("dist", "no") == "worksteal" else None
+        """Trials go to each worker as soon as it is up, unless another scheduling was asked.
+
+        Not when anything of the run works without a sandbox: it could change what a worker
+        still starting reads (the ini, a conftest, the index), so every worker starts first.
+        """
+        if config.getoption("dist", "no") != "worksteal" or not every_trial_sandboxed(self.controller.settings):
+            return None
+        return ReadyFirstScheduling(config, log)
 
     def pytest_configure_node(self, node: Any) -> None:
         """Every worker branches from the commit resolved here and runs the trials selected here."""
@@ -131,6 +138,7 @@ class XdistHooks:
             return (yield)
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: Any) -> None:
+        self.controller.worker_collected(list(ids))
         self.controller.worker_settled()
 
     @pytest.hookimpl(wrapper=True)

@@ -113,7 +113,7 @@ class Settings:
     source: str  # where the variants came from (a file's path, or e.g. "--variants 3"): errors name it
     task: str | None
     variants: tuple[VariantSpec, ...]  # every variant of the experiment, selected for this run or not
-    prompt_template: Path | None
+    prompt_template: str | None  # the template's text, read with the variants file
     workspace: Workspace
     base: str
     base_commit: str

@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 from .limits import Limits
@@ -120,7 +119,7 @@ class ExperimentSpec:
     max_cost_usd: float | None = None
     score: ScoreSpec = dataclasses.field(default_factory=ScoreSpec)
     worktree: WorktreeSpec = dataclasses.field(default_factory=WorktreeSpec)
-    prompt_template: Path | None = None
+    prompt_template: str | None = None  # the template's text, read with the variants file
     sandbox: SandboxSpec = dataclasses.field(default_factory=SandboxSpec)
     limits: Limits = dataclasses.field(default_factory=Limits)
 
@@ -141,7 +140,7 @@ def variant_hash(spec: ExperimentSpec, variant: VariantSpec, extra: Mapping[str,
         "variant": dataclasses.asdict(variant),
         # Whether scores may come from the cache, or how many suites run at once, does not change them.
         "score": {k: v for k, v in dataclasses.asdict(spec.score).items() if k not in SCHEDULING_KEYS},
-        "template": spec.prompt_template.read_text() if spec.prompt_template else None,
+        "template": spec.prompt_template,
         **extra,
     }
     blob = json.dumps(payload, sort_keys=True, default=str)

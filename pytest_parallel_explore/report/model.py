@@ -49,6 +49,7 @@ class ExperimentInfo:
     sandbox: str | None = None
     repository_changes: list[str] = dataclasses.field(default_factory=list)
     checkout_changes: list[str] = dataclasses.field(default_factory=list)
+    not_run: list[str] = dataclasses.field(default_factory=list)  # selected, but no worker ran them
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -74,6 +75,7 @@ class ExperimentInfo:
             sandbox=fields.text("sandbox", None),
             repository_changes=fields.names("repository_changes", []),
             checkout_changes=fields.names("checkout_changes", []),
+            not_run=fields.names("not_run", []),
         )
 
     def merged(self, trial_names: list[str]) -> ExperimentInfo:
@@ -86,6 +88,7 @@ class ExperimentInfo:
             sandbox_warning=None,
             repository_changes=[],
             checkout_changes=[],
+            not_run=[],
         )
 
 
@@ -155,8 +158,9 @@ class Results:
 
     @property
     def rerun_command(self) -> str:
-        """The command that runs the missing trials again ("" when none is missing)."""
+        """The command that runs the missing trials again, and those that did not run ("" when none)."""
         names = [t.name for t in self.missing]
+        names += [name for name in self.info.not_run if name not in names]
         return retry_command(self.info.experiment, self.info.source, names) if names else ""
 
     def to_json(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 
 from ..config.keys import SETTINGS_KEY
 from ..model.settings import TrialView
-from ..templating import render, render_file
+from ..templating import render, render_text
 
 
 @pytest.hookimpl(trylast=True)
@@ -29,5 +29,5 @@ def pytest_explore_prompt(config: pytest.Config, trial: TrialView, task: str) ->
         "score_command": settings.score.command.replace("{python}", "python"),
     }
     if settings.prompt_template is not None:
-        return render_file(settings.prompt_template, **context)
+        return render_text(settings.prompt_template, **context)
     return render("prompt.md.j2", **context)
