@@ -21,6 +21,7 @@ from pytest_parallel_explore.agents.registry import BUILTIN_BACKENDS
 from pytest_parallel_explore.config.reading import read_variants
 from pytest_parallel_explore.config.settings import resolve_settings, usable_cpus
 from pytest_parallel_explore.controller.workers import ReadyFirstScheduling
+from tests.agent_clis import needs_bwrap
 from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 
 BURN_TEST = """
@@ -189,52 +190,52 @@ def test_workers_run_the_variants_the_controller_read_though_the_file_changes_as
     assert {name: t["score"] for name, t in calc_project.trials().items()} == {"good": 1.0, "also": 1.0}
 
 
-#: gw1 starts slow: it collects only once a file matching $WAIT_FOR says "done" (or holds anything, when
-#: the pattern names no progress file), waiting at most 30 s, and notes which happened in $WAIT_NOTE.
+#: gw1 starts slow: it collects only once a progress record matching $WAIT_FOR has one of the
+#: statuses in $WAIT_STATUSES (a trial's agent has started, or it is done), waiting at most 30 s,
+#: and notes which happened in $WAIT_NOTE.  The records are the workers' own: it needs nothing of the
+#: agents, which work sandboxed (the early hand-out is for runs with nothing unsandboxed).
 SLOW_SECOND_WORKER = """
 import glob, json, os, pathlib, time
 
 
-def _ready(path):
-    if not path.endswith("_progress.json"):
-        return True
-    try:
-        return json.loads(pathlib.Path(path).read_text())["status"] == "done"
-    except (OSError, ValueError, KeyError):
-        return False
+def _ready():
+    for path in glob.glob(os.environ["WAIT_FOR"]):
+        try:
+            if json.loads(pathlib.Path(path).read_text())["status"] in os.environ["WAIT_STATUSES"].split(","):
+                return True
+        except (OSError, ValueError, KeyError):
+            pass
+    return False
 
 
 def pytest_sessionstart(session):
     if os.environ.get("PYTEST_XDIST_WORKER") != "gw1" or "WAIT_FOR" not in os.environ:
         return
     end = time.monotonic() + 30  # a bound, not a synchronisation: without early hand-out nothing comes
-    while not any(_ready(p) for p in glob.glob(os.environ["WAIT_FOR"])) and time.monotonic() < end:
+    while not _ready() and time.monotonic() < end:
         time.sleep(0.02)
-    seen = any(_ready(p) for p in glob.glob(os.environ["WAIT_FOR"]))
-    pathlib.Path(os.environ["WAIT_NOTE"]).write_text(f"{'seen' if seen else 'timed out'} {time.time()}")
+    pathlib.Path(os.environ["WAIT_NOTE"]).write_text(f"{'seen' if _ready() else 'timed out'} {time.time()}")
 """
 
 
-def slow_second_worker(project: Project, waits_for: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Commit :data:`SLOW_SECOND_WORKER`; set it waiting for ``waits_for``; the path of its note."""
+def slow_second_worker(project: Project, statuses: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Commit :data:`SLOW_SECOND_WORKER`; set it waiting for a trial with one of ``statuses``; its note's path."""
     project.write({"conftest.py": SLOW_SECOND_WORKER})
     project.commit("a conftest that holds the second xdist worker back")
     note = project.path.parent / f"{project.path.name}-gw1"
-    monkeypatch.setenv("WAIT_FOR", waits_for)
+    monkeypatch.setenv("WAIT_FOR", str(project.experiment_dir() / "results" / "*_progress.json"))
+    monkeypatch.setenv("WAIT_STATUSES", statuses)
     monkeypatch.setenv("WAIT_NOTE", str(note))
     return note
 
 
+@needs_bwrap
 def test_a_trial_starts_on_the_first_worker_up_without_waiting_for_the_others(
     calc_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The second worker collects only once an agent has run: so an agent must run before it is up."""
-    marks = calc_project.path.parent / f"{calc_project.path.name}-marks"
-    marks.mkdir()
-    note = slow_second_worker(calc_project, f"{marks}/*", monkeypatch)
-    agent = f'touch {marks}/"$EXPLORE_TRIAL" && {GOOD_AGENT}'
-    spec = calc_project.calc_spec(good=agent, also=agent)
-    spec["sandbox"] = "none"  # the agents mark outside their worktrees
+    """The second worker collects only once an agent has started: so one must start before it is up."""
+    note = slow_second_worker(calc_project, "agent,score,done", monkeypatch)
+    spec = calc_project.calc_spec(good=GOOD_AGENT, also=GOOD_AGENT)
 
     result = calc_project.explore("--variants", calc_project.variants(spec), "-n", "2")
 
@@ -247,23 +248,23 @@ def test_a_trial_starts_on_the_first_worker_up_without_waiting_for_the_others(
     result.stdout.fnmatch_lines(["*2 workers [[]2 items[]]*"])
 
 
+@needs_bwrap
 def test_workers_up_late_retry_the_trials_the_controller_found_failed(
-    calc_project: Project, monkeypatch: pytest.MonkeyPatch
+    calc_project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A retried trial that is done before the second worker collects is still the one the run retries."""
-    fixed = calc_project.path.parent / f"{calc_project.path.name}-fixed"
-    agent = f"test -e {fixed} && {GOOD_AGENT}"  # fails until the flag exists
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    agent = f"test -e ~/state/fixed && {GOOD_AGENT}"  # fails until the flag exists
     spec_data = calc_project.calc_spec(one=agent, two=agent)
-    spec_data["sandbox"] = "none"  # the agents look for the flag outside their worktrees
+    spec_data["sandbox"] = {"home": ["~/state"]}  # the agents see the flag, read-only
     spec = calc_project.variants(spec_data)
-    results = calc_project.experiment_dir() / "results"
-    note = slow_second_worker(calc_project, f"{results}/*_progress.json", monkeypatch)
+    note = slow_second_worker(calc_project, "done", monkeypatch)
     monkeypatch.delenv("WAIT_FOR")  # the first run: no worker waits
     assert calc_project.explore("--variants", spec, "-n", "2").ret == 1
     assert {t["status"] for t in calc_project.trials().values()} == {"agent_failed"}
 
-    fixed.touch()
-    monkeypatch.setenv("WAIT_FOR", f"{results}/*_progress.json")
+    (tmp_path / "home" / "state" / "fixed").touch()
+    monkeypatch.setenv("WAIT_FOR", str(calc_project.experiment_dir() / "results" / "*_progress.json"))
     retry = calc_project.explore("--variants", spec, "-n", "2", "--explore-retry-failed")
 
     assert retry.ret == 0, retry.stdout.str()
