@@ -250,7 +250,8 @@ def test_the_first_walk_of_a_commands_folders_waits_for_the_disk_poll(
     walk = limits.folder_bytes
     monkeypatch.setattr(limits, "folder_bytes", lambda folders: walks.append(tuple(folders)) or walk(folders))
     monkeypatch.setattr(limits, "DISK_POLL_SECONDS", 5.0)
-    sandbox = Sandbox(isolated=False, writable=(tmp_path,), limits=Limits(disk=8 << 20, memory=None))
+    # The default 20G: what other processes write meanwhile (the rest of this suite) brings no walk early.
+    sandbox = Sandbox(isolated=False, writable=(tmp_path,), limits=Limits(disk=20 << 30, memory=None))
     finished = sandboxed("sleep 0.5; echo done", sandbox, cwd=tmp_path)
     assert finished.stdout == "done\n"
     assert walks == [], "walked before the disk poll was due"
