@@ -3,7 +3,10 @@
 Registered only when xdist runs the trials (:class:`XdistHooks`).  Every
 worker gets the base commit, the repository's snapshot, the variants as the
 controller read them and the trials ``--explore-retry-failed`` selected, so
-what changes on disk while workers start changes nothing they run.
+a variants file or a record changed while workers start changes nothing they
+run.  What else a worker reads as it starts (the ini, conftest files, the
+index) only a run with something unsandboxed lets an agent change: such a
+run hands out nothing early and replaces no dead worker.
 
 xdist hands out no item until every worker has collected, so each trial waits
 for the slowest worker's start: at ``-n 3`` on 2 cores, the last worker is up
