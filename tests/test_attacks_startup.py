@@ -8,9 +8,9 @@ run with anything unsandboxed starts no worker after an agent: trials wait until
 worker is up, and a worker that dies is not replaced.  Each test asserts that a later
 worker runs what the controller read, whatever the early agent did.
 
-Found by a review given the threat model only; a fifth attack of that review (a
-main-checkout change blamed on the trial whose check comes first) is a documented gap:
-"per trial where it can be told" (README).
+Found by a review given the threat model only; its fifth attack (a main-checkout
+change blamed on the trial whose check comes first) is
+``test_a_main_checkout_change_is_not_blamed_on_a_trial_that_ran_beside_its_maker``.
 
 The second worker is made to start late: the committed root ``conftest.py``
 (:data:`LATE_SECOND_WORKER`) holds ``gw1`` at import, before its ``pytest_configure``,

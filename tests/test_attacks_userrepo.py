@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -357,3 +358,92 @@ def test_a_forged_commit_graph_is_found_and_moved_aside(calc_project: Project, m
     assert not graph.exists(), out  # git reads the commits themselves again
     tampering = calc_project.trials()["forger"]["tampering"]
     assert any("objects/info/commit-graph did not say what the objects say (forged)" in t for t in tampering), out
+
+
+#: ``{python} wait_for.py PATTERN SECONDS`` (committed to the project): returns once a file matches, or after SECONDS.
+WAIT_FOR = """
+import glob, sys, time
+
+end = time.monotonic() + float(sys.argv[2])
+while not glob.glob(sys.argv[1]) and time.monotonic() < end:
+    time.sleep(0.02)
+"""
+
+
+@pytest.mark.parametrize(
+    "bystander_sandbox",
+    ["none", pytest.param("bwrap", marks=pytest.mark.skipif(shutil.which("bwrap") is None, reason="no bubblewrap"))],
+)
+def test_a_main_checkout_change_is_not_blamed_on_a_trial_that_ran_beside_its_maker(
+    root_env: Project, bystander_sandbox: str
+) -> None:
+    """Two agents at once: whichever is checked first must not carry the other's change as its own tampering.
+
+    "maker" rewrites the main checkout's ``calc.py``, lets "bystander" end (a
+    file in its worktree), and waits until the bystander's agent step was
+    checked (its patch is written after the check). The bystander's check finds
+    the change first; with ``protect_mode: fail`` it would fail the trial that
+    made nothing. The change is put back and named on the bystander, with the
+    trial that ran beside it, as a flag: it cannot be told which made it.
+    """
+    user = root_env
+    user.write({"wait_for.py": WAIT_FOR})
+    user.commit("a helper the agents wait with")
+    go = '"$EXPLORE_ROOT/.data/parallel_explorer/calc/worktrees/bystander/go"'
+    maker = (
+        f'{GOOD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py" && touch {go}'
+        ' && {python} wait_for.py "$EXPLORE_RESULTS/bystander.patch" 20'
+    )
+    bystander = f"{GOOD_AGENT} && {{python}} wait_for.py go 20 && rm go"
+    spec = user.calc_spec(maker=maker, bystander={"agent": {"run": bystander}, "sandbox": bystander_sandbox})
+    spec["sandbox"] = "none"
+    spec["score"]["protect_mode"] = "fail"
+    variants = user.variants(spec)
+    before = full_state(user)
+
+    result = user.explore("--variants", variants, "-n", "2")
+
+    trials = user.trials()
+    assert full_state(user) == before, "the change was put back"
+    flags = " ".join(trials["bystander"]["flags"])
+    assert "main checkout: calc.py changed" in flags and "maker" in flags, (trials["bystander"], result.stdout.str())
+    assert trials["bystander"]["tampering"] == [], trials["bystander"]
+    assert trials["bystander"]["status"] == "done" and trials["bystander"]["score"] == 1.0
+
+
+#: Makes a_honest's saved record say its agent still runs (sandbox none): a change could then be its.
+FORGE_RUNNING = """
+import json, os, pathlib
+
+path = pathlib.Path(os.environ["EXPLORE_RESULTS"], "a_honest_progress.json")
+record = json.loads(path.read_text())
+for step in record["steps"].values():
+    step.pop("seconds", None)
+    step.pop("repo_checked", None)
+path.write_text(json.dumps(record))
+"""
+
+
+def test_a_record_forged_to_share_the_blame_does_not_hide_a_change_from_one_process(
+    root_env: Project, tmp_path: Path
+) -> None:
+    """In one process the trials it ran are known first-hand: a rewritten progress file does not make them suspects.
+
+    "forger" runs after a_honest (one process, no xdist), writes the main
+    checkout, and rewrites a_honest's progress file so that its agent seems to
+    run still: the change must stay forger's tampering, and fail it.
+    """
+    user = root_env
+    script = tmp_path / "forge.py"
+    script.write_text(FORGE_RUNNING)
+    spec = spec_for(user, "none", [])
+    attack = f'{BAD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py" && {{python}} {script}'
+    spec["variants"]["forger"] = {"description": "forger", "agent": {"run": attack}}
+    spec["score"]["protect_mode"] = "fail"
+
+    result = user.explore("--variants", user.variants(spec))
+
+    forger = user.trials()["forger"]
+    assert "main checkout: calc.py changed" in forger["tampering"], (forger, result.stdout.str())
+    assert forger["status"] == "agent_failed"
+    assert user.trials()["a_honest"]["tampering"] == []

@@ -60,6 +60,9 @@ SKIPPED_BY_RACE = "race"
 #: Keys of ``steps["score"]``: since when the suite waits for a slot (``score.max_concurrent``), while it
 #: waits; then how many seconds it waited.  The step's ``seconds`` include the wait; the suite's do not.
 SUITE_WAITING, SUITE_WAIT = "suite_waiting_since", "suite_wait"
+#: Key of ``steps["agent"]`` and ``steps["score"]``: when the user's repository was checked after the step's
+#: commands (see ``worker.tampering``); every other trial's check reads it.
+REPO_CHECKED = "repo_checked"
 #: The test report's ``user_properties`` entry that carries a trial's final record (its JSON) to the controller.
 RECORD_PROPERTY = "explore_record"
 

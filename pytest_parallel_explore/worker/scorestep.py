@@ -67,7 +67,7 @@ class ScoreStep:
                 slot.store([record.tests], f"{spec.experiment}/{self.subject.name}")
         record.flags.extend(f"fault: {fault}" for fault in record.tests.faults)
         # The code scored ran with the user's access too (without a sandbox): what it wrote is undone.
-        tampering.note(record, tampering.restore_repository(self.config, self.settings, self.subject.name))
+        tampering.check_repository(self.config, self.settings, record, Status.SCORE)
         record.verdicts, record.broken_tests = judge(baseline, record.tests)
         record.metrics = {**suite_metrics(record.tests, record.verdicts), **metrics}
         record.score = weighted_score(spec.score, record.metrics, record.tests)

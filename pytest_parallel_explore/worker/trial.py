@@ -321,7 +321,7 @@ class TrialRunner:
         then replaced by a new one (a user who runs git in a kept folder
         must not run the agent's hooks or filters).
         """
-        tampering.note(record, tampering.restore_repository(self.config, self.settings, self.trial.name))
+        tampering.check_repository(self.config, self.settings, record, Status.AGENT)
         holdout = self.settings.score.holdout
         tampering.note(record, protect.holdout_written(self.worktree, holdout))
         try:
