@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -255,6 +256,30 @@ def test_the_first_walk_of_a_commands_folders_waits_for_the_disk_poll(
     finished = sandboxed("sleep 0.5; echo done", sandbox, cwd=tmp_path)
     assert finished.stdout == "done\n"
     assert walks == [], "walked before the disk poll was due"
+
+
+def test_the_first_walk_of_a_command_is_spaced_by_what_the_last_walk_cost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A walk of a big tree (0.3 s of CPU here) puts the next command's first walk seconds away, not at the poll."""
+    walks: list[tuple[Path, ...]] = []
+    walk = limits.folder_bytes
+
+    def costly_walk(folders: list[Path]) -> int:
+        walks.append(tuple(folders))
+        started = time.thread_time()
+        while time.thread_time() - started < 0.3:  # the CPU a walk of a big tree takes
+            pass
+        return walk(folders)
+
+    monkeypatch.setattr(limits, "folder_bytes", costly_walk)
+    monkeypatch.setattr(limits, "DISK_POLL_SECONDS", 0.1)
+    monkeypatch.setattr(limits, "_last_walk_cost", 0.0)  # as in a new process
+    sandbox = Sandbox(isolated=False, writable=(tmp_path,), limits=Limits(disk=20 << 30, memory=None))
+    assert sandboxed("sleep 0.5; echo first", sandbox, cwd=tmp_path).stdout == "first\n"
+    assert len(walks) == 1, "the first command's folders were walked at the poll"
+    assert sandboxed("sleep 0.5; echo second", sandbox, cwd=tmp_path).stdout == "second\n"
+    assert len(walks) == 1, "the second command walked its folders at the poll, though a walk costs 0.3 s"
 
 
 def test_a_burst_past_the_disk_limit_before_the_first_walk_is_caught(

@@ -28,7 +28,8 @@ limit it was (``limit: memory 8G``).  How each is enforced, and why so:
   folders had left to the limit: a tree that makes walks rare hides no burst.
   The first walk comes :data:`DISK_POLL_SECONDS` in, not at the start (most
   commands, a suite included, end before: at 20,000 files a walk costs
-  0.08 s); until then a growth by more than the limit itself makes it come
+  0.08 s), or later, spaced like the others by what this process's last walk
+  cost; until then a growth by more than the limit itself makes it come
   at once, so the folders end at most their starting size over the limit.
 
 All of a run's checks together take at most :data:`WATCH_SHARE` of the CPUs:
@@ -267,7 +268,7 @@ class Watch:
         next_disk = next_growth = math.inf
         if limits.disk is not None:  # no walk yet: the folders are taken as empty until the first
             self._used_at_walk, self._room = filesystems_used(self.written), limits.disk
-            next_growth, next_disk = first, clock() + DISK_POLL_SECONDS
+            next_growth, next_disk = first, clock() + _spacing(DISK_POLL_SECONDS, _last_walk_cost)
         while not self._done.wait(_until(min(next_tree, next_disk, next_growth))) or self._output_full():
             if self._output_full():
                 self.hit = limits.hit("output")
@@ -281,6 +282,7 @@ class Watch:
             if self.hit is None and clock() >= next_disk:
                 self.hit, cost = _timed(self._disk_hit)
                 next_disk = clock() + _spacing(DISK_POLL_SECONDS, cost)
+                _note_walk(cost)
             if self.hit is not None:
                 self.kill()
                 return
@@ -311,6 +313,17 @@ class Watch:
         others free meanwhile can make it late (the next spaced walk still comes).
         """
         return self._used_at_walk is not None and filesystems_used(self.written) - self._used_at_walk > self._room
+
+
+#: The CPU seconds this process's last walk of a command's folders took: the next command's first walk is
+#: spaced by it too (a trial's folders are about as big as the last trial's), so a suite that ends
+#: within that time costs no walk.
+_last_walk_cost = 0.0
+
+
+def _note_walk(cost: float) -> None:
+    global _last_walk_cost
+    _last_walk_cost = cost
 
 
 def _timed(check: Callable[[], str | None]) -> tuple[str | None, float]:
