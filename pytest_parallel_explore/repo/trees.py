@@ -144,6 +144,8 @@ def _changed_entries(
                 continue
             base = base_files.get(path)
             entry = _disk_entry(folders, path, base, unchanged.get(path), budget, digest)
+            if entry is _UNCHANGED:
+                continue
             if entry is None:
                 if base is not None:
                     removed.append(b"0 " + _NULL_SHA.encode() + b"\t" + _encoded(path))
@@ -264,6 +266,10 @@ def read_inside(root: Path, relative: str, cap: int) -> bytes | None:
         return file.read(cap)
 
 
+#: What :func:`_disk_entry` gives for a file of the base whose stat is as when the worktree was made.
+_UNCHANGED = ("", "", None)
+
+
 def _disk_entry(
     folders: _Folders,
     path: str,
@@ -274,13 +280,14 @@ def _disk_entry(
 ) -> tuple[str, str, bytes | None] | None:
     """``(mode, blob id, content)`` of the file at ``path`` on disk, or None when there is none.
 
-    ``content`` is None when the blob is ``base``'s (not read again, or too
-    big to hold but the same).  A symlink's blob is its target, whatever it
+    :data:`_UNCHANGED` when the file is as ``before`` says (so ``base``'s, not
+    read again); ``content`` is None when the blob is ``base``'s (too big to
+    hold but the same).  A symlink's blob is its target, whatever it
     points at.  Anything else (a FIFO, a socket, a folder where a file was,
     a file below a symlinked folder) is not a file git could record here, so
     it counts as absent.
     """
-    folder, _, name = _encoded(path).rpartition(b"/")
+    folder, _, name = path.encode(errors="surrogateescape").rpartition(b"/")
     fd = folders.fd_of(folder)
     if fd is None:
         return None
@@ -291,7 +298,7 @@ def _disk_entry(
             return None
         raise
     if base is not None and before is not None and stat_of(info) == before:
-        return (*base, None)
+        return _UNCHANGED
     if stat.S_ISLNK(info.st_mode):
         target = os.readlink(name, dir_fd=fd)
         return "120000", blobs.digest_blob_id(digest, target), target
