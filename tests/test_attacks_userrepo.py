@@ -138,7 +138,9 @@ def test_an_edit_of_the_holdout_in_the_main_checkout_changes_no_score(root_env: 
     assert trials["z_honest"]["score"] == pytest.approx(HONEST_SCORE), trials["z_honest"]["tests"]
     assert trials["holdout_writer"]["score"] == pytest.approx(HONEST_SCORE)
     assert user.results()["baseline"]["tests"]["passed"] == 0
-    assert "main checkout: holdout/test_hidden.py changed" in trials["holdout_writer"]["tampering"]
+    # Named, though not as its tampering: the honest trial ran in the other worker at the same time.
+    named = [*trials["holdout_writer"]["tampering"], *trials["holdout_writer"]["flags"]]
+    assert any("main checkout: holdout/test_hidden.py changed" in line for line in named), named
     assert (user.path / "holdout" / "test_hidden.py").read_text().startswith("from calc import add")
 
 
@@ -383,8 +385,8 @@ def test_a_main_checkout_change_is_not_blamed_on_a_trial_that_ran_beside_its_mak
     file in its worktree), and waits until the bystander's agent step was
     checked (its patch is written after the check). The bystander's check finds
     the change first; with ``protect_mode: fail`` it would fail the trial that
-    made nothing. The change is put back and named on the bystander, with the
-    trial that ran beside it, as a flag: it cannot be told which made it.
+    made nothing. The change is put back and named on the bystander as a flag
+    that says a trial of another worker ran beside it: which made it cannot be told.
     """
     user = root_env
     user.write({"wait_for.py": WAIT_FOR})
@@ -406,7 +408,8 @@ def test_a_main_checkout_change_is_not_blamed_on_a_trial_that_ran_beside_its_mak
     trials = user.trials()
     assert full_state(user) == before, "the change was put back"
     flags = " ".join(trials["bystander"]["flags"])
-    assert "main checkout: calc.py changed" in flags and "maker" in flags, (trials["bystander"], result.stdout.str())
+    assert "main checkout: calc.py changed" in flags, (trials["bystander"], result.stdout.str())
+    assert "a trial of another xdist worker" in flags, flags
     assert trials["bystander"]["tampering"] == [], trials["bystander"]
     assert trials["bystander"]["status"] == "done" and trials["bystander"]["score"] == 1.0
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import os
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -360,14 +362,27 @@ class CorruptRecord(Exception):
     """A progress file exists but cannot be read as a record (truncated, edited, other schema)."""
 
 
+#: A record larger than this is not one the plugin wrote (300 tests take about 50 KB).
+_RECORD_CAP = 64 << 20
+#: Without a sandbox an agent can put a FIFO, a folder or a link where a record goes: none blocks or is followed.
+_OPEN_RECORD = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
 def load(path: Path) -> TrialRecord | None:
     """The record saved at ``path``, or None when there is none; CorruptRecord when unreadable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, _OPEN_RECORD)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise CorruptRecord(f"{path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _RECORD_CAP:
+            raise CorruptRecord(f"{path}: not a record file")
+        data = file.read(_RECORD_CAP + 1)
     try:
-        return TrialRecord.from_json(json.loads(text))
+        return TrialRecord.from_json(json.loads(data.decode("utf-8")))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise CorruptRecord(f"{path}: {exc}") from None
 

@@ -106,6 +106,11 @@ def capture(git: Git, root: Path, store: Git, excluded: Sequence[Path]) -> Check
     )
 
 
+#: How a change that is reported but not undone ends its line: a later check finds it again.
+NOT_RESTORED = " (not restored: an ignored file beyond the size kept)"
+NOT_MOVED = " (not moved: not a file)"
+
+
 def restore(state: CheckoutState, aside: Path) -> list[str]:
     """Put the main checkout back as ``state`` kept it; one line per path that had changed.
 
@@ -122,7 +127,7 @@ def restore(state: CheckoutState, aside: Path) -> list[str]:
             continue
         if relative in state.watched:
             if (info.st_size, info.st_mtime_ns) != state.watched[relative]:
-                changes.append(f"{relative} changed (not restored: an ignored file beyond the size kept)")
+                changes.append(f"{relative} changed{NOT_RESTORED}")
             continue
         if relative in state.kept.entries:
             if not _same(root, relative, info, state):
@@ -134,7 +139,7 @@ def restore(state: CheckoutState, aside: Path) -> list[str]:
         if stat.S_ISDIR(info.st_mode):
             continue  # a new folder: what it holds is taken out one by one, then the folder
         if _special(info):
-            changes.append(f"{relative} created (not moved: not a file)")
+            changes.append(f"{relative} created{NOT_MOVED}")
             continue
         changes.append(f"{relative} created")
         _move_aside(root, relative, aside)
@@ -143,7 +148,7 @@ def restore(state: CheckoutState, aside: Path) -> list[str]:
         changes.append(f"{relative} removed")
         put_back.append(relative)
     for relative in sorted(state.watched.keys() - now.keys()):
-        changes.append(f"{relative} removed (not restored: an ignored file beyond the size kept)")
+        changes.append(f"{relative} removed{NOT_RESTORED}")
     for relative in sorted(put_back):  # a parent made a file (or a link) since is moved aside first
         _clear_parents(root, relative, aside, changes)
     _put_back(state, root, sorted(put_back), aside.with_name(f".{aside.name}.restoring"))

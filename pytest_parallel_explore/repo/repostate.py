@@ -51,6 +51,10 @@ _FILES = (
     "objects/info/http-alternates",
     "commondir",
 )
+#: How the line of a worktree the user or an agent added during the run ends: it is reported, not undone.
+FOREIGN_WORKTREE = " (a worktree that is no trial's; left as it is)"
+#: The endings of the lines :func:`restore` gives for what it reports but leaves as it is.
+LEFT_AS_IT_IS = (checkoutstate.NOT_RESTORED, checkoutstate.NOT_MOVED, FOREIGN_WORKTREE)
 #: Folders of the shared git directory kept whole: a rebase or a sequence of picks in progress.
 _FOLDERS = ("rebase-merge", "rebase-apply", "sequencer")
 
@@ -247,7 +251,7 @@ def _restore_folders(git_dir: Path, before: RepoState) -> list[str]:
     plugin_dir = Path(before.plugin_dir) if before.plugin_dir is not None else None
     for relative in _user_worktrees(git_dir, plugin_dir):
         if relative not in before.folders:
-            changes.append(f"git: {relative}/ created (a worktree that is no trial's; left as it is)")
+            changes.append(f"git: {relative}/ created{FOREIGN_WORKTREE}")
     return changes
 
 

@@ -2,11 +2,17 @@
 
 The agent runs, and so does its code when it is scored: after each, the
 repository is put back as the run found it (see :mod:`..repo.repostate`), and
-what had changed becomes the trial's ``tampering``, when the trial is the only
+what had changed becomes the trial's ``tampering`` when the trial is the only
 one that could have made it.  Without a sandbox other trials' agents and
-scored code run at the same time with the same access, and the first check
+scored code may run at the same time with the same access, and the first check
 after a change finds it, whoever made it: then the change is a flag of the
 trial that found it, naming the trials that ran beside it, and fails no one.
+
+Only what this process saw itself decides: the trials it ran, kept in memory.
+Other workers' progress files are within an unsandboxed agent's reach (it
+could rewrite, remove or replace one to shift the blame), so they are never
+read here; a run of several xdist workers with more than one unsandboxed
+trial attributes no change that another worker's trial could have made.
 """
 
 from __future__ import annotations
@@ -20,17 +26,22 @@ import pytest
 
 from ..config.keys import REPO_STATE_KEY
 from ..isolation.sandbox import wanted
-from ..model.record import REPO_CHECKED, Status, TrialRecord, try_load
-from ..model.settings import Settings
+from ..model.record import REPO_CHECKED, Status, TrialRecord
+from ..model.settings import Settings, Trial
 from ..repo import gitops, repostate
+
+#: The records of the trials this process ran and checked, by progress file (one per experiment and trial).
+_run_here: dict[Path, TrialRecord] = {}
+#: What this process reported and left as it was (see ``repostate.LEFT_AS_IT_IS``): found again, it is not news.
+_left_reported: set[str] = set()
 
 
 def check_repository(config: pytest.Config, settings: Settings, record: TrialRecord, step: Status) -> None:
     """Put back the user's refs, HEAD, config, hooks, exclude (and files, without a sandbox) after ``step``'s commands.
 
     What it replaces of the main checkout is moved to ``kept/main-checkout-<trial>-<time>`` first.
-    What changed is the trial's tampering when no other trial's unsandboxed commands ran since the
-    last check (of any trial), and a flag otherwise.
+    What changed is the trial's tampering when no other trial's unsandboxed commands can have run
+    since the last check; a flag of the trial otherwise.
     """
     before = config.stash.get(REPO_STATE_KEY, None)
     if before is None:
@@ -40,45 +51,45 @@ def check_repository(config: pytest.Config, settings: Settings, record: TrialRec
     aside = settings.paths.kept / f"main-checkout-{record.name}-{int(time.time())}"
     with gitops.repo_lock(root):
         checked = time.time()
-        changes = repostate.restore(gitops.sealed(root).git_dir, before, own, aside)
-    _checked_here[_progress(settings, record.name)] = record
+        found = repostate.restore(gitops.sealed(root).git_dir, before, own, aside)
+    _run_here[_progress(settings, record.name)] = record
+    changes = [change for change in found if change not in _left_reported]
+    _left_reported.update(change for change in changes if change.endswith(repostate.LEFT_AS_IT_IS))
     if changes:
-        makers = possible_makers(settings, record, checked)
-        if makers == [record.name]:
+        makers, elsewhere = possible_makers(settings, record, checked, _xdist_workers(config))
+        if makers == [record.name] and not elsewhere:
             note(record, changes)
         else:
-            record.flags.append(_unattributed(changes, record.name, step, makers))
+            record.flags.append(_unattributed(changes, record.name, step, makers, elsewhere))
     record.steps[step.value][REPO_CHECKED] = checked
 
 
-#: The records of the trials this process checked, by progress file: what it knows first-hand (in one
-#: process without xdist, every trial); the other trials' come from their progress files.
-_checked_here: dict[Path, TrialRecord] = {}
+def possible_makers(settings: Settings, record: TrialRecord, now: float, workers: int) -> tuple[list[str], bool]:
+    """The trials this process ran whose unsandboxed commands ran since its last check before ``now``;
+    and whether a trial run by another of the run's ``workers`` could have run some too."""
+    known = {t.name: _run_here.get(_progress(settings, t.name)) for t in settings.trials}
+    known[record.name] = record
+    ran = {name: kept for name, kept in known.items() if kept is not None}
+    since = max((c for kept in ran.values() for c in _checks(kept) if c < now), default=-math.inf)
+    makers = [
+        t.name
+        for t in settings.trials
+        if t.name in ran and any(_ran_between(ran[t.name], step, since, now) for step in _unsandboxed(settings, t))
+    ]
+    elsewhere = workers > 1 and any(_unsandboxed(settings, t) for t in settings.trials if t.name not in ran)
+    return makers, elsewhere
 
 
-def possible_makers(settings: Settings, record: TrialRecord, now: float) -> list[str]:
-    """The trials whose unsandboxed agent or scored run ran between the last check of the repository and ``now``.
+def _unsandboxed(settings: Settings, trial: Trial) -> list[Status]:
+    """The steps of ``trial`` whose commands run without a sandbox: its agent's, its scored run's."""
+    steps = [] if wanted(settings.sandbox_of(trial.variant).mode) else [Status.AGENT]
+    return steps if wanted(settings.sandbox.mode) else [*steps, Status.SCORE]
 
-    ``record`` is this trial's; the records of trials other processes ran are
-    read from their progress files.  A check not saved yet makes the span
-    start earlier, so more trials are named, never fewer.
-    """
-    progress = {t.name: _progress(settings, t.name) for t in settings.trials}
-    records = {name: _checked_here.get(path) or try_load(path) for name, path in progress.items()}
-    records[record.name] = record
-    found = [r for r in records.values() if r is not None]
-    since = max((c for r in found for c in _checks(r) if c < now), default=-math.inf)
-    makers = []
-    for trial in settings.trials:
-        kept = records[trial.name]
-        if kept is None:
-            continue
-        steps = [Status.AGENT] if not wanted(settings.sandbox_of(trial.variant).mode) else []
-        if not wanted(settings.sandbox.mode):
-            steps.append(Status.SCORE)
-        if any(_ran_between(kept, step, since, now) for step in steps):
-            makers.append(trial.name)
-    return makers
+
+def _xdist_workers(config: pytest.Config) -> int:
+    """How many xdist workers run the trials (1 in a run without xdist)."""
+    workerinput = getattr(config, "workerinput", None)
+    return int(workerinput.get("workercount", 2)) if workerinput is not None else 1
 
 
 def _progress(settings: Settings, name: str) -> Path:
@@ -101,16 +112,16 @@ def _ran_between(record: TrialRecord, step: Status, since: float, now: float) ->
     return times["started"] < now and ended > since
 
 
-def _unattributed(changes: list[str], name: str, step: Status, makers: list[str]) -> str:
+def _unattributed(changes: list[str], name: str, step: Status, makers: list[str], elsewhere: bool) -> str:
     """The flag of a change found by ``name``'s check after ``step`` that need not be its own."""
-    others = [m for m in makers if m != name]
+    others = [m for m in makers if m != name] + (["a trial of another xdist worker"] if elsewhere else [])
     if not others:
         who = "no trial ran without a sandbox meanwhile: made outside the run's trials"
     elif name in makers:
-        who = f"made by this trial or by {', '.join(others)}, run beside it without a sandbox: which cannot be told"
+        who = f"made by this trial or by {' or '.join(others)}, run beside it without a sandbox: which cannot be told"
     else:
-        who = f"made while {', '.join(others)} ran without a sandbox, not by this trial's sandboxed commands"
-    return f"the repository changed, found after this trial's {step.value} step ({who}); put back: {'; '.join(changes)}"
+        who = f"made while {' or '.join(others)} ran without a sandbox, not by this trial's sandboxed commands"
+    return f"the repository changed, found after this trial's {step.value} step ({who}): {'; '.join(changes)}"
 
 
 def note(record: TrialRecord, what: Iterable[str]) -> None:
