@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,3 +39,25 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+#: Without a sandbox an agent can put a FIFO, a folder or a link where a file goes: none blocks or is followed.
+_OPEN_REGULAR = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_regular(path: Path, cap: int) -> bytes | None:
+    """The bytes of the regular file at ``path``, or None when there is none.
+
+    ValueError when something else is there (a FIFO, a folder, a link) or the file has more than ``cap`` bytes.
+    """
+    try:
+        fd = os.open(path, _OPEN_REGULAR)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ValueError(exc.strerror) from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > cap:
+            raise ValueError("not a file the plugin wrote")
+        return file.read(cap + 1)

@@ -11,14 +11,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import os
-import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .jsonfile import write_atomic
+from .jsonfile import read_regular, write_atomic
 from .paths import ExperimentPaths
 
 SCHEMA = 1
@@ -62,8 +60,7 @@ SKIPPED_BY_RACE = "race"
 #: Keys of ``steps["score"]``: since when the suite waits for a slot (``score.max_concurrent``), while it
 #: waits; then how many seconds it waited.  The step's ``seconds`` include the wait; the suite's do not.
 SUITE_WAITING, SUITE_WAIT = "suite_waiting_since", "suite_wait"
-#: Key of ``steps["agent"]`` and ``steps["score"]``: when the user's repository was checked after the step's
-#: commands (see ``worker.tampering``); every other trial's check reads it.
+#: Key of ``steps["agent"]`` and ``steps["score"]``: when the repository was checked after them (``worker.tampering``).
 REPO_CHECKED = "repo_checked"
 #: The test report's ``user_properties`` entry that carries a trial's final record (its JSON) to the controller.
 RECORD_PROPERTY = "explore_record"
@@ -362,25 +359,14 @@ class CorruptRecord(Exception):
     """A progress file exists but cannot be read as a record (truncated, edited, other schema)."""
 
 
-#: A record larger than this is not one the plugin wrote (300 tests take about 50 KB).
-_RECORD_CAP = 64 << 20
-#: Without a sandbox an agent can put a FIFO, a folder or a link where a record goes: none blocks or is followed.
-_OPEN_RECORD = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-
-
 def load(path: Path) -> TrialRecord | None:
     """The record saved at ``path``, or None when there is none; CorruptRecord when unreadable."""
     try:
-        fd = os.open(path, _OPEN_RECORD)
-    except FileNotFoundError:
+        data = read_regular(path, 64 << 20)  # no record of the plugin's is near (300 tests: 50 KB)
+    except ValueError as exc:
+        raise CorruptRecord(f"{path}: {exc}") from None
+    if data is None:
         return None
-    except OSError as exc:
-        raise CorruptRecord(f"{path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > _RECORD_CAP:
-            raise CorruptRecord(f"{path}: not a record file")
-        data = file.read(_RECORD_CAP + 1)
     try:
         return TrialRecord.from_json(json.loads(data.decode("utf-8")))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
