@@ -290,8 +290,8 @@ class ExploreController:
         root = self.settings.workspace.repo_root
         with gitops.repo_lock(root):
             own = self.settings.workspace.own_refs(self.settings.experiment)
-            aside = self.settings.paths.kept / f"main-checkout-{int(time.time())}"
-            changes = repostate.restore(gitops.sealed(root).git_dir, before, own, aside)
+            git_dir, kept = gitops.sealed(root).git_dir, self.settings.paths.kept
+            changes = repostate.restore_keeping(git_dir, before, own, kept, root, "main-checkout-end-")
         if changes:
             self.say([f"warning: the repository changed during the run and was restored: {'; '.join(changes)}"])
         return changes

@@ -4,7 +4,7 @@ Without a sandbox an agent runs with the user's own access: it can write
 the main checkout by absolute path.  So when the run starts the checkout is
 kept in the experiment's private store (see ``store``): every tracked and
 untracked file, and the ignored ones up to :data:`FILE_CAP` each and
-:data:`TOTAL_CAP` in all (beyond that, a file's size and mtime only: a
+:data:`TOTAL_CAP` in all (beyond that, a file's size, mtime and ctime only: a
 change to it is reported, not undone).  After each trial and at the end of
 the run, what differs is put back byte for byte and named.  A file the user
 changed meanwhile cannot be told from an agent's change: whatever is
@@ -18,6 +18,7 @@ import hashlib
 import os
 import shutil
 import stat
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,9 @@ from .gitcmd import Git
 from .store import KeptFiles, keep_files
 from .treefiles import Stat, stat_of
 
-#: Ignored files larger than this are watched by their size and mtime only.
+#: Ignored files larger than this are watched by their size, mtime and ctime only.
 FILE_CAP = 10 * 1024 * 1024
-#: At most this much of ignored files is kept; the rest is watched by size and mtime only.
+#: At most this much of ignored files is kept; the rest is watched by size, mtime and ctime only.
 TOTAL_CAP = 100 * 1024 * 1024
 
 
@@ -40,7 +41,7 @@ class CheckoutState:
     root: str
     kept: KeptFiles
     stats: Mapping[str, Stat]  # each kept file's lstat, so an untouched file is not read again
-    watched: Mapping[str, tuple[int, int]]  # ignored files too large to keep: (size, mtime_ns)
+    watched: Mapping[str, tuple[int, int, int]]  # ignored files too large to keep: (size, mtime_ns, ctime_ns)
     folders: frozenset[str]
     excluded: tuple[str, ...]  # not looked at: the plugin's folder, the run's own output and caches
 
@@ -60,7 +61,7 @@ class CheckoutState:
             root=str(data["root"]),
             kept=KeptFiles.from_json(data["kept"]),
             stats={p: (s[0], s[1], s[2], s[3], s[4]) for p, s in data["stats"].items()},
-            watched={p: (s[0], s[1]) for p, s in data["watched"].items()},
+            watched={p: (s[0], s[1], s[2]) for p, s in data["watched"].items()},
             folders=frozenset(data["folders"]),
             excluded=tuple(data["excluded"]),
         )
@@ -93,7 +94,7 @@ def capture(git: Git, root: Path, store: Git, excluded: Sequence[Path]) -> Check
             wanted.add(relative)
             budget -= info.st_size
         else:
-            watched[relative] = (info.st_size, info.st_mtime_ns)
+            watched[relative] = (info.st_size, info.st_mtime_ns, info.st_ctime_ns)
     wanted |= {p for p, info in files.items() if stat.S_ISLNK(info.st_mode)}
     entries = keep_files(store, root, sorted(wanted), links=True)
     return CheckoutState(
@@ -126,7 +127,7 @@ def restore(state: CheckoutState, aside: Path) -> list[str]:
         if (stat.S_ISDIR(info.st_mode) and relative in state.folders) or _under(relative, moved):
             continue
         if relative in state.watched:
-            if (info.st_size, info.st_mtime_ns) != state.watched[relative]:
+            if (info.st_size, info.st_mtime_ns, info.st_ctime_ns) != state.watched[relative]:
                 changes.append(f"{relative} changed{NOT_RESTORED}")
             continue
         if relative in state.kept.entries:
@@ -230,6 +231,25 @@ def _clear_parents(root: Path, relative: str, aside: Path, changes: list[str]) -
 
 def _under(relative: str, prefixes: Sequence[str]) -> bool:
     return any(relative.startswith(p + "/") for p in prefixes)
+
+
+def aside_folder(kept: Path, root: Path, prefix: str) -> Path:
+    """A new, empty folder under ``kept`` for what a restore moves aside; elsewhere when ``kept`` is not safe.
+
+    Made by ``mkdtemp``: its name cannot be guessed, so nothing can be planted
+    there first (a link to the main checkout, or a dangling one).  ``kept``
+    lies in the experiment's folder, within an unsandboxed agent's reach: when
+    it, or a folder above it up to ``root``, is a link, the folder is made in
+    the temporary directory instead.  The caller removes it when it stays empty.
+    """
+    try:
+        kept.mkdir(parents=True, exist_ok=True)
+        real = Path(os.path.realpath(root)) / kept.relative_to(root)
+        if os.path.realpath(kept) == str(real) and stat.S_ISDIR(os.lstat(kept).st_mode):
+            return Path(tempfile.mkdtemp(prefix=prefix, dir=kept))
+    except (OSError, ValueError):
+        pass
+    return Path(tempfile.mkdtemp(prefix=prefix))
 
 
 def _move_aside(root: Path, relative: str, aside: Path) -> None:

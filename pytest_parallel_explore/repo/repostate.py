@@ -15,6 +15,7 @@ user's working tree (see ``checkoutstate``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -55,8 +56,9 @@ _FILES = (
 FOREIGN_WORKTREE = " (a worktree that is no trial's; left as it is)"
 #: The endings of the lines :func:`restore` gives for what it reports but leaves as it is.
 LEFT_AS_IT_IS = (checkoutstate.NOT_RESTORED, checkoutstate.NOT_MOVED, FOREIGN_WORKTREE)
-#: Folders of the shared git directory kept whole: a rebase or a sequence of picks in progress.
-_FOLDERS = ("rebase-merge", "rebase-apply", "sequencer")
+#: Folders of the shared git directory kept whole: a rebase or a sequence of picks in progress, and the
+#: remotes git still reads from files of old (``remotes/<name>``, ``branches/<name>``: where a push goes).
+_FOLDERS = ("rebase-merge", "rebase-apply", "sequencer", "remotes", "branches")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +125,18 @@ def capture(git_dir: Path, own_prefixes: tuple[str, ...], plugin_dir: Path | Non
     )
 
 
+def restore_keeping(
+    git_dir: Path, before: RepoState, own_prefixes: tuple[str, ...], kept: Path, root: Path, prefix: str
+) -> list[str]:
+    """:func:`restore`, what it moves aside kept in a new folder under ``kept`` (``checkoutstate.aside_folder``)."""
+    aside = checkoutstate.aside_folder(kept, root, prefix)
+    try:
+        return restore(git_dir, before, own_prefixes, aside)
+    finally:
+        with contextlib.suppress(OSError):
+            aside.rmdir()  # only when nothing went there
+
+
 def restore(git_dir: Path, before: RepoState, own_prefixes: tuple[str, ...], aside: Path) -> list[str]:
     """Put ``git_dir`` (and the main checkout, when it was kept) back as in ``before``; one line per change.
 
@@ -136,7 +150,7 @@ def restore(git_dir: Path, before: RepoState, own_prefixes: tuple[str, ...], asi
     if before.checkout is not None:
         moved = checkoutstate.restore(before.checkout, aside)
         changes += [f"main checkout: {change}" for change in moved]
-        if moved and aside.exists():
+        if moved and aside.is_dir() and any(aside.iterdir()):
             changes.append(f"main checkout: what was there is kept in {aside}")
     changes += _restore_folders(git_dir, before)
     for relative, content in before.files.items():

@@ -39,7 +39,7 @@ _left_reported: set[str] = set()
 def check_repository(config: pytest.Config, settings: Settings, record: TrialRecord, step: Status) -> None:
     """Put back the user's refs, HEAD, config, hooks, exclude (and files, without a sandbox) after ``step``'s commands.
 
-    What it replaces of the main checkout is moved to ``kept/main-checkout-<trial>-<time>`` first.
+    What it replaces of the main checkout is moved to a new ``kept/main-checkout-<trial>-*`` folder first.
     What changed is the trial's tampering when no other trial's unsandboxed commands can have run
     since the last check; a flag of the trial otherwise.
     """
@@ -48,10 +48,12 @@ def check_repository(config: pytest.Config, settings: Settings, record: TrialRec
         return
     root = settings.workspace.repo_root
     own = settings.workspace.own_refs(settings.experiment)
-    aside = settings.paths.kept / f"main-checkout-{record.name}-{int(time.time())}"
     with gitops.repo_lock(root):
         checked = time.time()
-        found = repostate.restore(gitops.sealed(root).git_dir, before, own, aside)
+        git_dir = gitops.sealed(root).git_dir
+        found = repostate.restore_keeping(
+            git_dir, before, own, settings.paths.kept, root, f"main-checkout-{record.name}-"
+        )
     _run_here[_progress(settings, record.name)] = record
     changes = [change for change in found if change not in _left_reported]
     _left_reported.update(change for change in changes if change.endswith(repostate.LEFT_AS_IT_IS))
