@@ -128,13 +128,18 @@ def capture(git_dir: Path, own_prefixes: tuple[str, ...], plugin_dir: Path | Non
 def restore_keeping(
     git_dir: Path, before: RepoState, own_prefixes: tuple[str, ...], kept: Path, root: Path, prefix: str
 ) -> list[str]:
-    """:func:`restore`, what it moves aside kept in a new folder under ``kept`` (``checkoutstate.aside_folder``)."""
+    """:func:`restore`, what it moves aside kept in a new folder under ``kept`` (``checkoutstate.aside_folder``).
+
+    The folder, and ``kept`` when this made it, are removed again when nothing went there.
+    """
+    made = [folder for folder in (kept, *kept.parents) if not os.path.lexists(folder)]
     aside = checkoutstate.aside_folder(kept, root, prefix)
     try:
         return restore(git_dir, before, own_prefixes, aside)
     finally:
-        with contextlib.suppress(OSError):
-            aside.rmdir()  # only when nothing went there
+        for folder in [aside, *made]:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
 
 
 def restore(git_dir: Path, before: RepoState, own_prefixes: tuple[str, ...], aside: Path) -> list[str]:
