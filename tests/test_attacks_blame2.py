@@ -6,13 +6,13 @@ change that can be told is the tampering of the trial that made it, never of
 a trial that changed nothing outside its own folder; and no check of the
 repository crashes, hangs or loses a trial's result.  Found by a review given
 the threat model only; each attack here worked against the version before.
-Two more of its attacks are documented gaps (README, "Without a sandbox"): a
-hard link made to a file of the main checkout, and a permission changed on
-one, are not seen while the content stays the same.
+One part of its attacks is a documented gap (README, "Without a sandbox"):
+the permissions of a folder of the main checkout are not kept.
 """
 
 from __future__ import annotations
 
+import stat
 import subprocess
 from pathlib import Path
 
@@ -73,6 +73,52 @@ def test_a_link_planted_for_the_attackers_own_aside_folder_blames_no_later_trial
     innocent = trials["z_innocent"]
     assert innocent["tampering"] == [], (innocent, out)
     assert innocent["status"] == "done", (innocent, out)
+
+
+def test_a_hard_link_to_a_main_checkout_file_is_undone_or_named(root_env: Project, tmp_path: Path) -> None:  # noqa: F811
+    """One process: "b_attacker" hard-links the main checkout's calc.py from a path outside the repository.
+
+    The content is unchanged, but whoever holds the outside path now writes the
+    user's file at will after the run: the repository did not come out as it
+    went in.  Either the link is undone, or it is b_attacker's tampering.
+    """
+    user = root_env
+    outside = tmp_path / "outside.py"
+    attack = f'{BAD_AGENT} && ln "$EXPLORE_ROOT/calc.py" {outside}'
+    spec = spec_for(user, "none", [])
+    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": attack}}
+    spec["score"]["protect_mode"] = "fail"
+
+    result = user.explore("--variants", user.variants(spec))
+
+    attacker = user.trials()["b_attacker"]
+    linked = (user.path / "calc.py").stat().st_nlink > 1
+    named = any("calc.py" in t for t in attacker["tampering"])
+    assert named or not linked, (attacker, result.stdout.str())
+    outside.write_text("pwned after the run\n")
+    assert "pwned" not in (user.path / "calc.py").read_text() or named
+
+
+def test_a_mode_change_of_a_main_checkout_file_is_undone_or_named(root_env: Project) -> None:  # noqa: F811
+    """One process: "b_attacker" makes the user's ignored secret.env (0600) readable and writable by all.
+
+    Its content is the same; its mode is not as it went in: put back, and b_attacker's tampering.
+    (A folder's mode is not kept: a documented gap.)
+    """
+    user = root_env
+    secret = user.path / "secret.env"
+    secret.chmod(0o600)
+    attack = f'{BAD_AGENT} && chmod 666 "$EXPLORE_ROOT/secret.env"'
+    spec = spec_for(user, "none", [])
+    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": attack}}
+    spec["score"]["protect_mode"] = "fail"
+
+    result = user.explore("--variants", user.variants(spec))
+
+    attacker = user.trials()["b_attacker"]
+    out = result.stdout.str()
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600, (oct(secret.stat().st_mode), attacker, out)
+    assert "main checkout: secret.env changed" in attacker["tampering"], (attacker, out)
 
 
 #: ``{python} rewrite.py PATH``: rewrites PATH with other bytes of the same size, its mtime put back.

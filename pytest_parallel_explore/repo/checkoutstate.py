@@ -192,6 +192,11 @@ def _same(root: Path, relative: str, info: os.stat_result, state: CheckoutState)
         return mode == "120000" and blobs.blob_id(content, len(sha)) == sha
     if not stat.S_ISREG(info.st_mode):
         return False
+    kept = state.stats.get(relative)
+    if kept is not None and stat.S_IMODE(info.st_mode) != stat.S_IMODE(kept[0]):
+        return False  # its permissions changed (a secret made readable to all)
+    if info.st_nlink > 1 and (kept is None or info.st_ino != kept[4] or info.st_ctime_ns != kept[3]):
+        return False  # linked from elsewhere since: a write there would change it
     if mode != ("100755" if info.st_mode & 0o111 else "100644"):
         return False
     digest = blobs.hasher(len(sha))(f"blob {info.st_size}\0".encode())
@@ -213,6 +218,9 @@ def _put_back(state: CheckoutState, root: Path, paths: Sequence[str], scratch: P
         state.kept.write(scratch, paths)
         for relative in paths:
             (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            kept = state.stats.get(relative)
+            if kept is not None and not stat.S_ISLNK(kept[0]):
+                os.chmod(scratch / relative, stat.S_IMODE(kept[0]))  # its own permissions, not the writer's
             os.replace(scratch / relative, root / relative)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
