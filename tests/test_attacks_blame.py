@@ -15,6 +15,7 @@ the work of the trials that later use them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,26 @@ record["steps"] = {"agent": {"started": record["steps"]["agent"]["started"]}}
 """
 
 
-def _script(tmp_path: Path, name: str, text: str) -> Path:
+def failing_spec(user: Project, **agents: str) -> dict[str, Any]:
+    """The attack project without a sandbox (its ``a_honest`` first), these agents after it, ``protect_mode: fail``."""
+    spec = spec_for(user, "none", [])
+    for name, run in agents.items():
+        spec["variants"][name] = {"description": name, "agent": {"run": run}}
+    spec["score"]["protect_mode"] = "fail"
+    return spec
+
+
+def explore_unharmed(user: Project, spec: dict[str, Any], *args: str) -> tuple[dict[str, dict[str, Any]], str]:
+    """Run ``spec``'s experiment; the user's repository must come out of it as it went in. Its trials and output."""
+    variants = user.variants(spec)
+    before = full_state(user)
+    result = user.explore("--variants", variants, *args)
+    assert full_state(user) == before, result.stdout.str()
+    return user.trials(), result.stdout.str()
+
+
+def script(tmp_path: Path, name: str, text: str) -> Path:
+    """``text`` written to ``tmp_path/name``, for an agent command to run."""
     path = tmp_path / name
     path.write_text(text)
     return path
@@ -50,21 +70,12 @@ def test_a_forged_record_of_a_trial_not_run_yet_does_not_hide_a_change_made_in_o
     process): the change can be told, so it is b_attacker's tampering.
     """
     user = root_env
-    forge = _script(tmp_path, "forge.py", FORGE_RUNNING_OTHER)
-    spec = spec_for(user, "none", [])
+    forge = script(tmp_path, "forge.py", FORGE_RUNNING_OTHER)
     attack = f'{BAD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py" && {{python}} {forge} b_attacker z_later'
-    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": attack}}
-    spec["variants"]["z_later"] = {"description": "later", "agent": {"run": BAD_AGENT}}
-    spec["score"]["protect_mode"] = "fail"
-    variants = user.variants(spec)
-    before = full_state(user)
-
-    result = user.explore("--variants", variants)
-
-    trials = user.trials()
-    assert full_state(user) == before
+    spec = failing_spec(user, b_attacker=attack, z_later=BAD_AGENT)
+    trials, out = explore_unharmed(user, spec)
     attacker = trials["b_attacker"]
-    assert "main checkout: calc.py changed" in attacker["tampering"], (attacker, result.stdout.str())
+    assert "main checkout: calc.py changed" in attacker["tampering"], (attacker, out)
     assert attacker["status"] == "agent_failed"
     assert trials["z_later"]["tampering"] == [] and trials["z_later"]["status"] == "done"
 
@@ -96,7 +107,7 @@ def test_an_agent_that_deletes_its_own_record_does_not_get_its_change_blamed_on_
     user = root_env
     user.write({"wait_for.py": WAIT_FOR})
     user.commit("a helper the agents wait with")
-    hide = _script(tmp_path, "hide.py", HIDE_OWN_RECORD)
+    hide = script(tmp_path, "hide.py", HIDE_OWN_RECORD)
     results = '"$EXPLORE_RESULTS"'
     go = '"$EXPLORE_ROOT/.data/parallel_explorer/calc/worktrees/innocent/go"'
     attacker = (
@@ -107,15 +118,9 @@ def test_an_agent_that_deletes_its_own_record_does_not_get_its_change_blamed_on_
     spec = user.calc_spec(attacker=attacker, innocent=innocent)
     spec["sandbox"] = "none"
     spec["score"]["protect_mode"] = "fail"
-    variants = user.variants(spec)
-    before = full_state(user)
-
-    result = user.explore("--variants", variants, "-n", "2")
-
-    trials = user.trials()
-    assert full_state(user) == before
+    trials, out = explore_unharmed(user, spec, "-n", "2")
     innocent_record = trials["innocent"]
-    assert innocent_record["tampering"] == [], (innocent_record, result.stdout.str())
+    assert innocent_record["tampering"] == [], (innocent_record, out)
     assert innocent_record["status"] == "done" and innocent_record["score"] == 1.0
 
 
@@ -139,21 +144,10 @@ def test_a_poisoned_record_of_a_pending_trial_breaks_no_check(root_env: Project,
     tampering unrecorded, protect_mode failing nothing) nor lose "m_innocent"'s.
     """
     user = root_env
-    poison = _script(tmp_path, "poison.py", POISON_PENDING)
-    spec = spec_for(user, "none", [])
+    poison = script(tmp_path, "poison.py", POISON_PENDING)
     attack = f'{BAD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py" && {{python}} {poison} z_pending'
-    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": attack}}
-    spec["variants"]["m_innocent"] = {"description": "innocent", "agent": {"run": BAD_AGENT}}
-    spec["variants"]["z_pending"] = {"description": "pending", "agent": {"run": BAD_AGENT}}
-    spec["score"]["protect_mode"] = "fail"
-    variants = user.variants(spec)
-    before = full_state(user)
-
-    result = user.explore("--variants", variants)
-
-    trials = user.trials()
-    out = result.stdout.str()
-    assert full_state(user) == before
+    spec = failing_spec(user, b_attacker=attack, m_innocent=BAD_AGENT, z_pending=BAD_AGENT)
+    trials, out = explore_unharmed(user, spec)
     assert trials["m_innocent"]["status"] == "done", (trials["m_innocent"], out)
     attacker = trials["b_attacker"]
     assert attacker["status"] == "agent_failed", (attacker, out)
@@ -187,7 +181,7 @@ def test_a_forged_record_of_a_resumed_trial_does_not_hide_a_change_made_in_one_p
     trial ran in this run: the change is b_attacker's tampering.
     """
     user = root_env
-    forge = _script(tmp_path, "forge.py", FORGE_FINISHED)
+    forge = script(tmp_path, "forge.py", FORGE_FINISHED)
     armed = tmp_path / "armed"
     attack = (
         f'if [ -e {armed} ]; then {BAD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py"'
@@ -247,22 +241,16 @@ def test_a_poisoned_record_of_a_running_trial_loses_no_other_trials_result(root_
     user = root_env
     user.write({"wait_for.py": WAIT_FOR})
     user.commit("a helper the agents wait with")
-    poison = _script(tmp_path, "poison_own.py", POISON_OWN)
+    poison = script(tmp_path, "poison_own.py", POISON_OWN)
     go = '"$EXPLORE_ROOT/.data/parallel_explorer/calc/worktrees/innocent/go"'
     attacker = f'{GOOD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py" && {{python}} {poison} {go} innocent'
     innocent = f"{GOOD_AGENT} && {{python}} wait_for.py go 20 && rm go"
     spec = user.calc_spec(attacker=attacker, innocent=innocent)
     spec["sandbox"] = "none"
     spec["score"]["protect_mode"] = "fail"
-    variants = user.variants(spec)
-    before = full_state(user)
-
-    result = user.explore("--variants", variants, "-n", "2")
-
-    trials = user.trials()
-    assert full_state(user) == before
+    trials, out = explore_unharmed(user, spec, "-n", "2")
     innocent_record = trials["innocent"]
-    assert innocent_record["status"] == "done", (innocent_record, result.stdout.str())
+    assert innocent_record["status"] == "done", (innocent_record, out)
     assert innocent_record["score"] == 1.0 and innocent_record["tampering"] == []
 
 
@@ -290,10 +278,7 @@ def test_a_change_left_as_it_is_is_not_blamed_on_every_later_trial(root_env: Pro
         exclude.write("*.bin\n")
     (user.path / "big.bin").write_bytes(b"\0" * (11 * 1024 * 1024))  # beyond the size kept: watched by stat
     command, named = LEFT_AS_THEY_ARE[attack]
-    spec = spec_for(user, "none", [])
-    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": f"{BAD_AGENT} && {command}"}}
-    spec["variants"]["z_innocent"] = {"description": "innocent", "agent": {"run": BAD_AGENT}}
-    spec["score"]["protect_mode"] = "fail"
+    spec = failing_spec(user, b_attacker=f"{BAD_AGENT} && {command}", z_innocent=BAD_AGENT)
 
     result = user.explore("--variants", user.variants(spec))
 
@@ -316,10 +301,7 @@ def test_a_fifo_for_a_pending_trials_record_hangs_nothing(root_env: Project) -> 
     user = root_env
     fifo = '"$EXPLORE_RESULTS/z_pending_progress.json"'
     attack = f'{BAD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py" && mkfifo {fifo}'
-    spec = spec_for(user, "none", [])
-    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": attack}}
-    spec["variants"]["z_pending"] = {"description": "pending", "agent": {"run": BAD_AGENT}}
-    spec["score"]["protect_mode"] = "fail"
+    spec = failing_spec(user, b_attacker=attack, z_pending=BAD_AGENT)
     variants = user.variants(spec)
     before = full_state(user)
 

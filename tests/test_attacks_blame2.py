@@ -17,7 +17,8 @@ import subprocess
 from pathlib import Path
 
 from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
-from tests.test_attacks import spec_for, victim  # noqa: F401
+from tests.test_attacks import victim  # noqa: F401
+from tests.test_attacks_blame import explore_unharmed, failing_spec, script
 from tests.test_attacks_userrepo import WAIT_FOR, full_state, root_env  # noqa: F401
 
 #: ``{python} links.py TRIAL TARGET``: ``kept/main-checkout-TRIAL-<second>`` made a link to TARGET for the next
@@ -33,12 +34,6 @@ for second in range(now - 2, now + 120):
 """
 
 
-def _script(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
 def test_a_link_planted_for_the_attackers_own_aside_folder_blames_no_later_trial(
     root_env: Project,  # noqa: F811
     tmp_path: Path,
@@ -52,22 +47,12 @@ def test_a_link_planted_for_the_attackers_own_aside_folder_blames_no_later_trial
     folder and must not carry it as its tampering (nor fail for it).
     """
     user = root_env
-    links = _script(tmp_path, "links.py", ASIDE_LINKS)
+    links = script(tmp_path, "links.py", ASIDE_LINKS)
     attack = (
         f'{BAD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py" && {{python}} {links} b_attacker "$EXPLORE_ROOT/tests"'
     )
-    spec = spec_for(user, "none", [])
-    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": attack}}
-    spec["variants"]["z_innocent"] = {"description": "innocent", "agent": {"run": BAD_AGENT}}
-    spec["score"]["protect_mode"] = "fail"
-    variants = user.variants(spec)
-    before = full_state(user)
-
-    result = user.explore("--variants", variants)
-
-    trials = user.trials()
-    out = result.stdout.str()
-    assert full_state(user) == before
+    spec = failing_spec(user, b_attacker=attack, z_innocent=BAD_AGENT)
+    trials, out = explore_unharmed(user, spec)
     attacker = trials["b_attacker"]
     assert "main checkout: calc.py changed" in attacker["tampering"], (attacker, out)
     innocent = trials["z_innocent"]
@@ -85,9 +70,7 @@ def test_a_hard_link_to_a_main_checkout_file_is_undone_or_named(root_env: Projec
     user = root_env
     outside = tmp_path / "outside.py"
     attack = f'{BAD_AGENT} && ln "$EXPLORE_ROOT/calc.py" {outside}'
-    spec = spec_for(user, "none", [])
-    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": attack}}
-    spec["score"]["protect_mode"] = "fail"
+    spec = failing_spec(user, b_attacker=attack)
 
     result = user.explore("--variants", user.variants(spec))
 
@@ -109,9 +92,7 @@ def test_a_mode_change_of_a_main_checkout_file_is_undone_or_named(root_env: Proj
     secret = user.path / "secret.env"
     secret.chmod(0o600)
     attack = f'{BAD_AGENT} && chmod 666 "$EXPLORE_ROOT/secret.env"'
-    spec = spec_for(user, "none", [])
-    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": attack}}
-    spec["score"]["protect_mode"] = "fail"
+    spec = failing_spec(user, b_attacker=attack)
 
     result = user.explore("--variants", user.variants(spec))
 
@@ -144,11 +125,9 @@ def test_a_large_ignored_file_rewritten_with_its_mtime_put_back_is_named(root_en
         exclude.write("*.bin\n")
     big = user.path / "big.bin"
     big.write_bytes(b"\0" * (11 * 1024 * 1024))
-    rewrite = _script(tmp_path, "rewrite.py", REWRITE_KEEPING_MTIME)
+    rewrite = script(tmp_path, "rewrite.py", REWRITE_KEEPING_MTIME)
     attack = f'{BAD_AGENT} && {{python}} {rewrite} "$EXPLORE_ROOT/big.bin"'
-    spec = spec_for(user, "none", [])
-    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": attack}}
-    spec["score"]["protect_mode"] = "fail"
+    spec = failing_spec(user, b_attacker=attack)
 
     result = user.explore("--variants", user.variants(spec))
 
@@ -171,9 +150,7 @@ def test_a_legacy_remote_file_planted_in_the_git_directory_is_put_back(root_env:
         ' && printf "URL: /tmp/attacker.git\\nPush: refs/heads/*:refs/heads/*\\n" > "$EXPLORE_ROOT/.git/remotes/origin"'
         ' && echo /tmp/attacker.git > "$EXPLORE_ROOT/.git/branches/upstream"'
     )
-    spec = spec_for(user, "none", [])
-    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": attack}}
-    spec["score"]["protect_mode"] = "fail"
+    spec = failing_spec(user, b_attacker=attack)
 
     result = user.explore("--variants", user.variants(spec))
 
@@ -209,11 +186,9 @@ def test_a_dangling_link_for_the_aside_folders_breaks_no_check(root_env: Project
     put back and be b_attacker's tampering; a_honest's result must stand.
     """
     user = root_env
-    dangling = _script(tmp_path, "dangling.py", DANGLING_ASIDE)
+    dangling = script(tmp_path, "dangling.py", DANGLING_ASIDE)
     attack = f'{BAD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py" && {{python}} {dangling} b_attacker -'
-    spec = spec_for(user, "none", [])
-    spec["variants"]["b_attacker"] = {"description": "attacker", "agent": {"run": attack}}
-    spec["score"]["protect_mode"] = "fail"
+    spec = failing_spec(user, b_attacker=attack)
     variants = user.variants(spec)
     before = full_state(user)
 
@@ -256,9 +231,9 @@ def test_a_dangling_link_for_a_bystanders_aside_folder_loses_no_result(root_env:
     user = root_env
     user.write({"wait_for.py": WAIT_FOR})
     user.commit("a helper the agents wait with")
-    dangling = _script(tmp_path, "dangling.py", DANGLING_ASIDE)
+    dangling = script(tmp_path, "dangling.py", DANGLING_ASIDE)
     go = '"$EXPLORE_ROOT/.data/parallel_explorer/calc/worktrees/innocent/go"'
-    keep = _script(tmp_path, "keep.py", KEEP_WRITING)
+    keep = script(tmp_path, "keep.py", KEEP_WRITING)
     patch = '"$EXPLORE_RESULTS/innocent.patch"'
     attacker = f"{GOOD_AGENT} && {{python}} {dangling} innocent && {{python}} {keep} {go} {patch}"
     innocent = f"{GOOD_AGENT} && {{python}} wait_for.py go 20 && rm go"
