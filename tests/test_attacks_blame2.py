@@ -6,8 +6,7 @@ change that can be told is the tampering of the trial that made it, never of
 a trial that changed nothing outside its own folder; and no check of the
 repository crashes, hangs or loses a trial's result.  Found by a review given
 the threat model only; each attack here worked against the version before.
-One part of its attacks is a documented gap (README, "Without a sandbox"):
-the permissions of a folder of the main checkout are not kept.
+Each failed against the version before.
 """
 
 from __future__ import annotations
@@ -86,13 +85,14 @@ def test_a_mode_change_of_a_main_checkout_file_is_undone_or_named(root_env: Proj
     """One process: "b_attacker" makes the user's ignored secret.env (0600) readable and writable by all.
 
     Its content is the same; its mode is not as it went in: put back, and b_attacker's tampering.
-    (A folder's mode is not kept: a documented gap.)
+    ``tests/`` made writable by all: its mode is put back too.
     """
     user = root_env
     secret = user.path / "secret.env"
     secret.chmod(0o600)
-    attack = f'{BAD_AGENT} && chmod 666 "$EXPLORE_ROOT/secret.env"'
+    attack = f'{BAD_AGENT} && chmod 666 "$EXPLORE_ROOT/secret.env" && chmod 777 "$EXPLORE_ROOT/tests"'
     spec = failing_spec(user, b_attacker=attack)
+    tests_mode = stat.S_IMODE((user.path / "tests").stat().st_mode)
 
     result = user.explore("--variants", user.variants(spec))
 
@@ -100,6 +100,8 @@ def test_a_mode_change_of_a_main_checkout_file_is_undone_or_named(root_env: Proj
     out = result.stdout.str()
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600, (oct(secret.stat().st_mode), attacker, out)
     assert "main checkout: secret.env changed" in attacker["tampering"], (attacker, out)
+    assert stat.S_IMODE((user.path / "tests").stat().st_mode) == tests_mode
+    assert "main checkout: tests/ permissions changed" in attacker["tampering"], (attacker, out)
 
 
 #: ``{python} rewrite.py PATH``: rewrites PATH with other bytes of the same size, its mtime put back.

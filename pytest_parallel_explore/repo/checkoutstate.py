@@ -42,7 +42,7 @@ class CheckoutState:
     kept: KeptFiles
     stats: Mapping[str, Stat]  # each kept file's lstat, so an untouched file is not read again
     watched: Mapping[str, tuple[int, int, int]]  # ignored files too large to keep: (size, mtime_ns, ctime_ns)
-    folders: frozenset[str]
+    folders: Mapping[str, int]  # every folder, and its permission bits
     excluded: tuple[str, ...]  # not looked at: the plugin's folder, the run's own output and caches
 
     def to_json(self) -> dict[str, Any]:
@@ -51,7 +51,7 @@ class CheckoutState:
             "kept": self.kept.to_json(),
             "stats": {p: list(s) for p, s in self.stats.items()},
             "watched": {p: list(s) for p, s in self.watched.items()},
-            "folders": sorted(self.folders),
+            "folders": dict(self.folders),
             "excluded": list(self.excluded),
         }
 
@@ -62,7 +62,7 @@ class CheckoutState:
             kept=KeptFiles.from_json(data["kept"]),
             stats={p: (s[0], s[1], s[2], s[3], s[4]) for p, s in data["stats"].items()},
             watched={p: (s[0], s[1], s[2]) for p, s in data["watched"].items()},
-            folders=frozenset(data["folders"]),
+            folders=dict(data["folders"]),
             excluded=tuple(data["excluded"]),
         )
 
@@ -76,10 +76,11 @@ def capture(git: Git, root: Path, store: Git, excluded: Sequence[Path]) -> Check
     """
     own_output = {_identity(fd) for fd in (1, 2)} - {None}
     skip = {os.path.relpath(p, root) for p in excluded if Path(p).is_relative_to(root)} | {".pytest_cache"}
-    files, folders = {}, set()
+    files: dict[str, os.stat_result] = {}
+    folders: dict[str, int] = {}
     for relative, info in _walk(root, skip):
         if stat.S_ISDIR(info.st_mode):
-            folders.add(relative)
+            folders[relative] = stat.S_IMODE(info.st_mode)
         elif (info.st_dev, info.st_ino) in own_output or _special(info):
             skip.add(relative)  # a FIFO or socket is someone's channel, not content to keep
         else:
@@ -102,7 +103,7 @@ def capture(git: Git, root: Path, store: Git, excluded: Sequence[Path]) -> Check
         kept=KeptFiles(str(store.git_dir), entries),
         stats={p: stat_of(files[p]) for p in entries},
         watched=watched,
-        folders=frozenset(folders),
+        folders=folders,
         excluded=tuple(sorted(skip)),
     )
 
@@ -124,7 +125,15 @@ def restore(state: CheckoutState, aside: Path) -> list[str]:
     put_back: list[str] = []
     moved: list[str] = []  # what is under a path moved aside went with it
     for relative, info in sorted(now.items()):
-        if (stat.S_ISDIR(info.st_mode) and relative in state.folders) or _under(relative, moved):
+        if _under(relative, moved):
+            continue
+        if stat.S_ISDIR(info.st_mode) and relative in state.folders:
+            if stat.S_IMODE(info.st_mode) != state.folders[relative]:  # made writable by all, say
+                try:
+                    _chmod_folder(root / relative, state.folders[relative])
+                    changes.append(f"{relative}/ permissions changed")
+                except OSError as exc:  # replaced since the walk
+                    changes.append(f"{relative}/ permissions changed (not restored: {exc.strerror})")
             continue
         if relative in state.watched:
             if (info.st_size, info.st_mtime_ns, info.st_ctime_ns) != state.watched[relative]:
@@ -258,6 +267,15 @@ def aside_folder(kept: Path, root: Path, prefix: str) -> Path:
     except (OSError, ValueError):
         pass
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def _chmod_folder(folder: Path, mode: int) -> None:
+    """``chmod`` the folder itself, never what a link put in its place since points at."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def _move_aside(root: Path, relative: str, aside: Path) -> None:
