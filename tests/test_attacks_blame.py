@@ -35,6 +35,21 @@ record["steps"] = {"agent": {"started": record["steps"]["agent"]["started"]}}
 """
 
 
+#: Where an attacker lets "innocent" of :func:`beside_innocent` end: a file its agent waits for in its worktree.
+INNOCENT_GO = '"$EXPLORE_ROOT/.data/parallel_explorer/calc/worktrees/innocent/go"'
+
+
+def beside_innocent(user: Project, attacker: str) -> dict[str, Any]:
+    """Trials "attacker" and "innocent" (writes calc.py, waits for :data:`INNOCENT_GO`), unsandboxed, protect fail."""
+    user.write({"wait_for.py": WAIT_FOR})
+    user.commit("a helper the agents wait with")
+    innocent = f"{GOOD_AGENT} && {{python}} wait_for.py go 20 && rm go"
+    spec = user.calc_spec(attacker=attacker, innocent=innocent)
+    spec["sandbox"] = "none"
+    spec["score"]["protect_mode"] = "fail"
+    return spec
+
+
 def failing_spec(user: Project, **agents: str) -> dict[str, Any]:
     """The attack project without a sandbox (its ``a_honest`` first), these agents after it, ``protect_mode: fail``."""
     spec = spec_for(user, "none", [])
@@ -105,19 +120,13 @@ def test_an_agent_that_deletes_its_own_record_does_not_get_its_change_blamed_on_
     carry the change as its tampering (a flag naming the attacker at most).
     """
     user = root_env
-    user.write({"wait_for.py": WAIT_FOR})
-    user.commit("a helper the agents wait with")
     hide = script(tmp_path, "hide.py", HIDE_OWN_RECORD)
     results = '"$EXPLORE_RESULTS"'
-    go = '"$EXPLORE_ROOT/.data/parallel_explorer/calc/worktrees/innocent/go"'
     attacker = (
         f'{GOOD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py"'
-        f" && {{python}} {hide} {results}/attacker_progress.json {go} {results}/innocent.patch"
+        f" && {{python}} {hide} {results}/attacker_progress.json {INNOCENT_GO} {results}/innocent.patch"
     )
-    innocent = f"{GOOD_AGENT} && {{python}} wait_for.py go 20 && rm go"
-    spec = user.calc_spec(attacker=attacker, innocent=innocent)
-    spec["sandbox"] = "none"
-    spec["score"]["protect_mode"] = "fail"
+    spec = beside_innocent(user, attacker)
     trials, out = explore_unharmed(user, spec, "-n", "2")
     innocent_record = trials["innocent"]
     assert innocent_record["tampering"] == [], (innocent_record, out)
@@ -239,15 +248,9 @@ def test_a_poisoned_record_of_a_running_trial_loses_no_other_trials_result(root_
     as an ``error`` with its work uncommitted.
     """
     user = root_env
-    user.write({"wait_for.py": WAIT_FOR})
-    user.commit("a helper the agents wait with")
     poison = script(tmp_path, "poison_own.py", POISON_OWN)
-    go = '"$EXPLORE_ROOT/.data/parallel_explorer/calc/worktrees/innocent/go"'
-    attacker = f'{GOOD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py" && {{python}} {poison} {go} innocent'
-    innocent = f"{GOOD_AGENT} && {{python}} wait_for.py go 20 && rm go"
-    spec = user.calc_spec(attacker=attacker, innocent=innocent)
-    spec["sandbox"] = "none"
-    spec["score"]["protect_mode"] = "fail"
+    attacker = f'{GOOD_AGENT} && echo pwned > "$EXPLORE_ROOT/calc.py" && {{python}} {poison} {INNOCENT_GO} innocent'
+    spec = beside_innocent(user, attacker)
     trials, out = explore_unharmed(user, spec, "-n", "2")
     innocent_record = trials["innocent"]
     assert innocent_record["status"] == "done", (innocent_record, out)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 from tests.test_attacks import victim  # noqa: F401
-from tests.test_attacks_blame import explore_unharmed, failing_spec, script
+from tests.test_attacks_blame import INNOCENT_GO, beside_innocent, explore_unharmed, failing_spec, script
 from tests.test_attacks_userrepo import WAIT_FOR, full_state, root_env  # noqa: F401
 
 #: ``{python} links.py TRIAL TARGET``: ``kept/main-checkout-TRIAL-<second>`` made a link to TARGET for the next
@@ -231,17 +231,11 @@ def test_a_dangling_link_for_a_bystanders_aside_folder_loses_no_result(root_env:
     it must not end innocent as an ``error`` with its work lost.
     """
     user = root_env
-    user.write({"wait_for.py": WAIT_FOR})
-    user.commit("a helper the agents wait with")
     dangling = script(tmp_path, "dangling.py", DANGLING_ASIDE)
-    go = '"$EXPLORE_ROOT/.data/parallel_explorer/calc/worktrees/innocent/go"'
     keep = script(tmp_path, "keep.py", KEEP_WRITING)
     patch = '"$EXPLORE_RESULTS/innocent.patch"'
-    attacker = f"{GOOD_AGENT} && {{python}} {dangling} innocent && {{python}} {keep} {go} {patch}"
-    innocent = f"{GOOD_AGENT} && {{python}} wait_for.py go 20 && rm go"
-    spec = user.calc_spec(attacker=attacker, innocent=innocent)
-    spec["sandbox"] = "none"
-    spec["score"]["protect_mode"] = "fail"
+    attacker = f"{GOOD_AGENT} && {{python}} {dangling} innocent && {{python}} {keep} {INNOCENT_GO} {patch}"
+    spec = beside_innocent(user, attacker)
     variants = user.variants(spec)
 
     result = user.pytester.runpytest_subprocess("--explore", "calc", "--variants", variants, "-n", "2", timeout=180)

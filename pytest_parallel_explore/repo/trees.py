@@ -287,7 +287,7 @@ def _disk_entry(
     a file below a symlinked folder) is not a file git could record here, so
     it counts as absent.
     """
-    folder, _, name = path.encode(errors="surrogateescape").rpartition(b"/")
+    folder, _, name = _encoded(path).rpartition(b"/")
     fd = folders.fd_of(folder)
     if fd is None:
         return None

@@ -58,7 +58,7 @@ def check_repository(config: pytest.Config, settings: Settings, record: TrialRec
     changes = [change for change in found if change not in _left_reported]
     _left_reported.update(change for change in changes if change.endswith(repostate.LEFT_AS_IT_IS))
     if changes:
-        makers, elsewhere = possible_makers(settings, record, checked, _xdist_workers(config))
+        makers, elsewhere = _possible_makers(settings, record, checked, _xdist_workers(config))
         if makers == [record.name] and not elsewhere:
             note(record, changes)
         else:
@@ -66,7 +66,7 @@ def check_repository(config: pytest.Config, settings: Settings, record: TrialRec
     record.steps[step.value][REPO_CHECKED] = checked
 
 
-def possible_makers(settings: Settings, record: TrialRecord, now: float, workers: int) -> tuple[list[str], bool]:
+def _possible_makers(settings: Settings, record: TrialRecord, now: float, workers: int) -> tuple[list[str], bool]:
     """The trials this process ran whose unsandboxed commands ran since its last check before ``now``;
     and whether a trial run by another of the run's ``workers`` could have run some too."""
     known = {t.name: _run_here.get(_progress(settings, t.name)) for t in settings.trials}
