@@ -29,7 +29,7 @@ from pathlib import Path
 from ..model.limits import Limits
 from ..model.paths import Workspace
 from ..model.spec import SandboxSpec
-from .sandbox import SYSTEM, Sandbox, wanted
+from .sandbox import Sandbox, in_system, wanted
 
 
 def hidden_paths(workspace: Workspace, git_dir: Path, holdout: Sequence[str]) -> tuple[Path, ...]:
@@ -178,11 +178,13 @@ def _on_system_path(program: str) -> bool:
     """
     if "/" in program:
         return False
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = Path(folder) / program
-        if any(Path(folder) == s or s in Path(folder).parents for s in SYSTEM) and os.access(candidate, os.X_OK):
-            return True
-    return False
+    return any(os.access(os.path.join(f, program), os.X_OK) for f in _system_folders(os.environ.get("PATH", "")))
+
+
+@functools.lru_cache(maxsize=4)
+def _system_folders(search_path: str) -> list[str]:
+    """The folders of a ``PATH`` value that are system folders (asked for every trial's sandboxes)."""
+    return [f for f in search_path.split(os.pathsep) if in_system(os.path.normpath(f))]
 
 
 def _first_program(command: str) -> str | None:
@@ -221,7 +223,7 @@ def _install_folder(path: Path) -> list[Path]:
     install shows the whole ``node_modules`` folder: its launcher starts a
     binary from a sibling package (``@openai/codex-linux-x64``).
     """
-    if any(path == s or s in path.parents for s in SYSTEM):
+    if in_system(path):
         return []
     home, here = Path.home().resolve(), Path(os.getcwd()).resolve()
     modules = [p for p in path.parents if p.name == "node_modules"]

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..model.limits import Limits
@@ -51,6 +52,14 @@ def find_bwrap() -> str | None:
 
 #: The system's software, read-only in every sandbox (those that exist; a symlink stays a symlink).
 SYSTEM = tuple(Path(p) for p in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"))
+_SYSTEM_NAMES = tuple(str(p) for p in SYSTEM)
+
+
+def in_system(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` (absolute, normalised) is one of :data:`SYSTEM` or inside one: shown in every sandbox anyway."""
+    text = os.fspath(path)
+    return any(text == s or text.startswith(s + "/") for s in _SYSTEM_NAMES)
+
 
 #: What of ``/etc`` is secret-ish: password hashes, sudo rules, the host's ssh keys, TLS private keys.
 ETC_SECRETS = tuple(
@@ -200,16 +209,31 @@ class Sandbox:
                 (private / name).mkdir()
                 mounts.add((target, _PRIVATE, private / name))
         wanted = [
-            *((path, _HIDE) for path in (*ETC_SECRETS, *self.hidden)),
+            *((path, _HIDE) for path in self.hidden),
             *((path, _WRITE) for path in self.writable),
-            *((path, _READ_ONLY) for path in (*SYSTEM, *_outside_links(), *self.readonly)),
+            *((path, _READ_ONLY) for path in self.readonly),
         ]
-        for path, kind in wanted:
-            if path in SYSTEM and path.is_symlink():
-                mounts.add((path, _LINK, path))
-            elif path.exists():
-                mounts.add((path.resolve(), kind, path.resolve()))
+        mounts.update(_existing(wanted))
+        mounts.update(_system_mounts())
         return sorted(mounts, key=lambda m: (len(m[0].parts), m[1], str(m[0])))
+
+
+@functools.lru_cache(maxsize=1)
+def _system_mounts() -> frozenset[tuple[Path, int, Path]]:
+    """The mounts of every sandbox: the system read-only, its secrets hidden (looked up once a process)."""
+    return frozenset(
+        _existing(
+            [*((path, _HIDE) for path in ETC_SECRETS), *((path, _READ_ONLY) for path in (*SYSTEM, *_outside_links()))]
+        )
+    )
+
+
+def _existing(wanted: Iterable[tuple[Path, int]]) -> Iterator[tuple[Path, int, Path]]:
+    for path, kind in wanted:
+        if path in SYSTEM and path.is_symlink():
+            yield path, _LINK, path
+        elif path.exists():
+            yield path.resolve(), kind, path.resolve()
 
 
 def _outside_links() -> list[Path]:

@@ -158,12 +158,20 @@ def add_worktree(
     (see :func:`keep_changed_folder`): the user's data is never lost.
     Returns notices about what was kept.
     """
-    kept = keep_foreign_branch(root, branch, base)
+    created = _new_branch(root, branch, base)
+    kept = [] if created else keep_foreign_branch(root, branch, base)
     kept += keep_changed_folder(root, path, reference, own_files)
     remove_trial_folder(root, path)
-    set_branch(root, branch, base)
+    if not created:
+        set_branch(root, branch, base)
     private.make(path, shared, branch)
     return kept
+
+
+def _new_branch(root: Path, branch: str, commit: str) -> bool:
+    """Make ``branch`` at ``commit`` if there is no such branch yet (one git process); whether it was made."""
+    with repo_lock(root):
+        return sealed(root).ok("update-ref", f"refs/heads/{branch}", commit, "0" * len(commit))
 
 
 def snapshot_worktree(root: Path, path: Path, base: str) -> dict[str, worktreestat.Stat]:

@@ -18,10 +18,11 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from ..model.baseline import BASELINE, JUDGED_AT_BASE, VERDICTS, Baseline
-from ..model.jsonfile import read_json, write_json
+from ..model.jsonfile import read_json, signature, write_json
 from ..model.paths import ExperimentPaths
 from ..model.record import TestStats
 from ..model.settings import ScoringSpec, ScoringSubject
@@ -47,14 +48,31 @@ def baseline_key(spec: ScoringSpec, holdout: KeptFiles | None) -> str:
 
 
 def load_baseline(spec: ScoringSpec, holdout: KeptFiles | None) -> Baseline | None:
-    """The saved baseline if it is still valid for these settings and this hold-out."""
-    data = read_json(spec.paths.baseline_json)
-    if not isinstance(data, dict) or data.get("key") != baseline_key(spec, holdout):
+    """The saved baseline if it is still valid for these settings and this hold-out.
+
+    Parsed again only when the file changed since this process last read or wrote it (every trial asks).
+    """
+    path, key = spec.paths.baseline_json, baseline_key(spec, holdout)
+    known = _known.get(path)
+    if known is not None and known[0] == signature(path):
+        return known[1] if known[1].key == key else None
+    data = read_json(path)
+    if not isinstance(data, dict) or data.get("key") != key:
         return None
     try:
-        return Baseline.from_json(data)
+        baseline = Baseline.from_json(data)
     except (KeyError, TypeError):
         return None
+    _remember(path, baseline)
+    return baseline
+
+
+#: Per process: each baseline file's signature when last read or written, and the baseline it held.
+_known: dict[Path, tuple[tuple[int, ...] | None, Baseline]] = {}
+
+
+def _remember(path: Path, baseline: Baseline) -> None:
+    _known[path] = (signature(path), baseline)
 
 
 def ensure_baseline(spec: ScoringSpec, holdout: KeptFiles | None) -> tuple[Baseline, str]:
@@ -129,6 +147,7 @@ def _ensure_locked(
                 slot.store(runs, f"{spec.experiment}/{BASELINE}")
     baseline = _from_runs(baseline_key(spec, holdout), base, runs, spec.score.holdout)
     write_json(spec.paths.baseline_json, baseline.to_json())
+    _remember(spec.paths.baseline_json, baseline)
     return baseline, how
 
 
