@@ -172,40 +172,45 @@ class PristineCheckout:
     def _sweep(self) -> int:
         """Remove everything the plugin did not write, and every file changed since; return how many.
 
-        One ``lstat`` an entry (a tree of 20,000 files: about 0.05 s of system time), so the loop keeps
-        to local names.
+        One ``lstat`` an entry, relative to its folder's descriptor (a tree of
+        20,000 files: about 0.04 s of system time, a quarter less than by
+        path), so the loop keeps to local names.  A folder is opened without
+        following a link and must be the one noted (its mode and inode).
         """
         removed = 0
-        top = os.lstat(self.folder)
         folders, files = self._folders, self._files
-        if not stat.S_ISDIR(top.st_mode) or (top.st_mode, top.st_ino) != folders.get(""):
-            raise _Doubt("the checkout folder was replaced")
         root = f"{self.folder}/"
-        pending, seen, intact = [""], {""}, set()
-        while pending:
-            relative = pending.pop()
-            prefix = f"{relative}/" if relative else ""
-            with os.scandir(root + relative) as found:
-                children = list(found)
-            for child in children:
-                path = prefix + child.name
-                info = child.stat(follow_symlinks=False)
-                folder = folders.get(path)
-                if folder is not None:
-                    if (info.st_mode, info.st_ino) != folder:
-                        raise _Doubt(f"{path}: the folder was replaced or changed")
-                    pending.append(path)
-                    seen.add(path)
-                    continue
-                kept = files.get(path)
-                if kept is not None and kept[2] == stat_of(info):
-                    intact.add(path)
-                    continue
-                if stat.S_ISDIR(info.st_mode):
-                    treefiles.remove_tree(Path(child.path))
-                else:
-                    os.unlink(child.path)
-                removed += 1
+        pending = [("", _open_folder(os.fspath(self.folder), None, folders.get(""), "the checkout folder"))]
+        seen, intact = {""}, set()
+        try:
+            while pending:
+                relative, fd = pending.pop()
+                prefix = f"{relative}/" if relative else ""
+                with os.scandir(fd) as found:
+                    children = list(found)
+                for child in children:
+                    path = prefix + child.name
+                    info = child.stat(follow_symlinks=False)
+                    folder = folders.get(path)
+                    if folder is not None:
+                        if (info.st_mode, info.st_ino) != folder:
+                            raise _Doubt(f"{path}: the folder was replaced or changed")
+                        pending.append((path, _open_folder(child.name, fd, folder, path)))
+                        seen.add(path)
+                        continue
+                    kept = files.get(path)
+                    if kept is not None and kept[2] == stat_of(info):
+                        intact.add(path)
+                        continue
+                    if stat.S_ISDIR(info.st_mode):
+                        treefiles.remove_tree(Path(root + path))
+                    else:
+                        os.unlink(child.name, dir_fd=fd)
+                    removed += 1
+                os.close(fd)
+        finally:
+            for _relative, fd in pending:
+                os.close(fd)
         # What is not here as written (changed, removed, replaced) is written again.
         if len(seen) != len(folders):
             self._folders = {p: v for p, v in folders.items() if p in seen}
@@ -229,6 +234,22 @@ class PristineCheckout:
         for path in folders - self._folders.keys():
             info = os.lstat(self.folder / path)
             self._folders[path] = (info.st_mode, info.st_ino)
+
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_folder(name: str, parent: int | None, noted: tuple[int, int] | None, shown: str) -> int:
+    """A descriptor of the folder ``name`` (in ``parent``), opened without following a link, if it is the one noted."""
+    try:
+        fd = os.open(name, _FOLDER, dir_fd=parent)
+    except OSError as exc:
+        raise _Doubt(f"{shown}: {exc}") from None
+    info = os.fstat(fd)
+    if (info.st_mode, info.st_ino) != noted:
+        os.close(fd)
+        raise _Doubt(f"{shown} was replaced or changed")
+    return fd
 
 
 def _folders_of(target: Target) -> set[str]:
