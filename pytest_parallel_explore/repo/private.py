@@ -121,7 +121,8 @@ def reset_git(folder: Path, shared: SharedBase, branch: str) -> None:
         treefiles.remove_tree(dot_git)
     elif dot_git.exists() or dot_git.is_symlink():
         dot_git.unlink()
-    _init(folder, shared, branch).run("read-tree", branch)
+    _init(folder, shared, branch)
+    (dot_git / "index").write_bytes(treefiles.index_of(shared.store, shared.commit))
 
 
 #: What ``git init --template=`` writes as a non-bare repository's configuration (git 2.39 on Linux).

@@ -12,6 +12,7 @@ import functools
 import os
 import re
 import stat
+import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -48,6 +49,18 @@ def tree_entries(git: Git, treeish: str, *, near: str | None = None) -> dict[str
     if OBJECT_ID.fullmatch(treeish):
         return dict(_kept_listing(git.git_dir, treeish))
     return _list_tree(git.git_dir, treeish)
+
+
+@functools.lru_cache(maxsize=4)
+def index_of(git_dir: Path, commit: str) -> bytes:
+    """The index ``read-tree commit`` writes (an object id): made once a process, kept in memory.
+
+    A trial's read-back and its new private repository each start from one (at 20,000 files, 15 ms of git each).
+    """
+    with tempfile.TemporaryDirectory(prefix="explore-index-") as scratch:
+        index = Path(scratch) / "index"
+        Git(git_dir, index=index).run("read-tree", commit)
+        return index.read_bytes()
 
 
 def tree_id(git: Git, commit: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import functools
 import os
 import posixpath
 import re
@@ -27,7 +26,7 @@ from pathlib import Path
 from ..model.limits import DEFAULT_LIMITS, Limits
 from . import blobs
 from .gitcmd import Git
-from .treefiles import OBJECT_ID, tree_changes, tree_entries, tree_id
+from .treefiles import OBJECT_ID, index_of, tree_changes, tree_entries, tree_id
 from .worktreestat import Stat, stat_of
 
 _NULL_SHA = "0" * 40
@@ -77,7 +76,7 @@ def tree_of_files(
         index_file = Path(scratch) / "index"
         index = git.with_(index=index_file)
         if OBJECT_ID.fullmatch(base):
-            index_file.write_bytes(_index_of(git.git_dir, base))
+            index_file.write_bytes(index_of(git.git_dir, base))
         else:
             index.run("read-tree", base)
         base_files = tree_entries(git, base)
@@ -96,15 +95,6 @@ def tree_of_files(
         recorded = tree_changes(git, base, tree) if updates else {}
         refused = [path for path in _written_paths(updates) if path not in recorded]
         return FilesTree(tree, [*hostile.values(), *map(repr, refused)])
-
-
-@functools.lru_cache(maxsize=2)
-def _index_of(git_dir: Path, base: str) -> bytes:
-    """The index ``read-tree base`` writes, made once a process and kept in memory (at 20,000 files, 15 ms a trial)."""
-    with tempfile.TemporaryDirectory(prefix="explore-index-") as scratch:
-        index = Path(scratch) / "index"
-        Git(git_dir, index=index).run("read-tree", base)
-        return index.read_bytes()
 
 
 def _written_paths(updates: Iterable[bytes]) -> Iterator[str]:
