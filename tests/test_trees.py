@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,87 @@ def entries(repo: Path, tree: str) -> dict[str, tuple[str, str]]:
     return treefiles.tree_entries(Git(repo / ".git"), tree)
 
 
+ReadBack = Callable[..., trees.FilesTree]
+
+
+@pytest.fixture(params=["tree", "commit"])
+def read_back(request: pytest.FixtureRequest) -> ReadBack:
+    """``tree_of_files`` of a repository's files, asked for a tree (an index) or a commit (fast-import if it can).
+
+    A commit must hold the very tree, with the base as its only parent.
+    """
+
+    def run(repo: Path, base: str, **options: object) -> trees.FilesTree:
+        sealed = Git(repo / ".git", work_tree=repo)
+        if request.param == "tree":
+            return trees.tree_of_files(sealed, base, **options)  # type: ignore[arg-type]
+        files = trees.tree_of_files(sealed, base, message="work", **options)  # type: ignore[arg-type]
+        assert files.commit is not None
+        assert git(repo, "rev-parse", f"{files.commit}^{{tree}}").strip() == files.tree
+        if files.tree != git(repo, "rev-parse", f"{base}^{{tree}}").strip():
+            assert git(repo, "rev-parse", f"{files.commit}^@").split() == [base]
+        return files
+
+    return run
+
+
+def test_a_commit_holds_the_tree_an_index_makes_of_the_same_files(based: tuple[Path, str, Path]) -> None:
+    repo, _base, _outside = based
+    for path, text in {
+        "gone/a.txt": "a\n",
+        "becomes_dir": "f\n",
+        "becomes_file/x.txt": "x\n",
+        "big.bin": "B" * 2000,
+    }.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "more")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "data" / "config.txt").write_text("changed\n")
+    (repo / "keep.txt").chmod(0o755)
+    (repo / "big.bin").chmod(0o755)  # past the size limit: the base's blob, a new mode
+    (repo / "gone" / "a.txt").unlink()
+    (repo / "gone").rmdir()
+    (repo / "becomes_dir").unlink()
+    (repo / "becomes_dir").mkdir()
+    (repo / "becomes_dir" / "inner.py").write_text("inner\n")
+    (repo / "becomes_file" / "x.txt").unlink()
+    (repo / "becomes_file").rmdir()
+    (repo / "becomes_file").write_text("now a file\n")
+    (repo / "new" / "deep" / "er").mkdir(parents=True)
+    (repo / "new" / "deep" / "er" / "n.txt").write_text("n\n")
+    os.symlink("keep.txt", repo / "link")
+    sealed = Git(repo / ".git", work_tree=repo)
+    limits = Limits(file_size=1000)
+
+    committed = trees.tree_of_files(sealed, base, message="work", limits=limits)
+    indexed = trees.tree_of_files(sealed, base, limits=limits)
+
+    assert committed.tree == indexed.tree
+    assert committed.left_out == indexed.left_out == []
+    assert git(repo, "rev-parse", f"{committed.commit}^{{tree}}").strip() == indexed.tree
+    listing = entries(repo, indexed.tree)
+    assert listing["big.bin"][0] == listing["keep.txt"][0] == "100755" and listing["link"][0] == "120000"
+    assert sorted(listing) == [
+        "becomes_dir/inner.py",
+        "becomes_file",
+        "big.bin",
+        "data/config.txt",
+        "keep.txt",
+        "link",
+        "new/deep/er/n.txt",
+    ]
+
+
+def test_a_commit_of_nothing_changed_is_the_base(based: tuple[Path, str, Path]) -> None:
+    repo, base, _outside = based
+
+    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base, message="work")
+
+    assert files.commit == base
+
+
 @pytest.mark.parametrize(
     "name, shown",
     [
@@ -218,7 +300,7 @@ def entries(repo: Path, tree: str) -> dict[str, tuple[str, str]]:
     ],
 )
 def test_a_file_name_that_cannot_be_recorded_safely_is_left_out_and_named(
-    based: tuple[Path, str, Path], name: bytes, shown: str
+    based: tuple[Path, str, Path], read_back: ReadBack, name: bytes, shown: str
 ) -> None:
     repo, base, outside = based
     secret = os.fsencode(outside / "secret.txt")
@@ -230,20 +312,22 @@ def test_a_file_name_that_cannot_be_recorded_safely_is_left_out_and_named(
         handle.write(b"x\n")
     (repo / "good.py").write_text("good\n")
 
-    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base)
+    files = read_back(repo, base)
 
     assert files.left_out == [shown.replace("{secret}", str(outside / "secret.txt"))]
     assert sorted(entries(repo, files.tree)) == ["data/config.txt", "good.py", "keep.txt", "x"]
     assert SECRET not in every_object(repo)
 
 
-def test_a_symlink_is_recorded_as_one_and_never_read_through(based: tuple[Path, str, Path]) -> None:
+def test_a_symlink_is_recorded_as_one_and_never_read_through(
+    based: tuple[Path, str, Path], read_back: ReadBack
+) -> None:
     repo, base, outside = based
     os.symlink(outside / "secret.txt", repo / "leak.txt")
     (repo / "keep.txt").unlink()
     os.symlink(outside / "secret.txt", repo / "keep.txt")  # a base file replaced by a symlink
 
-    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base)
+    files = read_back(repo, base)
 
     listing = entries(repo, files.tree)
     assert listing["leak.txt"][0] == listing["keep.txt"][0] == "120000"
@@ -251,13 +335,13 @@ def test_a_symlink_is_recorded_as_one_and_never_read_through(based: tuple[Path, 
     assert SECRET not in every_object(repo)
 
 
-def test_nothing_below_a_symlinked_folder_is_read(based: tuple[Path, str, Path]) -> None:
+def test_nothing_below_a_symlinked_folder_is_read(based: tuple[Path, str, Path], read_back: ReadBack) -> None:
     repo, base, outside = based
     (repo / "data" / "config.txt").unlink()
     (repo / "data").rmdir()
     os.symlink(outside, repo / "data")  # data/config.txt is now the secret, through the link
 
-    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base)
+    files = read_back(repo, base)
 
     listing = entries(repo, files.tree)
     assert sorted(listing) == ["data", "keep.txt"]
@@ -265,13 +349,13 @@ def test_nothing_below_a_symlinked_folder_is_read(based: tuple[Path, str, Path])
     assert SECRET not in every_object(repo)
 
 
-def test_a_fifo_is_not_a_file_and_does_not_hang_the_reader(based: tuple[Path, str, Path]) -> None:
+def test_a_fifo_is_not_a_file_and_does_not_hang_the_reader(based: tuple[Path, str, Path], read_back: ReadBack) -> None:
     repo, base, _outside = based
     (repo / "keep.txt").unlink()
     os.mkfifo(repo / "keep.txt")
     os.mkfifo(repo / "new.pipe")
 
-    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base)
+    files = read_back(repo, base)
 
     assert sorted(entries(repo, files.tree)) == ["data/config.txt"]
 
@@ -285,7 +369,7 @@ def test_a_fifo_is_not_a_file_and_does_not_hang_the_reader(based: tuple[Path, st
     ],
 )
 def test_files_past_a_limit_add_no_object_to_the_repository(
-    based: tuple[Path, str, Path], limits: Limits, reason: str
+    based: tuple[Path, str, Path], read_back: ReadBack, limits: Limits, reason: str
 ) -> None:
     repo, base, _outside = based
     for i in range(3):
@@ -295,14 +379,16 @@ def test_files_past_a_limit_add_no_object_to_the_repository(
     before = object_ids(repo), files_under(repo / ".git")
 
     with pytest.raises(trees.LimitExceeded) as raised:
-        trees.tree_of_files(Git(repo / ".git", work_tree=repo), base, limits=limits)
+        read_back(repo, base, limits=limits)
 
     assert str(raised.value) == reason
     # No object, and no file of one either (such as the temporary pack of a stopped ``git fast-import``).
     assert (object_ids(repo), files_under(repo / ".git")) == before
 
 
-def test_a_big_file_of_the_base_that_is_unchanged_is_within_the_limits(based: tuple[Path, str, Path]) -> None:
+def test_a_big_file_of_the_base_that_is_unchanged_is_within_the_limits(
+    based: tuple[Path, str, Path], read_back: ReadBack
+) -> None:
     repo, _base, _outside = based
     (repo / "dataset.bin").write_bytes(b"D" * 5000)
     git(repo, "add", "-A")
@@ -310,18 +396,20 @@ def test_a_big_file_of_the_base_that_is_unchanged_is_within_the_limits(based: tu
     base = git(repo, "rev-parse", "HEAD").strip()
     (repo / "dataset.bin").chmod(0o755)  # a new mode, the same blob: nothing to store
 
-    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base, limits=Limits(file_size=1000))
+    files = read_back(repo, base, limits=Limits(file_size=1000))
 
     assert entries(repo, files.tree)["dataset.bin"] == ("100755", entries(repo, base)["dataset.bin"][1])
 
 
-def test_many_new_files_are_added_as_one_pack_not_as_loose_objects(based: tuple[Path, str, Path]) -> None:
+def test_many_new_files_are_added_as_one_pack_not_as_loose_objects(
+    based: tuple[Path, str, Path], read_back: ReadBack
+) -> None:
     repo, base, _outside = based
     for i in range(300):
         (repo / f"new{i}.txt").write_text(f"new file {i}\n")
     loose_before = git(repo, "count-objects", "-v").splitlines()[0]
 
-    files = trees.tree_of_files(Git(repo / ".git", work_tree=repo), base)
+    files = read_back(repo, base)
 
     assert len(entries(repo, files.tree)) == 302
     # The 300 blobs are in one pack; only the new trees are loose (written by write-tree).

@@ -16,11 +16,12 @@ import os
 import posixpath
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
-from .gitcmd import Git, GitFailed
+from .gitcmd import IDENTITY, Git, GitFailed
 
 
 class Hash(Protocol):
@@ -46,35 +47,94 @@ def digest_blob_id(digest: Callable[[bytes], Hash], content: bytes) -> str:
 
 
 @contextlib.contextmanager
-def new_objects(git: Git) -> Iterator[Callable[[bytes], None]]:
-    """A function that stages a blob; when the block ends, every staged blob is added to the repository at once.
+def new_objects(git: Git) -> Iterator[NewObjects]:
+    """Stage blobs (and at most one commit); when the block ends, all of them join the repository at once.
 
-    ``git fast-import`` writes them (one process, one pack, no path given
-    to git) into a private object folder; they join the repository's
-    objects only if the block ends normally.  When it raises (a limit
-    reached), the folder is dropped: the repository gains nothing.
+    ``git fast-import`` writes them (one process, one pack, no path given to
+    git) in a scratch repository that borrows ``git``'s objects; they join
+    ``git``'s objects only if the block ends normally.  When it raises (a
+    limit reached), the scratch repository is dropped: ``git`` gains nothing.
     """
     with tempfile.TemporaryDirectory(prefix="explore-objects-", dir=git.git_dir) as scratch:
         staging = Path(scratch)
+        for folder in ("refs", "objects/info", "objects/pack"):
+            (staging / folder).mkdir(parents=True)
+        (staging / "HEAD").write_text("ref: refs/heads/import\n")
+        (staging / "objects" / "info" / "alternates").write_text(f"{git.git_dir / 'objects'}\n")
         with contextlib.ExitStack() as stack:
-            feed: list[IO[bytes]] = []
+            objects = NewObjects(Git(staging, made_here=True), stack)
+            yield objects
+        objects.commit_id = objects.read_commit_id()
+        _move_objects(staging / "objects", git.git_dir / "objects")
 
-            def store(content: bytes) -> None:
-                if not feed:
-                    # Blobs over 1 MiB are streamed to the pack, not held again in fast-import's memory.
-                    importer = git.with_(objects=staging).feed("fast-import", "--quiet", "--big-file-threshold=1m")
-                    feed.append(stack.enter_context(importer))
-                feed[0].write(b"blob\ndata %d\n" % len(content))
-                feed[0].write(content)
-                feed[0].write(b"\n")
 
-            yield store
-        _move_objects(staging, git.git_dir / "objects")
+class NewObjects:
+    """What :func:`new_objects` stages: call it with a blob's content; :meth:`commit` once, after the blobs."""
+
+    def __init__(self, staging: Git, stack: contextlib.ExitStack) -> None:
+        self._staging = staging
+        self._stack = stack
+        self._feed: IO[bytes] | None = None
+        self._marks: dict[str, int] = {}  # blob id -> its mark in the import
+        self._committed = False
+        self._commit_mark = 0
+        self.commit_id: str | None = None  # once the block ended, the commit's id (if one was staged)
+
+    def __call__(self, content: bytes, sha: str | None = None) -> None:
+        """Stage a blob (``sha``: its id, when the caller has it already)."""
+        sha = sha or blob_id(content)
+        if sha not in self._marks:
+            self._marks[sha] = len(self._marks) + 1
+            feed = self._started()
+            feed.write(b"blob\nmark :%d\ndata %d\n" % (self._marks[sha], len(content)))
+            feed.write(content)
+            feed.write(b"\n")
+
+    def commit(
+        self, parent: str, message: str, removed: Sequence[str], changed: Sequence[tuple[str, str, str]]
+    ) -> None:
+        """Stage a commit of ``parent`` with ``removed`` paths gone and ``changed`` ``(mode, blob id, path)`` set.
+
+        Each path must be one git records as it is (see ``trees``): fast-import checks none.
+        """
+        assert not self._committed
+        self._committed = True
+        who = f"{IDENTITY['GIT_COMMITTER_NAME']} <{IDENTITY['GIT_COMMITTER_EMAIL']}> {int(time.time())} +0000"
+        text = message.encode()
+        self._commit_mark = len(self._marks) + 1
+        lines = [b"commit refs/heads/import", b"mark :%d" % self._commit_mark]
+        lines += [f"author {who}".encode(), f"committer {who}".encode()]
+        lines += [b"data %d" % len(text) + b"\n" + text, f"from {parent}".encode()]
+        lines += [b"D " + os.fsencode(path) for path in removed]
+        lines += [f"M {mode} {self._dataref(sha)} ".encode() + os.fsencode(path) for mode, sha, path in changed]
+        self._started().write(b"\n".join(lines) + b"\n\n")
+
+    def _dataref(self, sha: str) -> str:
+        """A blob staged here by its mark; one already in the repository (a big file's new mode) by its id."""
+        mark = self._marks.get(sha)
+        return sha if mark is None else f":{mark}"
+
+    def read_commit_id(self) -> str | None:
+        if not self._committed:
+            return None
+        for line in (self._staging.git_dir / "marks").read_text().splitlines():
+            mark, _, sha = line.partition(" ")
+            if mark == f":{self._commit_mark}":
+                return sha
+        raise GitFailed("git fast-import: no commit was made")
+
+    def _started(self) -> IO[bytes]:
+        if self._feed is None:
+            # Blobs over 1 MiB are streamed to the pack, not held again in fast-import's memory.
+            marks = f"--export-marks={self._staging.git_dir / 'marks'}"
+            importer = self._staging.feed("fast-import", "--quiet", "--big-file-threshold=1m", marks)
+            self._feed = self._stack.enter_context(importer)
+        return self._feed
 
 
 def _move_objects(staging: Path, objects: Path) -> None:
     """Move loose objects and packs from ``staging`` into ``objects``; a pack's index last, so git never sees half."""
-    for folder in sorted(p for p in staging.iterdir() if p.is_dir() and p.name != "pack"):
+    for folder in sorted(p for p in staging.iterdir() if p.is_dir() and p.name not in ("pack", "info")):
         (objects / folder.name).mkdir(exist_ok=True)
         for loose in folder.iterdir():
             os.replace(loose, objects / folder.name / loose.name)

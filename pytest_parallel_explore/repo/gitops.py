@@ -264,10 +264,8 @@ def record_work(
     past ``limits`` raise :class:`trees.LimitExceeded` before anything is written.
     """
     git = sealed(root).with_(work_tree=worktree)
-    files = trees.tree_of_files(git, base, leave=leave, skip=skip, unchanged=unchanged, limits=limits)
-    tree = files.tree
-    changed = tree != treefiles.tree_id(git, base)
-    commit = git.run("commit-tree", tree, "-p", base, "-m", message) if changed else base
+    files = trees.tree_of_files(git, base, message=message, leave=leave, skip=skip, unchanged=unchanged, limits=limits)
+    tree, commit = files.tree, files.commit or base
     treefiles.note_tree(git, tree, tree)
     treefiles.note_tree(git, commit, tree)
     set_branch(root, branch, commit)

@@ -16,7 +16,6 @@ import dataclasses
 import errno
 import os
 import posixpath
-import re
 import stat
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from ..model.limits import DEFAULT_LIMITS, Limits
-from . import blobs
+from . import blobs, pathnames
 from .gitcmd import Git
 from .treefiles import OBJECT_ID, index_of, tree_changes, tree_entries, tree_id
 from .worktreestat import Stat, stat_of
@@ -38,16 +37,18 @@ class LimitExceeded(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class FilesTree:
-    """What :func:`tree_of_files` made of a worktree: the tree, and the files it could not record."""
+    """What :func:`tree_of_files` made of a worktree: the tree, its commit if asked, the files it could not record."""
 
     tree: str
     left_out: list[str]  # file names (as ``repr`` shows them) that cannot be recorded safely, or git would not
+    commit: str | None = None  # the commit asked for (``message``); ``base`` itself when nothing changed
 
 
 def tree_of_files(
     git: Git,
     base: str,
     *,
+    message: str | None = None,
     leave: Collection[str] = (),
     skip: Collection[str] = (),
     unchanged: Mapping[str, Stat] | None = None,
@@ -55,9 +56,11 @@ def tree_of_files(
 ) -> FilesTree:
     """The tree of ``git.work_tree``'s files: ``base`` with every file as it is on disk now.
 
-    ``leave`` are paths (files or folders) kept as they are at ``base``
-    whatever is on disk (hold-out tests the plugin removed itself); ``skip``
-    are untracked paths that are never the agent's work (files copied in by
+    ``message``: also a commit of that tree with ``base`` as its parent
+    (``base`` itself when the tree is ``base``'s).  ``leave`` are paths
+    (files or folders) kept as they are at ``base`` whatever is on disk
+    (hold-out tests the plugin removed itself); ``skip`` are untracked
+    paths that are never the agent's work (files copied in by
     ``worktree.copy`` or made by ``worktree.setup``).  Nested ``.git``
     entries are never read.  ``unchanged`` is a snapshot (see :mod:`.worktreestat`) taken
     when the worktree was made at ``base``: a file of ``base`` whose stat is
@@ -70,98 +73,89 @@ def tree_of_files(
     paths reach git NUL-separated only, and the new blobs
     are written only once every file was read within ``limits``; past
     them, :class:`LimitExceeded` is raised and the repository has no new object.
+
+    A commit whose every changed path is plainly one git records
+    (:func:`.pathnames.all_plain`) is made by the ``fast-import`` that writes the blobs,
+    from ``base`` and the changes alone; any other goes through an index,
+    which refuses what git will not record.
     """
     assert git.work_tree is not None
     with tempfile.TemporaryDirectory(prefix="explore-index-") as scratch:
+        base_files = tree_entries(git, base)
+        rules = Path(scratch) / "ignore"
+        rules.write_text("\n".join(_base_ignore_rules(git, base, base_files)) + "\n")
         index_file = Path(scratch) / "index"
         index = git.with_(index=index_file)
         if OBJECT_ID.fullmatch(base):
             index_file.write_bytes(index_of(git.git_dir, base))
         else:
             index.run("read-tree", base)
-        base_files = tree_entries(git, base)
-        rules = Path(scratch) / "ignore"
-        rules.write_text("\n".join(_base_ignore_rules(git, base, base_files)) + "\n")
         listed = index.run("ls-files", "-z", "--others", f"--exclude-from={rules}").split("\0")
         untracked = [p for p in listed if p and not under(p, skip) and ".git" not in p.split("/")]
-        hostile = {path: shown for path in untracked if (shown := hostile_name(path))}
+        hostile = {path: shown for path in untracked if (shown := pathnames.hostile_name(path))}
         paths = sorted({*base_files, *untracked} - hostile.keys())
         digest = blobs.hasher(len(tree_id(git, base)))
-        updates = _changed_entries(git, paths, base_files, leave, unchanged or {}, _Budget(limits), digest)
+        with _Folders(git.work_tree) as folders, blobs.new_objects(git) as staged:
+            removed, changed = _changed_entries(
+                folders, paths, base_files, leave, unchanged or {}, _Budget(limits), digest, staged
+            )
+            direct = message is not None and bool(removed or changed) and pathnames.all_plain(removed, changed)
+            if direct:
+                assert message is not None
+                staged.commit(base, message, removed, changed)
+        if direct and staged.commit_id is not None:
+            return FilesTree(
+                git.run("rev-parse", f"{staged.commit_id}^{{tree}}"), list(hostile.values()), staged.commit_id
+            )
+        updates = [*(f"0 {_NULL_SHA}\t{path}" for path in removed), *(f"{m} {sha}\t{p}" for m, sha, p in changed)]
         if updates:
-            index.run("update-index", "-z", "--index-info", input=b"\0".join(updates) + b"\0")
+            index.run("update-index", "-z", "--index-info", input=pathnames.encoded("\0".join(updates) + "\0"))
         tree = index.run("write-tree")
         # git skips a path it will not index (".GIT/x", "git~1/x", ".git./x": "Ignoring path"), and exits 0.
         recorded = tree_changes(git, base, tree) if updates else {}
-        refused = [path for path in _written_paths(updates) if path not in recorded]
-        return FilesTree(tree, [*hostile.values(), *map(repr, refused)])
-
-
-def _written_paths(updates: Iterable[bytes]) -> Iterator[str]:
-    """The paths that ``update-index --index-info`` records give content (not those they remove)."""
-    for record in updates:
-        if not record.startswith(b"0 "):
-            yield record.split(b"\t", 1)[1].decode(errors="surrogateescape")
-
-
-#: A name git's line-based input, a terminal or a report would show as something else.
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
-
-
-def hostile_name(path: str) -> str | None:
-    """``path`` as a message shows it (``repr``) when it cannot be recorded safely: control characters, not UTF-8.
-
-    ``path`` is as :class:`Git` decodes git's output (UTF-8, undecodable bytes surrogate-escaped).
-    """
-    raw = _encoded(path)
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        return repr(raw)
-    return repr(text) if _CONTROL.search(text) else None
-
-
-def _encoded(path: str) -> bytes:
-    return path.encode(errors="surrogateescape")
+        refused = [path for _mode, _sha, path in changed if path not in recorded]
+        commit = None
+        if message is not None:
+            commit = git.run("commit-tree", tree, "-p", base, "-m", message) if tree != tree_id(git, base) else base
+        return FilesTree(tree, [*hostile.values(), *map(repr, refused)], commit)
 
 
 def _changed_entries(
-    git: Git,
+    folders: _Folders,
     paths: Iterable[str],
     base_files: Mapping[str, tuple[str, str]],
     leave: Collection[str],
     unchanged: Mapping[str, Stat],
     budget: _Budget,
     digest: Callable[[bytes], blobs.Hash],
-) -> list[bytes]:
-    """``update-index --index-info`` records of every path that differs from ``base_files``, removals first.
+    staged: blobs.NewObjects,
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The paths of ``base_files`` gone from disk, and ``(mode, blob id, path)`` of every path that differs.
 
-    The new blobs are staged while the files are read and added to the
+    The new blobs are staged while the files are read, to be added to the
     repository together once all were read within ``budget``.
     """
-    assert git.work_tree is not None
-    removed: list[bytes] = []
-    changed: list[bytes] = []
-    with _Folders(git.work_tree) as folders, blobs.new_objects(git) as store:
-        for path in paths:
-            if leave and under(path, leave):
-                continue
-            base = base_files.get(path)
-            entry = _disk_entry(folders, path, base, unchanged.get(path), budget, digest)
-            if entry is _UNCHANGED:
-                continue
-            if entry is None:
-                if base is not None:
-                    removed.append(b"0 " + _NULL_SHA.encode() + b"\t" + _encoded(path))
-                continue
-            mode, sha, content = entry
-            if base == (mode, sha):
-                continue
-            budget.add(len(content) if content is not None else 0)
-            if content is not None:
-                store(content)
-            changed.append(f"{mode} {sha}\t".encode() + _encoded(path))
-    return removed + changed
+    removed: list[str] = []
+    changed: list[tuple[str, str, str]] = []
+    for path in paths:
+        if leave and under(path, leave):
+            continue
+        base = base_files.get(path)
+        entry = _disk_entry(folders, path, base, unchanged.get(path), budget, digest)
+        if entry is _UNCHANGED:
+            continue
+        if entry is None:
+            if base is not None:
+                removed.append(path)
+            continue
+        mode, sha, content = entry
+        if base == (mode, sha):
+            continue
+        budget.add(len(content) if content is not None else 0)
+        if content is not None:
+            staged(content, sha)
+        changed.append((mode, sha, path))
+    return removed, changed
 
 
 @dataclasses.dataclass
@@ -291,7 +285,7 @@ def _disk_entry(
     a file below a symlinked folder) is not a file git could record here, so
     it counts as absent.
     """
-    folder, _, name = _encoded(path).rpartition(b"/")
+    folder, _, name = pathnames.encoded(path).rpartition(b"/")
     fd = folders.fd_of(folder)
     if fd is None:
         return None
