@@ -92,7 +92,7 @@ class PristineCheckout:
         target = {path: (git, mode, sha) for path, (mode, sha) in entries.items()}
         treefiles.refuse_unsafe(target, "the hold-out tests")
         for relative in [*replacing, *target]:
-            self._real_parents(relative)
+            treefiles.real_parents(self.folder, relative)
         for relative in replacing:
             treefiles.remove_tree(self.folder / relative)  # a link is removed, never followed
         self._write(target)
@@ -135,19 +135,6 @@ class PristineCheckout:
                     pending.append(path)
                 elif child == name:
                     yield path
-
-    def _real_parents(self, relative: str) -> None:
-        """Make every folder above ``relative`` a real one: a link or file a set-up command put there goes."""
-        parts = relative.split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            folder = self.folder.joinpath(*parts[:depth])
-            try:
-                info = os.lstat(folder)
-            except FileNotFoundError:
-                return  # the writing makes it, and those below
-            if not stat.S_ISDIR(info.st_mode):
-                treefiles.remove_tree(folder)
-                return
 
     def _update(self, target: Target) -> Update:
         removed = self._sweep()

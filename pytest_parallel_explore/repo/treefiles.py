@@ -163,6 +163,21 @@ def refuse_unsafe(paths: Iterable[str], source: str) -> None:
             raise GitFailed(f"refusing to write the unsafe path {path!r} of {source}")
 
 
+def real_parents(top: Path, relative: str) -> None:
+    """Make every folder between ``top`` and ``relative`` a real one: a link or file there (committed by an
+    agent, or left by a set-up command) is removed, never followed, before the plugin writes below it."""
+    parts = relative.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        folder = top.joinpath(*parts[:depth])
+        try:
+            info = os.lstat(folder)
+        except FileNotFoundError:
+            return  # the writing makes it, and those below
+        if not stat.S_ISDIR(info.st_mode):
+            remove_tree(folder)
+            return
+
+
 def remove_tree(path: Path) -> None:
     """Remove a folder the plugin made, whatever the code it ran left in it; or whatever is at ``path`` now.
 

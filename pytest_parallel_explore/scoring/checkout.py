@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import dataclasses
 import os
+import posixpath
 import shutil
 import tempfile
 import threading
@@ -42,7 +43,7 @@ def prepare_worktree(
     """What a folder to work or score in needs besides git's files: ``worktree.copy`` and ``worktree.setup``."""
     root = spec.workspace.repo_root
     for relative in spec.worktree.copy:
-        _copy(root / relative, worktree / relative)
+        _copy(root / relative, worktree, relative)
     run_setup_command(spec, subject, worktree, spec.worktree.setup, "worktree.setup", sandbox=sandbox)
 
 
@@ -174,12 +175,28 @@ def _files_under(root: Path, relatives: Sequence[str]) -> list[str]:
     return found
 
 
-def _copy(source: Path, target: Path) -> None:
+def _copy(source: Path, worktree: Path, relative: str) -> None:
+    """The user's ``source`` (a file, or a folder's files) at ``relative`` in ``worktree``, over what is there.
+
+    The tree may be an agent's: a link it committed at or above a file
+    copied is removed, never written through.
+    """
     if source.is_dir():
-        shutil.copytree(source, target, dirs_exist_ok=True)
+        for folder, _folders, names in os.walk(source):
+            inside = Path(folder).relative_to(source).as_posix()
+            for name in names:
+                _copy_file(Path(folder, name), worktree, posixpath.normpath(f"{relative}/{inside}/{name}"))
     elif source.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        _copy_file(source, worktree, relative)
+
+
+def _copy_file(source: Path, worktree: Path, relative: str) -> None:
+    treefiles.real_parents(worktree, relative)
+    target = worktree / relative
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        treefiles.remove_tree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
 
 
 def run_setup_command(
