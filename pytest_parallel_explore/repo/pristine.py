@@ -236,6 +236,7 @@ def _open_folder(name: str, parent: int | None, noted: tuple[int, int] | None, s
     if (info.st_mode, info.st_ino) != noted:
         os.close(fd)
         raise _Doubt(f"{shown} was replaced or changed")
+    treefiles.drop_default_acl(fd)  # the files written here next must get the modes they are written with
     return fd
 
 

@@ -8,6 +8,7 @@ direction, a tree from an agent's files, is :mod:`.trees`'s job.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
@@ -161,6 +162,26 @@ def refuse_unsafe(paths: Iterable[str], source: str) -> None:
         parts = path.split("/")
         if path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
             raise GitFailed(f"refusing to write the unsafe path {path!r} of {source}")
+
+
+def drop_default_acl(folder: int | Path) -> None:
+    """Remove a default ACL from ``folder`` (a descriptor, or a path not followed if a link).
+
+    Code run in a folder the plugin writes into again (the kept scoring
+    checkout) could leave one that denies every permission: each file the
+    plugin writes there next would be made unreadable, its mode untouched.
+    """
+    try:
+        if isinstance(folder, int):
+            os.removexattr(folder, _DEFAULT_ACL)
+        else:
+            os.removexattr(folder, _DEFAULT_ACL, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.ENOENT):
+            raise
+
+
+_DEFAULT_ACL = "system.posix_acl_default"
 
 
 def real_parents(top: Path, relative: str) -> None:

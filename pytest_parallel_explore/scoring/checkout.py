@@ -93,6 +93,7 @@ def scoring_checkout(
         for left in os.listdir(folder):  # whatever the last suite put beside the checkout (a conftest.py, a link)
             if left != kept.folder.name:
                 treefiles.remove_tree(folder / left)
+        treefiles.drop_default_acl(folder)  # or a new checkout, and the reports' folder, would inherit it
         out = folder / "out"
         out.mkdir()
         entries = treefiles.tree_entries(git, tree, near=spec.base_commit)
