@@ -29,6 +29,7 @@ from .treefiles import OBJECT_ID, index_of, tree_changes, tree_entries, tree_id
 from .worktreestat import Stat, stat_of
 
 _NULL_SHA = "0" * 40
+_GITLINK = "160000"
 
 
 class LimitExceeded(Exception):
@@ -92,7 +93,8 @@ def tree_of_files(
             index.run("read-tree", base)
         listed = index.run("ls-files", "-z", "--others", f"--exclude-from={rules}").split("\0")
         untracked = [p for p in listed if p and not under(p, skip) and ".git" not in p.split("/")]
-        hostile = {path: shown for path in untracked if (shown := pathnames.hostile_name(path))}
+        # A folder holding a .git of its own is listed as "folder/": git records none of its files.
+        hostile = {path: shown for path in untracked if (shown := pathnames.hostile_name(path) or _nested(path))}
         paths = sorted({*base_files, *untracked} - hostile.keys())
         digest = blobs.hasher(len(tree_id(git, base)))
         with _Folders(git.work_tree) as folders, blobs.new_objects(git) as staged:
@@ -120,6 +122,10 @@ def tree_of_files(
         return FilesTree(tree, [*hostile.values(), *map(repr, refused)], commit)
 
 
+def _nested(path: str) -> str | None:
+    return repr(path) if path.endswith("/") else None
+
+
 def _changed_entries(
     folders: _Folders,
     paths: Iterable[str],
@@ -141,6 +147,8 @@ def _changed_entries(
         if leave and under(path, leave):
             continue
         base = base_files.get(path)
+        if base is not None and base[0] == _GITLINK:  # a submodule: an empty folder here, never the agent's
+            continue
         entry = _disk_entry(folders, path, base, unchanged.get(path), budget, digest)
         if entry is _UNCHANGED:
             continue

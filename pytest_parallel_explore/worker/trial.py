@@ -345,7 +345,7 @@ class TrialRunner:
             shown = ", ".join(change.left_out[:5]) + (
                 f" and {len(change.left_out) - 5} more" if len(change.left_out) > 5 else ""
             )
-            reasons = "control characters, not UTF-8, or a spelling of .git git will not record"
+            reasons = "control characters, not UTF-8 or a spelling of .git git will not record, or a .git of their own"
             record.flags.append(f"left out of the commit: names with {reasons}: {shown}")
         record.commit = change.commit
         record.diff = DiffStats(len(change.files), change.insertions, change.deletions, change.files)
