@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..model.baseline import BASELINE, JUDGED_AT_BASE, VERDICTS, Baseline
-from ..model.jsonfile import read_json, signature, write_json
+from ..model.jsonfile import read_json, write_json
 from ..model.paths import ExperimentPaths
 from ..model.record import TestStats
 from ..model.settings import ScoringSpec, ScoringSubject
@@ -50,12 +50,15 @@ def baseline_key(spec: ScoringSpec, holdout: KeptFiles | None) -> str:
 def load_baseline(spec: ScoringSpec, holdout: KeptFiles | None) -> Baseline | None:
     """The saved baseline if it is still valid for these settings and this hold-out.
 
-    Parsed again only when the file changed since this process last read or wrote it (every trial asks).
+    Once this process has read or written the baseline of these settings, that
+    one is kept in memory: every trial asks, and without a sandbox an agent
+    can rewrite the file (a process that reads it first after that still
+    trusts it: see the README, "Without a sandbox").
     """
     path, key = spec.paths.baseline_json, baseline_key(spec, holdout)
-    known = _known.get(path)
-    if known is not None and known[0] == signature(path):
-        return known[1] if known[1].key == key else None
+    known = _known.get((path, key))
+    if known is not None:
+        return known
     data = read_json(path)
     if not isinstance(data, dict) or data.get("key") != key:
         return None
@@ -67,12 +70,12 @@ def load_baseline(spec: ScoringSpec, holdout: KeptFiles | None) -> Baseline | No
     return baseline
 
 
-#: Per process: each baseline file's signature when last read or written, and the baseline it held.
-_known: dict[Path, tuple[tuple[int, ...] | None, Baseline]] = {}
+#: Per process: the baseline it read or wrote, by file and key.
+_known: dict[tuple[Path, str], Baseline] = {}
 
 
 def _remember(path: Path, baseline: Baseline) -> None:
-    _known[path] = (signature(path), baseline)
+    _known[(path, baseline.key)] = baseline
 
 
 def ensure_baseline(spec: ScoringSpec, holdout: KeptFiles | None) -> tuple[Baseline, str]:
