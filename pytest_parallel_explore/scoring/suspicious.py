@@ -39,10 +39,23 @@ def changed_python_files(git: Git, base: str, tree: str) -> dict[str, str]:
     }
 
 
+#: Compiled extension modules (``calc.cpython-311-x86_64-linux-gnu.so``, ``calc.abi3.so``, ``calc.pyd``).
+_EXTENSIONS = (".so", ".pyd")
+
+
 def check_tree(git: Git, base: str, tree: str) -> list[str]:
-    """The findings in the Python files ``tree`` adds or changes against ``base``, file by file."""
+    """The findings in the Python files ``tree`` adds or changes against ``base``, file by file.
+
+    An extension module it adds or changes is a finding of its own: Python
+    imports it in place of the ``.py`` file of the same name, and nothing
+    here can read what it runs.
+    """
     files = changed_python_files(git, base, tree)
-    findings: list[str] = []
+    findings: list[str] = [
+        f"{path}:1: a compiled extension module, imported in place of a .py file of its name: not checked"
+        for path, (_before, after) in sorted(tree_changes(git, base, tree).items())
+        if path.endswith(_EXTENSIONS) and after is not None
+    ]
     for path, content in _blobs(git, files):
         if isinstance(content, str):
             findings.append(f"{path}:1: not checked: {content}")
