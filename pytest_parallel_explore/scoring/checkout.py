@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import logging
 import os
 import posixpath
 import shutil
@@ -35,6 +36,8 @@ from ..repo.pristine import PristineCheckout
 from ..repo.store import KeptFiles, keep_files
 from .protect import decides_outcome
 from .suite import scoring_env
+
+_log = logging.getLogger(__name__)
 
 
 def prepare_worktree(
@@ -87,41 +90,60 @@ def scoring_checkout(
     """
     if holdout is None and spec.score.holdout:
         raise RuntimeError("the hold-out tests were not read when the run started; nothing is scored without them")
+    entries = treefiles.tree_entries(git, tree, near=spec.base_commit)
+    if spec.score.holdout:
+        entries = {p: e for p, e in entries.items() if not trees.under(p, spec.score.holdout)}
     kept = _take(git)
-    folder = kept.folder.parent
     try:
-        for left in os.listdir(folder):  # whatever the last suite put beside the checkout (a conftest.py, a link)
-            if left != kept.folder.name:
-                treefiles.remove_tree(folder / left)
-        treefiles.drop_default_acl(folder)  # or a new checkout, and the reports' folder, would inherit it
-        out = folder / "out"
-        out.mkdir()
-        entries = treefiles.tree_entries(git, tree, near=spec.base_commit)
-        if spec.score.holdout:
-            entries = {p: e for p, e in entries.items() if not trees.under(p, spec.score.holdout)}
-        kept.update([(git, entries)])
-        scoring = Scoring(kept.folder, out, _sandbox(spec, subject, folder, git), kept, tuple(spec.score.holdout))
+        try:
+            _bring(kept, git, entries)
+        except OSError:  # what the last suite left cannot be removed (a file it made immutable, as root)
+            _discard(kept.folder.parent)
+            kept = _take(None)
+            _bring(kept, git, entries)
+        folder = kept.folder.parent
+        sandbox = _sandbox(spec, subject, folder, git)
+        scoring = Scoring(kept.folder, folder / "out", sandbox, kept, tuple(spec.score.holdout))
         prepare_worktree(spec, subject, scoring.checkout, sandbox=scoring.sandbox)
         if holdout is not None:  # after the set-up command, which runs the agent's code
             kept.overlay(Git(Path(holdout.store)), holdout.entries, spec.score.holdout)
         yield scoring
     except BaseException:
-        treefiles.remove_tree(folder)
+        _discard(kept.folder.parent)
         raise
     if spec.worktree.keep == "none":  # disk over CPU: a trial has one checkout at a time, never two
-        treefiles.remove_tree(folder)
+        _discard(folder)
         return
     with _idle_lock:
         _idle.setdefault(git.git_dir, []).append(kept)
 
 
-def _take(git: Git) -> PristineCheckout:
-    """A kept checkout of ``git``'s trees that no suite run is using, or a new one."""
+def _take(git: Git | None) -> PristineCheckout:
+    """A kept checkout of ``git``'s trees that no suite run is using, or (``None``: always) a new one."""
     with _idle_lock:
-        if _idle.get(git.git_dir):
+        if git is not None and _idle.get(git.git_dir):
             return _idle[git.git_dir].pop()
     folder = Path(tempfile.mkdtemp(prefix="explore-scoring-"))
     return PristineCheckout(folder / "checkout")
+
+
+def _bring(kept: PristineCheckout, git: Git, entries: dict[str, tuple[str, str]]) -> None:
+    """``kept`` at ``entries``, with nothing beside it but an empty folder for the reports."""
+    folder = kept.folder.parent
+    for left in os.listdir(folder):  # whatever the last suite put beside the checkout (a conftest.py, a link)
+        if left != kept.folder.name:
+            treefiles.remove_tree(folder / left)
+    treefiles.drop_default_acl(folder)  # or a new checkout, and the reports' folder, would inherit it
+    (folder / "out").mkdir()
+    kept.update([(git, entries)])
+
+
+def _discard(folder: Path) -> None:
+    """Remove a scoring folder as far as it goes; what cannot be removed stays where it is, said in the log."""
+    try:
+        treefiles.remove_tree(folder)
+    except OSError as exc:
+        _log.warning("a scoring checkout could not be removed and is left as it is: %s (%s)", folder, exc)
 
 
 @atexit.register
