@@ -2,7 +2,7 @@
 the kept scoring checkout and the baseline reused between trials.
 
 Each test asserts the property that should hold; a failing (red) test is an attack that worked.
-All of them were red when written (see each test's comment for the mechanism):
+All of them were red when written (see each test's comment for the mechanism); all are closed now:
 
 * a default ACL that one suite leaves on the kept scoring checkout's folder (mode and inode unchanged)
   makes the next trial's files unreadable: the innocent trial scores 0 (sandboxed);

@@ -36,6 +36,20 @@ def _plain(path: str) -> bool:
     )
 
 
+#: Characters HFS+ ignores in a name, which ``git fsck`` ignores too when it spots a ``.gitmodules``.
+_HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
+
+
+def gitmodules_name(path: str) -> bool:
+    """Whether ``git fsck`` reads the file at ``path`` as a ``.gitmodules`` (any case, HFS+ and NTFS spellings).
+
+    Its content then decides whether the user's repository passes ``git fsck``
+    (and a push to a server that checks): a trial's own is never recorded.
+    """
+    name = posixpath.basename(path).translate(_HFS_IGNORED).lower()
+    return name.startswith((".gitmodules", "gitmod~", "gi7eba~"))
+
+
 #: A name git's line-based input, a terminal or a report would show as something else.
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 

@@ -70,7 +70,9 @@ def tree_of_files(
     The files are hostile input: no symlink is followed (a symlink is
     recorded as one, and nothing below a symlinked folder is read), a name
     with a control character or that is not UTF-8, or that git will not
-    index (a spelling of ``.git``), is left out (and said in ``left_out``),
+    index (a spelling of ``.git``), a ``.gitmodules`` (see
+    :func:`.pathnames.gitmodules_name`) and a folder with a ``.git`` of its
+    own are left out (and said in ``left_out``); a submodule stays as at ``base``;
     paths reach git NUL-separated only, and the new blobs
     are written only once every file was read within ``limits``; past
     them, :class:`LimitExceeded` is raised and the repository has no new object.
@@ -101,6 +103,9 @@ def tree_of_files(
             removed, changed = _changed_entries(
                 folders, paths, base_files, leave, unchanged or {}, _Budget(limits), digest, staged
             )
+            # Never recorded from a trial: its content decides whether the user's repository passes git fsck.
+            hostile.update({path: repr(path) for _mode, _sha, path in changed if pathnames.gitmodules_name(path)})
+            changed = [entry for entry in changed if entry[2] not in hostile]
             direct = message is not None and bool(removed or changed) and pathnames.all_plain(removed, changed)
             if direct:
                 assert message is not None

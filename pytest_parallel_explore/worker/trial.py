@@ -345,8 +345,8 @@ class TrialRunner:
             shown = ", ".join(change.left_out[:5]) + (
                 f" and {len(change.left_out) - 5} more" if len(change.left_out) > 5 else ""
             )
-            reasons = "control characters, not UTF-8 or a spelling of .git git will not record, or a .git of their own"
-            record.flags.append(f"left out of the commit: names with {reasons}: {shown}")
+            reasons = "names with control characters or not UTF-8, spellings of .git or .gitmodules, a .git inside"
+            record.flags.append(f"left out of the commit ({reasons}): {shown}")
         record.commit = change.commit
         record.diff = DiffStats(len(change.files), change.insertions, change.deletions, change.files)
         gitops.write_patch(
