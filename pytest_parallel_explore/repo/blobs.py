@@ -64,7 +64,7 @@ def new_objects(git: Git) -> Iterator[NewObjects]:
         with contextlib.ExitStack() as stack:
             objects = NewObjects(Git(staging, made_here=True), stack)
             yield objects
-        objects.commit_id = objects.read_commit_id()
+        objects.commit_id = objects.committed()
         _move_objects(staging / "objects", git.git_dir / "objects")
 
 
@@ -76,8 +76,7 @@ class NewObjects:
         self._stack = stack
         self._feed: IO[bytes] | None = None
         self._marks: dict[str, int] = {}  # blob id -> its mark in the import
-        self._committed = False
-        self._commit_mark = 0
+        self._commit_mark = 0  # the staged commit's mark; 0: none
         self.commit_id: str | None = None  # once the block ended, the commit's id (if one was staged)
 
     def __call__(self, content: bytes, sha: str | None = None) -> None:
@@ -97,8 +96,7 @@ class NewObjects:
 
         Each path must be one git records as it is (see ``trees``): fast-import checks none.
         """
-        assert not self._committed
-        self._committed = True
+        assert not self._commit_mark, "one commit an import"
         who = f"{IDENTITY['GIT_COMMITTER_NAME']} <{IDENTITY['GIT_COMMITTER_EMAIL']}> {int(time.time())} +0000"
         text = message.encode()
         self._commit_mark = len(self._marks) + 1
@@ -114,8 +112,9 @@ class NewObjects:
         mark = self._marks.get(sha)
         return sha if mark is None else f":{mark}"
 
-    def read_commit_id(self) -> str | None:
-        if not self._committed:
+    def committed(self) -> str | None:
+        """The id of the commit staged, read from the marks fast-import exported (once it ended)."""
+        if not self._commit_mark:
             return None
         for line in (self._staging.git_dir / "marks").read_text().splitlines():
             mark, _, sha = line.partition(" ")
