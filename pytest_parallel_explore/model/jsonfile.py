@@ -33,18 +33,6 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def signature(path: Path) -> tuple[int, ...] | None:
-    """What writing, replacing or touching the file at ``path`` changes (None: no file), for caches of reads.
-
-    A process can set a file's mtime back, not its ctime.
-    """
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
-
-
 def read_json(path: Path) -> Any:
     """The JSON document at ``path``, or None when it is missing or unreadable."""
     try:

@@ -27,8 +27,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from ..model.jsonfile import signature
-
 #: Commits made by the plugin carry this identity, so they work without git config and are recognisable.
 IDENTITY = {
     "GIT_AUTHOR_NAME": "pytest-parallel-explore",
@@ -225,7 +223,7 @@ def filter_drivers(git_dir: Path) -> frozenset[str]:
     them, and its ctime, which no unprivileged process can set back.
     """
     cached = _drivers_seen.get(git_dir)
-    if cached is not None and all(signature(path) == seen for path, seen in cached[0]):
+    if cached is not None and all(_signature(path) == seen for path, seen in cached[0]):
         return cached[1]
     finished = subprocess.run(
         ["git", "config", "--list", "--includes", "--show-origin", "-z"],
@@ -245,7 +243,7 @@ def filter_drivers(git_dir: Path) -> frozenset[str]:
             names.add(key[len("filter.") : key.rindex(".")])
         elif key == "include.path" or (key.startswith("includeif.") and key.endswith(".path")):
             sources.add(source.parent / Path(value).expanduser())  # even while empty: it may be filled later
-    _drivers_seen[git_dir] = (tuple((path, signature(path)) for path in sources), frozenset(names))
+    _drivers_seen[git_dir] = (tuple((path, _signature(path)) for path in sources), frozenset(names))
     return frozenset(names)
 
 
@@ -259,6 +257,14 @@ def _possible_sources(git_dir: Path) -> list[Path]:
     if commondir.is_file():
         sources.append((git_dir / commondir.read_text().strip()).resolve() / "config")
     return sources
+
+
+def _signature(path: Path) -> tuple[int, ...] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
 
 
 def common_dir(root: Path) -> Path:

@@ -227,7 +227,10 @@ _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _open_folder(name: str, parent: int | None, noted: tuple[int, int] | None, shown: str) -> int:
-    """A descriptor of the folder ``name`` (in ``parent``), opened without following a link, if it is the one noted."""
+    """A descriptor of the folder ``name`` (in ``parent``), opened without following a link, if it is the one noted.
+
+    A default ACL on it is removed: the files written there next must get the modes they are written with.
+    """
     try:
         fd = os.open(name, _FOLDER, dir_fd=parent)
     except OSError as exc:
@@ -236,7 +239,7 @@ def _open_folder(name: str, parent: int | None, noted: tuple[int, int] | None, s
     if (info.st_mode, info.st_ino) != noted:
         os.close(fd)
         raise _Doubt(f"{shown} was replaced or changed")
-    treefiles.drop_default_acl(fd)  # the files written here next must get the modes they are written with
+    treefiles.drop_default_acl(fd)
     return fd
 
 
