@@ -101,6 +101,32 @@ def test_feed_writes_objects_to_a_private_folder_and_a_failing_block_stops_git(t
     assert not list((repo / ".git").glob("fast_import_crash_*"))  # git was killed, not left to die on half a stream
 
 
+def test_a_stream_read_whole_while_an_exception_is_handled_keeps_its_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading in an ``except`` block (a retry after a failure) is not stopping early: git is not killed.
+
+    ``poll`` answers "still running", as it may when git has not exited yet after its last output.
+    """
+    repo = tmp_path / "repo"
+    git(tmp_path, "init", "-q", str(repo))
+    blob = git(repo, "hash-object", "-w", "--stdin", input=b"content\n").strip()
+    wanted = tmp_path / "wanted"
+    wanted.write_text(f"{blob}\n")
+    monkeypatch.setattr(subprocess.Popen, "poll", lambda self: None)
+    killed = []
+    monkeypatch.setattr(subprocess.Popen, "kill", lambda self: killed.append(self.args))
+
+    try:
+        raise OSError("the first attempt failed")
+    except OSError:
+        with Git(repo / ".git").stream("cat-file", "--batch", stdin=wanted) as out:
+            answer = out.read()
+
+    assert answer == f"{blob} blob 8\ncontent\n\n".encode()
+    assert killed == []
+
+
 def test_the_checkout_is_dirty_when_tracked_files_differ_from_head_staged_or_not(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q")
     with pytest.raises(GitProblem, match="no commits yet"):

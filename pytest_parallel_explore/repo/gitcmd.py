@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -140,10 +139,11 @@ class Git:
             assert process.stdout is not None
             try:
                 yield process.stdout
+            except BaseException:  # the reader stopped early (not: an exception being handled around it)
+                process.kill()
+                raise
             finally:
                 process.stdout.close()
-                if process.poll() is None and sys.exc_info()[0] is not None:
-                    process.kill()
                 returncode = process.wait()
             if returncode != 0:
                 errors.seek(0)
