@@ -282,6 +282,27 @@ def test_the_first_walk_of_a_command_is_spaced_by_what_the_last_walk_cost(
     assert len(walks) == 1, "the second command walked its folders at the poll, though a walk costs 0.3 s"
 
 
+def test_the_polls_of_a_command_are_spaced_by_what_they_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """24 agents waiting on a model's API must not take their suites' CPU: a poll that costs more comes less often."""
+    looks: list[int] = []
+    used = limits.filesystems_used
+
+    def costly_look(folders: list[Path]) -> int:  # the filesystems' use, looked at every poll with a disk limit
+        looks.append(len(folders))
+        started = time.thread_time()
+        while time.thread_time() - started < 0.05:
+            pass
+        return used(folders)
+
+    monkeypatch.setattr(limits, "filesystems_used", costly_look)
+    monkeypatch.setattr(limits, "DISK_POLL_SECONDS", 60.0)  # no walk
+    monkeypatch.setattr(limits, "WATCH_SHARE", 0.001)  # 50 ms a poll: seconds apart on up to 60 CPUs
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "1")
+    sandbox = Sandbox(isolated=False, writable=(tmp_path,), limits=Limits(disk=20 << 30, memory=None, processes=None))
+    assert sandboxed("sleep 1.5; echo done", sandbox, cwd=tmp_path).stdout == "done\n"
+    assert len(looks) == 2, "looked every POLL_SECONDS, whatever a look cost"  # at the start, and one poll
+
+
 def test_a_burst_past_the_disk_limit_before_the_first_walk_is_caught(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ limit it was (``limit: memory 8G``).  How each is enforced, and why so:
   log, up to the limit; then a note is appended and the command is stopped.
 * ``memory`` and ``processes``: the resident memory and the number of the
   command's processes, summed over its process tree, checked
-  :data:`POLL_SECONDS` apart.  Not ``RLIMIT_AS`` (node and the JVM reserve
+  :data:`POLL_SECONDS` or more apart.  Not ``RLIMIT_AS`` (node and the JVM reserve
   far more address space than they use), not ``RLIMIT_NPROC`` (it counts all
   of a user's processes and never applies to root), and not a cgroup (none is
   writable on many machines, this one included): the check sees every process
@@ -262,35 +262,40 @@ class Watch:
 
     def _run(self) -> None:
         limits, clock = self.limits, time.monotonic
+        polls = limits.processes is not None or limits.memory is not None or limits.disk is not None
         # The first checks after a poll's wait: a short command (most are) ends before any costs it.
-        first = clock() + POLL_SECONDS
-        next_tree = first if limits.processes is not None or limits.memory is not None else math.inf
-        next_disk = next_growth = math.inf
+        next_poll = clock() + POLL_SECONDS if polls else math.inf
+        next_disk = math.inf
         if limits.disk is not None:  # no walk yet: the folders are taken as empty until the first
             self._used_at_walk, self._room = filesystems_used(self.written), limits.disk
-            next_growth, next_disk = first, clock() + _spacing(DISK_POLL_SECONDS, _last_walk_cost)
-        while not self._done.wait(_until(min(next_tree, next_disk, next_growth))) or self._output_full():
+            next_disk = clock() + _spacing(DISK_POLL_SECONDS, _last_walk_cost)
+        spent = time.thread_time()  # this thread's CPU so far: a poll's cost includes its waking up
+        while not self._done.wait(_until(min(next_poll, next_disk))) or self._output_full():
             if self._output_full():
                 self.hit = limits.hit("output")
-            if self.hit is None and clock() >= next_tree:
-                self.hit, cost = _timed(self._tree_hit)
-                next_tree = clock() + _spacing(POLL_SECONDS, cost)
-            if self.hit is None and clock() >= next_growth:
-                if self._may_be_over():  # the walk is spaced by its cost: a big tree must not hide a burst
+            polled, walked = clock() >= next_poll, 0.0
+            if self.hit is None and polled:
+                self.hit = self._tree_hit()
+                if self.hit is None and self._may_be_over():  # a walk spaced by its cost must not hide a burst
                     next_disk = clock()
-                next_growth = clock() + POLL_SECONDS
             if self.hit is None and clock() >= next_disk:
-                self.hit, cost = _timed(self._disk_hit)
-                next_disk = clock() + _spacing(DISK_POLL_SECONDS, cost)
-                _note_walk(cost)
+                self.hit, walked = _timed(self._disk_hit)
+                next_disk = clock() + _spacing(DISK_POLL_SECONDS, walked)
+                _note_walk(walked)
             if self.hit is not None:
                 self.kill()
                 return
+            now = time.thread_time()
+            if polled:
+                next_poll = clock() + _spacing(POLL_SECONDS, now - spent - walked)
+            spent = now
 
     def _output_full(self) -> bool:
         return self.capped is not None and self.capped.full.is_set()
 
     def _tree_hit(self) -> str | None:
+        if self.limits.processes is None and self.limits.memory is None:
+            return None
         tree = process_tree(self.leader)
         if self.limits.processes is not None and len(tree) > self.limits.processes:
             return self.limits.hit("processes")
@@ -333,17 +338,19 @@ def _timed(check: Callable[[], str | None]) -> tuple[str | None, float]:
 
 
 def _spacing(least: float, cost: float) -> float:
-    """Seconds to the next check of a kind that cost ``cost``: at least ``least``, and :data:`WATCH_SHARE` in all.
+    """Seconds to the next check of a kind that cost ``cost``: at least ``least``, and its share in all.
 
-    Each xdist worker of a run watches one command at a time, so a worker's
-    share is the run's divided by their number: at ``-n 24`` on 2 cores a walk
-    of 3,000 files (12 ms) comes every 7 s, not every second.
+    The two kinds, polls (process tree, filesystems' use) and walks of the
+    folders, get half of :data:`WATCH_SHARE` each.  Each xdist worker of a run
+    watches one command at a time, so a worker's share is the run's divided
+    by their number: at ``-n 24`` on 2 cores a walk of 3,000 files (12 ms)
+    comes every 14 s, and a poll that costs 0.5 ms every 0.6 s.
     """
     try:
         workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     except ValueError:
         workers = 1
-    return max(least, cost * workers / (WATCH_SHARE * len(os.sched_getaffinity(0))))
+    return max(least, cost * workers * 2 / (WATCH_SHARE * len(os.sched_getaffinity(0))))
 
 
 def _until(deadline: float) -> float | None:

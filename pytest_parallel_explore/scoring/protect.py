@@ -104,7 +104,6 @@ class Policy:
         return self.repo_root is None or not Path(origin).resolve().is_relative_to(self.repo_root)
 
 
-@functools.lru_cache(maxsize=1 << 16)  # asked for every file of a scoring checkout after each suite run
 @functools.lru_cache(maxsize=1 << 16)  # asked of every file of the scoring checkout after each suite run
 def decides_outcome(path: str, holdout: tuple[str, ...]) -> bool:
     """Whether pytest reads ``path`` as tests or their set-up: a test module, a ``conftest.py``, a hold-out file."""
