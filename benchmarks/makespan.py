@@ -8,7 +8,7 @@ agents
     default 20-60 s) and writes one file, ``burn_seconds.txt``, naming how much
     CPU its suite will burn (``--suite-seconds``, default 5-15 s);
 suites
-    the synthetic project of ``overhead.py`` (3,000 files, 30 tests) plus
+    the synthetic project of ``overhead.py`` (3,000 files or ``--files``, 30 tests) plus
     ``tests/test_burn.py``, which burns the CPU seconds the file names (the
     base, without the file, burns ``--base-burn``).
 
@@ -100,8 +100,8 @@ def agent_command(draw: Draw) -> str:
     return f"sleep {draw.agent}; echo {draw.burn} {draw.name} > burn_seconds.txt"
 
 
-def build(root: Path, base_burn: float) -> None:
-    build_project(root, Workload(files=3000, tests=30, test_modules=3))
+def build(root: Path, base_burn: float, files: int) -> None:
+    build_project(root, Workload(files=files, tests=30, test_modules=3))
     (root / "tests" / "test_burn.py").write_text(BURN_TEST.format(base=base_burn))
     for step in (["add", "-A"], ["commit", "-q", "-m", "burn"]):
         _git(root, *step)
@@ -246,6 +246,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--base-burn", type=float, default=None, help="CPU seconds of the base's suite (mean)")
     parser.add_argument("--score-timeout", default=None, help="score.timeout (default the plugin's)")
     parser.add_argument("--score-slots", type=int, default=None, help="score.max_concurrent (default the CPUs)")
+    parser.add_argument("--files", type=int, default=3000, help="files in the project (default 3,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="N = 8 and every time / 10")
     parser.add_argument("--plugin-only", action="store_true", help="skip the by-hand pool")
@@ -269,7 +270,7 @@ def main(argv: Sequence[str]) -> int:
     tempfile.tempdir = str(scratch)  # the plugin's scoring checkouts go there too
     try:
         template = scratch / "template"
-        build(template, args.base_burn)
+        build(template, args.base_burn, args.files)
         empty = empty_suite_seconds(template)
         bound, which = lower_bound(work, args.agents, cpus, empty)
         print(
