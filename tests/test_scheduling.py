@@ -21,7 +21,6 @@ from pytest_parallel_explore.agents.registry import BUILTIN_BACKENDS
 from pytest_parallel_explore.config.reading import read_variants
 from pytest_parallel_explore.config.settings import resolve_settings, usable_cpus
 from pytest_parallel_explore.controller.workers import ReadyFirstScheduling
-from pytest_parallel_explore.scoring import checkout
 from tests.agent_clis import needs_bwrap
 from tests.explore_testing import BAD_AGENT, CALC_FILES, GOOD_AGENT, Project
 
@@ -173,9 +172,7 @@ def test_a_workers_first_scoring_checkout_is_written_while_its_agent_works(proje
         """
     project.write({**CALC_FILES, "conftest.py": textwrap.dedent(hook), ".gitignore": "variants.yaml\nrunpytest-*\n"})
     project.commit()
-    # An agent that waits (on a model's API, here on sleep) past WARM_UP_AFTER: a script's would not.
-    spec = project.calc_spec(good=f"sleep {checkout.WARM_UP_AFTER * 3}; {GOOD_AGENT}")
-    result = project.explore("--variants", project.variants(spec), "-n", "1")
+    result = project.explore("--variants", project.variants(project.calc_spec(good=GOOD_AGENT)), "-n", "1")
 
     assert result.ret == 0, result.stdout.str()
     assert project.trials()["good"]["score"] == 1.0

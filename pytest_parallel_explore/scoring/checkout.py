@@ -71,38 +71,28 @@ class Scoring:
 
 #: Scoring checkouts of this process between suite runs, by repository: the next run takes one.
 _idle: dict[Path, list[PristineCheckout]] = {}
-#: This process's first checkout of a repository, written while an agent works (see :func:`warming_up`).
+#: This process's first checkout of a repository, written while an agent works (see :func:`warm_up`).
 _warming: dict[Path, threading.Thread] = {}
 _idle_lock = threading.Lock()
 
 
-@contextlib.contextmanager
-def warming_up(spec: ScoringSpec, git: Git) -> Iterator[None]:
-    """Around an agent's run: once it has run :data:`WARM_UP_AFTER`, write this process's first checkout.
+def warm_up(spec: ScoringSpec, git: Git) -> None:
+    """Write this process's first scoring checkout of ``git`` (the base tree) in the background, once.
 
     An agent waits on a model's API while the CPUs idle; without this, each
     process's first suite run starts by writing every file of the tree (at
     20,000 files about a second of CPU) while other suites wait for the
-    cores.  The checkout holds the base tree; :func:`scoring_checkout` brings
-    it to the trial's as any kept checkout: only what differs is written.
-    An agent that ends sooner (a script) does without: the CPUs were not idle.
+    cores.  The trial's own tree is then brought in by :func:`scoring_checkout`
+    as any kept checkout is: only what differs is written.
     """
-    writer = None
+    if spec.worktree.keep == "none":  # no checkout is kept between suite runs
+        return
     with _idle_lock:
-        if spec.worktree.keep != "none" and git.git_dir not in _idle and git.git_dir not in _warming:
-            writer = threading.Timer(WARM_UP_AFTER, _write_ahead, args=(spec, git))
-            writer.daemon, writer.name = True, "explore-warm-up"
-            _warming[git.git_dir] = writer
-            writer.start()  # under the lock: nobody joins it unstarted
-    try:
-        yield
-    finally:
-        if writer is not None:
-            writer.cancel()  # not started yet: never; else it goes on, and the suite run waits for it
-
-
-#: Seconds an agent runs before its process's first scoring checkout is written beside it.
-WARM_UP_AFTER = 1.0
+        if git.git_dir in _idle or git.git_dir in _warming:
+            return
+        writer = threading.Thread(target=_write_ahead, args=(spec, git), name="explore-warm-up", daemon=True)
+        _warming[git.git_dir] = writer
+    writer.start()
 
 
 def _write_ahead(spec: ScoringSpec, git: Git) -> None:
