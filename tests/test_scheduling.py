@@ -22,7 +22,7 @@ from pytest_parallel_explore.config.reading import read_variants
 from pytest_parallel_explore.config.settings import resolve_settings, usable_cpus
 from pytest_parallel_explore.controller.workers import ReadyFirstScheduling
 from tests.agent_clis import needs_bwrap
-from tests.explore_testing import BAD_AGENT, CALC_FILES, GOOD_AGENT, Project
+from tests.explore_testing import BAD_AGENT, GOOD_AGENT, Project
 
 BURN_TEST = """
 import os, time
@@ -157,28 +157,6 @@ def test_the_baseline_runs_its_suites_at_once_in_checkouts_of_their_own(calc_pro
     assert (seen / "baseline.1.met").exists() and (seen / "baseline.2.met").exists()
     assert (seen / "baseline.1").read_text() != (seen / "baseline.2").read_text(), "two checkouts"
     assert calc_project.trials()["good"]["status"] == "done"
-
-
-def test_a_workers_first_scoring_checkout_is_written_while_its_agent_works(project: Project, tmp_path: Path) -> None:
-    """The suite's turn then starts by writing what the trial changed, not every file of the tree."""
-    stamps = tmp_path / "stamps.json"
-    hook = f"""
-        import json, os
-
-        def pytest_explore_score(trial, checkout):
-            written = {{name: os.stat(checkout / name).st_mtime_ns for name in ("calc.py", "tests/test_calc.py")}}
-            with open({str(stamps)!r}, "w") as out:
-                json.dump(written, out)
-        """
-    project.write({**CALC_FILES, "conftest.py": textwrap.dedent(hook), ".gitignore": "variants.yaml\nrunpytest-*\n"})
-    project.commit()
-    result = project.explore("--variants", project.variants(project.calc_spec(good=GOOD_AGENT)), "-n", "1")
-
-    assert result.ret == 0, result.stdout.str()
-    assert project.trials()["good"]["score"] == 1.0
-    written = json.loads(stamps.read_text())
-    # Written in one go after the agent, the test file (after calc.py in the tree) would be the newer.
-    assert written["tests/test_calc.py"] < written["calc.py"]
 
 
 @pytest.mark.parametrize("carried", ["data", "text"])

@@ -71,48 +71,7 @@ class Scoring:
 
 #: Scoring checkouts of this process between suite runs, by repository: the next run takes one.
 _idle: dict[Path, list[PristineCheckout]] = {}
-#: This process's first checkout of a repository, written while an agent works (see :func:`warm_up`).
-_warming: dict[Path, threading.Thread] = {}
 _idle_lock = threading.Lock()
-
-
-def warm_up(spec: ScoringSpec, git: Git) -> None:
-    """Write this process's first scoring checkout of ``git`` (the base tree) in the background, once.
-
-    An agent waits on a model's API while the CPUs idle; without this, each
-    process's first suite run starts by writing every file of the tree (at
-    20,000 files about a second of CPU) while other suites wait for the
-    cores.  The trial's own tree is then brought in by :func:`scoring_checkout`
-    as any kept checkout is: only what differs is written.
-    """
-    if spec.worktree.keep == "none":  # no checkout is kept between suite runs
-        return
-    with _idle_lock:
-        if git.git_dir in _idle or git.git_dir in _warming:
-            return
-        writer = threading.Thread(target=_write_ahead, args=(spec, git), name="explore-warm-up", daemon=True)
-        _warming[git.git_dir] = writer
-    writer.start()
-
-
-def _write_ahead(spec: ScoringSpec, git: Git) -> None:
-    kept = _take(None)
-    try:
-        _bring(kept, git, _scored_entries(spec, git, spec.base_commit))
-    except Exception as exc:  # the suite run writes its checkout itself
-        _log.warning("writing a scoring checkout ahead failed: %s", exc)
-        _discard(kept.folder.parent)
-        return
-    with _idle_lock:
-        _idle.setdefault(git.git_dir, []).append(kept)
-
-
-def _scored_entries(spec: ScoringSpec, git: Git, tree: str) -> dict[str, tuple[str, str]]:
-    """The files of ``tree`` that a scoring checkout holds: all but the hold-out (copied in apart)."""
-    entries = treefiles.tree_entries(git, tree, near=spec.base_commit)
-    if spec.score.holdout:
-        entries = {p: e for p, e in entries.items() if not trees.under(p, spec.score.holdout)}
-    return entries
 
 
 @contextlib.contextmanager
@@ -131,7 +90,9 @@ def scoring_checkout(
     """
     if holdout is None and spec.score.holdout:
         raise RuntimeError("the hold-out tests were not read when the run started; nothing is scored without them")
-    entries = _scored_entries(spec, git, tree)
+    entries = treefiles.tree_entries(git, tree, near=spec.base_commit)
+    if spec.score.holdout:
+        entries = {p: e for p, e in entries.items() if not trees.under(p, spec.score.holdout)}
     kept = _take(git)
     try:
         try:
@@ -159,9 +120,6 @@ def scoring_checkout(
 
 def _take(git: Git | None) -> PristineCheckout:
     """A kept checkout of ``git``'s trees that no suite run is using, or (``None``: always) a new one."""
-    writing = _warming.get(git.git_dir) if git is not None else None
-    if writing is not None and writing.ident != threading.get_ident():
-        writing.join()  # the checkout written ahead, rather than a second one
     with _idle_lock:
         if git is not None and _idle.get(git.git_dir):
             return _idle[git.git_dir].pop()
@@ -190,8 +148,6 @@ def _discard(folder: Path) -> None:
 
 @atexit.register
 def _remove_kept() -> None:
-    for writing in list(_warming.values()):
-        writing.join()  # or what it writes is left behind
     with _idle_lock:
         for kept in [k for ks in _idle.values() for k in ks]:
             treefiles.remove_tree(kept.folder.parent)

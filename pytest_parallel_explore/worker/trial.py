@@ -41,7 +41,7 @@ from ..model.record import (
 from ..model.settings import Settings, Trial
 from ..repo import gitops, private, trees, worktreestat
 from ..scoring import protect, suspicious
-from ..scoring.checkout import prepare_worktree, warm_up
+from ..scoring.checkout import prepare_worktree
 from . import decisions, tampering
 from .scorestep import ScoreStep
 
@@ -272,7 +272,6 @@ class TrialRunner:
             report=report,
             sandbox=self._sandbox(prompt_file, programs_of(agent)),
         )
-        warm_up(self.settings.scoring, gitops.sealed(self.root))  # while the agent works, the CPUs idle
         try:
             outcome: AgentOutcome = agent.run(task)
         except Exception as exc:
