@@ -189,37 +189,6 @@ def test_a_command_reads_its_input_after_the_gate(tmp_path: Path) -> None:
     assert finished.stdout == "line one\nline two\n"
 
 
-def test_input_a_command_never_reads_does_not_hold_up_its_end(tmp_path: Path) -> None:
-    """Larger than a pipe holds: written from a thread, so the wait ends when the command does."""
-    log = tmp_path / "out.log"
-    finished = run_owned("echo done", cwd=tmp_path, env=clean_env(), timeout=30, stdin="x" * (1 << 20), output=log)
-    assert finished.returncode == 0 and not finished.timed_out
-    assert log.read_text() == "done\n"
-
-
-def test_input_a_command_reads_reaches_it_when_its_output_goes_to_a_log(tmp_path: Path) -> None:
-    log = tmp_path / "out.log"
-    finished = run_owned("wc -c", cwd=tmp_path, env=clean_env(), timeout=30, stdin="y" * 300_000, output=log)
-    assert finished.returncode == 0
-    assert log.read_text().strip() == "300000"
-
-
-def test_waiting_for_a_command_does_not_wake_up_to_look(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An agent waits minutes on a model's API: ``Popen.wait(timeout)`` would look 20 times a second."""
-    naps: list[float] = []
-    nap = time.sleep
-    monkeypatch.setattr(subprocess.time, "sleep", lambda seconds: naps.append(seconds) or nap(seconds))
-    finished = run_owned("sleep 0.5", cwd=tmp_path, env=clean_env(), timeout=30, output=tmp_path / "out.log")
-    assert finished.returncode == 0
-    assert naps == []
-
-
-def test_a_command_past_its_timeout_is_stopped_while_waited_for_asleep(tmp_path: Path) -> None:
-    started = time.monotonic()
-    finished = run_owned("sleep 30", cwd=tmp_path, env=clean_env(), timeout=0.5, output=tmp_path / "out.log")
-    assert finished.timed_out and time.monotonic() - started < 10
-
-
 def _appears(path: Path, within: float) -> bool:
     """Whether ``path`` comes to exist within ``within`` seconds (a window to observe, not a wait for success)."""
     deadline = time.monotonic() + within

@@ -23,12 +23,10 @@ import logging
 import os
 import re
 import resource
-import select
 import shlex
 import signal
 import stat
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -45,8 +43,6 @@ _log = logging.getLogger(__name__)
 KILL_GRACE_SECONDS = 3.0
 #: How long the output a command left in its pipe may take to reach its log once the command ended.
 _DRAIN_SECONDS = 0.5
-#: The longest single wait for a command to end (``poll`` takes at most 2**31 - 1 ms).
-_DAY = 86400.0
 
 #: Environment variables of the outer pytest run that must not leak into the
 #: commands we start (an inner pytest would think it is an xdist worker).
@@ -233,12 +229,7 @@ def _run(
         try:
             # The first line opens the gate: the command starts only now that its group is announced.
             gate_and_input = b"\n" + (stdin.encode() if stdin is not None else b"")
-            if capture:
-                out, _ = proc.communicate(gate_and_input, timeout=max(timeout, 0.001))
-            else:
-                out = None
-                _feed(proc, gate_and_input)
-                _wait(proc, max(timeout, 0.001))
+            out, _ = proc.communicate(gate_and_input, timeout=max(timeout, 0.001))
         except subprocess.TimeoutExpired:
             kill_group(proc)
             return Finished(None, True, time.monotonic() - started, limit=watch.stop())
@@ -264,42 +255,6 @@ def _run(
             capped.wait(KILL_GRACE_SECONDS)  # what escaped the command is gone by now
         if log is not None:
             log.close()
-
-
-def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
-    """Write ``data`` to the command's stdin and close it, from a thread: the command may never read it all."""
-
-    def feed() -> None:
-        assert proc.stdin is not None
-        with contextlib.suppress(OSError, ValueError):  # it ended or closed its stdin, or was killed meanwhile
-            proc.stdin.write(data)
-        with contextlib.suppress(OSError, ValueError):
-            proc.stdin.close()
-
-    threading.Thread(target=feed, name="explore-stdin", daemon=True).start()
-
-
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """``proc.wait(timeout)`` asleep until the command ends, where ``Popen.wait`` wakes every 50 ms to look.
-
-    An agent waits minutes on a model's API: 24 of them looking 20 times a
-    second took 2% of a 2-core machine.  A pidfd (Linux 5.3) is readable once
-    the process has ended; without one, ``Popen.wait``.
-    """
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        proc.wait(timeout)
-        return
-    try:
-        ended, deadline = select.poll(), time.monotonic() + timeout
-        ended.register(pidfd, select.POLLIN)
-        while not ended.poll(min(max(deadline - time.monotonic(), 0.0), _DAY) * 1000):
-            if time.monotonic() >= deadline:
-                raise subprocess.TimeoutExpired(proc.args, timeout)
-    finally:
-        os.close(pidfd)
-    proc.wait()
 
 
 def _is_file(log: IO[bytes]) -> bool:
